@@ -1,0 +1,124 @@
+# mxfb - fallback mail exchanger.  See README.
+#
+#   make            build ./mxfb
+#   make check      unit tests (cmocka) and integration tests (pytest)
+#   make asan       the same tests against an ASan+UBSan build
+#   make fuzz       short libFuzzer runs of the parsers (clang)
+#   make install    PREFIX, DESTDIR, SYSCONFDIR, MANDIR honoured
+#   make deps       install the Debian packages the build and tests need
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+DESTDIR    ?=
+
+CC      ?= cc
+O       ?= build
+BIN     ?= mxfb
+PYTHON  ?= /usr/bin/python3
+PKGS     = libbsd-overlay ldns libsodium
+VERSION  = 0.1
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -DLIBBSD_OPENBSD_VIS \
+	   -D_GNU_SOURCE -I. -DMXFB_VERSION='"$(VERSION)"' \
+	   -DMXFB_SYSCONFDIR='"$(SYSCONFDIR)"'
+LIBS     = $(PKG_LIBS) -lssl -lcrypto
+
+CORE_SRC  = $(wildcard core/*.c)
+SPOOL_SRC = $(wildcard spool/*.c)
+CMD_SRC   = $(wildcard cmd/*.c)
+LIB_OBJ   = $(patsubst %.c,$(O)/%.o,$(CORE_SRC) $(SPOOL_SRC))
+CMD_OBJ   = $(patsubst %.c,$(O)/%.o,$(CMD_SRC))
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+UNIT_BIN  = $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+COMMANDS  = receive probe flush bounce status inject hold release delete
+
+all: $(BIN)
+
+$(BIN): $(CMD_OBJ) $(O)/libmxfb.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CMD_OBJ) $(O)/libmxfb.a $(LIBS)
+
+$(O)/libmxfb.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(O)/%.o: %.c $(wildcard core/*.h spool/*.h cmd/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/tests/%: tests/unit/%.c $(O)/libmxfb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< \
+	    $(O)/libmxfb.a $(LIBS) $$(pkg-config --libs cmocka)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BIN)
+	MXFB_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+check: all unit integration
+
+# The same tests against an AddressSanitizer + UndefinedBehaviorSanitizer build.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	     -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) O=build-asan BIN=build-asan/mxfb CFLAGS="$(ASAN_FLAGS)" \
+	    LDFLAGS="-fsanitize=address,undefined" check
+
+# libFuzzer targets (clang only); FUZZ_TIME seconds each.
+FUZZ_TIME ?= 20
+fuzz:
+	$(MAKE) O=build-fuzz CC=clang \
+	    CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	    build-fuzz/libmxfb.a
+	@set -e; for f in $(FUZZ_SRC); do \
+	    n=$$(basename $$f .c); \
+	    clang $(filter-out -Werror,$(ALL_CFLAGS)) -O1 -g \
+		-fsanitize=fuzzer,address,undefined -o build-fuzz/$$n $$f \
+		build-fuzz/libmxfb.a $(LIBS); \
+	    mkdir -p build-fuzz/corpus-$$n; \
+	    cp -n tests/fuzz/corpus/$$n/* build-fuzz/corpus-$$n/ 2>/dev/null || true; \
+	    echo "== $$n ($(FUZZ_TIME)s)"; \
+	    build-fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
+		build-fuzz/corpus-$$n >build-fuzz/$$n.log 2>&1 || \
+		{ tail -40 build-fuzz/$$n.log; exit 1; }; \
+	done
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/mxfb
+	for c in $(COMMANDS); do ln -sf mxfb $(DESTDIR)$(BINDIR)/mxfb-$$c; done
+	install -m 644 mxfb.1 $(DESTDIR)$(MANDIR)/man1/mxfb.1
+	install -m 644 completions/mxfb.bash $(DESTDIR)$(BASHCOMPDIR)/mxfb
+	install -m 644 completions/_mxfb $(DESTDIR)$(ZSHCOMPDIR)/_mxfb
+
+DEBS = build-essential pkg-config clang libbsd-dev libldns-dev libsodium-dev \
+       libssl-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
+       python3-dnslib swaks ucspi-tcp socat libclang-rt-14-dev
+deps:
+	@missing=""; for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+		grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq $$missing; \
+	else echo "run as root: apt-get install -y$$missing"; exit 1; fi
+
+clean:
+	rm -rf build build-asan build-fuzz mxfb
+
+.PHONY: all unit integration check asan fuzz install deps clean

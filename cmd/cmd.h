@@ -1,0 +1,32 @@
+/*
+ * cmd.h - the commands of the multi-call binary, and the glue they share:
+ * -C handling, configuration loading, spool opening, queue ID checks.
+ */
+#ifndef MXFB_CMD_H
+#define MXFB_CMD_H
+
+struct spool;
+
+int	 cmd_receive(int, char **);
+int	 cmd_probe(int, char **);
+int	 cmd_flush(int, char **);
+int	 cmd_bounce(int, char **);
+int	 cmd_status(int, char **);
+int	 cmd_inject(int, char **);
+int	 cmd_hold(int, char **);
+int	 cmd_release(int, char **);
+int	 cmd_delete(int, char **);
+
+/* The configuration file named by -C (before the command or among its
+ * options); NULL means $MXFB_CONFIG or the default. */
+void	 cmd_set_config_file(const char *);
+/* Load the configuration and start logging; exits 78 on error. */
+void	 cmd_load_config(void);
+/* Open the spool (creating it with create); exits 73/74 on error. */
+struct spool *cmd_open_spool(int create);
+/* Exit 64 with a message unless every argv[0..argc) is a queue ID. */
+void	 cmd_check_ids(int argc, char **argv);
+/* "usage: mxfb COMMAND ..." to stderr (or stdout for -h) and exit. */
+void	 cmd_usage(const char *usage, int help) __attribute__((noreturn));
+
+#endif

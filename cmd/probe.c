@@ -1,0 +1,11 @@
+/* probe.c - placeholder until the command lands (replaced by its owner). */
+#include <stdio.h>
+#include "cmd/cmd.h"
+#include "core/util.h"
+
+int
+cmd_probe(int argc, char **argv)
+{
+	fprintf(stderr, "mxfb: probe: not built yet\n");
+	return (EXIT_SOFTWARE);
+}

@@ -1,0 +1,11 @@
+/* release.c - placeholder until the command lands (replaced by its owner). */
+#include <stdio.h>
+#include "cmd/cmd.h"
+#include "core/util.h"
+
+int
+cmd_release(int argc, char **argv)
+{
+	fprintf(stderr, "mxfb: release: not built yet\n");
+	return (EXIT_SOFTWARE);
+}

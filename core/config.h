@@ -1,0 +1,107 @@
+/*
+ * config.h - the configuration file: `key value...` lines, # comments.
+ * config_load() either returns a complete configuration (defaults filled
+ * in) or an error naming file:line.  After loading, the configuration is
+ * read-only: the one piece of global state besides the log.
+ */
+#ifndef MXFB_CONFIG_H
+#define MXFB_CONFIG_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CONFIG_DEFAULT_FILE	MXFB_SYSCONFDIR "/mxfb/mxfb.conf"
+
+/* A host name or [literal] with an optional port (0 = the default). */
+struct hostport {
+	char		 host[256];	/* without brackets */
+	int		 literal;	/* was written [host]: no MX lookup */
+	int		 port;		/* 0: smtp-port */
+};
+
+struct relay_domain {
+	char		 name[256];	/* lower case, no trailing dot */
+	int		 has_via;
+	struct hostport	 via;
+};
+
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	int		 prefixlen;
+};
+
+enum bounce_policy { BOUNCE_ALL, BOUNCE_VERIFIED, BOUNCE_NONE };
+
+struct config {
+	char		 file[1024];		/* the file it came from */
+	char		 hostname[256];		/* hostname */
+	char		 spool[1024];		/* spool */
+	struct relay_domain *relays;		/* relay-domain, repeatable */
+	size_t		 nrelays;
+	char		 recipients[1024];	/* recipients FILE, "" = none */
+	uint64_t	 max_size;		/* max-size, 50M */
+	unsigned	 max_recipients;	/* max-recipients, 1000 */
+	time_t		 queue_lifetime;	/* queue-lifetime, 5d */
+	time_t		 delay_warning;		/* delay-warning, 4h, 0 = off */
+	time_t		 retry_min;		/* retry-min, 5m */
+	time_t		 retry_max;		/* retry-max, 1h */
+	struct hostport	*resolvers;		/* resolver, repeatable; port 0 = 53 */
+	size_t		 nresolvers;		/* 0: /etc/resolv.conf */
+	int		 smtp_port;		/* smtp-port, 25 */
+	struct cidr	*etrn_allow;		/* etrn-allow CIDR..., repeatable */
+	size_t		 netrn_allow;
+	int		 has_smarthost;
+	struct hostport	 smarthost;		/* smarthost HOST[:PORT] */
+	int		 log_stderr;		/* log syslog|stderr */
+
+	/* receive */
+	time_t		 timeout;		/* timeout, 300s: idle client */
+	uint64_t	 queue_minfree;		/* queue-minfree, 100M */
+	unsigned	 max_sessions;		/* max-sessions, 100: receive -l */
+
+	/* flush and probe */
+	unsigned	 flush_concurrency;	/* flush-concurrency, 4 */
+	time_t		 connect_timeout;	/* connect-timeout, 30s */
+	time_t		 command_timeout;	/* command-timeout, 300s */
+	time_t		 data_timeout;		/* data-timeout, 120s */
+	time_t		 data_done_timeout;	/* data-done-timeout, 600s */
+	time_t		 dns_timeout;		/* dns-timeout, 5s (x dns-retry) */
+	unsigned	 dns_retry;		/* dns-retry, 2 */
+	time_t		 claim_timeout;		/* claim-timeout, 2h */
+
+	/* bounce */
+	uint64_t	 bounce_size_limit;	/* bounce-size-limit, 100K */
+	enum bounce_policy bounce_policy;	/* bounce-policy, all */
+};
+
+/* The loaded configuration; NULL before config_load() succeeds. */
+extern const struct config *cfg;
+
+/*
+ * Load path (NULL: $MXFB_CONFIG, else CONFIG_DEFAULT_FILE).  On error
+ * returns -1 with "file:line: reason" (or "file: reason") in err.
+ * A missing default file is an error too.
+ */
+int	 config_load(const char *path, char *err, size_t errsize);
+
+/* Parse into a caller-owned struct (for tests); same conventions. */
+int	 config_parse_file(const char *path, struct config *, char *err,
+	    size_t errsize);
+void	 config_free(struct config *);
+
+/* Relay domain for a (case-insensitive, trailing-dot-tolerant) domain. */
+const struct relay_domain *config_relay_domain(const struct config *,
+	    const char *domain);
+
+/* Parse "host", "host:port", "[1.2.3.4]:port", "[::1]:25", "[host]". */
+int	 hostport_parse(const char *, struct hostport *, const char **errstr);
+/* Parse "10.0.0.0/8", "::1", "127.0.0.1"; -1 on error. */
+int	 cidr_parse(const char *, struct cidr *);
+/* Does the socket address fall inside the CIDR? */
+int	 cidr_match(const struct cidr *, const struct sockaddr *);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * spool.h - the spool: the only code that knows spool paths and file
+ * formats.  Life cycle, file layout and crash recovery: spool/INTERNALS.
+ *
+ * Conventions: functions return 0 on success and -1 with errno set on
+ * failure.  ENOENT from a claim means "not there any more, or someone
+ * else has it"; ENOSPC/EDQUOT mean the file system is full.
+ */
+#ifndef MXFB_SPOOL_H
+#define MXFB_SPOOL_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * Queue IDs: QUEUE_ID_LEN characters of "0123456789BCDFGHJKLMNPQRSTVWXZ"-
+ * style fixed alphabet (see spool/queue_id.c), time first so that byte
+ * order is arrival order, random from libsodium after it.
+ */
+#define QUEUE_ID_LEN	17
+#define QUEUE_ID_SIZE	(QUEUE_ID_LEN + 1)
+
+int	 queue_id_new(char id[QUEUE_ID_SIZE]);
+int	 queue_id_valid(const char *);		/* 1 valid, 0 not */
+time_t	 queue_id_time(const char *);		/* arrival second it encodes */
+
+enum rcpt_state {
+	RCPT_QUEUED,		/* never tried */
+	RCPT_DEFERRED,		/* tried, temporary failure */
+	RCPT_DELIVERED,		/* a primary said 2xx */
+	RCPT_FAILED		/* permanent failure, to be bounced */
+};
+
+/* RFC 3461 NOTIFY bits; 0 means the parameter was not given. */
+#define NOTIFY_NEVER	0x01
+#define NOTIFY_SUCCESS	0x02
+#define NOTIFY_FAILURE	0x04
+#define NOTIFY_DELAY	0x08
+
+enum dsn_ret { RET_UNSET, RET_FULL, RET_HDRS };
+
+struct recipient {
+	char		*addr;		/* as accepted, without <> */
+	char		*orcpt;		/* ORCPT value ("rfc822;x@y" xtext), or NULL */
+	int		 notify;	/* NOTIFY_* bits */
+	enum rcpt_state	 state;
+	int		 attempts;
+	time_t		 last_attempt;	/* 0: never */
+	char		*last_error;	/* last reply or reason, or NULL */
+	char		*remote_mta;	/* host that gave last_error, or NULL */
+	int		 reported;	/* failure/success already in a DSN */
+};
+
+struct envelope {
+	char		 id[QUEUE_ID_SIZE];
+	time_t		 arrival;
+	char		*sender;	/* "" for the null sender <> */
+	char		*client_addr;	/* "127.0.0.1", "local" for inject */
+	char		*client_name;	/* HELO/EHLO argument, or NULL */
+	char		*envid;		/* ENVID (xtext as received), or NULL */
+	enum dsn_ret	 ret;
+	int		 smtputf8;	/* SMTPUTF8 given at MAIL */
+	int		 eightbit;	/* BODY=8BITMIME given at MAIL */
+	int		 verified;	/* recipients passed a recipients check */
+	unsigned char	 checksum[32];	/* BLAKE2b-256 of the message bytes */
+	uint64_t	 size;		/* message bytes as stored (CRLF) */
+	struct recipient *rcpts;
+	size_t		 nrcpts;
+
+	/* Mutable state (kept apart from the immutable message). */
+	time_t		 next_retry;	/* 0: due now */
+	int		 warned;	/* delay warning sent */
+	int		 held;		/* set by spool, read-only for callers */
+};
+
+/* Recipient helpers; strings are copied. */
+struct recipient *envelope_add_recipient(struct envelope *, const char *addr);
+void	 envelope_free(struct envelope *);	/* frees members, not env */
+const char *rcpt_state_name(enum rcpt_state);
+
+struct spool;
+
+/* Open (and with create, make) the spool directory tree. */
+int	 spool_open(const char *dir, int create, struct spool **);
+void	 spool_close(struct spool *);
+
+/*
+ * Writing a new message: begin (creates a file in tmp/ and picks the
+ * ID), write the message bytes (CRLF, not dot-stuffed), commit.
+ * Commit computes size and checksum, stores the envelope with the
+ * message in the same file, fsyncs it, renames it into the queue and
+ * fsyncs the directory: one durable commit.  Only after commit returns
+ * 0 may a 250 be sent.  abort (or any failure) unlinks the temp file.
+ */
+struct spool_writer;
+int	 spool_writer_begin(struct spool *, struct spool_writer **,
+	    char id[QUEUE_ID_SIZE]);
+int	 spool_writer_write(struct spool_writer *, const void *, size_t);
+int	 spool_writer_commit(struct spool_writer *, struct envelope *);
+void	 spool_writer_abort(struct spool_writer *);
+
+/* Free bytes available to us on the spool's file system. */
+int	 spool_free_bytes(struct spool *, uint64_t *);
+
+/*
+ * Visit every message in arrival (ID) order: queued, held and claimed
+ * ones alike.  The envelope (with state merged in) is valid only during
+ * the call; fn returning non-zero stops the walk and is returned.
+ * Memory stays bounded: only names are kept, envelopes are read one at
+ * a time.
+ */
+int	 spool_foreach(struct spool *,
+	    int (*fn)(const struct envelope *, void *), void *);
+
+/* Read one message's envelope (with state) without claiming it. */
+int	 spool_read_envelope(struct spool *, const char *id, struct envelope *);
+/* Open the message bytes read-only (for status -b); caller closes. */
+int	 spool_open_message(struct spool *, const char *id, int *fd,
+	    uint64_t *size);
+
+/*
+ * Claiming: only the holder of a claim changes a message's state or
+ * delivers it.  spool_claim renames the message into the claim area (an
+ * atomic step, safe between processes and between hosts on NFS).  A
+ * claim left by a dead process is recovered by spool_recover().
+ */
+struct spool_claim;
+int	 spool_claim(struct spool *, const char *id, struct spool_claim **);
+struct envelope *spool_claim_envelope(struct spool_claim *);
+/*
+ * The message bytes, mapped read-only, checksum verified: -1 with
+ * errno EBADMSG on mismatch (the caller then calls spool_quarantine).
+ */
+int	 spool_claim_message(struct spool_claim *, const unsigned char **,
+	    size_t *);
+/* Store the claim's envelope state durably (write temp, fsync, rename). */
+int	 spool_claim_update(struct spool_claim *);
+/* Give the message back to the queue (state saved first if changed). */
+int	 spool_unclaim(struct spool_claim *);
+/* Done with it: remove message and state; the claim is freed. */
+int	 spool_claim_remove(struct spool_claim *);
+/* Move aside a corrupt message (never delivered, never deleted). */
+int	 spool_quarantine(struct spool_claim *);
+/* Free a claim without touching files (after a failed operation). */
+void	 spool_claim_free(struct spool_claim *);
+
+/* Queue surgery by ID; ENOENT if there is no such (unclaimed) message. */
+int	 spool_hold(struct spool *, const char *id);
+int	 spool_release(struct spool *, const char *id);
+int	 spool_delete(struct spool *, const char *id);
+
+/*
+ * Crash recovery, run by flush and bounce before work: stale claims back
+ * to the queue (dead local process, or older than claim_timeout), tmp/
+ * leftovers older than a day removed, orphaned state files removed.
+ */
+int	 spool_recover(struct spool *, time_t claim_timeout);
+
+/*
+ * Per-domain records kept in the spool: the last successful probe of a
+ * domain's primary (one small text, replaced atomically), and a lock so
+ * that at most one flush per domain runs at a time (ETRN, probe -F).
+ * spool_domain_lock returns 0 and an fd to close to release it, or -1
+ * with errno EWOULDBLOCK when another process holds it.
+ */
+int	 spool_domain_note_write(struct spool *, const char *domain,
+	    const char *text);
+int	 spool_domain_note_read(struct spool *, const char *domain, char **text,
+	    time_t *when);
+int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
+
+/* Envelope text encoding (exposed for tests and fuzzing). */
+int	 envelope_encode(const struct envelope *, char **buf, size_t *len);
+int	 envelope_decode(const char *buf, size_t len, struct envelope *);
+
+#endif
