@@ -15,9 +15,11 @@
 #include <time.h>
 
 /*
- * Queue IDs: QUEUE_ID_LEN characters of "0123456789BCDFGHJKLMNPQRSTVWXZ"-
- * style fixed alphabet (see spool/queue_id.c), time first so that byte
- * order is arrival order, random from libsodium after it.
+ * Queue IDs: QUEUE_ID_LEN characters of the alphabet
+ * "0123456789ABCDEFGHJKMNPQRSTVWXYZ" (32 symbols in ASCII order, no I L
+ * O U): 7 for the seconds, 4 for the microseconds of the arrival, then 6
+ * random (libsodium).  Byte order is therefore arrival order; within one
+ * process IDs are strictly increasing.
  */
 #define QUEUE_ID_LEN	17
 #define QUEUE_ID_SIZE	(QUEUE_ID_LEN + 1)
@@ -73,9 +75,13 @@ struct envelope {
 	time_t		 next_retry;	/* 0: due now */
 	int		 warned;	/* delay warning sent */
 	int		 held;		/* set by spool, read-only for callers */
+	int		 claimed;	/* set by spool: someone has it claimed */
 };
 
-/* Recipient helpers; strings are copied. */
+/*
+ * Recipient helpers; strings are copied.  The returned pointer is valid
+ * until the next envelope_add_recipient (the array may move).
+ */
 struct recipient *envelope_add_recipient(struct envelope *, const char *addr);
 void	 envelope_free(struct envelope *);	/* frees members, not env */
 const char *rcpt_state_name(enum rcpt_state);
@@ -93,13 +99,31 @@ void	 spool_close(struct spool *);
  * message in the same file, fsyncs it, renames it into the queue and
  * fsyncs the directory: one durable commit.  Only after commit returns
  * 0 may a 250 be sent.  abort (or any failure) unlinks the temp file.
+ * commit (and commit_as) always consume the writer, success or not: do
+ * not call abort after them.  After a failed write the writer is dead
+ * (its temp file gone): only abort may follow.  commit sets env->id,
+ * env->size and env->checksum; it needs at least one recipient.
  */
 struct spool_writer;
 int	 spool_writer_begin(struct spool *, struct spool_writer **,
 	    char id[QUEUE_ID_SIZE]);
 int	 spool_writer_write(struct spool_writer *, const void *, size_t);
 int	 spool_writer_commit(struct spool_writer *, struct envelope *);
+/*
+ * Commit under a caller-chosen valid ID instead of the writer's (for
+ * idempotent DSNs: the same original gives the same DSN ID).  Fails with
+ * EEXIST, leaving nothing behind, when a message with that ID is already
+ * anywhere in the spool (queued, held, claimed or quarantined).  The
+ * final step is link() into the queue, which cannot replace a file.
+ * Like commit, it frees the writer whatever the outcome.
+ */
+int	 spool_writer_commit_as(struct spool_writer *, struct envelope *,
+	    const char *id);
 void	 spool_writer_abort(struct spool_writer *);
+
+/* 1 if a message with that ID is queued, held, claimed or quarantined,
+ * 0 if not, -1 on error. */
+int	 spool_exists(struct spool *, const char *id);
 
 /* Free bytes available to us on the spool's file system. */
 int	 spool_free_bytes(struct spool *, uint64_t *);
@@ -127,6 +151,11 @@ int	 spool_open_message(struct spool *, const char *id, int *fd,
  * claim left by a dead process is recovered by spool_recover().
  */
 struct spool_claim;
+/*
+ * ENOENT: not queued (gone, held, or claimed by someone else).
+ * EBADMSG: its envelope or state is unreadable; the spool has already
+ * moved it to corrupt/ (logged) and there is no claim to free.
+ */
 int	 spool_claim(struct spool *, const char *id, struct spool_claim **);
 struct envelope *spool_claim_envelope(struct spool_claim *);
 /*
