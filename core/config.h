@@ -76,6 +76,10 @@ struct config {
 	/* bounce */
 	uint64_t	 bounce_size_limit;	/* bounce-size-limit, 100K */
 	enum bounce_policy bounce_policy;	/* bounce-policy, all */
+
+	/* STARTTLS in receive: both or neither ("" = off) */
+	char		 tls_cert[1024];	/* tls-cert FILE */
+	char		 tls_key[1024];		/* tls-key FILE */
 };
 
 /* The loaded configuration; NULL before config_load() succeeds. */
@@ -97,11 +101,17 @@ void	 config_free(struct config *);
 const struct relay_domain *config_relay_domain(const struct config *,
 	    const char *domain);
 
+/* Is the client address inside one of the etrn-allow CIDRs? */
+int	 config_etrn_allowed(const struct config *, const struct sockaddr *);
+
 /* Parse "host", "host:port", "[1.2.3.4]:port", "[::1]:25", "[host]". */
 int	 hostport_parse(const char *, struct hostport *, const char **errstr);
 /* Parse "10.0.0.0/8", "::1", "127.0.0.1"; -1 on error. */
 int	 cidr_parse(const char *, struct cidr *);
-/* Does the socket address fall inside the CIDR? */
+/* Letters, digits, hyphens and dots; labels 1..63; at most 253. */
+int	 hostname_valid(const char *);
+/* Does the socket address fall inside the CIDR?  A v4-mapped IPv6
+ * address (::ffff:a.b.c.d) is matched as the IPv4 address it maps. */
 int	 cidr_match(const struct cidr *, const struct sockaddr *);
 
 #endif
