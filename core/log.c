@@ -177,17 +177,30 @@ log_cmd_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * One character at a time with vis(3): libbsd's strnvis() may leave a
+ * cut escape sequence and no terminator when the buffer is too small.
+ */
 char *
 log_safe(char *buf, size_t size, const char *text)
 {
+	char		 enc[8], *end;
+	const char	*p;
+	size_t		 used = 0, n;
+
 	if (size == 0)
 		return (buf);
-	if (text == NULL) {
-		(void)strlcpy(buf, "(null)", size);
-		return (buf);
+	if (text == NULL)
+		text = "(null)";
+	for (p = text; *p != '\0'; p++) {
+		end = vis(enc, (unsigned char)p[0], VIS_CSTYLE | VIS_TAB |
+		    VIS_NL | VIS_OCTAL, (unsigned char)p[1]);
+		n = (size_t)(end - enc);
+		if (used + n >= size)
+			break;
+		memcpy(buf + used, enc, n);
+		used += n;
 	}
-	/* strnvis truncates at a whole escape sequence and terminates. */
-	(void)strnvis(buf, text, size, VIS_CSTYLE | VIS_TAB | VIS_NL |
-	    VIS_OCTAL);
+	buf[used] = '\0';
 	return (buf);
 }

@@ -1,0 +1,283 @@
+/*
+ * test_util.c - unit tests of core/util.c and core/log.c: duration and
+ * size parsing (every suffix, zero, overflow, garbage, empty), bounded
+ * formatting, case folding, whole-buffer I/O, dates, log_safe escaping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+static time_t
+dur_ok(const char *s)
+{
+	const char	*errstr = NULL;
+	time_t		 t = -1;
+
+	assert_int_equal(parse_duration(s, &t, &errstr), 0);
+	return (t);
+}
+
+static void
+dur_bad(const char *s)
+{
+	const char	*errstr = NULL;
+	time_t		 t = 12345;
+
+	assert_int_equal(parse_duration(s, &t, &errstr), -1);
+	assert_non_null(errstr);
+	assert_int_equal(t, 12345);	/* untouched on error */
+}
+
+static void
+test_duration(void **state)
+{
+	assert_int_equal(dur_ok("0"), 0);
+	assert_int_equal(dur_ok("0s"), 0);
+	assert_int_equal(dur_ok("30"), 30);
+	assert_int_equal(dur_ok("90s"), 90);
+	assert_int_equal(dur_ok("5m"), 300);
+	assert_int_equal(dur_ok("4h"), 4 * 3600);
+	assert_int_equal(dur_ok("5d"), 5 * 86400);
+	assert_int_equal(dur_ok("2w"), 14 * 86400);
+	assert_int_equal(dur_ok("007"), 7);
+	assert_int_equal(dur_ok("1000d"), 1000 * 86400);
+}
+
+static void
+test_duration_bad(void **state)
+{
+	dur_bad("");
+	dur_bad("s");
+	dur_bad("-1");
+	dur_bad("-5m");
+	dur_bad("+5");
+	dur_bad(" 5");
+	dur_bad("5 ");
+	dur_bad("5x");
+	dur_bad("5ms");
+	dur_bad("5S");		/* suffixes are lower case */
+	dur_bad("1.5h");
+	dur_bad("h5");
+	dur_bad("abc");
+	dur_bad("0x10");
+	dur_bad("99999999999999999999");	/* > UINT64_MAX */
+	dur_bad("18446744073709551615w");	/* multiplication overflow */
+	dur_bad("9999999999999d");		/* beyond any sane time_t */
+}
+
+static uint64_t
+size_ok(const char *s)
+{
+	const char	*errstr = NULL;
+	uint64_t	 v = 0;
+
+	assert_int_equal(parse_size(s, &v, &errstr), 0);
+	return (v);
+}
+
+static void
+size_bad(const char *s)
+{
+	const char	*errstr = NULL;
+	uint64_t	 v = 4242;
+
+	assert_int_equal(parse_size(s, &v, &errstr), -1);
+	assert_non_null(errstr);
+	assert_int_equal(v, 4242);
+}
+
+static void
+test_size(void **state)
+{
+	assert_int_equal(size_ok("0"), 0);
+	assert_int_equal(size_ok("0K"), 0);
+	assert_int_equal(size_ok("123"), 123);
+	assert_int_equal(size_ok("100K"), 100 * 1024);
+	assert_int_equal(size_ok("100k"), 100 * 1024);
+	assert_int_equal(size_ok("50M"), 50 * 1024 * 1024);
+	assert_int_equal(size_ok("1G"), 1024ULL * 1024 * 1024);
+	assert_true(size_ok("8G") == 8ULL * 1024 * 1024 * 1024);
+	assert_true(size_ok("18446744073709551615") == UINT64_MAX);
+}
+
+static void
+test_size_bad(void **state)
+{
+	size_bad("");
+	size_bad("K");
+	size_bad("-1");
+	size_bad("-1K");
+	size_bad("1T");
+	size_bad("1KB");
+	size_bad("1.5M");
+	size_bad("M1");
+	size_bad(" 1");
+	size_bad("1 ");
+	size_bad("ten");
+	size_bad("18446744073709551616");	/* UINT64_MAX + 1 */
+	size_bad("18014398509481984K");		/* 2^54 K = 2^64 */
+	size_bad("99999999999G");
+}
+
+static void
+test_bsnprintf(void **state)
+{
+	char	 buf[8];
+
+	assert_int_equal(bsnprintf(buf, sizeof(buf), "%s", "1234567"), 7);
+	assert_string_equal(buf, "1234567");
+	errno = 0;
+	assert_int_equal(bsnprintf(buf, sizeof(buf), "%s", "12345678"), -1);
+	assert_int_equal(errno, ENAMETOOLONG);
+	assert_int_equal(bsnprintf(buf, sizeof(buf), "%d-%d", 1, 2), 3);
+	assert_string_equal(buf, "1-2");
+	assert_int_equal(bsnprintf(buf, sizeof(buf), "%s", ""), 0);
+	assert_string_equal(buf, "");
+}
+
+static void
+test_ascii_lower(void **state)
+{
+	char	 s[] = "MiXeD.Example.TEST-09_\xc3\x89";
+	char	 e[] = "";
+
+	assert_ptr_equal(ascii_lower(s), s);
+	/* Only ASCII letters change; bytes >= 0x80 are left alone. */
+	assert_string_equal(s, "mixed.example.test-09_\xc3\x89");
+	assert_string_equal(ascii_lower(e), "");
+}
+
+static void
+test_alloc(void **state)
+{
+	char	*s, *t, *u;
+	int	*a;
+
+	s = xstrdup("hello");
+	assert_string_equal(s, "hello");
+	t = xstrndup("hello", 3);
+	assert_string_equal(t, "hel");
+	assert_int_equal(xasprintf(&u, "%s-%d", s, 42), 8);
+	assert_string_equal(u, "hello-42");
+	a = xcalloc(4, sizeof(*a));
+	assert_int_equal(a[3], 0);
+	a = xreallocarray(a, 1000, sizeof(*a));
+	a[999] = 7;
+	assert_int_equal(a[999], 7);
+	free(a);
+	free(s);
+	free(t);
+	free(u);
+	free(xmalloc(0));
+}
+
+static void
+test_io(void **state)
+{
+	char	 path[] = "/tmp/mxfb-test-util-XXXXXX";
+	char	 big[100000], back[100001];
+	int	 fd;
+	size_t	 i;
+
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	assert_int_not_equal(fd = mkstemp(path), -1);
+	assert_int_equal(write_all(fd, big, sizeof(big)), sizeof(big));
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	/* Asking for more than there is returns what there is. */
+	assert_int_equal(read_all(fd, back, sizeof(back)), sizeof(big));
+	assert_memory_equal(big, back, sizeof(big));
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(write_all(fd, big, 1), -1);
+	assert_int_equal(unlink(path), 0);
+
+	assert_int_equal(fsync_dir("/tmp"), 0);
+	assert_int_equal(fsync_dir("/nonexistent-mxfb-dir"), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+static void
+test_date(void **state)
+{
+	char	 buf[64], small[10];
+	time_t	 sec;
+	long	 usec;
+
+	assert_int_equal(setenv("TZ", "UTC", 1), 0);
+	tzset();
+	rfc5322_date(0, buf, sizeof(buf));
+	assert_string_equal(buf, "Thu, 01 Jan 1970 00:00:00 +0000");
+	rfc5322_date(1795836737, buf, sizeof(buf));
+	assert_string_equal(buf, "Sat, 28 Nov 2026 03:32:17 +0000");
+
+	assert_int_equal(setenv("TZ", "EST5EDT", 1), 0);
+	tzset();
+	rfc5322_date(0, buf, sizeof(buf));
+	assert_string_equal(buf, "Wed, 31 Dec 1969 19:00:00 -0500");
+	assert_int_equal(setenv("TZ", "IST-5:30", 1), 0);
+	tzset();
+	rfc5322_date(0, buf, sizeof(buf));
+	assert_string_equal(buf, "Thu, 01 Jan 1970 05:30:00 +0530");
+
+	/* Too small a buffer gives an empty string, never a cut date. */
+	rfc5322_date(0, small, sizeof(small));
+	assert_string_equal(small, "");
+
+	now_tv(&sec, &usec);
+	assert_true(sec > 1700000000);
+	assert_true(usec >= 0 && usec < 1000000);
+}
+
+static void
+test_log_safe(void **state)
+{
+	char	 buf[64], tiny[6];
+
+	assert_string_equal(log_safe(buf, sizeof(buf), "plain text"),
+	    "plain text");
+	assert_string_equal(log_safe(buf, sizeof(buf), "a\r\nb\tc"),
+	    "a\\r\\nb\\tc");
+	assert_string_equal(log_safe(buf, sizeof(buf), "\x1b[1m"),
+	    "\\033[1m");
+	assert_string_equal(log_safe(buf, sizeof(buf), "\xff"), "\\377");
+	assert_string_equal(log_safe(buf, sizeof(buf), NULL), "(null)");
+	/* Truncation never leaves half an escape or no terminator. */
+	log_safe(tiny, sizeof(tiny), "abc\n\n\n");
+	assert_true(strlen(tiny) < sizeof(tiny));
+	assert_null(strchr(tiny, '\n'));
+	assert_string_equal(tiny, "abc\\n");
+	log_safe(tiny, sizeof(tiny), "ab\n\n");
+	assert_string_equal(tiny, "ab\\n");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_duration_bad),
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_size_bad),
+		cmocka_unit_test(test_bsnprintf),
+		cmocka_unit_test(test_ascii_lower),
+		cmocka_unit_test(test_alloc),
+		cmocka_unit_test(test_io),
+		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_log_safe),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
