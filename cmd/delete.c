@@ -1,11 +1,20 @@
-/* delete.c - placeholder until the command lands (replaced by its owner). */
-#include <stdio.h>
+/*
+ * delete.c - `mxfb delete ID...`: remove messages from the queue, without a
+ * delivery status notification (use `bounce ID` to return them).
+ * The work is shared with the other queue surgery commands (queue_ops.c).
+ */
 #include "cmd/cmd.h"
-#include "core/util.h"
+#include "cmd/queue_ops.h"
+#include "spool/spool.h"
 
 int
 cmd_delete(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: delete: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct queue_op op = {
+		"mxfb delete [-C file] ID ...",
+		spool_delete,
+		"deleted"
+	};
+
+	return (queue_op_run(&op, argc, argv));
 }

@@ -1,11 +1,20 @@
-/* hold.c - placeholder until the command lands (replaced by its owner). */
-#include <stdio.h>
+/*
+ * hold.c - `mxfb hold ID...`: keep messages in the queue: a held message is never flushed or bounced
+ * until it is released.
+ * The work is shared with the other queue surgery commands (queue_ops.c).
+ */
 #include "cmd/cmd.h"
-#include "core/util.h"
+#include "cmd/queue_ops.h"
+#include "spool/spool.h"
 
 int
 cmd_hold(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: hold: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct queue_op op = {
+		"mxfb hold [-C file] ID ...",
+		spool_hold,
+		"held"
+	};
+
+	return (queue_op_run(&op, argc, argv));
 }

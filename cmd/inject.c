@@ -1,11 +1,379 @@
-/* inject.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * inject.c - queue a message read from stdin, as if it had been received
+ * by SMTP, for any recipient domain.  For administrators moving mail
+ * between hosts, re-queueing a message saved with `status -b`, and for
+ * tests.
+ *
+ * Guarantees: the queue ID is printed (and the message logged) only
+ * after the spool writer's commit returned, that is once message and
+ * envelope are on stable storage; on any failure nothing is left in the
+ * queue.  Line ends are stored as CRLF: a bare LF becomes CRLF, an
+ * existing CRLF is kept; a bare CR or a NUL byte is refused (exit 65)
+ * because the stored message must be safe to relay as SMTP DATA.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/log.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define INJECT_USAGE	"mxfb inject [-C file] [-f sender] recipient ..."
+#define ADDRESS_MAX	254	/* RFC 5321 path minus the angle brackets */
+#define CHUNK_SIZE	65536
+
+/* What the input scan found, and the state carried between chunks. */
+struct body_state {
+	int		 pending_cr;	/* last chunk ended in CR */
+	int		 eightbit;	/* a byte >= 0x80 was seen */
+	int		 at_line_start;	/* nothing written since last LF */
+	const char	*error;		/* why the data was refused */
+};
+
+static int	 address_valid(const char *, int *);
+static int	 utf8_valid(const unsigned char *, size_t);
+static int	 default_sender(char *, size_t);
+static int	 write_chunk(struct spool_writer *, struct body_state *,
+		    const unsigned char *, size_t);
+static int	 spool_exit_code(int);
+
+/*
+ * A deliberately simple address check: exactly one '@' with something
+ * on both sides, no white space, no angle brackets, no control
+ * characters, valid UTF-8 (non-ASCII marks the message SMTPUTF8).
+ */
+static int
+address_valid(const char *addr, int *utf8)
+{
+	const unsigned char *p;
+	const char	*at;
+	size_t		 len;
+
+	len = strlen(addr);
+	if (len == 0 || len > ADDRESS_MAX)
+		return (0);
+	if ((at = strchr(addr, '@')) == NULL || at == addr ||
+	    at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return (0);
+	for (p = (const unsigned char *)addr; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == ' ' || *p == '<' ||
+		    *p == '>')
+			return (0);
+		if (*p >= 0x80)
+			*utf8 = 1;
+	}
+	if (!utf8_valid((const unsigned char *)addr, len))
+		return (0);
+	return (1);
+}
+
+/* Well-formed UTF-8: no overlong forms, no surrogates, <= U+10FFFF. */
+static int
+utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t		 i = 0, n, k;
+	unsigned long	 cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
+			n = 1;
+			cp = s[i] & 0x1f;
+		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
+			n = 2;
+			cp = s[i] & 0x0f;
+		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
+			n = 3;
+			cp = s[i] & 0x07;
+		} else
+			return (0);
+		if (len - i <= n)
+			return (0);
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (0);
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return (0);
+		i += n + 1;
+	}
+	return (1);
+}
+
+/* The invoking user at our hostname: "root@backup.example.org". */
+static int
+default_sender(char *buf, size_t size)
+{
+	struct passwd	*pw;
+	const char	*user;
+
+	if ((pw = getpwuid(getuid())) != NULL)
+		user = pw->pw_name;
+	else if ((user = getenv("LOGNAME")) == NULL || *user == '\0')
+		user = "nobody";
+	return (bsnprintf(buf, size, "%s@%s", user, cfg->hostname));
+}
+
+/*
+ * Copy one chunk of input into the spool, turning bare LF into CRLF.
+ * A CR at the end of a chunk is held back until the next byte shows
+ * whether it starts a CRLF.  Returns -1 with errno set on a spool error,
+ * -2 with st->error set when the data is refused.
+ */
+static int
+write_chunk(struct spool_writer *w, struct body_state *st,
+    const unsigned char *buf, size_t len)
+{
+	static const unsigned char crlf[2] = { '\r', '\n' };
+	size_t		 i, start = 0;
+
+	if (st->pending_cr && len > 0) {
+		if (buf[0] != '\n') {
+			st->error = "bare CR in message";
+			return (-2);
+		}
+		st->pending_cr = 0;
+		if (spool_writer_write(w, crlf, 2) == -1)
+			return (-1);
+		st->at_line_start = 1;
+		start = i = 1;
+	} else
+		i = 0;
+
+	for (; i < len; i++) {
+		switch (buf[i]) {
+		case '\0':
+			st->error = "NUL byte in message";
+			return (-2);
+		case '\r':
+			if (i + 1 == len) {
+				/* Decided by the next chunk. */
+				if (i > start &&
+				    spool_writer_write(w, buf + start,
+				    i - start) == -1)
+					return (-1);
+				st->pending_cr = 1;
+				return (0);
+			}
+			if (buf[i + 1] != '\n') {
+				st->error = "bare CR in message";
+				return (-2);
+			}
+			i++;		/* the LF of CRLF */
+			st->at_line_start = 1;
+			break;
+		case '\n':
+			/* Bare LF: write what precedes, then CRLF. */
+			if (i > start && spool_writer_write(w, buf + start,
+			    i - start) == -1)
+				return (-1);
+			if (spool_writer_write(w, crlf, 2) == -1)
+				return (-1);
+			start = i + 1;
+			st->at_line_start = 1;
+			break;
+		default:
+			if (buf[i] >= 0x80)
+				st->eightbit = 1;
+			st->at_line_start = 0;
+			break;
+		}
+	}
+	if (len > start && spool_writer_write(w, buf + start,
+	    len - start) == -1)
+		return (-1);
+	return (0);
+}
+
+static int
+spool_exit_code(int error)
+{
+	if (error == ENOSPC || error == EDQUOT)
+		return (EXIT_TEMPFAIL);
+	return (EXIT_IOERR);
+}
 
 int
 cmd_inject(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: inject: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	static unsigned char buf[CHUNK_SIZE];
+	struct body_state st;
+	struct envelope	 env;
+	struct spool	*sp;
+	struct spool_writer *w;
+	char		 id[QUEUE_ID_SIZE], date[64], sender[ADDRESS_MAX + 1];
+	char		 safe[ADDRESS_MAX * 4 + 1], safe2[ADDRESS_MAX * 4 + 1];
+	char		*header = NULL;
+	const char	*sender_arg = NULL;
+	uint64_t	 total = 0;
+	ssize_t		 n;
+	int		 ch, i, j, r, utf8 = 0, dup, save_errno;
+
+	while ((ch = getopt_long(argc, argv, "C:f:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'f':
+			sender_arg = optarg;
+			break;
+		case 'h':
+			cmd_usage(INJECT_USAGE, 1);
+		default:
+			cmd_usage(INJECT_USAGE, 0);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		cmd_usage(INJECT_USAGE, 0);
+
+	cmd_load_config();
+
+	/* Addresses first: nothing is created for a command that fails. */
+	if (sender_arg == NULL) {
+		if (default_sender(sender, sizeof(sender)) == -1 ||
+		    !address_valid(sender, &utf8)) {
+			log_cmd_errorx("cannot make a sender address from "
+			    "the user name and hostname; use -f");
+			return (EXIT_DATAERR);
+		}
+	} else if (strcmp(sender_arg, "") == 0 ||
+	    strcmp(sender_arg, "<>") == 0)
+		sender[0] = '\0';
+	else if (!address_valid(sender_arg, &utf8)) {
+		log_safe(safe, sizeof(safe), sender_arg);
+		log_cmd_errorx("bad sender address: \"%s\"", safe);
+		return (EXIT_DATAERR);
+	} else
+		(void)strlcpy(sender, sender_arg, sizeof(sender));
+	for (i = 0; i < argc; i++) {
+		if (!address_valid(argv[i], &utf8)) {
+			log_safe(safe, sizeof(safe), argv[i]);
+			log_cmd_errorx("bad recipient address: \"%s\"", safe);
+			return (EXIT_DATAERR);
+		}
+	}
+
+	memset(&env, 0, sizeof(env));
+	memset(&st, 0, sizeof(st));
+	st.at_line_start = 1;
+	sp = cmd_open_spool(1);
+	if (spool_writer_begin(sp, &w, id) == -1) {
+		save_errno = errno;
+		log_cmd_error("spool %s: cannot create a message", cfg->spool);
+		spool_close(sp);
+		return (save_errno == ENOSPC || save_errno == EDQUOT ?
+		    EXIT_TEMPFAIL : EXIT_CANTCREAT);
+	}
+
+	rfc5322_date(time(NULL), date, sizeof(date));
+	if (xasprintf(&header, "Received: by %s (mxfb inject, uid %lu)\r\n"
+	    "\tid %s; %s\r\n", cfg->hostname, (unsigned long)getuid(), id,
+	    date) == -1 || spool_writer_write(w, header, strlen(header)) == -1)
+		goto spoolfail;
+
+	for (;;) {
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_cmd_error("read standard input");
+			spool_writer_abort(w);
+			spool_close(sp);
+			free(header);
+			return (EXIT_IOERR);
+		}
+		if (n == 0)
+			break;
+		r = write_chunk(w, &st, buf, (size_t)n);
+		if (r == -1)
+			goto spoolfail;
+		if (r == -2)
+			goto datafail;
+		total += (uint64_t)n;
+		if (cfg->max_size > 0 && total > cfg->max_size) {
+			st.error = "message larger than max-size";
+			goto datafail;
+		}
+	}
+	if (st.pending_cr) {
+		st.error = "bare CR in message";
+		goto datafail;
+	}
+	/* A last line without its line end gets one. */
+	if (!st.at_line_start && spool_writer_write(w, "\r\n", 2) == -1)
+		goto spoolfail;
+
+	(void)strlcpy(env.id, id, sizeof(env.id));
+	env.arrival = time(NULL);
+	env.sender = xstrdup(sender);
+	env.client_addr = xstrdup("local");
+	env.ret = RET_UNSET;
+	env.smtputf8 = utf8;
+	env.eightbit = st.eightbit;
+	for (i = 0; i < argc; i++) {
+		for (dup = 0, j = 0; j < i; j++)
+			if (strcasecmp(argv[i], argv[j]) == 0)
+				dup = 1;
+		if (!dup)
+			(void)envelope_add_recipient(&env, argv[i]);
+	}
+	if (spool_writer_commit(w, &env) == -1) {
+		w = NULL;	/* commit failure aborted the writer */
+		goto spoolfail;
+	}
+	log_info("%s: client=local, uid=%lu, from=<%s>, size=%llu, nrcpt=%zu",
+	    id, (unsigned long)getuid(), log_safe(safe2, sizeof(safe2), sender),
+	    (unsigned long long)env.size, env.nrcpts);
+	if (printf("%s\n", id) < 0 || fflush(stdout) == EOF) {
+		log_cmd_error("standard output");
+		envelope_free(&env);
+		spool_close(sp);
+		free(header);
+		return (EXIT_IOERR);
+	}
+	envelope_free(&env);
+	spool_close(sp);
+	free(header);
+	return (0);
+
+spoolfail:
+	save_errno = errno;
+	log_cmd_error("spool %s: cannot write message", cfg->spool);
+	if (w != NULL)
+		spool_writer_abort(w);
+	envelope_free(&env);
+	spool_close(sp);
+	free(header);
+	return (spool_exit_code(save_errno));
+
+datafail:
+	log_cmd_errorx("%s", st.error);
+	if (w != NULL)
+		spool_writer_abort(w);
+	envelope_free(&env);
+	spool_close(sp);
+	free(header);
+	return (EXIT_DATAERR);
 }

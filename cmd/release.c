@@ -1,11 +1,20 @@
-/* release.c - placeholder until the command lands (replaced by its owner). */
-#include <stdio.h>
+/*
+ * release.c - `mxfb release ID...`: undo hold: the messages become due for delivery
+ * and bounce again.
+ * The work is shared with the other queue surgery commands (queue_ops.c).
+ */
 #include "cmd/cmd.h"
-#include "core/util.h"
+#include "cmd/queue_ops.h"
+#include "spool/spool.h"
 
 int
 cmd_release(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: release: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct queue_op op = {
+		"mxfb release [-C file] ID ...",
+		spool_release,
+		"released"
+	};
+
+	return (queue_op_run(&op, argc, argv));
 }

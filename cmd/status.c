@@ -1,11 +1,634 @@
-/* status.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * status.c - `mxfb status`: look at the queue, never change it.
+ *
+ *   status          mailq-like listing in arrival order, with a total
+ *   status -s       one line per destination domain (messages, bytes,
+ *                   oldest), sorted by domain
+ *   status -j       the same as JSON, one object per line (the field
+ *                   names are part of the interface: SPEC.md)
+ *   status ID...    envelope and headers of those messages (-j: JSON)
+ *   status -b ID... the raw message bytes, as stored (CRLF)
+ *
+ * Guarantees: read-only; memory stays bounded however long the queue is
+ * (the spool walk reads one envelope at a time and this file keeps only
+ * totals, and for -s one entry per domain); an empty queue prints
+ * nothing; JSON output is valid whatever bytes the envelopes hold
+ * (invalid UTF-8 becomes U+FFFD).  Exit 1 when an ID is not in the
+ * queue (the others are still shown), 64 for a malformed ID.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/log.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define STATUS_USAGE	"mxfb status [-C file] [-j] [-s] [ID ...]\n" \
+			"       mxfb status [-C file] -b ID ..."
+#define OUTBUF_SIZE	(256 * 1024)
+#define LIST_INDENT	"                                                 "
+#define SAFE_SIZE	2048
+
+struct listing {
+	FILE		*out;
+	int		 json;
+	time_t		 now;
+	uint64_t	 bytes;
+	size_t		 messages;
+};
+
+struct domain_entry {
+	char		*name;
+	uint64_t	 messages;
+	uint64_t	 bytes;
+	time_t		 oldest;
+	size_t		 last_message;	/* serial of the message last counted */
+};
+
+struct domain_table {
+	struct domain_entry *slots;
+	size_t		 size;		/* a power of two */
+	size_t		 used;
+	size_t		 serial;	/* messages seen so far */
+};
+
+static void	 json_string(FILE *, const char *);
+static size_t	 utf8_sequence(const unsigned char *);
+static void	 json_envelope(FILE *, const struct envelope *);
+static time_t	 next_retry(const struct envelope *);
+static void	 format_time(time_t, char *, size_t);
+static int	 list_one(const struct envelope *, void *);
+static int	 summary_one(const struct envelope *, void *);
+static struct domain_entry *domain_lookup(struct domain_table *,
+		    const char *);
+static void	 domain_grow(struct domain_table *);
+static uint64_t	 domain_hash(const char *);
+static int	 domain_compare(const void *, const void *);
+static void	 summary_print(FILE *, struct domain_table *, int);
+static int	 show_envelope(FILE *, struct spool *, const char *, int);
+static int	 show_headers(FILE *, struct spool *, const char *);
+static int	 show_body(FILE *, struct spool *, const char *);
+static int	 finish_output(FILE *);
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (1..4), or 0 when the
+ * byte at s does not start one (overlong, surrogate, truncated...).
+ */
+static size_t
+utf8_sequence(const unsigned char *s)
+{
+	unsigned long	 cp;
+	size_t		 n, k;
+
+	if (s[0] < 0x80)
+		return (1);
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 1;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 2;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 3;
+		cp = s[0] & 0x07;
+	} else
+		return (0);
+	for (k = 1; k <= n; k++) {
+		/* The NUL terminator fails this test: no overrun. */
+		if ((s[k] & 0xc0) != 0x80)
+			return (0);
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return (0);
+	return (n + 1);
+}
+
+/* A JSON string: quotes, escapes, valid UTF-8 passed through. */
+static void
+json_string(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t		 n;
+
+	putc('"', f);
+	while (*s != '\0') {
+		if (*s == '"' || *s == '\\') {
+			putc('\\', f);
+			putc(*s, f);
+			s++;
+		} else if (*s < 0x20 || *s == 0x7f) {
+			fprintf(f, "\\u%04x", *s);
+			s++;
+		} else if (*s < 0x80) {
+			putc(*s, f);
+			s++;
+		} else if ((n = utf8_sequence(s)) == 0) {
+			fputs("\\ufffd", f);
+			s++;
+		} else {
+			fwrite(s, 1, n, f);
+			s += n;
+		}
+	}
+	putc('"', f);
+}
+
+/* When the message is next due; a time at or before now means due. */
+static time_t
+next_retry(const struct envelope *env)
+{
+	return (env->next_retry != 0 ? env->next_retry : env->arrival);
+}
+
+static void
+json_envelope(FILE *f, const struct envelope *env)
+{
+	const struct recipient *r;
+	size_t		 i;
+
+	fputs("{\"id\":", f);
+	json_string(f, env->id);
+	fprintf(f, ",\"size\":%llu,\"arrival\":%lld,\"sender\":",
+	    (unsigned long long)env->size, (long long)env->arrival);
+	json_string(f, env->sender != NULL ? env->sender : "");
+	fprintf(f, ",\"held\":%s,\"next_retry\":%lld,\"recipients\":[",
+	    env->held ? "true" : "false", (long long)next_retry(env));
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		fputs(i > 0 ? ",{\"addr\":" : "{\"addr\":", f);
+		json_string(f, r->addr != NULL ? r->addr : "");
+		fputs(",\"state\":", f);
+		json_string(f, rcpt_state_name(r->state));
+		fprintf(f, ",\"attempts\":%d,\"last_error\":", r->attempts);
+		if (r->last_error != NULL)
+			json_string(f, r->last_error);
+		else
+			fputs("null", f);
+		putc('}', f);
+	}
+	fputs("]}\n", f);
+}
+
+/* "Sat Nov 28 03:32:17", local time, as mailq shows it. */
+static void
+format_time(time_t t, char *buf, size_t size)
+{
+	struct tm	 tm;
+
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, size, "%a %b %e %H:%M:%S", &tm) == 0)
+		(void)bsnprintf(buf, size, "%lld", (long long)t);
+}
+
+static int
+list_one(const struct envelope *env, void *arg)
+{
+	struct listing	*l = arg;
+	const struct recipient *r;
+	char		 when[64], safe[SAFE_SIZE];
+	size_t		 i;
+	time_t		 due;
+
+	l->messages++;
+	l->bytes += env->size;
+	if (l->json) {
+		json_envelope(l->out, env);
+		return (0);
+	}
+	if (l->messages == 1)
+		fprintf(l->out, "-Queue ID-------- --Size-- "
+		    "----Arrival Time---- -Sender/Recipient-------\n");
+	format_time(env->arrival, when, sizeof(when));
+	fprintf(l->out, "%-17s%c %8llu %-20s <%s>\n", env->id,
+	    env->held ? '!' : ' ', (unsigned long long)env->size, when,
+	    log_safe(safe, sizeof(safe), env->sender != NULL ?
+	    env->sender : ""));
+	due = next_retry(env);
+	if (env->held)
+		fprintf(l->out, LIST_INDENT "(held by administrator)\n");
+	else if (due > l->now) {
+		format_time(due, when, sizeof(when));
+		fprintf(l->out, LIST_INDENT "(next retry %s)\n", when);
+	}
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		fprintf(l->out, LIST_INDENT "%s  %s, %d attempt%s\n",
+		    log_safe(safe, sizeof(safe), r->addr != NULL ? r->addr : ""),
+		    rcpt_state_name(r->state), r->attempts,
+		    r->attempts == 1 ? "" : "s");
+		if (r->last_error != NULL)
+			fprintf(l->out, LIST_INDENT "  (%s)\n",
+			    log_safe(safe, sizeof(safe), r->last_error));
+	}
+	putc('\n', l->out);
+	return (0);
+}
+
+/* FNV-1a over the lower-cased name. */
+static uint64_t
+domain_hash(const char *s)
+{
+	uint64_t	 h = 14695981039346656037ULL;
+	unsigned char	 c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return (h);
+}
+
+static void
+domain_grow(struct domain_table *t)
+{
+	struct domain_entry *old = t->slots;
+	size_t		 oldsize = t->size, i, j;
+
+	t->size = oldsize == 0 ? 64 : oldsize * 2;
+	t->slots = xcalloc(t->size, sizeof(*t->slots));
+	for (i = 0; i < oldsize; i++) {
+		if (old[i].name == NULL)
+			continue;
+		j = domain_hash(old[i].name) & (t->size - 1);
+		while (t->slots[j].name != NULL)
+			j = (j + 1) & (t->size - 1);
+		t->slots[j] = old[i];
+	}
+	free(old);
+}
+
+/* The entry for a domain (case-insensitive), created when new. */
+static struct domain_entry *
+domain_lookup(struct domain_table *t, const char *name)
+{
+	size_t		 j;
+
+	if ((t->used + 1) * 2 > t->size)
+		domain_grow(t);
+	j = domain_hash(name) & (t->size - 1);
+	while (t->slots[j].name != NULL) {
+		if (strcasecmp(t->slots[j].name, name) == 0)
+			return (&t->slots[j]);
+		j = (j + 1) & (t->size - 1);
+	}
+	t->slots[j].name = ascii_lower(xstrdup(name));
+	t->used++;
+	return (&t->slots[j]);
+}
+
+/*
+ * Count a message once for each domain it still has recipients in
+ * (delivered recipients no longer have a destination here).
+ */
+static int
+summary_one(const struct envelope *env, void *arg)
+{
+	struct domain_table *t = arg;
+	struct domain_entry *d;
+	const char	*at, *domain;
+	size_t		 i;
+
+	t->serial++;
+	for (i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i].state == RCPT_DELIVERED ||
+		    env->rcpts[i].addr == NULL)
+			continue;
+		at = strrchr(env->rcpts[i].addr, '@');
+		domain = at != NULL ? at + 1 : "";
+		d = domain_lookup(t, domain);
+		if (d->last_message == t->serial)
+			continue;
+		d->last_message = t->serial;
+		d->messages++;
+		d->bytes += env->size;
+		if (d->oldest == 0 || env->arrival < d->oldest)
+			d->oldest = env->arrival;
+	}
+	return (0);
+}
+
+static int
+domain_compare(const void *a, const void *b)
+{
+	const struct domain_entry *da = a, *db = b;
+
+	/* Empty slots (NULL names) sort last. */
+	if (da->name == NULL || db->name == NULL)
+		return ((da->name == NULL) - (db->name == NULL));
+	return (strcmp(da->name, db->name));
+}
+
+static void
+summary_print(FILE *f, struct domain_table *t, int json)
+{
+	char		 when[64], safe[SAFE_SIZE];
+	size_t		 i;
+
+	if (t->used == 0)
+		return;
+	qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
+	if (!json)
+		fprintf(f, "%-40s %8s %12s  %s\n", "Domain", "Messages",
+		    "Bytes", "Oldest");
+	for (i = 0; i < t->used; i++) {
+		if (json) {
+			fputs("{\"domain\":", f);
+			json_string(f, t->slots[i].name);
+			fprintf(f, ",\"messages\":%llu,\"bytes\":%llu,"
+			    "\"oldest\":%lld}\n",
+			    (unsigned long long)t->slots[i].messages,
+			    (unsigned long long)t->slots[i].bytes,
+			    (long long)t->slots[i].oldest);
+		} else {
+			format_time(t->slots[i].oldest, when, sizeof(when));
+			fprintf(f, "%-40s %8llu %12llu  %s\n",
+			    log_safe(safe, sizeof(safe), t->slots[i].name),
+			    (unsigned long long)t->slots[i].messages,
+			    (unsigned long long)t->slots[i].bytes, when);
+		}
+	}
+	for (i = 0; i < t->used; i++)
+		free(t->slots[i].name);
+	free(t->slots);
+	t->slots = NULL;
+	t->size = t->used = 0;
+}
+
+/* One message's envelope, every field, as text or as a JSON line. */
+static int
+show_envelope(FILE *f, struct spool *sp, const char *id, int json)
+{
+	struct envelope	 env;
+	const struct recipient *r;
+	char		 when[64], safe[SAFE_SIZE];
+	size_t		 i;
+
+	memset(&env, 0, sizeof(env));
+	if (spool_read_envelope(sp, id, &env) == -1) {
+		if (errno == ENOENT)
+			log_cmd_errorx("%s: no such message", id);
+		else
+			log_cmd_error("%s", id);
+		return (-1);
+	}
+	if (json) {
+		json_envelope(f, &env);
+		envelope_free(&env);
+		return (0);
+	}
+	format_time(env.arrival, when, sizeof(when));
+	fprintf(f, "*** ENVELOPE %s ***\n", env.id);
+	fprintf(f, "arrival: %lld (%s)\n", (long long)env.arrival, when);
+	fprintf(f, "size: %llu\n", (unsigned long long)env.size);
+	fprintf(f, "sender: <%s>\n", log_safe(safe, sizeof(safe),
+	    env.sender != NULL ? env.sender : ""));
+	fprintf(f, "client: %s", log_safe(safe, sizeof(safe),
+	    env.client_addr != NULL ? env.client_addr : ""));
+	if (env.client_name != NULL)
+		fprintf(f, " (helo %s)", log_safe(safe, sizeof(safe),
+		    env.client_name));
+	fputc('\n', f);
+	if (env.envid != NULL)
+		fprintf(f, "envid: %s\n", log_safe(safe, sizeof(safe),
+		    env.envid));
+	fprintf(f, "ret: %s\n", env.ret == RET_FULL ? "full" :
+	    env.ret == RET_HDRS ? "hdrs" : "unset");
+	fprintf(f, "body: %s%s\n", env.eightbit ? "8bitmime" : "7bit",
+	    env.smtputf8 ? ", smtputf8" : "");
+	fprintf(f, "recipients verified: %s\n", env.verified ? "yes" : "no");
+	fputs("checksum: blake2b-256:", f);
+	for (i = 0; i < sizeof(env.checksum); i++)
+		fprintf(f, "%02x", env.checksum[i]);
+	fputc('\n', f);
+	fprintf(f, "held: %s\n", env.held ? "yes" : "no");
+	format_time(next_retry(&env), when, sizeof(when));
+	fprintf(f, "next retry: %lld (%s)\n", (long long)next_retry(&env),
+	    when);
+	fprintf(f, "delay warning sent: %s\n", env.warned ? "yes" : "no");
+	for (i = 0; i < env.nrcpts; i++) {
+		r = &env.rcpts[i];
+		fprintf(f, "recipient: <%s> %s, %d attempt%s",
+		    log_safe(safe, sizeof(safe), r->addr != NULL ? r->addr : ""),
+		    rcpt_state_name(r->state), r->attempts,
+		    r->attempts == 1 ? "" : "s");
+		if (r->last_attempt != 0) {
+			format_time(r->last_attempt, when, sizeof(when));
+			fprintf(f, ", last %s", when);
+		}
+		if (r->notify != 0)
+			fprintf(f, ", notify=%s%s%s%s",
+			    r->notify & NOTIFY_NEVER ? "never," : "",
+			    r->notify & NOTIFY_SUCCESS ? "success," : "",
+			    r->notify & NOTIFY_FAILURE ? "failure," : "",
+			    r->notify & NOTIFY_DELAY ? "delay," : "");
+		if (r->reported)
+			fputs(", reported", f);
+		fputc('\n', f);
+		if (r->orcpt != NULL)
+			fprintf(f, "  orcpt: %s\n", log_safe(safe, sizeof(safe),
+			    r->orcpt));
+		if (r->last_error != NULL)
+			fprintf(f, "  last error: %s\n",
+			    log_safe(safe, sizeof(safe), r->last_error));
+		if (r->remote_mta != NULL)
+			fprintf(f, "  remote mta: %s\n",
+			    log_safe(safe, sizeof(safe), r->remote_mta));
+	}
+	envelope_free(&env);
+	return (0);
+}
+
+/* The message header, up to the empty line, CRLF shown as LF. */
+static int
+show_headers(FILE *f, struct spool *sp, const char *id)
+{
+	FILE		*in;
+	char		*line = NULL;
+	size_t		 cap = 0;
+	ssize_t		 len;
+	uint64_t	 size, seen = 0;
+	int		 fd, rc = 0;
+
+	if (spool_open_message(sp, id, &fd, &size) == -1) {
+		log_cmd_error("%s: message", id);
+		return (-1);
+	}
+	if ((in = fdopen(fd, "r")) == NULL) {
+		log_cmd_error("%s: fdopen", id);
+		(void)close(fd);
+		return (-1);
+	}
+	fprintf(f, "*** HEADERS %s ***\n", id);
+	while (seen < size && (len = getline(&line, &cap, in)) != -1) {
+		if ((uint64_t)len > size - seen)
+			len = (ssize_t)(size - seen);
+		seen += (uint64_t)len;
+		if (len > 0 && line[len - 1] == '\n')
+			len--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		if (len == 0)
+			break;
+		fwrite(line, 1, (size_t)len, f);
+		fputc('\n', f);
+	}
+	if (ferror(in)) {
+		log_cmd_error("%s: read", id);
+		rc = -1;
+	}
+	free(line);
+	(void)fclose(in);
+	return (rc);
+}
+
+/* The raw message, exactly as stored. */
+static int
+show_body(FILE *f, struct spool *sp, const char *id)
+{
+	static char	 buf[65536];
+	uint64_t	 size, left;
+	ssize_t		 n;
+	int		 fd;
+
+	if (spool_open_message(sp, id, &fd, &size) == -1) {
+		if (errno == ENOENT)
+			log_cmd_errorx("%s: no such message", id);
+		else
+			log_cmd_error("%s", id);
+		return (-1);
+	}
+	for (left = size; left > 0; left -= (uint64_t)n) {
+		n = read(fd, buf, left < sizeof(buf) ? (size_t)left :
+		    sizeof(buf));
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			if (n == 0)
+				log_cmd_errorx("%s: message shorter than its "
+				    "envelope says", id);
+			else
+				log_cmd_error("%s: read", id);
+			(void)close(fd);
+			return (-1);
+		}
+		if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
+			break;
+	}
+	(void)close(fd);
+	return (0);
+}
+
+static int
+finish_output(FILE *f)
+{
+	if (fflush(f) == EOF || ferror(f)) {
+		log_cmd_error("standard output");
+		return (-1);
+	}
+	return (0);
+}
 
 int
 cmd_status(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: status: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	static char	 outbuf[OUTBUF_SIZE];
+	struct listing	 l;
+	struct domain_table table;
+	struct spool	*sp;
+	int		 ch, i, json = 0, summary = 0, body = 0, rc = 0, r;
+
+	while ((ch = getopt_long(argc, argv, "bC:hjs", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'b':
+			body = 1;
+			break;
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'h':
+			cmd_usage(STATUS_USAGE, 1);
+		case 'j':
+			json = 1;
+			break;
+		case 's':
+			summary = 1;
+			break;
+		default:
+			cmd_usage(STATUS_USAGE, 0);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if ((body && (argc == 0 || json || summary)) || (summary && argc > 0))
+		cmd_usage(STATUS_USAGE, 0);
+	cmd_check_ids(argc, argv);
+
+	cmd_load_config();
+	sp = cmd_open_spool(0);
+	if (setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf)) != 0) {
+		log_cmd_error("setvbuf");
+		spool_close(sp);
+		return (EXIT_SOFTWARE);
+	}
+
+	if (argc > 0) {
+		for (i = 0; i < argc; i++) {
+			if (body)
+				r = show_body(stdout, sp, argv[i]);
+			else if ((r = show_envelope(stdout, sp, argv[i],
+			    json)) == 0 && !json) {
+				r = show_headers(stdout, sp, argv[i]);
+				if (i + 1 < argc)
+					putc('\n', stdout);
+			}
+			if (r == -1)
+				rc = 1;
+		}
+	} else if (summary) {
+		memset(&table, 0, sizeof(table));
+		r = spool_foreach(sp, summary_one, &table);
+		if (r == -1) {
+			log_cmd_error("spool %s", cfg->spool);
+			rc = EXIT_IOERR;
+		}
+		summary_print(stdout, &table, json);
+	} else {
+		memset(&l, 0, sizeof(l));
+		l.out = stdout;
+		l.json = json;
+		l.now = time(NULL);
+		if (spool_foreach(sp, list_one, &l) == -1) {
+			log_cmd_error("spool %s", cfg->spool);
+			rc = EXIT_IOERR;
+		}
+		if (!json && l.messages > 0)
+			fprintf(stdout, "-- %llu KiB in %zu message%s.\n",
+			    (unsigned long long)((l.bytes + 1023) / 1024),
+			    l.messages, l.messages == 1 ? "" : "s");
+	}
+	spool_close(sp);
+	if (finish_output(stdout) == -1 && rc == 0)
+		rc = EXIT_IOERR;
+	return (rc);
 }
