@@ -1,0 +1,72 @@
+/*
+ * dns.h - the DNS lookups delivery needs (MX, A, AAAA), through ldns, with
+ * explicit timeouts.  Every lookup answers one of three ways: OK, a
+ * permanent failure (NXDOMAIN, Null MX: the mail can never be delivered)
+ * or a temporary one (SERVFAIL, REFUSED, timeout, network error: try
+ * again later, never bounce).
+ */
+#ifndef MXFB_DNS_H
+#define MXFB_DNS_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <stddef.h>
+
+struct config;
+
+enum dns_status {
+	DNS_OK,
+	DNS_PERM,		/* the name does not exist or takes no mail */
+	DNS_TEMP		/* no usable answer now */
+};
+
+/* Why a lookup or a route failed: an RFC 3463 code and a reason. */
+struct lookup_error {
+	char		 dsn[16];	/* "5.1.2", "4.4.3", ... */
+	char		 text[512];
+};
+
+/* One MX record; self is set by the caller when the host is us. */
+struct mx_record {
+	unsigned	 pref;
+	char		 host[256];	/* lower case, no trailing dot */
+	int		 self;
+};
+
+struct dns_resolver;
+
+/*
+ * A resolver aimed at the configured `resolver` servers (all of them
+ * must share one port: ldns has one port per resolver; the first one's
+ * is used), or at /etc/resolv.conf when none are configured.  Timeout
+ * and retries from dns-timeout and dns-retry.  Also remembers this
+ * machine's own interface addresses (getifaddrs) for self-detection.
+ */
+int	 dns_resolver_open(const struct config *, struct dns_resolver **,
+	    char *err, size_t errsize);
+void	 dns_resolver_close(struct dns_resolver *);
+
+/*
+ * MX records of domain, unsorted.  DNS_OK with *n == 0 means the domain
+ * exists but has no MX (use its A/AAAA: the implicit MX).  A Null MX
+ * (RFC 7505) is DNS_PERM with 5.1.10; NXDOMAIN is DNS_PERM with 5.1.2.
+ */
+enum dns_status dns_lookup_mx(struct dns_resolver *, const char *domain,
+	    struct mx_record **, size_t *n, struct lookup_error *);
+
+/*
+ * IPv4 then IPv6 addresses of host, with port set in each.  DNS_OK with
+ * *n == 0 when the name exists but has no address.
+ */
+enum dns_status dns_lookup_addrs(struct dns_resolver *, const char *host,
+	    int port, struct sockaddr_storage **, size_t *n,
+	    struct lookup_error *);
+
+/* Is this exact address one of this machine's interface addresses? */
+int	 dns_is_local_address(const struct dns_resolver *,
+	    const struct sockaddr *);
+
+/* "127.0.0.2" / "::1" for an address (port left out). */
+void	 dns_addr_string(const struct sockaddr *, char *, size_t);
+
+#endif

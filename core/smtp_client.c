@@ -1,0 +1,889 @@
+/*
+ * smtp_client.c - hand mail to a primary over SMTP (RFC 5321) with the
+ * extensions a backup MX needs to pass mail on unchanged: PIPELINING
+ * (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531),
+ * DSN (RFC 3461), ENHANCEDSTATUSCODES (RFC 2034).
+ *
+ * Guarantees: every wait has a deadline (connect, command, DATA, end of
+ * data, as Postfix's smtp_*_timeout); the body goes out dot-stuffed but
+ * otherwise byte for byte; a recipient gets an outcome only from a reply
+ * that was really read for it, so after any failure the caller knows
+ * exactly which recipients are still open.  Reply parsing is a pure
+ * function over lines (fuzzed).  The socket I/O sits behind struct
+ * smtp_io so that STARTTLS can replace it.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dns.h"
+#include "core/smtp_client.h"
+#include "core/util.h"
+#include "spool/spool.h"
+
+#define LINE_MAX_REPLY	4096		/* longest reply line we accept */
+#define WBUF_FLUSH	(64 * 1024)	/* write when this much is queued */
+
+struct smtp_conn {
+	int			 fd;
+	struct smtp_io		 io;
+	struct smtp_timeouts	 to;
+	char			 host[256];
+	char			 relay[320];
+	struct smtp_ext		 ext;
+	char			 error[1024];
+	int			 broken;
+	int			 ntx;		/* transactions started */
+	char			 rbuf[LINE_MAX_REPLY + 2];
+	size_t			 rstart, rend;
+	char			*wbuf;
+	size_t			 wlen, wsize;
+};
+
+static ssize_t	 sock_read(void *, void *, size_t);
+static ssize_t	 sock_write(void *, const void *, size_t);
+static int64_t	 now_ms(void);
+static int	 wait_fd(int, short, int64_t);
+static void	 conn_fail(struct smtp_conn *, int, const char *);
+static int	 read_line(struct smtp_conn *, char *, size_t, size_t *,
+		    int64_t, const char *);
+static int	 read_reply(struct smtp_conn *, struct smtp_reply *, time_t,
+		    const char *);
+static void	 wbuf_append(struct smtp_conn *, const void *, size_t);
+static int	 wbuf_printf(struct smtp_conn *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static int	 flush_out(struct smtp_conn *, time_t, const char *);
+static int	 send_body(struct smtp_conn *, const struct smtp_message *);
+static void	 set_result(struct smtp_result *, const struct smtp_reply *,
+		    const char *);
+static void	 set_local_result(struct smtp_result *, int, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static void	 notify_string(int, char *, size_t);
+static int	 parse_dsn(const char *, size_t, int, char *, size_t);
+
+/* Reply parsing (pure). */
+
+void
+smtp_reply_init(struct smtp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+/* "d.ddd.ddd" at the start of text, class matching the reply code. */
+static int
+parse_dsn(const char *s, size_t len, int code, char *out, size_t outsize)
+{
+	size_t	 i = 0, n;
+	int	 part;
+
+	if (len < 5 || s[0] != '0' + code / 100 || s[1] != '.')
+		return (0);
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		for (n = 0; i < len && n < 4 && s[i] >= '0' && s[i] <= '9';
+		    i++, n++)
+			;
+		if (n == 0 || n > 3)
+			return (0);
+		if (part == 0) {
+			if (i >= len || s[i] != '.')
+				return (0);
+			i++;
+		}
+	}
+	if (i < len && s[i] != ' ')
+		return (0);
+	if (i >= outsize)
+		return (0);
+	memcpy(out, s, i);
+	out[i] = '\0';
+	return (1);
+}
+
+int
+smtp_reply_add_line(struct smtp_reply *r, const char *line, size_t len)
+{
+	int		 code;
+	const char	*text;
+	size_t		 tlen, room;
+
+	if (r->done)
+		smtp_reply_init(r);
+	if (len < 3 || line[0] < '2' || line[0] > '5' ||
+	    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9')
+		return (-1);
+	if (len > 3 && line[3] != ' ' && line[3] != '-')
+		return (-1);
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->nlines > 0 && code != r->code)
+		return (-1);
+	r->code = code;
+	text = len > 4 ? line + 4 : "";
+	tlen = len > 4 ? len - 4 : 0;
+	if (r->nlines == 0)
+		(void)parse_dsn(text, tlen, code, r->dsn, sizeof(r->dsn));
+	if (r->nlines > 0 && r->len + 1 < sizeof(r->text))
+		r->text[r->len++] = '\n';
+	room = sizeof(r->text) - 1 - r->len;
+	if (tlen > room)
+		tlen = room;
+	memcpy(r->text + r->len, text, tlen);
+	r->len += tlen;
+	r->text[r->len] = '\0';
+	r->nlines++;
+	if (len == 3 || line[3] == ' ') {
+		r->done = 1;
+		return (1);
+	}
+	return (0);
+}
+
+void
+smtp_reply_string(const struct smtp_reply *r, char *buf, size_t size)
+{
+	size_t	 i, o;
+	int	 n;
+
+	if (size == 0)
+		return;
+	n = snprintf(buf, size, "%03d", r->code);
+	if (n < 0 || (size_t)n >= size)
+		return;
+	o = (size_t)n;
+	if (r->len > 0 && o + 1 < size)
+		buf[o++] = ' ';
+	for (i = 0; i < r->len && o + 1 < size; i++) {
+		unsigned char c = (unsigned char)r->text[i];
+
+		buf[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	buf[o] = '\0';
+}
+
+void
+smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ext *e)
+{
+	const char	*p, *end, *nl;
+	char		 kw[64], word[128];
+	size_t		 n, k;
+	const char	*errstr;
+	long long	 v;
+
+	memset(e, 0, sizeof(*e));
+	e->esmtp = 1;
+	p = memchr(r->text, '\n', r->len);
+	end = r->text + r->len;
+	while (p != NULL && p < end) {
+		p++;			/* skip the '\n' */
+		nl = memchr(p, '\n', end - p);
+		n = (nl ? nl : end) - p;
+		for (k = 0; k < n && k < sizeof(word) - 1 && p[k] != ' '; k++)
+			word[k] = p[k];
+		word[k] = '\0';
+		strlcpy(kw, word, sizeof(kw));
+		if (strcasecmp(kw, "PIPELINING") == 0)
+			e->pipelining = 1;
+		else if (strcasecmp(kw, "8BITMIME") == 0)
+			e->eightbitmime = 1;
+		else if (strcasecmp(kw, "SMTPUTF8") == 0)
+			e->smtputf8 = 1;
+		else if (strcasecmp(kw, "DSN") == 0)
+			e->dsn = 1;
+		else if (strcasecmp(kw, "STARTTLS") == 0)
+			e->starttls = 1;
+		else if (strcasecmp(kw, "ENHANCEDSTATUSCODES") == 0)
+			e->enhancedstatuscodes = 1;
+		else if (strcasecmp(kw, "SIZE") == 0) {
+			e->size = 1;
+			if (k < n && n - k - 1 < sizeof(word)) {
+				memcpy(word, p + k + 1, n - k - 1);
+				word[n - k - 1] = '\0';
+				v = strtonum(word, 0, INT64_MAX, &errstr);
+				if (errstr == NULL)
+					e->maxsize = (uint64_t)v;
+			}
+		}
+		if (kw[0] != '\0') {
+			for (k = 0; kw[k] != '\0'; k++)
+				if ((unsigned char)kw[k] < 0x21 ||
+				    (unsigned char)kw[k] > 0x7e)
+					kw[k] = '?';
+			if (e->keywords[0] != '\0')
+				strlcat(e->keywords, " ", sizeof(e->keywords));
+			strlcat(e->keywords, kw, sizeof(e->keywords));
+			if (strcasecmp(kw, "SIZE") == 0 && e->maxsize > 0) {
+				snprintf(word, sizeof(word), "=%llu",
+				    (unsigned long long)e->maxsize);
+				strlcat(e->keywords, word,
+				    sizeof(e->keywords));
+			}
+		}
+		p = nl;
+	}
+}
+
+/* Transport. */
+
+static ssize_t
+sock_read(void *ctx, void *buf, size_t len)
+{
+	return (recv(*(int *)ctx, buf, len, 0));
+}
+
+static ssize_t
+sock_write(void *ctx, const void *buf, size_t len)
+{
+	return (send(*(int *)ctx, buf, len, MSG_NOSIGNAL));
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return (0);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* 1 ready, 0 deadline passed, -1 error. */
+static int
+wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd	 pfd;
+	int64_t		 left;
+	int		 r;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return (0);
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		if (r > 0)
+			return (1);
+	}
+}
+
+/* Record why the connection died; timedout picks the wording. */
+static void
+conn_fail(struct smtp_conn *c, int timedout, const char *what)
+{
+	c->broken = 1;
+	if (timedout)
+		snprintf(c->error, sizeof(c->error),
+		    "conversation with %s timed out while %s", c->relay, what);
+	else
+		snprintf(c->error, sizeof(c->error),
+		    "lost connection with %s while %s", c->relay, what);
+}
+
+int
+smtp_connect(const char *host, const struct sockaddr *sa, socklen_t salen,
+    const struct smtp_timeouts *to, struct smtp_conn **out, char *why,
+    size_t whysize)
+{
+	struct smtp_conn	*c;
+	char			 ip[INET6_ADDRSTRLEN];
+	int			 fd, err, port, r;
+	socklen_t		 errlen = sizeof(err);
+
+	*out = NULL;
+	dns_addr_string(sa, ip, sizeof(ip));
+	port = sa->sa_family == AF_INET6 ?
+	    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port) :
+	    ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	c = xcalloc(1, sizeof(*c));
+	c->fd = -1;
+	c->to = *to;
+	strlcpy(c->host, host, sizeof(c->host));
+	snprintf(c->relay, sizeof(c->relay), "%s[%s]:%d", host, ip, port);
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		snprintf(why, whysize, "connect to %s: socket: %s", c->relay,
+		    strerror(errno));
+		free(c);
+		return (-1);
+	}
+	if (connect(fd, sa, salen) == -1) {
+		if (errno != EINPROGRESS && errno != EINTR) {
+			err = errno;
+			goto fail;
+		}
+		r = wait_fd(fd, POLLOUT, now_ms() + (int64_t)to->connect *
+		    1000);
+		if (r <= 0) {
+			err = r == 0 ? ETIMEDOUT : errno;
+			goto fail;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) == -1)
+			err = errno;
+		if (err != 0)
+			goto fail;
+	}
+	c->fd = fd;
+	c->io.read = sock_read;
+	c->io.write = sock_write;
+	c->io.pending = NULL;
+	c->io.ctx = &c->fd;
+	c->wsize = WBUF_FLUSH + 8192;
+	c->wbuf = xmalloc(c->wsize);
+	*out = c;
+	return (0);
+
+fail:
+	snprintf(why, whysize, "connect to %s: %s", c->relay, strerror(err));
+	(void)close(fd);	/* the connect error is what matters */
+	free(c);
+	return (-1);
+}
+
+void
+smtp_conn_set_io(struct smtp_conn *c, const struct smtp_io *io)
+{
+	c->io = *io;
+}
+
+const struct smtp_ext *
+smtp_conn_ext(const struct smtp_conn *c)
+{
+	return (&c->ext);
+}
+
+const char *
+smtp_conn_relay(const struct smtp_conn *c)
+{
+	return (c->relay);
+}
+
+const char *
+smtp_conn_host(const struct smtp_conn *c)
+{
+	return (c->host);
+}
+
+const char *
+smtp_conn_error(const struct smtp_conn *c)
+{
+	return (c->error);
+}
+
+int
+smtp_conn_fd(const struct smtp_conn *c)
+{
+	return (c->fd);
+}
+
+/* One line without CR LF into line (NUL-terminated). */
+static int
+read_line(struct smtp_conn *c, char *line, size_t size, size_t *lenp,
+    int64_t deadline, const char *what)
+{
+	char	*nl, *start;
+	size_t	 n;
+	ssize_t	 r;
+	int	 w;
+
+	for (;;) {
+		nl = memchr(c->rbuf + c->rstart, '\n', c->rend - c->rstart);
+		if (nl != NULL) {
+			start = c->rbuf + c->rstart;
+			n = nl - start;
+			c->rstart += n + 1;
+			if (n > 0 && start[n - 1] == '\r')
+				n--;
+			if (n >= size)
+				n = size - 1;
+			memcpy(line, start, n);
+			line[n] = '\0';
+			*lenp = n;
+			return (0);
+		}
+		if (c->rstart > 0) {
+			memmove(c->rbuf, c->rbuf + c->rstart,
+			    c->rend - c->rstart);
+			c->rend -= c->rstart;
+			c->rstart = 0;
+		}
+		if (c->rend >= sizeof(c->rbuf)) {
+			c->broken = 1;
+			snprintf(c->error, sizeof(c->error),
+			    "%s sent a reply line that is too long while %s",
+			    c->relay, what);
+			return (-1);
+		}
+		if (c->io.pending == NULL || c->io.pending(c->io.ctx) <= 0) {
+			w = wait_fd(c->fd, POLLIN, deadline);
+			if (w <= 0) {
+				conn_fail(c, w == 0, what);
+				return (-1);
+			}
+		}
+		r = c->io.read(c->io.ctx, c->rbuf + c->rend,
+		    sizeof(c->rbuf) - c->rend);
+		if (r == -1 && (errno == EAGAIN || errno == EINTR ||
+		    errno == EWOULDBLOCK))
+			continue;
+		if (r <= 0) {
+			conn_fail(c, 0, what);
+			return (-1);
+		}
+		c->rend += (size_t)r;
+	}
+}
+
+static int
+read_reply(struct smtp_conn *c, struct smtp_reply *reply, time_t timeout,
+    const char *what)
+{
+	char	 line[LINE_MAX_REPLY + 1];
+	size_t	 len;
+	int64_t	 deadline = now_ms() + (int64_t)timeout * 1000;
+	int	 r;
+
+	smtp_reply_init(reply);
+	for (;;) {
+		if (read_line(c, line, sizeof(line), &len, deadline, what) == -1)
+			return (-1);
+		r = smtp_reply_add_line(reply, line, len);
+		if (r == 1)
+			return (0);
+		if (r == -1) {
+			c->broken = 1;
+			snprintf(c->error, sizeof(c->error),
+			    "%s sent a malformed reply while %s", c->relay,
+			    what);
+			return (-1);
+		}
+	}
+}
+
+static void
+wbuf_append(struct smtp_conn *c, const void *p, size_t len)
+{
+	if (c->wlen + len > c->wsize) {
+		c->wsize = c->wlen + len + 8192;
+		c->wbuf = xreallocarray(c->wbuf, 1, c->wsize);
+	}
+	memcpy(c->wbuf + c->wlen, p, len);
+	c->wlen += len;
+}
+
+/* A command line; -1 when it does not fit in an SMTP line. */
+static int
+wbuf_printf(struct smtp_conn *c, const char *fmt, ...)
+{
+	char	 line[2048];
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		return (-1);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	wbuf_append(c, line, (size_t)n);
+	return (0);
+}
+
+/* Write everything queued; the timeout applies to each write. */
+static int
+flush_out(struct smtp_conn *c, time_t timeout, const char *what)
+{
+	size_t	 off = 0;
+	ssize_t	 w;
+	int	 r;
+
+	while (off < c->wlen) {
+		w = c->io.write(c->io.ctx, c->wbuf + off, c->wlen - off);
+		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR)) {
+			r = wait_fd(c->fd, POLLOUT, now_ms() +
+			    (int64_t)timeout * 1000);
+			if (r <= 0) {
+				conn_fail(c, r == 0, what);
+				c->wlen = 0;
+				return (-1);
+			}
+			continue;
+		}
+		if (w <= 0) {
+			conn_fail(c, 0, what);
+			c->wlen = 0;
+			return (-1);
+		}
+		off += (size_t)w;
+	}
+	c->wlen = 0;
+	return (0);
+}
+
+int
+smtp_command(struct smtp_conn *c, const char *cmd, struct smtp_reply *reply)
+{
+	char	 what[64];
+
+	if (c->broken)
+		return (-1);
+	snprintf(what, sizeof(what), "sending %.40s", cmd);
+	if (wbuf_printf(c, "%s", cmd) == -1)
+		return (-1);
+	if (flush_out(c, c->to.command, what) == -1)
+		return (-1);
+	return (read_reply(c, reply, c->to.command, what));
+}
+
+int
+smtp_greet(struct smtp_conn *c, const char *helo, struct smtp_reply *banner)
+{
+	struct smtp_reply	 r;
+	char			 cmd[300], s[512];
+
+	if (read_reply(c, &r, c->to.command,
+	    "receiving the initial server greeting") == -1)
+		return (-1);
+	if (banner != NULL)
+		*banner = r;
+	if (r.code != 220) {
+		smtp_reply_string(&r, s, sizeof(s));
+		c->broken = 1;
+		snprintf(c->error, sizeof(c->error),
+		    "host %s refused to talk to me: %s", c->relay, s);
+		return (-1);
+	}
+	snprintf(cmd, sizeof(cmd), "EHLO %s", helo);
+	if (smtp_command(c, cmd, &r) == -1)
+		return (-1);
+	if (r.code == 250) {
+		smtp_ehlo_parse(&r, &c->ext);
+		return (0);
+	}
+	if (r.code == 421) {
+		smtp_reply_string(&r, s, sizeof(s));
+		c->broken = 1;
+		snprintf(c->error, sizeof(c->error),
+		    "host %s said: %s (in reply to EHLO command)", c->relay, s);
+		return (-1);
+	}
+	snprintf(cmd, sizeof(cmd), "HELO %s", helo);
+	if (smtp_command(c, cmd, &r) == -1)
+		return (-1);
+	if (r.code != 250) {
+		smtp_reply_string(&r, s, sizeof(s));
+		c->broken = 1;
+		snprintf(c->error, sizeof(c->error),
+		    "host %s refused to talk to me: %s (in reply to HELO "
+		    "command)", c->relay, s);
+		return (-1);
+	}
+	memset(&c->ext, 0, sizeof(c->ext));
+	return (0);
+}
+
+static void
+set_result(struct smtp_result *res, const struct smtp_reply *r,
+    const char *stage)
+{
+	res->code = r->code;
+	if (r->dsn[0] != '\0')
+		strlcpy(res->dsn, r->dsn, sizeof(res->dsn));
+	else
+		snprintf(res->dsn, sizeof(res->dsn), "%d.0.0", r->code / 100);
+	smtp_reply_string(r, res->reply, sizeof(res->reply));
+	res->stage = stage;
+	res->from_peer = 1;
+}
+
+static void
+set_local_result(struct smtp_result *res, int code, const char *dsn,
+    const char *fmt, ...)
+{
+	va_list	 ap;
+
+	res->code = code;
+	strlcpy(res->dsn, dsn, sizeof(res->dsn));
+	va_start(ap, fmt);
+	vsnprintf(res->reply, sizeof(res->reply), fmt, ap);
+	va_end(ap);
+	res->stage = NULL;
+	res->from_peer = 0;
+}
+
+static void
+notify_string(int notify, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (notify & NOTIFY_NEVER) {
+		strlcpy(buf, "NEVER", size);
+		return;
+	}
+	if (notify & NOTIFY_SUCCESS)
+		strlcat(buf, "SUCCESS", size);
+	if (notify & NOTIFY_FAILURE)
+		strlcat(buf, buf[0] ? ",FAILURE" : "FAILURE", size);
+	if (notify & NOTIFY_DELAY)
+		strlcat(buf, buf[0] ? ",DELAY" : "DELAY", size);
+}
+
+/* The body, dot-stuffed, then the final dot. */
+static int
+send_body(struct smtp_conn *c, const struct smtp_message *m)
+{
+	const unsigned char	*p = m->data, *end = m->data + m->len, *nl;
+	size_t			 n;
+
+	while (p < end) {
+		if (*p == '.')
+			wbuf_append(c, ".", 1);
+		nl = memchr(p, '\n', end - p);
+		n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+		wbuf_append(c, p, n);
+		p += n;
+		if (c->wlen >= WBUF_FLUSH && flush_out(c, c->to.data,
+		    "sending message body") == -1)
+			return (-1);
+	}
+	if (m->len > 0 && (m->len < 2 || memcmp(end - 2, "\r\n", 2) != 0))
+		wbuf_append(c, "\r\n", 2);
+	wbuf_append(c, ".\r\n", 3);
+	return (flush_out(c, c->to.data, "sending message body"));
+}
+
+int
+smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
+    struct smtp_result *res)
+{
+	struct smtp_reply	 r, mail, data;
+	char			 notify[40], size[32], text[512], *sent;
+	size_t			 i, accepted = 0, nsent = 0;
+	int			 need_rset, pipe;
+
+	memset(res, 0, m->nrcpts * sizeof(*res));
+	if (c->broken)
+		return (-1);
+	if (m->smtputf8 && !c->ext.smtputf8) {
+		for (i = 0; i < m->nrcpts; i++)
+			set_local_result(&res[i], 550, "5.6.7", "SMTPUTF8 is "
+			    "required, but was not offered by host %s",
+			    c->relay);
+		return (0);
+	}
+	if (c->ext.size && c->ext.maxsize > 0 && m->len > c->ext.maxsize) {
+		for (i = 0; i < m->nrcpts; i++)
+			set_local_result(&res[i], 552, "5.3.4", "message size "
+			    "%zu exceeds size limit %llu of server %s", m->len,
+			    (unsigned long long)c->ext.maxsize, c->relay);
+		return (0);
+	}
+
+	need_rset = c->ntx++ > 0;
+	pipe = c->ext.pipelining;
+	sent = xcalloc(m->nrcpts ? m->nrcpts : 1, 1);
+
+	if (need_rset) {
+		if (wbuf_printf(c, "RSET") == -1)
+			goto broken;
+		if (!pipe) {
+			if (flush_out(c, c->to.command, "sending RSET") == -1 ||
+			    read_reply(c, &r, c->to.command,
+			    "sending RSET") == -1)
+				goto broken;
+			if (r.code != 250)
+				goto rset_refused;
+		}
+	}
+	size[0] = '\0';
+	if (c->ext.size)
+		snprintf(size, sizeof(size), " SIZE=%zu", m->len);
+	if (wbuf_printf(c, "MAIL FROM:<%s>%s%s%s%s%s%s", m->sender, size,
+	    m->eightbit && c->ext.eightbitmime ? " BODY=8BITMIME" : "",
+	    m->smtputf8 ? " SMTPUTF8" : "",
+	    c->ext.dsn && m->ret == RET_FULL ? " RET=FULL" :
+	    c->ext.dsn && m->ret == RET_HDRS ? " RET=HDRS" : "",
+	    c->ext.dsn && m->envid ? " ENVID=" : "",
+	    c->ext.dsn && m->envid ? m->envid : "") == -1) {
+		for (i = 0; i < m->nrcpts; i++)
+			set_local_result(&res[i], 550, "5.5.2",
+			    "sender address too long");
+		c->wlen = 0;
+		c->ntx--;
+		free(sent);
+		return (0);
+	}
+	if (!pipe) {
+		if (flush_out(c, c->to.command, "sending MAIL FROM") == -1 ||
+		    read_reply(c, &mail, c->to.command,
+		    "sending MAIL FROM") == -1)
+			goto broken;
+		if (mail.code / 100 != 2) {
+			for (i = 0; i < m->nrcpts; i++)
+				set_result(&res[i], &mail, "MAIL FROM");
+			free(sent);
+			return (0);
+		}
+	}
+	for (i = 0; i < m->nrcpts; i++) {
+		notify_string(m->rcpts[i].notify, notify, sizeof(notify));
+		if (wbuf_printf(c, "RCPT TO:<%s>%s%s%s%s", m->rcpts[i].addr,
+		    c->ext.dsn && notify[0] ? " NOTIFY=" : "",
+		    c->ext.dsn && notify[0] ? notify : "",
+		    c->ext.dsn && m->rcpts[i].orcpt ? " ORCPT=" : "",
+		    c->ext.dsn && m->rcpts[i].orcpt ? m->rcpts[i].orcpt :
+		    "") == -1) {
+			set_local_result(&res[i], 550, "5.1.3",
+			    "recipient address too long");
+			continue;
+		}
+		sent[i] = 1;
+		nsent++;
+		if (pipe)
+			continue;
+		if (flush_out(c, c->to.command, "sending RCPT TO") == -1 ||
+		    read_reply(c, &r, c->to.command, "sending RCPT TO") == -1)
+			goto broken;
+		if (r.code / 100 == 2) {
+			sent[i] = 2;	/* accepted, outcome after DATA */
+			accepted++;
+		} else
+			set_result(&res[i], &r, "RCPT TO");
+	}
+	if (!pipe) {
+		if (accepted == 0) {
+			free(sent);
+			return (0);
+		}
+		if (wbuf_printf(c, "DATA") == -1 ||
+		    flush_out(c, c->to.command, "sending DATA") == -1 ||
+		    read_reply(c, &data, c->to.data, "sending DATA") == -1)
+			goto broken;
+	} else {
+		if (nsent > 0 && wbuf_printf(c, "DATA") == -1)
+			goto broken;
+		if (flush_out(c, c->to.command, "sending MAIL FROM") == -1)
+			goto broken;
+		if (need_rset) {
+			if (read_reply(c, &r, c->to.command,
+			    "sending RSET") == -1)
+				goto broken;
+			if (r.code != 250)
+				goto rset_refused;
+		}
+		if (read_reply(c, &mail, c->to.command,
+		    "sending MAIL FROM") == -1)
+			goto broken;
+		for (i = 0; i < m->nrcpts; i++) {
+			if (!sent[i])
+				continue;
+			if (read_reply(c, &r, c->to.command,
+			    "sending RCPT TO") == -1)
+				goto broken;
+			if (mail.code / 100 != 2)
+				continue;
+			if (r.code / 100 == 2) {
+				sent[i] = 2;
+				accepted++;
+			} else
+				set_result(&res[i], &r, "RCPT TO");
+		}
+		if (nsent > 0 && read_reply(c, &data, c->to.data,
+		    "sending DATA") == -1)
+			goto broken;
+		if (mail.code / 100 != 2) {
+			for (i = 0; i < m->nrcpts; i++)
+				if (res[i].code == 0)
+					set_result(&res[i], &mail, "MAIL FROM");
+		}
+		if (nsent == 0 || mail.code / 100 != 2 || accepted == 0) {
+			/* A server that said 354 anyway gets an empty end. */
+			if (nsent > 0 && data.code == 354) {
+				wbuf_append(c, ".\r\n", 3);
+				if (flush_out(c, c->to.data,
+				    "sending end of data") == -1 ||
+				    read_reply(c, &r, c->to.data_done,
+				    "sending end of data") == -1)
+					goto broken;
+			}
+			free(sent);
+			return (0);
+		}
+	}
+	if (data.code != 354) {
+		for (i = 0; i < m->nrcpts; i++)
+			if (sent[i] == 2)
+				set_result(&res[i], &data, "DATA");
+		free(sent);
+		return (0);
+	}
+	if (send_body(c, m) == -1)
+		goto broken;
+	if (read_reply(c, &r, c->to.data_done, "sending end of data") == -1) {
+		strlcat(c->error, " -- message may be sent more than once",
+		    sizeof(c->error));
+		goto broken;
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		if (sent[i] == 2)
+			set_result(&res[i], &r, "end of DATA");
+	free(sent);
+	return (0);
+
+rset_refused:
+	c->broken = 1;
+	smtp_reply_string(&r, text, sizeof(text));
+	snprintf(c->error, sizeof(c->error), "host %s said: %s (in reply to "
+	    "RSET command)", c->relay, text);
+broken:
+	c->broken = 1;
+	if (c->error[0] == '\0')
+		snprintf(c->error, sizeof(c->error), "lost connection with %s",
+		    c->relay);
+	free(sent);
+	return (-1);
+}
+
+void
+smtp_quit(struct smtp_conn *c)
+{
+	struct smtp_reply	 r;
+
+	if (c == NULL)
+		return;
+	if (!c->broken) {
+		c->to.command = c->to.command > 5 ? 5 : c->to.command;
+		(void)smtp_command(c, "QUIT", &r);
+	}
+	smtp_close(c);
+}
+
+void
+smtp_close(struct smtp_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd != -1 && close(c->fd) == -1)
+		c->fd = -1;	/* the peer is gone either way */
+	free(c->wbuf);
+	free(c);
+}
