@@ -1,0 +1,1290 @@
+/*
+ * smtp_server.c - the SMTP server protocol engine: command parsing, the
+ * RFC 5321 state machine, ESMTP parameters, pipelined reply batching and
+ * the DATA reader with its SMTP smuggling defence.
+ *
+ * Input is read in large blocks into one buffer and consumed command by
+ * command, so a pipelined group costs one read; replies are buffered and
+ * written only when the buffer holds no further complete input (or the
+ * reply must be seen before the client can go on: 354, 221, 421).  In
+ * DATA only <CR><LF>.<CR><LF> ends the message; any bare CR, bare LF or
+ * NUL marks the message bad, it is read to that real end and refused.
+ */
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/address.h"
+#include "core/log.h"
+#include "core/smtp_server.h"
+#include "core/util.h"
+
+#define IBUF_SIZE	(64 * 1024)
+#define DBUF_SIZE	(64 * 1024)
+
+/* Where the DATA reader is within a line. */
+enum data_pos {
+	DATA_BOL,	/* after CRLF (or at the start) */
+	DATA_MID,	/* inside a line */
+	DATA_CR,	/* after a CR inside a line */
+	DATA_DOT,	/* after a '.' at the start of a line */
+	DATA_DOT_CR	/* after ".\r" at the start of a line */
+};
+
+struct data_state {
+	enum data_pos	 pos;
+	int		 bare;		/* bare CR or LF seen */
+	int		 nul;		/* NUL seen */
+	int		 toobig;	/* beyond max_size */
+	int		 write_errno;	/* data_write failed */
+	int		 in_headers;
+	size_t		 hdr_linepos;
+	char		 hdr_prefix[9];
+	unsigned	 received;	/* Received: headers from the client */
+	uint64_t	 size;		/* message bytes (unstuffed) */
+	char		 buf[DBUF_SIZE];
+	size_t		 len;
+	size_t		 hdrlen;	/* our Received: header */
+};
+
+struct session {
+	const struct smtp_params *p;
+	const struct smtp_io	*io;
+	const struct smtp_hooks	*h;
+
+	char		 ibuf[IBUF_SIZE];
+	size_t		 ipos, iend;
+	char		*obuf;
+	size_t		 olen, ocap;
+	int		 closing;	/* QUIT, 421 or lost connection */
+
+	char		 client[320];	/* "unknown[192.0.2.1]" */
+	char		 helo[256];
+	int		 have_helo;
+	int		 esmtp;
+	const char	*last_cmd;	/* for "lost connection after X" */
+	int		 errors;
+	unsigned	 counts[SMTP_NVERBS];
+	unsigned	 ncommands;
+
+	struct smtp_txn	 txn;
+	struct data_state *d;
+};
+
+static const struct {
+	const char	*name;
+	enum smtp_verb	 verb;
+} verbs[] = {
+	{ "HELO", SMTP_HELO },	{ "EHLO", SMTP_EHLO },
+	{ "MAIL", SMTP_MAIL },	{ "RCPT", SMTP_RCPT },
+	{ "DATA", SMTP_DATA },	{ "RSET", SMTP_RSET },
+	{ "NOOP", SMTP_NOOP },	{ "QUIT", SMTP_QUIT },
+	{ "VRFY", SMTP_VRFY },	{ "EXPN", SMTP_EXPN },
+	{ "HELP", SMTP_HELP },	{ "ETRN", SMTP_ETRN },
+	{ "STARTTLS", SMTP_STARTTLS }, { "AUTH", SMTP_AUTH },
+	{ "BDAT", SMTP_BDAT },
+};
+
+static ssize_t	 fd_read(void *, void *, size_t, int);
+static int	 fd_write(void *, const void *, size_t, int);
+static void	 out_append(struct session *, const char *, size_t);
+static int	 out_flush(struct session *);
+static void	 reply(struct session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 reply_line(struct session *, const char *);
+static int	 fill(struct session *);
+static int	 read_line(struct session *, char **, size_t *);
+static void	 log_reject(struct session *, const char *, const char *,
+		    const char *);
+static void	 safe_copy(char *, size_t, const char *);
+static int	 param_split(char **, char **, char **);
+static void	 do_helo(struct session *, const struct smtp_command *, int);
+static void	 do_mail(struct session *, const struct smtp_command *);
+static void	 do_rcpt(struct session *, const struct smtp_command *);
+static void	 do_data(struct session *, const struct smtp_command *);
+static void	 do_etrn(struct session *, const struct smtp_command *);
+static void	 do_command(struct session *, char *);
+static int	 read_data(struct session *);
+static void	 data_emit(struct session *, const char *, size_t);
+static void	 data_flush(struct session *);
+static void	 data_finish(struct session *);
+static int	 received_header(struct session *, char *, size_t);
+static int	 parse_notify(const char *);
+static int	 parse_orcpt(const char *, int);
+static const char *proto_name(const struct session *);
+
+/* ------------------------------------------------------------------ */
+/* File descriptor I/O. */
+
+static ssize_t
+fd_read(void *ctx, void *buf, size_t len, int timeout)
+{
+	struct smtp_io_fd	*f = ctx;
+	struct pollfd		 pfd;
+	ssize_t			 n;
+	int			 r;
+
+	pfd.fd = f->in;
+	pfd.events = POLLIN;
+	for (;;) {
+		r = poll(&pfd, 1, timeout > 0 ? timeout * 1000 : -1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return (-1);
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			return (-1);
+		}
+		n = read(f->in, buf, len);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		return (n);
+	}
+}
+
+static int
+fd_write(void *ctx, const void *buf, size_t len, int timeout)
+{
+	struct smtp_io_fd	*f = ctx;
+	struct pollfd		 pfd;
+	const char		*p = buf;
+	ssize_t			 n;
+	int			 r;
+
+	pfd.fd = f->out;
+	pfd.events = POLLOUT;
+	while (len > 0) {
+		r = poll(&pfd, 1, timeout > 0 ? timeout * 1000 : -1);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return (-1);
+		if (r == 0) {
+			errno = ETIMEDOUT;
+			return (-1);
+		}
+		n = write(f->out, p, len);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n == -1)
+			return (-1);
+		p += n;
+		len -= n;
+	}
+	return (0);
+}
+
+void
+smtp_io_fd_init(struct smtp_io *io, struct smtp_io_fd *f, int in, int out)
+{
+	f->in = in;
+	f->out = out;
+	io->ctx = f;
+	io->read = fd_read;
+	io->write = fd_write;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pure parsers. */
+
+void
+smtp_command_parse(const char *line, struct smtp_command *cmd)
+{
+	size_t	 i, n;
+
+	cmd->verb = SMTP_UNKNOWN;
+	cmd->name = "UNKNOWN";
+	cmd->arg = "";
+	for (n = 0; isalpha((unsigned char)line[n]); n++)
+		;
+	if (line[n] != '\0' && line[n] != ' ')
+		return;
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strlen(verbs[i].name) == n &&
+		    strncasecmp(line, verbs[i].name, n) == 0) {
+			cmd->verb = verbs[i].verb;
+			cmd->name = verbs[i].name;
+			break;
+		}
+	}
+	if (cmd->verb == SMTP_UNKNOWN)
+		return;
+	line += n;
+	while (*line == ' ')
+		line++;
+	cmd->arg = line;
+}
+
+int
+smtp_line_check(const char *line, size_t len, char *rbuf, size_t rsize)
+{
+	if (len > SMTP_LINE_MAX) {
+		strlcpy(rbuf, "500 5.5.2 Error: line too long", rsize);
+		return (-1);
+	}
+	if (len < 2 || line[len - 1] != '\n' || line[len - 2] != '\r' ||
+	    memchr(line, '\n', len - 1) != NULL) {
+		strlcpy(rbuf, "500 5.5.2 Error: bare <LF> received", rsize);
+		return (-1);
+	}
+	if (memchr(line, '\r', len - 2) != NULL) {
+		strlcpy(rbuf, "500 5.5.2 Error: bare <CR> received", rsize);
+		return (-1);
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		strlcpy(rbuf, "500 5.5.2 Error: NUL character received",
+		    rsize);
+		return (-1);
+	}
+	return (0);
+}
+
+int
+smtp_xtext_valid(const char *s, size_t maxlen)
+{
+	size_t	 n = 0;
+
+	if (*s == '\0')
+		return (0);
+	for (; *s != '\0'; s++, n++) {
+		if (*s == '+') {
+			if (!isxdigit((unsigned char)s[1]) ||
+			    !isxdigit((unsigned char)s[2]) ||
+			    islower((unsigned char)s[1]) ||
+			    islower((unsigned char)s[2]))
+				return (0);
+			s += 2;
+			n += 2;
+		} else if ((unsigned char)*s < 33 || (unsigned char)*s > 126 ||
+		    *s == '=')
+			return (0);
+	}
+	return (n <= maxlen);
+}
+
+/*
+ * Next "KEY[=VALUE]" from *p (space separated); *p advances.  Returns 0
+ * at the end, 1 for a parameter, -1 for bad syntax.
+ */
+static int
+param_split(char **p, char **key, char **value)
+{
+	char	*s = *p, *k;
+
+	while (*s == ' ')
+		s++;
+	if (*s == '\0')
+		return (0);
+	k = s;
+	if (!isalnum((unsigned char)*s))
+		return (-1);
+	while (isalnum((unsigned char)*s) || *s == '-')
+		s++;
+	*key = k;
+	*value = NULL;
+	if (*s == '=') {
+		*s++ = '\0';
+		*value = s;
+		while (*s != ' ' && *s != '\0') {
+			if ((unsigned char)*s < 33 || *s == '=')
+				return (-1);
+			s++;
+		}
+		if (s == *value)
+			return (-1);
+	} else if (*s != ' ' && *s != '\0')
+		return (-1);
+	if (*s == ' ')
+		*s++ = '\0';
+	*p = s;
+	return (1);
+}
+
+int
+smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
+    struct smtp_txn *txn, char *rbuf, size_t rsize)
+{
+	struct address		 a;
+	enum address_error	 e;
+	const char		*end, *errstr;
+	char			 params[SMTP_LINE_MAX + 1], *p, *key, *val;
+	int			 r, seen_size = 0, seen_body = 0;
+	long long		 size;
+
+	if (strncasecmp(arg, "FROM:", 5) != 0) {
+		strlcpy(rbuf, "501 5.5.4 Syntax: MAIL FROM:<address>", rsize);
+		return (-1);
+	}
+	arg += 5;
+	while (*arg == ' ')
+		arg++;
+	if ((e = address_parse_path(arg, 1, 1, &a, &end)) != ADDRESS_OK ||
+	    (*end != '\0' && *end != ' ')) {
+		snprintf(rbuf, rsize, "501 5.1.7 Bad sender address syntax%s",
+		    e == ADDRESS_TOO_LONG ? " (too long)" : "");
+		return (-1);
+	}
+	if (strlcpy(params, end, sizeof(params)) >= sizeof(params)) {
+		strlcpy(rbuf, "500 5.5.2 Error: line too long", rsize);
+		return (-1);
+	}
+	p = params;
+	while ((r = param_split(&p, &key, &val)) != 0) {
+		if (r == -1) {
+			strlcpy(rbuf, "501 5.5.4 Bad parameter syntax", rsize);
+			return (-1);
+		}
+		if (!esmtp) {
+			strlcpy(rbuf, "555 5.5.4 Parameters need EHLO", rsize);
+			return (-1);
+		}
+		if (strcasecmp(key, "SIZE") == 0 && val != NULL &&
+		    !seen_size) {
+			seen_size = 1;
+			if (strspn(val, "0123456789") != strlen(val) ||
+			    strlen(val) > 18) {
+				strlcpy(rbuf, "501 5.5.4 Bad SIZE parameter",
+				    rsize);
+				return (-1);
+			}
+			size = strtonum(val, 0, LLONG_MAX, &errstr);
+			if (errstr != NULL) {
+				strlcpy(rbuf, "501 5.5.4 Bad SIZE parameter",
+				    rsize);
+				return (-1);
+			}
+			txn->size_param = (uint64_t)size;
+			if (max_size > 0 && txn->size_param > max_size) {
+				strlcpy(rbuf, "552 5.3.4 Message size exceeds "
+				    "fixed limit", rsize);
+				return (-1);
+			}
+		} else if (strcasecmp(key, "BODY") == 0 && val != NULL &&
+		    !seen_body) {
+			seen_body = 1;
+			if (strcasecmp(val, "8BITMIME") == 0)
+				txn->eightbit = 1;
+			else if (strcasecmp(val, "7BIT") != 0) {
+				strlcpy(rbuf, "555 5.5.4 Unsupported BODY "
+				    "parameter", rsize);
+				return (-1);
+			}
+		} else if (strcasecmp(key, "SMTPUTF8") == 0 && val == NULL &&
+		    !txn->smtputf8) {
+			txn->smtputf8 = 1;
+		} else if (strcasecmp(key, "RET") == 0 && val != NULL &&
+		    txn->ret == SMTP_RET_UNSET) {
+			if (strcasecmp(val, "FULL") == 0)
+				txn->ret = SMTP_RET_FULL;
+			else if (strcasecmp(val, "HDRS") == 0)
+				txn->ret = SMTP_RET_HDRS;
+			else {
+				strlcpy(rbuf, "501 5.5.4 Bad RET parameter",
+				    rsize);
+				return (-1);
+			}
+		} else if (strcasecmp(key, "ENVID") == 0 && val != NULL &&
+		    txn->envid == NULL) {
+			if (!smtp_xtext_valid(val, SMTP_ENVID_MAX)) {
+				strlcpy(rbuf, "501 5.5.4 Bad ENVID parameter",
+				    rsize);
+				return (-1);
+			}
+			txn->envid = xstrdup(val);
+		} else {
+			strlcpy(rbuf, "555 5.5.4 Unsupported option or "
+			    "duplicate parameter", rsize);
+			return (-1);
+		}
+	}
+	if (a.utf8 && !txn->smtputf8) {
+		strlcpy(rbuf, "553 5.6.7 Must declare SMTPUTF8 to send Unicode "
+		    "address", rsize);
+		return (-1);
+	}
+	free(txn->sender);
+	txn->sender = xstrdup(a.addr);
+	return (0);
+}
+
+static int
+parse_notify(const char *val)
+{
+	char	 buf[128], *p, *tok;
+	int	 bits = 0, bit;
+
+	if (strlcpy(buf, val, sizeof(buf)) >= sizeof(buf))
+		return (-1);
+	p = buf;
+	while ((tok = strsep(&p, ",")) != NULL) {
+		if (strcasecmp(tok, "NEVER") == 0)
+			bit = SMTP_NOTIFY_NEVER;
+		else if (strcasecmp(tok, "SUCCESS") == 0)
+			bit = SMTP_NOTIFY_SUCCESS;
+		else if (strcasecmp(tok, "FAILURE") == 0)
+			bit = SMTP_NOTIFY_FAILURE;
+		else if (strcasecmp(tok, "DELAY") == 0)
+			bit = SMTP_NOTIFY_DELAY;
+		else
+			return (-1);
+		if (bits & bit)
+			return (-1);
+		bits |= bit;
+	}
+	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+		return (-1);
+	return (bits);
+}
+
+/* addr-type ";" xtext (RFC 3461 4.2); UTF-8 allowed with SMTPUTF8. */
+static int
+parse_orcpt(const char *val, int smtputf8)
+{
+	const char	*semi, *p;
+	char		 buf[SMTP_ORCPT_MAX + 1];
+	size_t		 i;
+
+	if (strlen(val) > SMTP_ORCPT_MAX ||
+	    (semi = strchr(val, ';')) == NULL || semi == val)
+		return (-1);
+	for (p = val; p < semi; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return (-1);
+	if (smtputf8) {
+		if (!utf8_valid((const unsigned char *)semi + 1,
+		    strlen(semi + 1)))
+			return (-1);
+		/* Check the xtext syntax with the UTF-8 octets masked. */
+		strlcpy(buf, semi + 1, sizeof(buf));
+		for (i = 0; buf[i] != '\0'; i++)
+			if ((unsigned char)buf[i] >= 0x80)
+				buf[i] = 'x';
+		return (smtp_xtext_valid(buf, SMTP_ORCPT_MAX) ? 0 : -1);
+	}
+	return (smtp_xtext_valid(semi + 1, SMTP_ORCPT_MAX) ? 0 : -1);
+}
+
+int
+smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
+    struct address *a, struct smtp_rcpt *rcpt, char *rbuf, size_t rsize)
+{
+	enum address_error	 e;
+	const char		*end;
+	char			 params[SMTP_LINE_MAX + 1], *p, *key, *val;
+	int			 r, notify;
+
+	memset(rcpt, 0, sizeof(*rcpt));
+	if (strncasecmp(arg, "TO:", 3) != 0) {
+		strlcpy(rbuf, "501 5.5.4 Syntax: RCPT TO:<address>", rsize);
+		return (-1);
+	}
+	arg += 3;
+	while (*arg == ' ')
+		arg++;
+	if ((e = address_parse_path(arg, 0, 1, a, &end)) != ADDRESS_OK ||
+	    (*end != '\0' && *end != ' ')) {
+		snprintf(rbuf, rsize, "501 5.1.3 Bad recipient address "
+		    "syntax%s", e == ADDRESS_TOO_LONG ? " (too long)" : "");
+		return (-1);
+	}
+	if (strlcpy(params, end, sizeof(params)) >= sizeof(params)) {
+		strlcpy(rbuf, "500 5.5.2 Error: line too long", rsize);
+		return (-1);
+	}
+	p = params;
+	while ((r = param_split(&p, &key, &val)) != 0) {
+		if (r == -1) {
+			strlcpy(rbuf, "501 5.5.4 Bad parameter syntax", rsize);
+			goto fail;
+		}
+		if (!esmtp) {
+			strlcpy(rbuf, "555 5.5.4 Parameters need EHLO", rsize);
+			goto fail;
+		}
+		if (strcasecmp(key, "NOTIFY") == 0 && val != NULL &&
+		    rcpt->notify == 0) {
+			if ((notify = parse_notify(val)) <= 0) {
+				strlcpy(rbuf, "501 5.5.4 Bad NOTIFY parameter",
+				    rsize);
+				goto fail;
+			}
+			rcpt->notify = notify;
+		} else if (strcasecmp(key, "ORCPT") == 0 && val != NULL &&
+		    rcpt->orcpt == NULL) {
+			if (parse_orcpt(val, txn->smtputf8) == -1) {
+				strlcpy(rbuf, "501 5.5.4 Bad ORCPT parameter",
+				    rsize);
+				goto fail;
+			}
+			rcpt->orcpt = xstrdup(val);
+		} else {
+			strlcpy(rbuf, "555 5.5.4 Unsupported option or "
+			    "duplicate parameter", rsize);
+			goto fail;
+		}
+	}
+	if (a->utf8 && !txn->smtputf8) {
+		strlcpy(rbuf, "553 5.6.7 Must declare SMTPUTF8 to send Unicode "
+		    "address", rsize);
+		goto fail;
+	}
+	return (0);
+ fail:
+	free(rcpt->orcpt);
+	rcpt->orcpt = NULL;
+	return (-1);
+}
+
+void
+smtp_txn_reset(struct smtp_txn *txn)
+{
+	size_t	 i;
+
+	free(txn->sender);
+	free(txn->envid);
+	for (i = 0; i < txn->nrcpts; i++) {
+		free(txn->rcpts[i].addr);
+		free(txn->rcpts[i].orcpt);
+	}
+	free(txn->rcpts);
+	memset(txn, 0, sizeof(*txn));
+}
+
+/* ------------------------------------------------------------------ */
+/* Session I/O. */
+
+static void
+out_append(struct session *s, const char *buf, size_t len)
+{
+	if (s->olen + len > s->ocap) {
+		s->ocap = (s->olen + len) * 2;
+		s->obuf = xreallocarray(s->obuf, s->ocap, 1);
+	}
+	memcpy(s->obuf + s->olen, buf, len);
+	s->olen += len;
+}
+
+static int
+out_flush(struct session *s)
+{
+	int	 r = 0;
+
+	if (s->olen > 0 && !s->closing) {
+		r = s->io->write(s->io->ctx, s->obuf, s->olen, s->p->timeout);
+		if (r == -1)
+			s->closing = 1;
+	}
+	s->olen = 0;
+	return (r);
+}
+
+/* Queue one reply line; counts and paces errors as Postfix does. */
+static void
+reply_line(struct session *s, const char *line)
+{
+	int	 error = (line[0] == '4' || line[0] == '5') &&
+		    strncmp(line, "421", 3) != 0;
+
+	if (error && ++s->errors > s->p->soft_error_limit &&
+	    s->p->error_sleep > 0) {
+		if (out_flush(s) == 0)
+			sleep(s->p->error_sleep);
+	}
+	out_append(s, line, strlen(line));
+	out_append(s, "\r\n", 2);
+	if (error && s->p->hard_error_limit > 0 &&
+	    s->errors >= s->p->hard_error_limit) {
+		log_info("too many errors after %s from %s", s->last_cmd,
+		    s->client);
+		reply(s, "421 4.7.0 %s Error: too many errors",
+		    s->p->hostname);
+		out_flush(s);
+		s->closing = 1;
+	}
+}
+
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char	 line[SMTP_REPLY_MAX];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	reply_line(s, line);
+}
+
+/*
+ * Read more input, flushing pending replies first (RFC 2920: the
+ * server flushes when it would otherwise wait).  Returns >0, or 0 when
+ * the session is over (end of file, error or timeout, logged).
+ */
+static int
+fill(struct session *s)
+{
+	ssize_t	 n;
+
+	if (out_flush(s) == -1)
+		return (0);
+	if (s->ipos > 0) {
+		memmove(s->ibuf, s->ibuf + s->ipos, s->iend - s->ipos);
+		s->iend -= s->ipos;
+		s->ipos = 0;
+	}
+	if (s->iend == sizeof(s->ibuf))
+		return (1);
+	n = s->io->read(s->io->ctx, s->ibuf + s->iend,
+	    sizeof(s->ibuf) - s->iend, s->p->timeout);
+	if (n > 0) {
+		s->iend += n;
+		return (1);
+	}
+	if (n == -1 && errno == ETIMEDOUT) {
+		log_info("timeout after %s from %s", s->last_cmd, s->client);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->p->hostname);
+		out_flush(s);
+	} else
+		log_info("lost connection after %s from %s", s->last_cmd,
+		    s->client);
+	s->closing = 1;
+	return (0);
+}
+
+/*
+ * The next input line into *line (with its LF).  Returns 1 for a line,
+ * 2 for a line that was too long (already discarded), 0 at the end.
+ */
+static int
+read_line(struct session *s, char **line, size_t *len)
+{
+	char	*nl;
+	int	 overlong = 0;
+
+	for (;;) {
+		nl = memchr(s->ibuf + s->ipos, '\n', s->iend - s->ipos);
+		if (nl != NULL) {
+			*line = s->ibuf + s->ipos;
+			*len = nl - *line + 1;
+			s->ipos += *len;
+			return (overlong ? 2 : 1);
+		}
+		if (s->iend - s->ipos >= SMTP_LINE_MAX) {
+			overlong = 1;
+			s->ipos = s->iend;
+		}
+		if (fill(s) == 0)
+			return (0);
+	}
+}
+
+static void
+safe_copy(char *buf, size_t size, const char *text)
+{
+	log_safe(buf, size, text);
+}
+
+static const char *
+proto_name(const struct session *s)
+{
+	if (!s->esmtp)
+		return ("SMTP");
+	return (s->txn.smtputf8 ? "UTF8SMTP" : "ESMTP");
+}
+
+static void
+log_reject(struct session *s, const char *stage, const char *line,
+    const char *to)
+{
+	char	 from[ADDRESS_PATH_MAX * 4 + 1], rcpt[ADDRESS_PATH_MAX * 4 + 1];
+	char	 helo[sizeof(s->helo) * 4 + 1];
+	char	 text[SMTP_REPLY_MAX * 4 + 1];
+
+	safe_copy(text, sizeof(text), line);
+	safe_copy(helo, sizeof(helo), s->helo);
+	if (s->txn.sender != NULL)
+		safe_copy(from, sizeof(from), s->txn.sender);
+	if (to != NULL)
+		safe_copy(rcpt, sizeof(rcpt), to);
+	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
+	    stage, s->client, text,
+	    s->txn.sender != NULL ? " from=<" : "",
+	    s->txn.sender != NULL ? from : "",
+	    s->txn.sender != NULL ? ">" : "",
+	    to != NULL ? " to=<" : "", to != NULL ? rcpt : "",
+	    to != NULL ? ">" : "", s->esmtp ? "ESMTP" : "SMTP", helo);
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands. */
+
+static void
+do_helo(struct session *s, const struct smtp_command *cmd, int esmtp)
+{
+	const char	*p;
+
+	if (*cmd->arg == '\0') {
+		reply(s, "501 5.5.4 Syntax: %s hostname", cmd->name);
+		return;
+	}
+	for (p = cmd->arg; *p != '\0'; p++)
+		if ((unsigned char)*p < 33 || (unsigned char)*p > 126)
+			break;
+	if (*p != '\0' || p - cmd->arg >= (ptrdiff_t)sizeof(s->helo)) {
+		reply(s, "501 5.5.2 Syntax: %s hostname", cmd->name);
+		return;
+	}
+	strlcpy(s->helo, cmd->arg, sizeof(s->helo));
+	s->have_helo = 1;
+	s->esmtp = esmtp;
+	smtp_txn_reset(&s->txn);
+	if (!esmtp) {
+		reply(s, "250 %s", s->p->hostname);
+		return;
+	}
+	reply(s, "250-%s", s->p->hostname);
+	reply(s, "250-PIPELINING");
+	if (s->p->max_size > 0)
+		reply(s, "250-SIZE %llu", (unsigned long long)s->p->max_size);
+	else
+		reply(s, "250-SIZE");
+	reply(s, "250-ETRN");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-8BITMIME");
+	reply(s, "250-DSN");
+	reply(s, "250 SMTPUTF8");
+}
+
+static void
+do_mail(struct session *s, const struct smtp_command *cmd)
+{
+	char	 rbuf[SMTP_REPLY_MAX];
+
+	if (!s->have_helo) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	smtp_txn_reset(&s->txn);
+	if (smtp_parse_mail(cmd->arg, s->esmtp, s->p->max_size, &s->txn,
+	    rbuf, sizeof(rbuf)) == -1 ||
+	    (s->h->mail != NULL &&
+	    s->h->mail(s->h->ctx, &s->txn, rbuf, sizeof(rbuf)) == -1)) {
+		log_reject(s, "MAIL", rbuf, NULL);
+		smtp_txn_reset(&s->txn);
+		reply_line(s, rbuf);
+		return;
+	}
+	s->txn.active = 1;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+do_rcpt(struct session *s, const struct smtp_command *cmd)
+{
+	struct address		 a;
+	struct smtp_rcpt	 r;
+	char			 rbuf[SMTP_REPLY_MAX];
+	size_t			 i;
+
+	if (!s->txn.active) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (smtp_parse_rcpt(cmd->arg, s->esmtp, &s->txn, &a, &r, rbuf,
+	    sizeof(rbuf)) == -1) {
+		log_reject(s, "RCPT", rbuf, cmd->arg);
+		reply_line(s, rbuf);
+		return;
+	}
+	if (s->txn.nrcpts >= s->p->max_recipients) {
+		free(r.orcpt);
+		strlcpy(rbuf, "452 4.5.3 Error: too many recipients",
+		    sizeof(rbuf));
+		log_reject(s, "RCPT", rbuf, a.addr);
+		reply_line(s, rbuf);
+		return;
+	}
+	if (s->h->rcpt != NULL &&
+	    s->h->rcpt(s->h->ctx, &s->txn, &a, rbuf, sizeof(rbuf)) == -1) {
+		free(r.orcpt);
+		log_reject(s, "RCPT", rbuf, a.addr);
+		reply_line(s, rbuf);
+		return;
+	}
+	for (i = 0; i < s->txn.nrcpts; i++)
+		if (strcmp(s->txn.rcpts[i].addr, a.addr) == 0)
+			break;
+	if (i < s->txn.nrcpts) {
+		/* The same recipient twice: one delivery. */
+		free(r.orcpt);
+	} else {
+		s->txn.rcpts = xreallocarray(s->txn.rcpts, s->txn.nrcpts + 1,
+		    sizeof(*s->txn.rcpts));
+		r.addr = xstrdup(a.addr);
+		s->txn.rcpts[s->txn.nrcpts++] = r;
+	}
+	reply(s, "250 2.1.5 Ok");
+}
+
+static void
+do_etrn(struct session *s, const struct smtp_command *cmd)
+{
+	char		 rbuf[SMTP_REPLY_MAX];
+	const char	*domain = cmd->arg;
+
+	if (!s->have_helo) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->txn.active) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (*domain == '\0') {
+		reply(s, "501 5.5.4 Syntax: ETRN domain");
+		return;
+	}
+	if (*domain == '#') {
+		strlcpy(rbuf, "458 4.1.0 Error: queue names are not supported",
+		    sizeof(rbuf));
+		log_reject(s, "ETRN", rbuf, NULL);
+		reply_line(s, rbuf);
+		return;
+	}
+	if (*domain == '@')
+		domain++;
+	if (!address_domain_valid(domain)) {
+		reply(s, "501 5.1.2 Error: invalid parameter syntax");
+		return;
+	}
+	if (s->h->etrn == NULL) {
+		strlcpy(rbuf, "458 4.1.2 Error: unable to queue messages for "
+		    "node", sizeof(rbuf));
+		log_reject(s, "ETRN", rbuf, NULL);
+		reply_line(s, rbuf);
+		return;
+	}
+	if (s->h->etrn(s->h->ctx, domain, rbuf, sizeof(rbuf)) == -1 &&
+	    (rbuf[0] == '4' || rbuf[0] == '5'))
+		log_reject(s, "ETRN", rbuf, NULL);
+	reply_line(s, rbuf);
+}
+
+/* The Received: header we prepend (folded, CRLF). */
+static int
+received_header(struct session *s, char *buf, size_t size)
+{
+	char		 date[64], helo[sizeof(s->helo)], forbuf[ADDRESS_PATH_MAX + 16];
+	char		 from[sizeof(s->helo) + 340];
+	const char	*with;
+
+	rfc5322_date(time(NULL), date, sizeof(date));
+	strlcpy(helo, s->helo, sizeof(helo));
+	if (strchr(s->p->client_addr, ':') != NULL)
+		snprintf(from, sizeof(from), "%s (%s [IPv6:%s])", helo,
+		    s->p->client_name, s->p->client_addr);
+	else if (strcmp(s->p->client_addr, "local") == 0)
+		snprintf(from, sizeof(from), "%s (%s)", helo,
+		    s->p->client_addr);
+	else
+		snprintf(from, sizeof(from), "%s (%s [%s])", helo,
+		    s->p->client_name, s->p->client_addr);
+	if (!s->esmtp)
+		with = "SMTP";
+	else
+		with = s->txn.smtputf8 ? "UTF8SMTP" : "ESMTP";
+	if (s->txn.nrcpts == 1)
+		snprintf(forbuf, sizeof(forbuf), "\r\n\tfor <%s>",
+		    s->txn.rcpts[0].addr);
+	else
+		forbuf[0] = '\0';
+	return (bsnprintf(buf, size, "Received: from %s\r\n"
+	    "\tby %s (mxfb) with %s id %s%s;\r\n\t%s\r\n",
+	    from, s->p->hostname, with, s->txn.id, forbuf, date));
+}
+
+static void
+data_flush(struct session *s)
+{
+	struct data_state	*d = s->d;
+
+	if (d->len == 0)
+		return;
+	if (!d->bare && !d->nul && !d->toobig && d->write_errno == 0 &&
+	    s->h->data_write(s->h->ctx, d->buf, d->len) == -1)
+		d->write_errno = errno ? errno : EIO;
+	d->len = 0;
+}
+
+/* Message bytes (already unstuffed) into the output buffer. */
+static void
+data_emit(struct session *s, const char *p, size_t n)
+{
+	struct data_state	*d = s->d;
+	size_t			 i, chunk;
+
+	if (d->in_headers) {
+		for (i = 0; i < n && d->in_headers; i++) {
+			if (d->hdr_linepos < sizeof(d->hdr_prefix))
+				d->hdr_prefix[d->hdr_linepos] =
+				    tolower((unsigned char)p[i]);
+			d->hdr_linepos++;
+			if (p[i] != '\n')
+				continue;
+			if (d->hdr_linepos <= 2)
+				d->in_headers = 0;	/* empty line */
+			else if (d->hdr_linepos > sizeof(d->hdr_prefix) &&
+			    memcmp(d->hdr_prefix, "received:", 9) == 0)
+				d->received++;
+			d->hdr_linepos = 0;
+		}
+	}
+	if (s->p->max_size > 0 && d->size + n > s->p->max_size)
+		d->toobig = 1;
+	d->size += n;
+	if (d->toobig || d->bare || d->nul || d->write_errno != 0)
+		return;
+	while (n > 0) {
+		chunk = sizeof(d->buf) - d->len;
+		if (chunk > n)
+			chunk = n;
+		memcpy(d->buf + d->len, p, chunk);
+		d->len += chunk;
+		p += chunk;
+		n -= chunk;
+		if (d->len == sizeof(d->buf))
+			data_flush(s);
+	}
+}
+
+/*
+ * Read the message up to CRLF.CRLF.  Returns 1 at that end, 0 when the
+ * connection ended first.
+ */
+static int
+read_data(struct session *s)
+{
+	struct data_state	*d = s->d;
+	const char		*p, *end, *run;
+	char			 c;
+
+	for (;;) {
+		if (s->ipos == s->iend) {
+			s->ipos = s->iend = 0;
+			if (fill(s) == 0)
+				return (0);
+		}
+		p = s->ibuf + s->ipos;
+		end = s->ibuf + s->iend;
+		while (p < end) {
+			c = *p;
+			switch (d->pos) {
+			case DATA_BOL:
+				if (c == '.') {
+					d->pos = DATA_DOT;
+					p++;
+					continue;
+				}
+				d->pos = DATA_MID;
+				break;
+			case DATA_DOT:
+				if (c == '\r') {
+					d->pos = DATA_DOT_CR;
+					p++;
+					continue;
+				}
+				/* Dot-stuffed line: the dot is dropped. */
+				d->pos = DATA_MID;
+				break;
+			case DATA_DOT_CR:
+				if (c == '\n') {
+					s->ipos = p + 1 - s->ibuf;
+					return (1);
+				}
+				/* ".\r" then not LF: a bare CR. */
+				d->bare = 1;
+				data_emit(s, "\r", 1);
+				d->pos = DATA_MID;
+				break;
+			case DATA_CR:
+				if (c == '\n') {
+					data_emit(s, "\n", 1);
+					d->pos = DATA_BOL;
+					p++;
+					continue;
+				}
+				d->bare = 1;
+				d->pos = DATA_MID;
+				break;
+			case DATA_MID:
+				break;
+			}
+			/* DATA_MID: copy the run up to a special byte. */
+			run = p;
+			while (p < end && *p != '\r' && *p != '\n' &&
+			    *p != '\0')
+				p++;
+			if (p > run)
+				data_emit(s, run, p - run);
+			if (p == end)
+				break;
+			if (*p == '\r')
+				d->pos = DATA_CR;
+			else if (*p == '\n')
+				d->bare = 1;	/* LF without CR: stay MID */
+			else
+				d->nul = 1;
+			data_emit(s, p, 1);
+			p++;
+		}
+		s->ipos = s->iend;
+	}
+}
+
+/* After CRLF.CRLF: refuse or commit, reply, and end the transaction. */
+static void
+data_finish(struct session *s)
+{
+	struct data_state	*d = s->d;
+	char			 rbuf[SMTP_REPLY_MAX], from[ADDRESS_PATH_MAX * 4 + 1];
+	int			 failed = 1;
+
+	data_flush(s);
+	s->txn.size = d->hdrlen + d->size;
+	if (d->bare)
+		strlcpy(rbuf, "550 5.5.2 Error: bare <CR> or <LF> received",
+		    sizeof(rbuf));
+	else if (d->nul)
+		strlcpy(rbuf, "550 5.6.0 Error: NUL character in message",
+		    sizeof(rbuf));
+	else if (d->toobig)
+		strlcpy(rbuf, "552 5.3.4 Message size exceeds fixed limit",
+		    sizeof(rbuf));
+	else if (d->received > SMTP_MAX_RECEIVED)
+		strlcpy(rbuf, "554 5.4.6 Too many hops: mail forwarding loop",
+		    sizeof(rbuf));
+	else if (d->write_errno == ENOSPC || d->write_errno == EDQUOT)
+		strlcpy(rbuf, "452 4.3.1 Insufficient system storage",
+		    sizeof(rbuf));
+	else if (d->write_errno != 0)
+		strlcpy(rbuf, "451 4.3.0 Error: queue file write error",
+		    sizeof(rbuf));
+	else if (s->h->data_commit(s->h->ctx, &s->txn, rbuf,
+	    sizeof(rbuf)) == 0)
+		failed = 0;
+	if (failed) {
+		if (rbuf[0] != '4' && rbuf[0] != '5')
+			strlcpy(rbuf, "451 4.3.0 Error: queue file write error",
+			    sizeof(rbuf));
+		if (d->bare || d->nul || d->toobig || d->write_errno != 0 ||
+		    d->received > SMTP_MAX_RECEIVED)
+			s->h->data_abort(s->h->ctx);
+		log_reject(s, "END-OF-MESSAGE", rbuf, NULL);
+		reply_line(s, rbuf);
+	} else {
+		safe_copy(from, sizeof(from), s->txn.sender);
+		log_info("%s: client=%s, from=<%s>, size=%llu, nrcpt=%zu "
+		    "proto=%s", s->txn.id, s->client, from,
+		    (unsigned long long)s->txn.size, s->txn.nrcpts,
+		    proto_name(s));
+		reply(s, "250 2.0.0 Ok: queued as %s", s->txn.id);
+	}
+	smtp_txn_reset(&s->txn);
+}
+
+static void
+do_data(struct session *s, const struct smtp_command *cmd)
+{
+	char	 rbuf[SMTP_REPLY_MAX], hdr[2048];
+	int	 ok;
+
+	if (*cmd->arg != '\0') {
+		reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!s->txn.active) {
+		reply(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->txn.nrcpts == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->h->data_begin(s->h->ctx, &s->txn, rbuf, sizeof(rbuf)) == -1) {
+		log_reject(s, "DATA", rbuf, NULL);
+		reply_line(s, rbuf);
+		return;
+	}
+	s->d = xcalloc(1, sizeof(*s->d));
+	s->d->pos = DATA_BOL;
+	s->d->in_headers = 1;
+	if (received_header(s, hdr, sizeof(hdr)) == -1) {
+		s->d->write_errno = EIO;
+	} else {
+		s->d->hdrlen = strlen(hdr);
+		if (s->h->data_write(s->h->ctx, hdr, s->d->hdrlen) == -1)
+			s->d->write_errno = errno ? errno : EIO;
+	}
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	ok = read_data(s);
+	if (ok)
+		data_finish(s);
+	else {
+		s->h->data_abort(s->h->ctx);
+		smtp_txn_reset(&s->txn);
+	}
+	free(s->d);
+	s->d = NULL;
+}
+
+static void
+do_command(struct session *s, char *line)
+{
+	struct smtp_command	 cmd;
+
+	smtp_command_parse(line, &cmd);
+	s->counts[cmd.verb]++;
+	s->ncommands++;
+	s->last_cmd = cmd.name;
+	switch (cmd.verb) {
+	case SMTP_HELO:
+		do_helo(s, &cmd, 0);
+		break;
+	case SMTP_EHLO:
+		do_helo(s, &cmd, 1);
+		break;
+	case SMTP_MAIL:
+		do_mail(s, &cmd);
+		break;
+	case SMTP_RCPT:
+		do_rcpt(s, &cmd);
+		break;
+	case SMTP_DATA:
+		do_data(s, &cmd);
+		s->last_cmd = "END-OF-MESSAGE";
+		break;
+	case SMTP_RSET:
+		if (*cmd.arg != '\0') {
+			reply(s, "501 5.5.4 Syntax: RSET");
+			break;
+		}
+		smtp_txn_reset(&s->txn);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		out_flush(s);
+		s->closing = 1;
+		break;
+	case SMTP_VRFY:
+		if (*cmd.arg == '\0')
+			reply(s, "501 5.5.4 Syntax: VRFY address");
+		else
+			reply(s, "252 2.0.0 Cannot VRFY user, but will accept "
+			    "message and attempt delivery");
+		break;
+	case SMTP_EXPN:
+		reply(s, "502 5.5.1 Error: command not implemented");
+		break;
+	case SMTP_HELP:
+		reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET "
+		    "NOOP QUIT VRFY HELP ETRN");
+		break;
+	case SMTP_ETRN:
+		do_etrn(s, &cmd);
+		break;
+	case SMTP_STARTTLS:
+	case SMTP_BDAT:
+		reply(s, "502 5.5.1 Error: command not implemented");
+		break;
+	case SMTP_AUTH:
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		break;
+	case SMTP_UNKNOWN:
+	case SMTP_NVERBS:
+		reply(s, "500 5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+int
+smtp_session(const struct smtp_params *p, const struct smtp_io *io,
+    const struct smtp_hooks *h)
+{
+	struct session	*s;
+	char		*line, cmdline[SMTP_LINE_MAX + 1], rbuf[SMTP_REPLY_MAX];
+	char		 counts[512];
+	size_t		 len, off;
+	int		 r, quit, i;
+
+	s = xcalloc(1, sizeof(*s));
+	s->p = p;
+	s->io = io;
+	s->h = h;
+	s->last_cmd = "CONNECT";
+	snprintf(s->client, sizeof(s->client), "%s[%s]", p->client_name,
+	    p->client_addr);
+	log_info("connect from %s", s->client);
+	reply(s, "220 %s ESMTP", p->hostname);
+	while (!s->closing) {
+		r = read_line(s, &line, &len);
+		if (r == 0)
+			break;
+		if (r == 2) {
+			s->last_cmd = "UNKNOWN";
+			reply(s, "500 5.5.2 Error: line too long");
+			continue;
+		}
+		if (smtp_line_check(line, len, rbuf, sizeof(rbuf)) == -1) {
+			s->last_cmd = "UNKNOWN";
+			reply_line(s, rbuf);
+			continue;
+		}
+		memcpy(cmdline, line, len - 2);
+		cmdline[len - 2] = '\0';
+		do_command(s, cmdline);
+	}
+	out_flush(s);
+	quit = s->counts[SMTP_QUIT] > 0;
+	off = 0;
+	counts[0] = '\0';
+	for (i = 0; i < (int)(sizeof(verbs) / sizeof(verbs[0])); i++) {
+		if (s->counts[verbs[i].verb] == 0)
+			continue;
+		r = snprintf(counts + off, sizeof(counts) - off, " %s=%u",
+		    verbs[i].name, s->counts[verbs[i].verb]);
+		if (r < 0 || (size_t)r >= sizeof(counts) - off)
+			break;
+		off += r;
+	}
+	for (len = 0; counts[len] != '\0'; len++)
+		counts[len] = tolower((unsigned char)counts[len]);
+	off = len;
+	if (s->counts[SMTP_UNKNOWN] > 0)
+		snprintf(counts + off, sizeof(counts) - off, " unknown=%u",
+		    s->counts[SMTP_UNKNOWN]);
+	log_info("disconnect from %s%s commands=%u", s->client, counts,
+	    s->ncommands);
+	smtp_txn_reset(&s->txn);
+	free(s->obuf);
+	free(s);
+	return (quit ? 0 : -1);
+}

@@ -1,0 +1,168 @@
+/*
+ * smtp_server.h - the SMTP server protocol engine (RFC 5321 with
+ * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN).
+ *
+ * The engine knows neither the spool nor the configuration file: it
+ * reads and writes through a struct smtp_io (plain fds now, TLS later)
+ * and asks struct smtp_hooks what to do with senders, recipients and
+ * message bytes.  It guarantees that a message is reported accepted
+ * (250 after DATA) only when the commit hook said so, that a DATA phase
+ * with bare CR, bare LF or NUL, too many Received headers or too many
+ * bytes is read to its real end (CRLF.CRLF only) and then refused with
+ * nothing committed, and that replies to pipelined commands come out in
+ * order, flushed only when the client's input is exhausted or the
+ * reply must be synchronous.
+ */
+#ifndef MXFB_SMTP_SERVER_H
+#define MXFB_SMTP_SERVER_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/address.h"
+
+#define SMTP_LINE_MAX	512	/* command line, CRLF included */
+#define SMTP_REPLY_MAX	512
+#define SMTP_MAX_RECEIVED 100	/* more Received: headers is a loop */
+#define SMTP_ENVID_MAX	100	/* RFC 3461 4.4 */
+#define SMTP_ORCPT_MAX	500	/* RFC 3461 4.2 */
+
+/*
+ * The byte stream to and from the client.  read waits at most timeout
+ * seconds: >0 bytes, 0 end of file, -1 error (errno ETIMEDOUT when the
+ * client was silent).  write sends everything or returns -1.
+ */
+struct smtp_io {
+	void	*ctx;
+	ssize_t	(*read)(void *ctx, void *buf, size_t len, int timeout);
+	int	(*write)(void *ctx, const void *buf, size_t len, int timeout);
+};
+
+/* A plain file descriptor pair (inetd: 0 and 1; -l: the socket twice). */
+struct smtp_io_fd {
+	int	 in;
+	int	 out;
+};
+void	 smtp_io_fd_init(struct smtp_io *, struct smtp_io_fd *, int in,
+	    int out);
+
+/* RFC 3461 NOTIFY bits (the same values as the spool's). */
+#define SMTP_NOTIFY_NEVER	0x01
+#define SMTP_NOTIFY_SUCCESS	0x02
+#define SMTP_NOTIFY_FAILURE	0x04
+#define SMTP_NOTIFY_DELAY	0x08
+
+enum smtp_ret { SMTP_RET_UNSET, SMTP_RET_FULL, SMTP_RET_HDRS };
+
+struct smtp_rcpt {
+	char	*addr;		/* local@domain as accepted */
+	char	*orcpt;		/* "rfc822;x@y" as received, or NULL */
+	int	 notify;	/* SMTP_NOTIFY_* bits, 0 = not given */
+};
+
+/* One mail transaction: what MAIL and RCPT said. */
+struct smtp_txn {
+	int		 active;	/* MAIL accepted */
+	char		*sender;	/* "" for <> */
+	int		 smtputf8;
+	int		 eightbit;	/* BODY=8BITMIME */
+	enum smtp_ret	 ret;
+	char		*envid;		/* xtext as received, or NULL */
+	uint64_t	 size_param;	/* SIZE=, 0 if not given */
+	struct smtp_rcpt *rcpts;
+	size_t		 nrcpts;
+	char		 id[64];	/* queue ID, from data_begin */
+	uint64_t	 size;		/* bytes committed (Received incl.) */
+};
+
+/* Facts about the session that hooks and logs may use. */
+struct smtp_params {
+	const char	*hostname;	/* banner, EHLO, Received */
+	const char	*client_addr;	/* "192.0.2.1", "2001:db8::1", "local" */
+	const char	*client_name;	/* "unknown": we do no DNS */
+	uint64_t	 max_size;	/* 0: unlimited */
+	unsigned	 max_recipients;
+	int		 timeout;	/* idle seconds */
+	int		 soft_error_limit;	/* 10: then slow down */
+	int		 hard_error_limit;	/* 20: then 421 and hang up */
+	int		 error_sleep;	/* seconds per reply beyond soft */
+};
+
+/*
+ * Policy and storage.  Hooks returning int give 0 to go on or -1 after
+ * writing a complete reply line ("550 5.7.1 ...", no CRLF) into reply.
+ * data_write returns -1 with errno set; the engine then reads the
+ * message to its end and replies 452 4.3.1 (ENOSPC, EDQUOT) or 451
+ * 4.3.0.  After data_begin succeeded, exactly one of data_commit or
+ * data_abort is called.
+ */
+struct smtp_hooks {
+	void	*ctx;
+	int	(*mail)(void *ctx, const struct smtp_txn *, char *reply,
+		    size_t);
+	int	(*rcpt)(void *ctx, const struct smtp_txn *,
+		    const struct address *, char *reply, size_t);
+	int	(*data_begin)(void *ctx, struct smtp_txn *, char *reply,
+		    size_t);	/* fills txn->id */
+	int	(*data_write)(void *ctx, const void *, size_t);
+	int	(*data_commit)(void *ctx, struct smtp_txn *, char *reply,
+		    size_t);
+	void	(*data_abort)(void *ctx);
+	int	(*etrn)(void *ctx, const char *domain, char *reply, size_t);
+};
+
+/* Command verbs. */
+enum smtp_verb {
+	SMTP_UNKNOWN, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA,
+	SMTP_RSET, SMTP_NOOP, SMTP_QUIT, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
+	SMTP_ETRN, SMTP_STARTTLS, SMTP_AUTH, SMTP_BDAT, SMTP_NVERBS
+};
+
+struct smtp_command {
+	enum smtp_verb	 verb;
+	const char	*name;	/* "MAIL", or "UNKNOWN" */
+	const char	*arg;	/* after the verb and its spaces ("" if none) */
+};
+
+/*
+ * Split a command line (CRLF already removed, no NUL/CR/LF inside) into
+ * verb and argument; verbs are case-insensitive and must be followed by
+ * a space or the end.  Never fails: unknown verbs give SMTP_UNKNOWN.
+ */
+void	 smtp_command_parse(const char *line, struct smtp_command *);
+
+/*
+ * Check a command line as read from the client, lf pointing at its
+ * '\n': 0 if it is "text CRLF" of at most SMTP_LINE_MAX octets without
+ * NUL or bare CR; otherwise -1 with a reply in reply.
+ */
+int	 smtp_line_check(const char *line, size_t len, char *reply, size_t);
+
+/*
+ * The argument of MAIL ("FROM:<a@b> SIZE=10 ...") into txn, or -1 with
+ * a reply.  esmtp: the client said EHLO (parameters allowed).
+ */
+int	 smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
+	    struct smtp_txn *, char *reply, size_t);
+/*
+ * The argument of RCPT ("TO:<x@y> NOTIFY=... ORCPT=...") into addr and
+ * rcpt (rcpt->orcpt allocated), or -1 with a reply.
+ */
+int	 smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *,
+	    struct address *, struct smtp_rcpt *, char *reply, size_t);
+/* RFC 3461 xtext of at most maxlen octets? */
+int	 smtp_xtext_valid(const char *, size_t maxlen);
+
+/* Free what a transaction holds and zero it. */
+void	 smtp_txn_reset(struct smtp_txn *);
+
+/*
+ * Run one session: greeting, commands until QUIT, end of input, timeout
+ * or too many errors.  Logs connect/disconnect, each accepted message
+ * and each refusal.  Returns 0 after QUIT, -1 otherwise.
+ */
+int	 smtp_session(const struct smtp_params *, const struct smtp_io *,
+	    const struct smtp_hooks *);
+
+#endif
