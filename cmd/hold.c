@@ -1,6 +1,6 @@
 /*
- * hold.c - `mxfb hold ID...`: keep messages in the queue: a held message is never flushed or bounced
- * until it is released.
+ * hold.c - `mxfb hold ID...`: keep messages in the queue; a held message
+ * is never flushed or bounced until it is released.
  * The work is shared with the other queue surgery commands (queue_ops.c).
  */
 #include "cmd/cmd.h"
@@ -13,7 +13,9 @@ cmd_hold(int argc, char **argv)
 	static const struct queue_op op = {
 		"mxfb hold [-C file] ID ...",
 		spool_hold,
-		"held"
+		"held",
+		1,
+		"already held"
 	};
 
 	return (queue_op_run(&op, argc, argv));

@@ -5,9 +5,11 @@
  * configuration or the spool is even opened (exit 64, nothing touched).
  * Then each message is handled in turn and the outcome of each is
  * logged ("QUEUEID: held by administrator (uid N)").  A missing message
- * does not stop the others: exit 1 at the end.  A message claimed by a
- * running flush or bounce cannot be changed under it: "busy, try again"
- * and exit 75 at the end (takes precedence over 1).
+ * does not stop the others: exit 1 at the end.  Holding a held message
+ * or releasing one that is not held changes nothing and is no error.
+ * A message claimed by a running flush or bounce cannot be changed
+ * under it: "busy, try again" and exit 75 at the end (takes precedence
+ * over 1).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,23 +24,31 @@
 #include "core/util.h"
 #include "spool/spool.h"
 
-static int	 message_exists(struct spool *, const char *);
+enum presence { MISSING, PRESENT, PRESENT_HELD, PRESENT_CLAIMED };
+
+static enum presence message_presence(struct spool *, const char *);
 
 /*
- * The spool reports ENOENT both for a message that is not there and
- * for one that is claimed; a claimed message still has an envelope
- * that can be read, a missing one has not.
+ * The spool reports ENOENT for a message that is not there, for one
+ * that is claimed, and for one that is not in the state the operation
+ * starts from (release of a message that is not held).  A message that
+ * is still there has an envelope that can be read.
  */
-static int
-message_exists(struct spool *sp, const char *id)
+static enum presence
+message_presence(struct spool *sp, const char *id)
 {
 	struct envelope	 env;
+	enum presence	 p;
 
 	memset(&env, 0, sizeof(env));
 	if (spool_read_envelope(sp, id, &env) == -1)
-		return (0);
+		return (MISSING);
+	if (env.claimed)
+		p = PRESENT_CLAIMED;
+	else
+		p = env.held ? PRESENT_HELD : PRESENT;
 	envelope_free(&env);
-	return (1);
+	return (p);
 }
 
 int
@@ -49,6 +59,7 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct spool	*sp;
+	enum presence	 p;
 	int		 ch, i, missing = 0, busy = 0;
 
 	while ((ch = getopt_long(argc, argv, "C:h", longopts, NULL)) != -1) {
@@ -76,14 +87,25 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 			    op->done, (unsigned long)getuid());
 			continue;
 		}
-		if (errno == EBUSY || (errno == ENOENT &&
-		    message_exists(sp, argv[i]))) {
-			log_cmd_errorx("%s: busy (being delivered or bounced), "
-			    "try again", argv[i]);
+		if (errno == ENOENT) {
+			p = message_presence(sp, argv[i]);
+			if (p == MISSING) {
+				log_cmd_errorx("%s: no such message", argv[i]);
+				missing = 1;
+			} else if (p != PRESENT_CLAIMED &&
+			    op->target_held != -1 &&
+			    (p == PRESENT_HELD) == op->target_held) {
+				/* Nothing to do: hold and release repeat. */
+				log_cmd_errorx("%s: %s", argv[i], op->already);
+			} else {
+				log_cmd_errorx("%s: busy (being delivered or "
+				    "bounced), try again", argv[i]);
+				busy = 1;
+			}
+		} else if (errno == EBUSY) {
+			log_cmd_errorx("%s: busy (being delivered or "
+			    "bounced), try again", argv[i]);
 			busy = 1;
-		} else if (errno == ENOENT) {
-			log_cmd_errorx("%s: no such message", argv[i]);
-			missing = 1;
 		} else {
 			log_cmd_error("%s", argv[i]);
 			busy = 1;

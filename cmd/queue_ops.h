@@ -12,6 +12,8 @@ struct queue_op {
 	const char	*usage;		/* "mxfb hold [-C file] ID ..." */
 	int		(*act)(struct spool *, const char *);
 	const char	*done;		/* "held", "released", "deleted" */
+	int		 target_held;	/* held afterwards: 1, 0; -1: gone */
+	const char	*already;	/* "already held", "not held" */
 };
 
 /* Parse options, act on every ID; returns the command's exit status. */

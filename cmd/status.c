@@ -213,12 +213,15 @@ list_one(const struct envelope *env, void *arg)
 		    "----Arrival Time---- -Sender/Recipient-------\n");
 	format_time(env->arrival, when, sizeof(when));
 	fprintf(l->out, "%-17s%c %8llu %-20s <%s>\n", env->id,
-	    env->held ? '!' : ' ', (unsigned long long)env->size, when,
+	    env->held ? '!' : env->claimed ? '*' : ' ',
+	    (unsigned long long)env->size, when,
 	    log_safe(safe, sizeof(safe), env->sender != NULL ?
 	    env->sender : ""));
 	due = next_retry(env);
 	if (env->held)
 		fprintf(l->out, LIST_INDENT "(held by administrator)\n");
+	else if (env->claimed)
+		fprintf(l->out, LIST_INDENT "(being delivered or bounced)\n");
 	else if (due > l->now) {
 		format_time(due, when, sizeof(when));
 		fprintf(l->out, LIST_INDENT "(next retry %s)\n", when);
@@ -226,7 +229,8 @@ list_one(const struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
 		fprintf(l->out, LIST_INDENT "%s  %s, %d attempt%s\n",
-		    log_safe(safe, sizeof(safe), r->addr != NULL ? r->addr : ""),
+		    log_safe(safe, sizeof(safe),
+		    r->addr != NULL ? r->addr : ""),
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
 		if (r->last_error != NULL)
@@ -416,6 +420,7 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 		fprintf(f, "%02x", env.checksum[i]);
 	fputc('\n', f);
 	fprintf(f, "held: %s\n", env.held ? "yes" : "no");
+	fprintf(f, "claimed: %s\n", env.claimed ? "yes" : "no");
 	format_time(next_retry(&env), when, sizeof(when));
 	fprintf(f, "next retry: %lld (%s)\n", (long long)next_retry(&env),
 	    when);
@@ -423,7 +428,8 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	for (i = 0; i < env.nrcpts; i++) {
 		r = &env.rcpts[i];
 		fprintf(f, "recipient: <%s> %s, %d attempt%s",
-		    log_safe(safe, sizeof(safe), r->addr != NULL ? r->addr : ""),
+		    log_safe(safe, sizeof(safe),
+		    r->addr != NULL ? r->addr : ""),
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
 		if (r->last_attempt != 0) {

@@ -1,0 +1,276 @@
+"""inject and status: line ends, addresses, the listing, -s, -j (SPEC's
+fields, exactly), status ID, status -b round trips, exit codes."""
+import json
+import os
+import pwd
+import re
+
+import pytest
+
+JSON_FIELDS = {"id", "size", "arrival", "sender", "held", "next_retry",
+               "recipients"}
+RCPT_FIELDS = {"addr", "state", "attempts", "last_error"}
+MSG_LF = b"Subject: hello\nFrom: a@example.org\n\nline one\nline two\n"
+MSG_CRLF = MSG_LF.replace(b"\n", b"\r\n")
+
+
+def body_of(mx, qid):
+    p = mx.run("status", "-b", qid, check=True)
+    return p.stdout
+
+
+def strip_received(raw, qid):
+    """Split our own Received header (it may be folded) off the message."""
+    m = re.match(rb"Received: by ([^ ]+) \(mxfb inject, uid (\d+)\)\r\n?"
+                 rb"[ \t]*id ([0-9A-Z]+); ([^\r\n]+)\r\n", raw)
+    assert m, raw[:200]
+    assert m.group(1) == b"backup.example.test"
+    assert int(m.group(2)) == os.getuid()
+    assert m.group(3).decode() == qid
+    return raw[m.end():]
+
+
+def queue_ids(mx):
+    return [o["id"] for o in mx.status_json()]
+
+
+def test_inject_lf_stored_as_crlf(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    raw = body_of(mx, qid)
+    assert strip_received(raw, qid) == MSG_CRLF
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_inject_crlf_kept_and_mixed(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"], MSG_CRLF)
+    assert strip_received(body_of(mx, qid), qid) == MSG_CRLF
+    mixed = b"Subject: x\r\n\nbody\r\nmore\n"
+    qid2 = mx.inject("a@example.org", ["u@example.test"], mixed)
+    assert strip_received(body_of(mx, qid2), qid2) == \
+        b"Subject: x\r\n\r\nbody\r\nmore\r\n"
+
+
+def test_inject_last_line_without_newline(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"], b"Subject: x\n\nend")
+    assert strip_received(body_of(mx, qid), qid) == b"Subject: x\r\n\r\nend\r\n"
+
+
+def test_inject_prints_id_and_logs(mx):
+    p = mx.run("inject", "-f", "a@example.org", "u@example.test",
+               input=MSG_LF, check=True)
+    qid = p.stdout.decode().strip()
+    assert re.fullmatch(r"[0-9A-Z]{17}", qid)
+    err = p.stderr.decode()
+    size = len(body_of(mx, qid))
+    assert re.search(r"%s: client=local, .*from=<a@example.org>, size=%d, "
+                     r"nrcpt=1" % (qid, size), err), err
+
+
+@pytest.mark.parametrize("data", [b"Subject: x\r\n\r\nbare\rCR\r\n",
+                                  b"Subject: x\n\nNUL\x00byte\n",
+                                  b"Subject: x\n\nends in CR\r"])
+def test_inject_refuses_bad_data(mx, data):
+    mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    p = mx.run("inject", "-f", "a@example.org", "u@example.test", input=data)
+    assert p.returncode == 65, p.stderr
+    assert p.stdout == b""
+    assert len(queue_ids(mx)) == 1
+    assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+
+
+@pytest.mark.parametrize("addr", ["", "user", "a b@example.test",
+                                  "<u@example.test>", "a@b@example.test",
+                                  "@example.test", "u@", "u\x01@example.test",
+                                  "x" * 250 + "@example.test"])
+def test_inject_refuses_bad_recipient(mx, addr):
+    mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    p = mx.run("inject", "-f", "a@example.org", "ok@example.test", addr,
+               input=MSG_LF)
+    assert p.returncode == 65, p.stderr
+    assert "recipient" in p.stderr.decode()
+    assert len(queue_ids(mx)) == 1
+
+
+@pytest.mark.parametrize("sender", ["a b@example.org", "<x@example.org>",
+                                    "nobody", "a@b@c"])
+def test_inject_refuses_bad_sender(mx, sender):
+    mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    p = mx.run("inject", "-f", sender, "u@example.test", input=MSG_LF)
+    assert p.returncode == 65, p.stderr
+    assert len(queue_ids(mx)) == 1
+
+
+def test_inject_usage(mx):
+    p = mx.run("inject", "-f", "a@example.org", input=MSG_LF)
+    assert p.returncode == 64
+    assert "usage" in p.stderr.decode()
+    p = mx.run("inject", "-Z", "u@example.test", input=MSG_LF)
+    assert p.returncode == 64
+    p = mx.run("inject", "-h")
+    assert p.returncode == 0 and b"usage: mxfb inject" in p.stdout
+
+
+def test_inject_null_and_default_sender(mx):
+    q1 = mx.inject("", ["u@example.test"], MSG_LF)
+    p = mx.run("inject", "u@example.test", input=MSG_LF, check=True)
+    q2 = p.stdout.decode().strip()
+    objs = {o["id"]: o for o in mx.status_json()}
+    assert objs[q1]["sender"] == ""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert objs[q2]["sender"] == "%s@backup.example.test" % user
+
+
+def test_inject_any_domain_and_dedup(mx):
+    qid = mx.inject("a@example.org", ["x@elsewhere.invalid", "u@example.test",
+                                      "U@Example.Test"], MSG_LF)
+    (o,) = mx.status_json()
+    assert o["id"] == qid
+    assert [r["addr"] for r in o["recipients"]] == ["x@elsewhere.invalid",
+                                                   "u@example.test"]
+
+
+def test_status_json_fields_exact(mx):
+    qid = mx.inject("a@example.org", ["u@example.test", "v@example.test"],
+                    MSG_LF)
+    p = mx.run("status", "-j", check=True)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 1
+    o = json.loads(lines[0])
+    assert JSON_FIELDS <= set(o)
+    assert o["id"] == qid
+    assert isinstance(o["size"], int) and o["size"] == len(body_of(mx, qid))
+    assert isinstance(o["arrival"], int)
+    assert abs(o["arrival"] - __import__("time").time()) < 120
+    assert o["sender"] == "a@example.org"
+    assert o["held"] is False
+    assert isinstance(o["next_retry"], int)
+    assert o["next_retry"] <= __import__("time").time() + 1
+    assert len(o["recipients"]) == 2
+    for r, addr in zip(o["recipients"], ["u@example.test", "v@example.test"]):
+        assert RCPT_FIELDS <= set(r)
+        assert r["addr"] == addr
+        assert r["state"] == "queued"
+        assert r["attempts"] == 0 and isinstance(r["attempts"], int)
+        assert r["last_error"] is None
+
+
+def test_status_json_escaping(mx):
+    sender = 'q"uo\\te@example.org'
+    rcpt = "j\u00f6rg@example.test"
+    mx.inject(sender, [rcpt], MSG_LF)
+    p = mx.run("status", "-j", check=True)
+    line = p.stdout.decode("utf-8")
+    assert "\u00f6" in line            # valid UTF-8 passes through
+    o = json.loads(line)
+    assert o["sender"] == sender
+    assert o["recipients"][0]["addr"] == rcpt
+
+
+def test_status_arrival_order_and_listing(mx):
+    ids = [mx.inject("s%d@example.org" % i, ["r%d@example.test" % i], MSG_LF)
+           for i in range(3)]
+    assert queue_ids(mx) == ids
+    p = mx.run("status", check=True)
+    out = p.stdout.decode()
+    pos = [out.index(i) for i in ids]
+    assert pos == sorted(pos)
+    for i in range(3):
+        assert "<s%d@example.org>" % i in out
+        assert re.search(r"r%d@example.test\s+queued, 0 attempts" % i, out)
+    total = sum(len(body_of(mx, i)) for i in ids)
+    m = re.search(r"^-- (\d+) KiB in 3 messages\.$", out, re.M)
+    assert m and int(m.group(1)) == (total + 1023) // 1024
+
+
+def test_status_empty_queue_prints_nothing(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    mx.run("delete", qid, check=True)
+    for args in ((), ("-j",), ("-s",), ("-s", "-j")):
+        p = mx.run("status", *args, check=True)
+        assert p.stdout == b"", args
+
+
+def test_status_summary(mx):
+    mx.inject("a@example.org", ["u@b.example.test"], MSG_LF)
+    q2 = mx.inject("a@example.org", ["u@example.test", "v@EXAMPLE.test",
+                                     "w@b.example.test"], MSG_LF + b"x" * 3000)
+    q3 = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    objs = {o["id"]: o for o in mx.status_json()}
+    p = mx.run("status", "-s", "-j", check=True)
+    rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
+    assert [r["domain"] for r in rows] == ["b.example.test", "example.test"]
+    for r in rows:
+        assert set(r) >= {"domain", "messages", "bytes", "oldest"}
+    b, e = rows
+    first = min(objs.values(), key=lambda o: o["id"])
+    assert b["messages"] == 2
+    assert b["bytes"] == first["size"] + objs[q2]["size"]
+    assert b["oldest"] == first["arrival"]
+    assert e["messages"] == 2           # q2 counted once for two recipients
+    assert e["bytes"] == objs[q2]["size"] + objs[q3]["size"]
+    assert e["oldest"] == objs[q2]["arrival"]
+    p = mx.run("status", "-s", check=True)
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert lines[1].split()[:3] == ["b.example.test", "2", str(b["bytes"])]
+    assert lines[2].split()[:3] == ["example.test", "2", str(e["bytes"])]
+
+
+def test_status_id_shows_envelope_and_headers(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"],
+                    b"Subject: the subject\nX-Test: 1\n\nBODYTEXT\n")
+    p = mx.run("status", qid, check=True)
+    out = p.stdout.decode()
+    assert "*** ENVELOPE %s ***" % qid in out
+    assert "sender: <a@example.org>" in out
+    assert "recipient: <u@example.test> queued, 0 attempts" in out
+    assert "client: local" in out
+    assert re.search(r"checksum: blake2b-256:[0-9a-f]{64}", out)
+    assert "Subject: the subject\nX-Test: 1\n" in out
+    assert "Received: by backup.example.test" in out
+    assert "BODYTEXT" not in out
+    assert "\r" not in out
+    p = mx.run("status", "-j", qid, check=True)
+    assert json.loads(p.stdout)["id"] == qid
+
+
+def test_status_unknown_and_bad_ids(mx):
+    qid = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    missing = qid[:-1] + ("0" if qid[-1] != "0" else "1")
+    p = mx.run("status", missing, qid)
+    assert p.returncode == 1
+    assert "%s: no such message" % missing in p.stderr.decode()
+    assert "*** ENVELOPE %s ***" % qid in p.stdout.decode()
+    p = mx.run("status", "-b", missing)
+    assert p.returncode == 1 and p.stdout == b""
+    for bad in ("../x", qid.lower(), qid + "0", ""):
+        p = mx.run("status", bad)
+        assert p.returncode == 64, bad
+        assert p.stdout == b""
+    p = mx.run("status", "-b")
+    assert p.returncode == 64
+    p = mx.run("status", "-s", qid)
+    assert p.returncode == 64
+
+
+def test_status_b_round_trip(mx):
+    data = bytes(range(1, 256)).replace(b"\r", b"").replace(b"\n", b"")
+    msg = b"Subject: binary\r\n\r\n" + data + b"\r\n.\r\n..dots\r\n"
+    q1 = mx.inject("a@example.org", ["u@example.test"], msg)
+    raw1 = body_of(mx, q1)
+    assert strip_received(raw1, q1) == msg
+    assert len(raw1) == mx.status_json(q1)[0]["size"]
+    # Re-queue what status -b saved: the same bytes under a new Received.
+    q2 = mx.inject("a@example.org", ["u@example.test"], raw1)
+    assert q2 != q1
+    raw2 = body_of(mx, q2)
+    assert strip_received(raw2, q2) == raw1
+    p = mx.run("status", "-b", q1, q2, check=True)
+    assert p.stdout == raw1 + raw2
+
+
+def test_status_bad_option(mx):
+    p = mx.run("status", "-x")
+    assert p.returncode == 64
+    p = mx.run("status", "-h")
+    assert p.returncode == 0 and b"usage: mxfb status" in p.stdout
