@@ -1,0 +1,82 @@
+/*
+ * dsn.h - delivery status notifications (RFC 3464, 3461, 3463, 6533):
+ * which recipients want one, and the bytes of the notification message.
+ *
+ * dsn_build() is pure: it turns an original envelope, the original
+ * message bytes and a list of per-recipient reports into a complete
+ * multipart/report message (CRLF lines, none over 998 octets, a random
+ * boundary that occurs nowhere in the content).  It never touches the
+ * spool; queueing the result is the caller's business.
+ */
+#ifndef MXFB_DSN_H
+#define MXFB_DSN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "spool/spool.h"
+
+/* Why a recipient is being reported. */
+enum dsn_reason {
+	DSN_REASON_FAILED,	/* permanent failure (a primary's 5xx) */
+	DSN_REASON_EXPIRED,	/* still undelivered at queue-lifetime */
+	DSN_REASON_ADMIN,	/* returned by the administrator */
+	DSN_REASON_DELAYED,	/* warning: older than delay-warning */
+	DSN_REASON_RELAYED	/* success: handed to a primary */
+};
+
+struct dsn_report {
+	const struct recipient	*rcpt;
+	enum dsn_reason		 reason;
+};
+
+struct dsn_params {
+	const char	*hostname;	/* Reporting-MTA, From, Message-ID */
+	const char	*dsn_id;	/* queue ID of the DSN (Message-ID) */
+	time_t		 now;		/* Date */
+	time_t		 retry_until;	/* Will-Retry-Until (delays) */
+	uint64_t	 size_limit;	/* bounce-size-limit; 0: no limit */
+};
+
+struct dsn_message {
+	char		*data;		/* CRLF lines, not dot-stuffed */
+	size_t		 len;
+	int		 eightbit;	/* needs BODY=8BITMIME */
+	int		 smtputf8;	/* needs SMTPUTF8 */
+	int		 truncated;	/* original cut down to its headers */
+};
+
+/*
+ * Does this recipient's NOTIFY (RFC 3461) ask for a report of this
+ * kind?  No NOTIFY: failures and delays yes, success no.  1 yes, 0 no.
+ */
+int	 dsn_wanted(const struct recipient *, enum dsn_reason);
+
+/*
+ * The RFC 3463 status for a report ("5.1.1", "4.4.7"...), taken from
+ * the enhanced code of the last reply where it fits the reason.
+ */
+void	 dsn_status(const struct recipient *, enum dsn_reason, char *,
+	    size_t);
+
+/* Action field value for a reason: "failed", "delayed", "relayed". */
+const char *dsn_action(enum dsn_reason);
+
+/*
+ * Build the notification.  Returns 0 and fills out (free it with
+ * dsn_message_free), or -1 with errno set (EINVAL: no reports).
+ */
+int	 dsn_build(const struct envelope *orig, const unsigned char *msg,
+	    size_t msglen, const struct dsn_report *, size_t nreports,
+	    const struct dsn_params *, struct dsn_message *out);
+void	 dsn_message_free(struct dsn_message *);
+
+/*
+ * Decode RFC 3461 xtext ("a+2Bb" -> "a+b") into buf.  Returns 0, or -1
+ * when the input is malformed, does not fit, or decodes to a control
+ * character (the caller then shows the text as it came).
+ */
+int	 xtext_decode(const char *, char *buf, size_t size);
+
+#endif
