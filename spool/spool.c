@@ -1,0 +1,1499 @@
+/*
+ * spool.c - the spool on disk: opening it, writing new messages,
+ * reading envelopes, listing, claiming, queue surgery, crash recovery
+ * and the per-domain notes and locks.  The layout, the life cycle of a
+ * message and what a crash leaves are in spool/INTERNALS.
+ *
+ * Guarantees: a message becomes visible in queue/ only complete, with
+ * its envelope, fsync'd, by one rename (or link); every change of state
+ * is write-temp, fsync, rename; a message is worked on only by the
+ * process that renamed it into active/; names read from directories are
+ * used only after queue_id_valid(); every file is opened relative to the
+ * spool's directory descriptors, never through a path built from input.
+ */
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "spool/spool.h"
+#include "spool/spool_private.h"
+
+#define FOOTER_LEN	32
+#define TAIL_READ	4096
+#define MAX_TRAILER	(16 * 1024 * 1024)
+#define MAX_STATE	(16 * 1024 * 1024)
+#define MAX_NOTE	(64 * 1024)
+#define WRITE_BUF	(64 * 1024)
+#define TMP_MAX_AGE	(24 * 60 * 60)
+#define HOST_MAX	64
+#define NAME_MAX_LEN	(QUEUE_ID_LEN + 1 + HOST_MAX + 1 + 24)
+
+enum loc { LOC_QUEUE, LOC_HOLD, LOC_ACTIVE, LOC_CORRUPT, LOC_NONE };
+
+enum subdir {
+	D_TMP, D_QUEUE, D_HOLD, D_ACTIVE, D_STATE, D_CORRUPT, D_DOMAINS,
+	D_COUNT
+};
+
+static const char *subdir_names[D_COUNT] = {
+	"tmp", "queue", "hold", "active", "state", "corrupt", "domains"
+};
+
+struct spool {
+	char	*dir;
+	int	 dirfd;
+	int	 fd[D_COUNT];
+	char	 host[HOST_MAX + 1];	/* gethostname(), safe for names */
+};
+
+struct spool_writer {
+	crypto_generichash_state hash;	/* first: needs 64-byte alignment */
+	struct spool	*sp;
+	int		 fd;		/* -1 once dead */
+	int		 error;		/* errno that killed it */
+	char		 id[QUEUE_ID_SIZE];
+	uint64_t	 size;
+	size_t		 buflen;
+	char		 buf[WRITE_BUF];
+};
+
+struct spool_claim {
+	struct spool	*sp;
+	int		 fd;
+	char		 name[NAME_MAX_LEN];	/* in active/ */
+	struct envelope	 env;
+	uint64_t	 msgsize;
+	char		*state0;	/* state as claimed, to see changes */
+	size_t		 state0len;
+	void		*map;
+	int		 verified;
+};
+
+/* One message found by a directory scan. */
+struct entry {
+	char		 id[QUEUE_ID_LEN];
+	unsigned char	 loc;
+};
+
+static int	 mkdir_p(const char *);
+static void	 host_name(char *, size_t);
+static int	 claim_name(struct spool *, const char *, char *, size_t);
+static int	 pread_all(int, void *, size_t, off_t);
+static int	 parse_hex(const char *, size_t, uint64_t *);
+static int	 read_footer(int, const struct stat *, const char *,
+		    uint64_t *, uint32_t *);
+static int	 read_envelope_fd(int, const char *, struct envelope *,
+		    uint64_t *);
+static int	 merge_state(struct spool *, struct envelope *);
+static int	 find_active(struct spool *, const char *, char *, size_t);
+static int	 open_any(struct spool *, const char *, int, enum loc *);
+static int	 read_any(struct spool *, const char *, int, struct envelope *);
+static int	 write_state(struct spool *, const struct envelope *);
+static int	 state_changed(struct spool_claim *, int *);
+static int	 writer_flush(struct spool_writer *);
+static void	 writer_kill(struct spool_writer *, int);
+static void	 writer_free(struct spool_writer *);
+static int	 writer_commit(struct spool_writer *, struct envelope *,
+		    const char *);
+static int	 scan_dir(struct spool *, enum subdir, struct entry **,
+		    size_t *, size_t *);
+static int	 entry_cmp(const void *, const void *);
+static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
+		    char *, size_t);
+static void	 move_to_corrupt(struct spool *, const char *, const char *);
+static int	 domain_file(const char *, const char *, char *, size_t);
+
+/* Opening and closing. */
+
+static int
+mkdir_p(const char *dir)
+{
+	char	 path[PATH_MAX];
+	char	*p;
+
+	if (strlcpy(path, dir, sizeof(path)) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	for (p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
+			return (-1);
+		*p = '/';
+	}
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return (-1);
+	return (0);
+}
+
+static void
+host_name(char *buf, size_t size)
+{
+	char	 raw[256];
+	size_t	 i, j;
+
+	if (gethostname(raw, sizeof(raw)) == -1)
+		(void)strlcpy(raw, "localhost", sizeof(raw));
+	raw[sizeof(raw) - 1] = '\0';
+	for (i = j = 0; raw[i] != '\0' && j + 1 < size; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		buf[j++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ?
+		    (char)c : '_';
+	}
+	if (j == 0)
+		buf[j++] = '_';
+	buf[j] = '\0';
+}
+
+int
+spool_open(const char *dir, int create, struct spool **spp)
+{
+	struct spool	*sp;
+	int		 i, made = 0, save;
+
+	if (sodium_init() == -1) {
+		errno = EIO;
+		return (-1);
+	}
+	if (create && mkdir_p(dir) == -1)
+		return (-1);
+	sp = xcalloc(1, sizeof(*sp));
+	for (i = 0; i < D_COUNT; i++)
+		sp->fd[i] = -1;
+	sp->dir = xstrdup(dir);
+	host_name(sp->host, sizeof(sp->host));
+	if ((sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	for (i = 0; i < D_COUNT; i++) {
+		if (create) {
+			if (mkdirat(sp->dirfd, subdir_names[i], 0700) == 0)
+				made = 1;
+			else if (errno != EEXIST)
+				goto fail;
+		}
+		if ((sp->fd[i] = openat(sp->dirfd, subdir_names[i],
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+			goto fail;
+	}
+	if (made && fsync(sp->dirfd) == -1)
+		goto fail;
+	*spp = sp;
+	return (0);
+fail:
+	save = errno;
+	spool_close(sp);
+	errno = save;
+	return (-1);
+}
+
+void
+spool_close(struct spool *sp)
+{
+	int	 i;
+
+	if (sp == NULL)
+		return;
+	for (i = 0; i < D_COUNT; i++)
+		if (sp->fd[i] != -1)
+			(void)close(sp->fd[i]);
+	if (sp->dirfd != -1)
+		(void)close(sp->dirfd);
+	free(sp->dir);
+	free(sp);
+}
+
+int
+spool_free_bytes(struct spool *sp, uint64_t *bytes)
+{
+	struct statvfs	 vfs;
+
+	if (fstatvfs(sp->dirfd, &vfs) == -1)
+		return (-1);
+	*bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+	return (0);
+}
+
+/* "ID.HOST.PID": the name of a claim by this process. */
+static int
+claim_name(struct spool *sp, const char *id, char *buf, size_t size)
+{
+	return (bsnprintf(buf, size, "%s.%s.%ld", id, sp->host,
+	    (long)getpid()));
+}
+
+/* Reading message files. */
+
+static int
+pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	char	*p = buf;
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = pread(fd, p, len, off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		if (n == 0) {
+			errno = EBADMSG;	/* shrank under us */
+			return (-1);
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+static int
+parse_hex(const char *s, size_t len, uint64_t *v)
+{
+	size_t	 i;
+	int	 c;
+
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c >= '0' && c <= '9')
+			c -= '0';
+		else if (c >= 'a' && c <= 'f')
+			c -= 'a' - 10;
+		else
+			return (-1);
+		*v = *v << 4 | (uint64_t)c;
+	}
+	return (0);
+}
+
+/*
+ * The footer of a message file, from tail (the last tlen bytes, at least
+ * FOOTER_LEN): trailer offset and length, checked against the size.
+ */
+static int
+read_footer(int fd, const struct stat *st, const char *tail,
+    uint64_t *off, uint32_t *len)
+{
+	const char	*f = tail;
+	uint64_t	 o, l;
+
+	(void)fd;
+	if (memcmp(f, "MXFB1 ", 6) != 0 || f[22] != ' ' || f[31] != '\n' ||
+	    parse_hex(f + 6, 16, &o) == -1 || parse_hex(f + 23, 8, &l) == -1 ||
+	    l > MAX_TRAILER || o > (uint64_t)st->st_size ||
+	    o + l + FOOTER_LEN != (uint64_t)st->st_size) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	*off = o;
+	*len = (uint32_t)l;
+	return (0);
+}
+
+static int
+read_envelope_fd(int fd, const char *id, struct envelope *env,
+    uint64_t *msgsize)
+{
+	struct stat	 st;
+	char		 tail[TAIL_READ];
+	char		*big = NULL;
+	const char	*trailer;
+	uint64_t	 off;
+	uint32_t	 len;
+	size_t		 n;
+	int		 r, save;
+
+	if (fstat(fd, &st) == -1)
+		return (-1);
+	if (st.st_size < FOOTER_LEN) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	n = st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
+	if (pread_all(fd, tail, n, st.st_size - (off_t)n) == -1)
+		return (-1);
+	if (read_footer(fd, &st, tail + n - FOOTER_LEN, &off, &len) == -1)
+		return (-1);
+	if ((size_t)len + FOOTER_LEN <= n)
+		trailer = tail + n - FOOTER_LEN - len;
+	else {
+		big = xmalloc(len);
+		if (pread_all(fd, big, len, (off_t)off) == -1) {
+			save = errno;
+			free(big);
+			errno = save;
+			return (-1);
+		}
+		trailer = big;
+	}
+	r = envelope_decode(trailer, len, env);
+	free(big);
+	if (r == -1)
+		return (-1);
+	if (strcmp(env->id, id) != 0 || env->size != off) {
+		envelope_free(env);
+		errno = EBADMSG;
+		return (-1);
+	}
+	if (msgsize != NULL)
+		*msgsize = off;
+	return (0);
+}
+
+/* Merge state/ID into env; no state file means fresh. */
+static int
+merge_state(struct spool *sp, struct envelope *env)
+{
+	struct stat	 st;
+	char		 small[TAIL_READ];
+	char		*buf;
+	int		 fd, r, save;
+
+	if ((fd = openat(sp->fd[D_STATE], env->id, O_RDONLY | O_CLOEXEC))
+	    == -1)
+		return (errno == ENOENT ? 0 : -1);
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_size > MAX_STATE) {
+		errno = EBADMSG;
+		goto fail;
+	}
+	buf = st.st_size <= (off_t)sizeof(small) ? small :
+	    xmalloc((size_t)st.st_size);
+	if (pread_all(fd, buf, (size_t)st.st_size, 0) == -1) {
+		save = errno;
+		if (buf != small)
+			free(buf);
+		errno = save;
+		goto fail;
+	}
+	r = envelope_state_merge(env, buf, (size_t)st.st_size);
+	save = errno;
+	if (buf != small)
+		free(buf);
+	(void)close(fd);
+	errno = save;
+	return (r);
+fail:
+	save = errno;
+	(void)close(fd);
+	errno = save;
+	return (-1);
+}
+
+/* The name of a claim of id in active/, whoever holds it. */
+static int
+find_active(struct spool *sp, const char *id, char *name, size_t size)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd, found = 0;
+
+	if ((fd = openat(sp->dirfd, "active",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return (-1);
+	if ((d = fdopendir(fd)) == NULL) {
+		(void)close(fd);
+		return (-1);
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, id, QUEUE_ID_LEN) == 0 &&
+		    de->d_name[QUEUE_ID_LEN] == '.') {
+			if (strlcpy(name, de->d_name, size) < size)
+				found = 1;
+			break;
+		}
+	}
+	(void)closedir(d);
+	if (!found) {
+		errno = ENOENT;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Open message id wherever it is (queue, hold, active, from first). */
+static int
+open_any(struct spool *sp, const char *id, int first, enum loc *where)
+{
+	static const enum loc order[] = { LOC_QUEUE, LOC_HOLD, LOC_ACTIVE };
+	char	 name[NAME_MAX_LEN];
+	int	 fd, i, dfd;
+
+	for (i = first; i < 3; i++) {
+		if (order[i] == LOC_ACTIVE) {
+			if (find_active(sp, id, name, sizeof(name)) == -1)
+				return (-1);
+			dfd = sp->fd[D_ACTIVE];
+		} else {
+			(void)strlcpy(name, id, sizeof(name));
+			dfd = sp->fd[order[i] == LOC_QUEUE ? D_QUEUE : D_HOLD];
+		}
+		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd != -1) {
+			*where = order[i];
+			return (fd);
+		}
+		if (errno != ENOENT)
+			return (-1);
+	}
+	errno = ENOENT;
+	return (-1);
+}
+
+static int
+read_any(struct spool *sp, const char *id, int first, struct envelope *env)
+{
+	enum loc	 where;
+	int		 fd, save;
+
+	if ((fd = open_any(sp, id, first, &where)) == -1)
+		return (-1);
+	if (read_envelope_fd(fd, id, env, NULL) == -1) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	(void)close(fd);
+	if (merge_state(sp, env) == -1) {
+		save = errno;
+		envelope_free(env);
+		errno = save;
+		return (-1);
+	}
+	env->held = where == LOC_HOLD;
+	env->claimed = where == LOC_ACTIVE;
+	return (0);
+}
+
+int
+spool_read_envelope(struct spool *sp, const char *id, struct envelope *env)
+{
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	return (read_any(sp, id, 0, env));
+}
+
+int
+spool_open_message(struct spool *sp, const char *id, int *fdp,
+    uint64_t *size)
+{
+	struct stat	 st;
+	char		 footer[FOOTER_LEN];
+	enum loc	 where;
+	uint64_t	 off;
+	uint32_t	 len;
+	int		 fd, save;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if ((fd = open_any(sp, id, 0, &where)) == -1)
+		return (-1);
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_size < FOOTER_LEN) {
+		errno = EBADMSG;
+		goto fail;
+	}
+	if (pread_all(fd, footer, FOOTER_LEN, st.st_size - FOOTER_LEN) == -1 ||
+	    read_footer(fd, &st, footer, &off, &len) == -1)
+		goto fail;
+	*fdp = fd;
+	*size = off;
+	return (0);
+fail:
+	save = errno;
+	(void)close(fd);
+	errno = save;
+	return (-1);
+}
+
+int
+spool_exists(struct spool *sp, const char *id)
+{
+	static const enum subdir dirs[] = { D_QUEUE, D_HOLD, D_CORRUPT };
+	struct stat	 st;
+	char		 name[NAME_MAX_LEN];
+	size_t		 i;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (fstatat(sp->fd[dirs[i]], id, &st, AT_SYMLINK_NOFOLLOW)
+		    == 0)
+			return (1);
+		if (errno != ENOENT)
+			return (-1);
+	}
+	if (find_active(sp, id, name, sizeof(name)) == 0)
+		return (1);
+	return (errno == ENOENT ? 0 : -1);
+}
+
+/* Writing new messages. */
+
+int
+spool_writer_begin(struct spool *sp, struct spool_writer **wp,
+    char id[QUEUE_ID_SIZE])
+{
+	struct spool_writer	*w;
+	void			*mem;
+	int			 tries, save;
+
+	/* crypto_generichash_state wants 64-byte alignment. */
+	if ((errno = posix_memalign(&mem, 64, sizeof(*w))) != 0)
+		return (-1);
+	w = mem;
+	memset(w, 0, sizeof(*w));
+	w->sp = sp;
+	w->fd = -1;
+	for (tries = 0; tries < 10; tries++) {
+		if (queue_id_new(w->id) == -1)
+			break;
+		w->fd = openat(sp->fd[D_TMP], w->id,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (w->fd == -1) {
+		save = errno;
+		free(w);
+		errno = save;
+		return (-1);
+	}
+	if (crypto_generichash_init(&w->hash, NULL, 0, 32) != 0) {
+		writer_kill(w, EIO);
+		free(w);
+		errno = EIO;
+		return (-1);
+	}
+	(void)strlcpy(id, w->id, QUEUE_ID_SIZE);
+	*wp = w;
+	return (0);
+}
+
+/* The writer is dead: temp file closed and removed, error kept. */
+static void
+writer_kill(struct spool_writer *w, int error)
+{
+	if (w->fd != -1) {
+		(void)close(w->fd);
+		w->fd = -1;
+		if (unlinkat(w->sp->fd[D_TMP], w->id, 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("spool: unlink tmp/%s", w->id);
+	}
+	if (w->error == 0)
+		w->error = error;
+}
+
+static void
+writer_free(struct spool_writer *w)
+{
+	sodium_memzero(&w->hash, sizeof(w->hash));
+	free(w);
+}
+
+static int
+writer_flush(struct spool_writer *w)
+{
+	if (w->buflen == 0)
+		return (0);
+	if (write_all(w->fd, w->buf, w->buflen) == -1) {
+		writer_kill(w, errno);
+		errno = w->error;
+		return (-1);
+	}
+	w->buflen = 0;
+	return (0);
+}
+
+int
+spool_writer_write(struct spool_writer *w, const void *data, size_t len)
+{
+	const char	*p = data;
+	size_t		 n;
+
+	if (w->fd == -1) {
+		errno = w->error ? w->error : EIO;
+		return (-1);
+	}
+	if (crypto_generichash_update(&w->hash, data, len) != 0) {
+		writer_kill(w, EIO);
+		errno = EIO;
+		return (-1);
+	}
+	w->size += len;
+	while (len > 0) {
+		if (w->buflen == sizeof(w->buf) && writer_flush(w) == -1)
+			return (-1);
+		n = sizeof(w->buf) - w->buflen;
+		if (n > len)
+			n = len;
+		memcpy(w->buf + w->buflen, p, n);
+		w->buflen += n;
+		p += n;
+		len -= n;
+	}
+	return (0);
+}
+
+/* Append trailer and footer, fsync, close; then rename or link as id. */
+static int
+writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
+{
+	struct spool	*sp = w->sp;
+	char		*trailer = NULL;
+	char		 footer[FOOTER_LEN + 1];
+	size_t		 tlen;
+	int		 fd, e;
+
+	if (w->fd == -1) {
+		e = w->error ? w->error : EIO;
+		goto fail;
+	}
+	if (env->nrcpts == 0 || env->sender == NULL) {
+		e = EINVAL;
+		goto fail;
+	}
+	if (crypto_generichash_final(&w->hash, env->checksum, 32) != 0) {
+		e = EIO;
+		goto fail;
+	}
+	env->size = w->size;
+	(void)strlcpy(env->id, as != NULL ? as : w->id, sizeof(env->id));
+	if (envelope_encode(env, &trailer, &tlen) == -1) {
+		e = errno;
+		goto fail;
+	}
+	if (tlen > MAX_TRAILER) {
+		e = E2BIG;
+		goto fail;
+	}
+	if (snprintf(footer, sizeof(footer), "MXFB1 %016llx %08x\n",
+	    (unsigned long long)w->size, (unsigned)tlen) != FOOTER_LEN) {
+		e = EIO;
+		goto fail;
+	}
+	if (writer_flush(w) == -1 || write_all(w->fd, trailer, tlen) == -1 ||
+	    write_all(w->fd, footer, FOOTER_LEN) == -1 || fsync(w->fd) == -1) {
+		e = errno;
+		goto fail;
+	}
+	/* From here the file is closed but still in tmp/. */
+	fd = w->fd;
+	w->fd = -1;
+	if (close(fd) == -1) {
+		e = errno;
+		goto unlink_tmp;
+	}
+	if (as == NULL) {
+		if (renameat(sp->fd[D_TMP], w->id, sp->fd[D_QUEUE], w->id)
+		    == -1) {
+			e = errno;
+			goto unlink_tmp;
+		}
+	} else {
+		if ((e = spool_exists(sp, as)) != 0) {
+			e = e == 1 ? EEXIST : errno;
+			goto unlink_tmp;
+		}
+		if (linkat(sp->fd[D_TMP], w->id, sp->fd[D_QUEUE], as, 0)
+		    == -1) {
+			e = errno;
+			goto unlink_tmp;
+		}
+		if (unlinkat(sp->fd[D_TMP], w->id, 0) == -1)
+			log_warn("spool: unlink tmp/%s", w->id);
+	}
+	if (fsync(sp->fd[D_QUEUE]) == -1) {
+		/* Not durable: take it back so no 250 is owed for it. */
+		e = errno;
+		if (unlinkat(sp->fd[D_QUEUE], env->id, 0) == -1)
+			log_warn("spool: unlink queue/%s", env->id);
+		goto fail;
+	}
+	free(trailer);
+	writer_free(w);
+	return (0);
+
+unlink_tmp:
+	if (unlinkat(sp->fd[D_TMP], w->id, 0) == -1)
+		log_warn("spool: unlink tmp/%s", w->id);
+fail:
+	writer_kill(w, e);
+	free(trailer);
+	writer_free(w);
+	errno = e;
+	return (-1);
+}
+
+int
+spool_writer_commit(struct spool_writer *w, struct envelope *env)
+{
+	return (writer_commit(w, env, NULL));
+}
+
+int
+spool_writer_commit_as(struct spool_writer *w, struct envelope *env,
+    const char *id)
+{
+	if (!queue_id_valid(id)) {
+		spool_writer_abort(w);
+		errno = EINVAL;
+		return (-1);
+	}
+	return (writer_commit(w, env, id));
+}
+
+void
+spool_writer_abort(struct spool_writer *w)
+{
+	if (w == NULL)
+		return;
+	writer_kill(w, ECANCELED);
+	writer_free(w);
+}
+
+/* Listing. */
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct entry	*x = a, *y = b;
+	int			 c;
+
+	if ((c = memcmp(x->id, y->id, QUEUE_ID_LEN)) != 0)
+		return (c);
+	return ((int)x->loc - (int)y->loc);
+}
+
+/* Append the IDs found in one of queue/, hold/, active/ to the array. */
+static int
+scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
+    size_t *n, size_t *cap)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct entry	*e;
+	char		 id[QUEUE_ID_SIZE];
+	int		 fd, save;
+
+	if ((fd = openat(sp->dirfd, subdir_names[which],
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return (-1);
+	if ((d = fdopendir(fd)) == NULL) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		memcpy(id, de->d_name, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (strnlen(de->d_name, QUEUE_ID_LEN) != QUEUE_ID_LEN ||
+		    !queue_id_valid(id) ||
+		    de->d_name[QUEUE_ID_LEN] != (which == D_ACTIVE ? '.' : '\0'))
+			continue;
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 1024;
+			*ents = xreallocarray(*ents, *cap, sizeof(**ents));
+		}
+		e = &(*ents)[(*n)++];
+		memcpy(e->id, id, QUEUE_ID_LEN);
+		e->loc = which == D_QUEUE ? LOC_QUEUE :
+		    which == D_HOLD ? LOC_HOLD : LOC_ACTIVE;
+		errno = 0;
+	}
+	save = errno;
+	(void)closedir(d);
+	errno = save;
+	return (save != 0 ? -1 : 0);
+}
+
+int
+spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
+    void *arg)
+{
+	struct entry	*ents = NULL;
+	struct envelope	 env;
+	char		 id[QUEUE_ID_SIZE];
+	size_t		 n = 0, cap = 0, i;
+	int		 r = 0, save;
+
+	if (scan_dir(sp, D_QUEUE, &ents, &n, &cap) == -1 ||
+	    scan_dir(sp, D_HOLD, &ents, &n, &cap) == -1 ||
+	    scan_dir(sp, D_ACTIVE, &ents, &n, &cap) == -1) {
+		save = errno;
+		free(ents);
+		errno = save;
+		return (-1);
+	}
+	if (n > 1)
+		qsort(ents, n, sizeof(*ents), entry_cmp);
+	for (i = 0; i < n; i++) {
+		/* Seen twice: it moved while we scanned. */
+		if (i > 0 && memcmp(ents[i].id, ents[i - 1].id,
+		    QUEUE_ID_LEN) == 0)
+			continue;
+		memcpy(id, ents[i].id, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (read_any(sp, id, ents[i].loc, &env) == -1 &&
+		    (errno != ENOENT || ents[i].loc == LOC_QUEUE ||
+		    read_any(sp, id, 0, &env) == -1)) {
+			if (errno == ENOENT)
+				continue;	/* delivered meanwhile */
+			if (errno == EBADMSG) {
+				log_warnx("%s: spool: unreadable message file "
+				    "or state, skipped", id);
+				continue;
+			}
+			save = errno;
+			free(ents);
+			errno = save;
+			return (-1);
+		}
+		r = fn(&env, arg);
+		envelope_free(&env);
+		if (r != 0)
+			break;
+	}
+	free(ents);
+	return (r);
+}
+
+/* Claims. */
+
+int
+spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
+{
+	struct spool_claim	*c;
+	int			 save;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->sp = sp;
+	c->fd = -1;
+	if (claim_name(sp, id, c->name, sizeof(c->name)) == -1)
+		goto fail;
+	if (renameat(sp->fd[D_QUEUE], id, sp->fd[D_ACTIVE], c->name) == -1)
+		goto fail;
+	if ((c->fd = openat(sp->fd[D_ACTIVE], c->name, O_RDONLY | O_CLOEXEC))
+	    == -1)
+		goto giveback;
+	/* The claim's age is its ctime: make sure it is now. */
+	if (futimens(c->fd, NULL) == -1)
+		log_warn("%s: spool: futimens active/%s", id, c->name);
+	if (read_envelope_fd(c->fd, id, &c->env, &c->msgsize) == -1)
+		goto giveback;
+	if (merge_state(sp, &c->env) == -1) {
+		save = errno;
+		envelope_free(&c->env);
+		errno = save;
+		goto giveback;
+	}
+	if (envelope_state_encode(&c->env, &c->state0, &c->state0len) == -1)
+		goto giveback;
+	*cp = c;
+	return (0);
+
+giveback:
+	save = errno;
+	if (save == EBADMSG) {
+		log_warnx("%s: spool: unreadable envelope or state, "
+		    "moved to corrupt/", id);
+		move_to_corrupt(sp, c->name, id);
+	} else if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], id)
+	    == -1)
+		log_warn("%s: spool: cannot unclaim", id);
+	errno = save;
+fail:
+	save = errno;
+	spool_claim_free(c);
+	errno = save;
+	return (-1);
+}
+
+struct envelope *
+spool_claim_envelope(struct spool_claim *c)
+{
+	return (&c->env);
+}
+
+int
+spool_claim_message(struct spool_claim *c, const unsigned char **data,
+    size_t *len)
+{
+	static const unsigned char	 empty[1];
+	unsigned char			 sum[32];
+	const unsigned char		*p;
+
+	if (c->msgsize > SIZE_MAX) {
+		errno = EFBIG;
+		return (-1);
+	}
+	if (c->msgsize == 0)
+		p = empty;
+	else if (c->map != NULL)
+		p = c->map;
+	else {
+		c->map = mmap(NULL, (size_t)c->msgsize, PROT_READ, MAP_PRIVATE,
+		    c->fd, 0);
+		if (c->map == MAP_FAILED) {
+			c->map = NULL;
+			return (-1);
+		}
+		p = c->map;
+	}
+	if (!c->verified) {
+		if (crypto_generichash(sum, sizeof(sum), p,
+		    (unsigned long long)c->msgsize, NULL, 0) != 0) {
+			errno = EIO;
+			return (-1);
+		}
+		if (sodium_memcmp(sum, c->env.checksum, sizeof(sum)) != 0) {
+			errno = EBADMSG;
+			return (-1);
+		}
+		c->verified = 1;
+	}
+	*data = p;
+	*len = (size_t)c->msgsize;
+	return (0);
+}
+
+/* State file: tmp/ID.state.HOST.PID, fsync, rename to state/ID. */
+static int
+write_state(struct spool *sp, const struct envelope *env)
+{
+	char	 tmp[NAME_MAX_LEN + 8];
+	char	*buf = NULL;
+	size_t	 len;
+	int	 fd = -1, save;
+
+	if (bsnprintf(tmp, sizeof(tmp), "%s.state.%s.%ld", env->id, sp->host,
+	    (long)getpid()) == -1)
+		return (-1);
+	if (envelope_state_encode(env, &buf, &len) == -1)
+		return (-1);
+	if ((fd = openat(sp->fd[D_TMP], tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		goto fail;
+	if (write_all(fd, buf, len) == -1 || fsync(fd) == -1)
+		goto fail_unlink;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail_unlink;
+	}
+	fd = -1;
+	if (renameat(sp->fd[D_TMP], tmp, sp->fd[D_STATE], env->id) == -1)
+		goto fail_unlink;
+	if (fsync(sp->fd[D_STATE]) == -1)
+		goto fail;
+	free(buf);
+	return (0);
+
+fail_unlink:
+	save = errno;
+	if (unlinkat(sp->fd[D_TMP], tmp, 0) == -1 && errno != ENOENT)
+		log_warn("spool: unlink tmp/%s", tmp);
+	errno = save;
+fail:
+	save = errno;
+	if (fd != -1)
+		(void)close(fd);
+	free(buf);
+	errno = save;
+	return (-1);
+}
+
+static int
+state_changed(struct spool_claim *c, int *changed)
+{
+	char	*buf;
+	size_t	 len;
+
+	if (envelope_state_encode(&c->env, &buf, &len) == -1)
+		return (-1);
+	*changed = len != c->state0len || memcmp(buf, c->state0, len) != 0;
+	free(buf);
+	return (0);
+}
+
+int
+spool_claim_update(struct spool_claim *c)
+{
+	char	*buf;
+	size_t	 len;
+
+	if (write_state(c->sp, &c->env) == -1)
+		return (-1);
+	/* Refresh the claim's ctime: it is still alive. */
+	if (futimens(c->fd, NULL) == -1)
+		log_warn("%s: spool: futimens active/%s", c->env.id, c->name);
+	if (envelope_state_encode(&c->env, &buf, &len) == -1)
+		return (-1);
+	free(c->state0);
+	c->state0 = buf;
+	c->state0len = len;
+	return (0);
+}
+
+int
+spool_unclaim(struct spool_claim *c)
+{
+	struct spool	*sp = c->sp;
+	int		 changed, r = 0, save = 0;
+
+	if (state_changed(c, &changed) == -1 ||
+	    (changed && write_state(sp, &c->env) == -1)) {
+		save = errno;
+		log_warn("%s: spool: cannot save state", c->env.id);
+		r = -1;
+	}
+	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], c->env.id)
+	    == -1) {
+		save = errno;
+		r = -1;
+	}
+	spool_claim_free(c);
+	if (r == -1)
+		errno = save;
+	return (r);
+}
+
+int
+spool_claim_remove(struct spool_claim *c)
+{
+	struct spool	*sp = c->sp;
+	int		 changed, save;
+
+	/* If the unlink is lost in a crash, the state says what was done. */
+	if (state_changed(c, &changed) == -1 ||
+	    (changed && write_state(sp, &c->env) == -1))
+		log_warn("%s: spool: cannot save state", c->env.id);
+	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
+		save = errno;
+		spool_claim_free(c);
+		errno = save;
+		return (-1);
+	}
+	if (fsync(sp->fd[D_ACTIVE]) == -1)
+		log_warn("%s: spool: fsync active/", c->env.id);
+	if (unlinkat(sp->fd[D_STATE], c->env.id, 0) == -1 && errno != ENOENT)
+		log_warn("%s: spool: unlink state/%s", c->env.id, c->env.id);
+	spool_claim_free(c);
+	return (0);
+}
+
+/* active/NAME to corrupt/ID, and its state file along. */
+static void
+move_to_corrupt(struct spool *sp, const char *name, const char *id)
+{
+	char	 st[QUEUE_ID_SIZE + 8];
+
+	if (renameat(sp->fd[D_ACTIVE], name, sp->fd[D_CORRUPT], id) == -1) {
+		log_warn("%s: spool: rename active/%s to corrupt/", id, name);
+		return;
+	}
+	(void)bsnprintf(st, sizeof(st), "%s.state", id);
+	if (renameat(sp->fd[D_STATE], id, sp->fd[D_CORRUPT], st) == -1 &&
+	    errno != ENOENT)
+		log_warn("%s: spool: rename state/%s to corrupt/", id, id);
+	if (fsync(sp->fd[D_CORRUPT]) == -1)
+		log_warn("%s: spool: fsync corrupt/", id);
+}
+
+int
+spool_quarantine(struct spool_claim *c)
+{
+	struct spool	*sp = c->sp;
+	char		 st[QUEUE_ID_SIZE + 8];
+	int		 save;
+
+	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_CORRUPT], c->env.id)
+	    == -1) {
+		save = errno;
+		spool_claim_free(c);
+		errno = save;
+		return (-1);
+	}
+	(void)bsnprintf(st, sizeof(st), "%s.state", c->env.id);
+	if (renameat(sp->fd[D_STATE], c->env.id, sp->fd[D_CORRUPT], st) == -1 &&
+	    errno != ENOENT)
+		log_warn("%s: spool: rename state to corrupt/", c->env.id);
+	if (fsync(sp->fd[D_CORRUPT]) == -1)
+		log_warn("%s: spool: fsync corrupt/", c->env.id);
+	spool_claim_free(c);
+	return (0);
+}
+
+void
+spool_claim_free(struct spool_claim *c)
+{
+	if (c == NULL)
+		return;
+	if (c->map != NULL && munmap(c->map, (size_t)c->msgsize) == -1)
+		log_warn("spool: munmap");
+	if (c->fd != -1)
+		(void)close(c->fd);
+	envelope_free(&c->env);
+	free(c->state0);
+	free(c);
+}
+
+/* Queue surgery. */
+
+int
+spool_hold(struct spool *sp, const char *id)
+{
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if (renameat(sp->fd[D_QUEUE], id, sp->fd[D_HOLD], id) == -1)
+		return (-1);
+	if (fsync(sp->fd[D_HOLD]) == -1)
+		return (-1);
+	return (0);
+}
+
+int
+spool_release(struct spool *sp, const char *id)
+{
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if (renameat(sp->fd[D_HOLD], id, sp->fd[D_QUEUE], id) == -1)
+		return (-1);
+	if (fsync(sp->fd[D_QUEUE]) == -1)
+		return (-1);
+	return (0);
+}
+
+int
+spool_delete(struct spool *sp, const char *id)
+{
+	static const enum subdir from[] = { D_QUEUE, D_HOLD, D_CORRUPT };
+	char	 name[NAME_MAX_LEN];
+	char	 st[QUEUE_ID_SIZE + 8];
+	size_t	 i;
+
+	if (!queue_id_valid(id)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	if (claim_name(sp, id, name, sizeof(name)) == -1)
+		return (-1);
+	/* Claim it first, so that no flush is delivering it meanwhile. */
+	for (i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		if (renameat(sp->fd[from[i]], id, sp->fd[D_ACTIVE], name) == 0)
+			break;
+		if (errno != ENOENT)
+			return (-1);
+	}
+	if (i == sizeof(from) / sizeof(from[0])) {
+		errno = ENOENT;
+		return (-1);
+	}
+	if (unlinkat(sp->fd[D_ACTIVE], name, 0) == -1)
+		return (-1);
+	if (fsync(sp->fd[D_ACTIVE]) == -1)
+		log_warn("%s: spool: fsync active/", id);
+	if (unlinkat(sp->fd[D_STATE], id, 0) == -1 && errno != ENOENT)
+		log_warn("%s: spool: unlink state/%s", id, id);
+	(void)bsnprintf(st, sizeof(st), "%s.state", id);
+	if (from[i] == D_CORRUPT && unlinkat(sp->fd[D_CORRUPT], st, 0) == -1 &&
+	    errno != ENOENT)
+		log_warn("%s: spool: unlink corrupt/%s", id, st);
+	return (0);
+}
+
+/* Crash recovery. */
+
+/*
+ * Is the claim NAME stale?  Yes when its process is known dead (this
+ * host, no such pid) or when it is older than timeout.  Fills id.
+ */
+static int
+claim_is_stale(struct spool *sp, const char *name, time_t now,
+    time_t timeout, char *id, size_t idsize)
+{
+	struct stat	 st;
+	const char	*dot, *host;
+	const char	*errstr;
+	long long	 pid;
+	size_t		 hlen;
+
+	if (strlen(name) <= QUEUE_ID_LEN + 1 || name[QUEUE_ID_LEN] != '.' ||
+	    idsize < QUEUE_ID_SIZE)
+		return (0);
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_valid(id))
+		return (0);
+	host = name + QUEUE_ID_LEN + 1;
+	if ((dot = strrchr(host, '.')) == NULL)
+		return (0);
+	hlen = (size_t)(dot - host);
+	pid = strtonum(dot + 1, 1, INT_MAX, &errstr);
+	if (errstr == NULL && hlen == strlen(sp->host) &&
+	    memcmp(host, sp->host, hlen) == 0 &&
+	    kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		return (1);
+	if (fstatat(sp->fd[D_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return (0);	/* gone meanwhile */
+	return (now - st.st_ctime >= timeout);
+}
+
+int
+spool_recover(struct spool *sp, time_t timeout)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		 id[QUEUE_ID_SIZE];
+	time_t		 now = time(NULL);
+	int		 fd, r = 0, pass, found;
+	static const enum subdir walk[] = { D_ACTIVE, D_TMP, D_STATE };
+	size_t		 w;
+
+	for (w = 0; w < sizeof(walk) / sizeof(walk[0]); w++) {
+		if ((fd = openat(sp->dirfd, subdir_names[walk[w]],
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+			log_warn("spool: %s/", subdir_names[walk[w]]);
+			r = -1;
+			continue;
+		}
+		if ((d = fdopendir(fd)) == NULL) {
+			log_warn("spool: %s/", subdir_names[walk[w]]);
+			(void)close(fd);
+			r = -1;
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			switch (walk[w]) {
+			case D_ACTIVE:
+				if (!claim_is_stale(sp, de->d_name, now,
+				    timeout, id, sizeof(id)))
+					break;
+				if (renameat(sp->fd[D_ACTIVE], de->d_name,
+				    sp->fd[D_QUEUE], id) == -1) {
+					if (errno != ENOENT)
+						log_warn("%s: spool: "
+						    "recover active/%s", id,
+						    de->d_name);
+					break;
+				}
+				log_info("%s: stale claim %s returned to the "
+				    "queue", id, de->d_name);
+				break;
+			case D_TMP:
+				if (fstatat(sp->fd[D_TMP], de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == -1 ||
+				    now - st.st_mtime < TMP_MAX_AGE)
+					break;
+				if (unlinkat(sp->fd[D_TMP], de->d_name, 0)
+				    == -1) {
+					if (errno != ENOENT)
+						log_warn("spool: unlink "
+						    "tmp/%s", de->d_name);
+					break;
+				}
+				log_info("spool: removed old temporary "
+				    "file tmp/%s", de->d_name);
+				break;
+			case D_STATE:
+				if (!queue_id_valid(de->d_name))
+					break;
+				/*
+				 * Twice, active/ last each time, so that a
+				 * message moving meanwhile is seen.
+				 */
+				for (found = 0, pass = 0; pass < 2 && !found;
+				    pass++)
+					found = spool_exists(sp, de->d_name);
+				if (found != 0)
+					break;
+				if (unlinkat(sp->fd[D_STATE], de->d_name, 0)
+				    == -1) {
+					if (errno != ENOENT)
+						log_warn("spool: unlink "
+						    "state/%s", de->d_name);
+					break;
+				}
+				log_info("%s: spool: removed orphaned state "
+				    "file", de->d_name);
+				break;
+			default:
+				break;
+			}
+		}
+		(void)closedir(d);
+	}
+	return (r);
+}
+
+/* Per-domain notes and locks. */
+
+/* domains/DOMAIN.SUFFIX for a plain host name; -1 EINVAL otherwise. */
+static int
+domain_file(const char *domain, const char *suffix, char *buf, size_t size)
+{
+	size_t	 i, len = strlen(domain);
+	int	 c;
+
+	if (len == 0 || len > 253 || domain[0] == '.' ||
+	    strstr(domain, "..") != NULL) {
+		errno = EINVAL;
+		return (-1);
+	}
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)domain[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_')) {
+			errno = EINVAL;
+			return (-1);
+		}
+	}
+	if (bsnprintf(buf, size, "%s.%s", domain, suffix) == -1)
+		return (-1);
+	(void)ascii_lower(buf);
+	return (0);
+}
+
+int
+spool_domain_note_write(struct spool *sp, const char *domain,
+    const char *text)
+{
+	char	 name[300], tmp[400];
+	int	 fd, save;
+
+	if (domain_file(domain, "probe", name, sizeof(name)) == -1)
+		return (-1);
+	if (bsnprintf(tmp, sizeof(tmp), "%s.%s.%ld", name, sp->host,
+	    (long)getpid()) == -1)
+		return (-1);
+	if ((fd = openat(sp->fd[D_TMP], tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		return (-1);
+	if (write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1) {
+		save = errno;
+		(void)close(fd);
+		goto fail;
+	}
+	if (close(fd) == -1) {
+		save = errno;
+		goto fail;
+	}
+	if (renameat(sp->fd[D_TMP], tmp, sp->fd[D_DOMAINS], name) == -1) {
+		save = errno;
+		goto fail;
+	}
+	return (0);
+fail:
+	if (unlinkat(sp->fd[D_TMP], tmp, 0) == -1 && errno != ENOENT)
+		log_warn("spool: unlink tmp/%s", tmp);
+	errno = save;
+	return (-1);
+}
+
+int
+spool_domain_note_read(struct spool *sp, const char *domain, char **text,
+    time_t *when)
+{
+	struct stat	 st;
+	char		 name[300];
+	char		*buf;
+	int		 fd, save;
+
+	if (domain_file(domain, "probe", name, sizeof(name)) == -1)
+		return (-1);
+	if ((fd = openat(sp->fd[D_DOMAINS], name, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	if (fstat(fd, &st) == -1)
+		goto fail;
+	if (st.st_size > MAX_NOTE) {
+		errno = EFBIG;
+		goto fail;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	if (pread_all(fd, buf, (size_t)st.st_size, 0) == -1) {
+		save = errno;
+		free(buf);
+		errno = save;
+		goto fail;
+	}
+	buf[st.st_size] = '\0';
+	(void)close(fd);
+	*text = buf;
+	if (when != NULL)
+		*when = st.st_mtime;
+	return (0);
+fail:
+	save = errno;
+	(void)close(fd);
+	errno = save;
+	return (-1);
+}
+
+int
+spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
+{
+	char	 name[300];
+	int	 fd, save;
+
+	if (domain_file(domain, "lock", name, sizeof(name)) == -1)
+		return (-1);
+	if ((fd = openat(sp->fd[D_DOMAINS], name,
+	    O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return (-1);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	*fdp = fd;
+	return (0);
+}
