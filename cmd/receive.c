@@ -1,11 +1,639 @@
-/* receive.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * receive.c - `mxfb receive`: the SMTP server.  Without -l it serves one
+ * session on fds 0 and 1 (inetd, xinetd, systemd Accept=yes, tcpserver);
+ * with -l ADDR:PORT it listens itself and forks one session per
+ * connection, at most -c at a time.
+ *
+ * This file is the glue between the protocol engine (core/smtp_server)
+ * and the spool: relay policy at RCPT, free space at MAIL, the spool
+ * writer for DATA, ETRN.  Start-up stays cheap: no DNS, no spool scan;
+ * the recipients file is read at the first RCPT that needs it.  A 250
+ * after DATA is sent only after spool_writer_commit() returned 0.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "core/address.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/smtp_server.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define USAGE	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
+#define MAX_LISTEN	8
+
+struct receiver {
+	struct spool		*sp;
+	struct spool_writer	*w;
+	struct sockaddr_storage	 peer;
+	int			 have_peer;
+	char			 addr[INET6_ADDRSTRLEN + 8];
+	struct rcptlist		*rcptlist;
+};
+
+static volatile sig_atomic_t got_term;
+static volatile sig_atomic_t got_child;
+static int	 sigpipe_fds[2] = { -1, -1 };
+
+static int	 hook_mail(void *, const struct smtp_txn *, char *, size_t);
+static int	 hook_rcpt(void *, const struct smtp_txn *,
+		    const struct address *, char *, size_t);
+static int	 hook_data_begin(void *, struct smtp_txn *, char *, size_t);
+static int	 hook_data_write(void *, const void *, size_t);
+static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
+static void	 hook_data_abort(void *);
+static int	 hook_etrn(void *, const char *, char *, size_t);
+static void	 spawn_flush(const char *);
+static void	 peer_from_fd(struct receiver *, int);
+static int	 serve(int, int);
+static int	 listen_on(const char *);
+static void	 on_signal(int);
+static int	 listener(char **, int, unsigned);
+static void	 refuse_busy(int);
+
+static int
+hook_mail(void *ctx, const struct smtp_txn *txn, char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+	uint64_t	 avail;
+
+	if (cfg->queue_minfree == 0)
+		return (0);
+	if (spool_free_bytes(r->sp, &avail) == -1) {
+		log_warn("spool %s: free space", cfg->spool);
+		return (0);
+	}
+	if (avail < cfg->queue_minfree) {
+		log_warnx("spool %s: %llu bytes free, below queue-minfree",
+		    cfg->spool, (unsigned long long)avail);
+		strlcpy(reply, "452 4.3.1 Insufficient system storage", size);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
+    char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+	char		 err[1024];
+	size_t		 i;
+
+	if (address_relay_trick(a) != NULL) {
+		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied "
+		    "(%s)", a->addr, address_relay_trick(a));
+		return (-1);
+	}
+	for (i = 0; i < cfg->nrelays; i++)
+		if (address_domain_match(a->domain, cfg->relays[i].name))
+			break;
+	if (i == cfg->nrelays) {
+		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied",
+		    a->addr);
+		return (-1);
+	}
+	if (cfg->recipients[0] == '\0')
+		return (0);
+	if (r->rcptlist == NULL &&
+	    (r->rcptlist = rcptlist_load(cfg->recipients, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("recipients %s", err);
+		snprintf(reply, size, "451 4.3.0 <%s>: Temporary lookup "
+		    "failure", a->addr);
+		return (-1);
+	}
+	if (!rcptlist_match(r->rcptlist, a->local_plain, a->domain)) {
+		snprintf(reply, size, "550 5.1.1 <%s>: Recipient address "
+		    "rejected: User unknown", a->addr);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+hook_data_begin(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+	char		 id[QUEUE_ID_SIZE];
+
+	if (spool_writer_begin(r->sp, &r->w, id) == -1) {
+		log_warn("spool %s: new message", cfg->spool);
+		r->w = NULL;
+		if (errno == ENOSPC || errno == EDQUOT)
+			strlcpy(reply, "452 4.3.1 Insufficient system storage",
+			    size);
+		else
+			strlcpy(reply, "451 4.3.0 Error: queue file write "
+			    "error", size);
+		return (-1);
+	}
+	strlcpy(txn->id, id, sizeof(txn->id));
+	return (0);
+}
+
+static int
+hook_data_write(void *ctx, const void *buf, size_t len)
+{
+	struct receiver	*r = ctx;
+	int		 saved;
+
+	if (spool_writer_write(r->w, buf, len) == -1) {
+		saved = errno;
+		log_warn("spool %s: write", cfg->spool);
+		errno = saved;
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
+{
+	struct receiver		*r = ctx;
+	struct envelope		 env;
+	struct recipient	*rc;
+	size_t			 i;
+	int			 ret, saved;
+
+	memset(&env, 0, sizeof(env));
+	env.arrival = time(NULL);
+	env.sender = xstrdup(txn->sender);
+	env.client_addr = xstrdup(r->addr);
+	env.client_name = txn->helo != NULL && txn->helo[0] != '\0' ?
+	    xstrdup(txn->helo) : NULL;
+	env.envid = txn->envid != NULL ? xstrdup(txn->envid) : NULL;
+	env.ret = txn->ret == SMTP_RET_FULL ? RET_FULL :
+	    txn->ret == SMTP_RET_HDRS ? RET_HDRS : RET_UNSET;
+	env.smtputf8 = txn->smtputf8;
+	env.eightbit = txn->eightbit;
+	env.verified = cfg->recipients[0] != '\0';
+	for (i = 0; i < txn->nrcpts; i++) {
+		rc = envelope_add_recipient(&env, txn->rcpts[i].addr);
+		rc->notify = txn->rcpts[i].notify;
+		if (txn->rcpts[i].orcpt != NULL)
+			rc->orcpt = xstrdup(txn->rcpts[i].orcpt);
+	}
+	ret = spool_writer_commit(r->w, &env);
+	saved = errno;
+	r->w = NULL;
+	if (ret == 0) {
+		strlcpy(txn->id, env.id, sizeof(txn->id));
+		txn->size = env.size;
+	}
+	envelope_free(&env);
+	if (ret == -1) {
+		errno = saved;
+		log_warn("spool %s: commit %s", cfg->spool, txn->id);
+		if (saved == ENOSPC || saved == EDQUOT)
+			strlcpy(reply, "452 4.3.1 Insufficient system storage",
+			    size);
+		else
+			strlcpy(reply, "451 4.3.0 Error: queue file write "
+			    "error", size);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+hook_data_abort(void *ctx)
+{
+	struct receiver	*r = ctx;
+
+	if (r->w != NULL)
+		spool_writer_abort(r->w);
+	r->w = NULL;
+}
+
+/*
+ * Start `mxfb -C FILE flush -f -d DOMAIN` detached (double fork,
+ * setsid, stdio on /dev/null) so that the session never waits for it.
+ */
+static void
+spawn_flush(const char *domain)
+{
+	const char	*prog;
+	char		*argv[8], dom[ADDRESS_DOMAIN_MAX + 1];
+	pid_t		 pid;
+	int		 fd, status;
+
+	strlcpy(dom, domain, sizeof(dom));
+	ascii_lower(dom);
+	if ((prog = getenv("MXFB_ETRN_COMMAND")) == NULL || *prog == '\0')
+		prog = "/proc/self/exe";
+	if ((pid = fork()) == -1) {
+		log_warn("ETRN %s: fork", dom);
+		return;
+	}
+	if (pid == 0) {
+		if (setsid() == -1)
+			_exit(1);
+		if ((pid = fork()) == -1)
+			_exit(1);
+		if (pid > 0)
+			_exit(0);
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, 0) == -1 || dup2(fd, 1) == -1 ||
+		    dup2(fd, 2) == -1)
+			_exit(1);
+		if (fd > 2)
+			close(fd);
+		closefrom(3);
+		argv[0] = "mxfb";
+		argv[1] = "-C";
+		argv[2] = (char *)cfg->file;
+		argv[3] = "flush";
+		argv[4] = "-f";
+		argv[5] = "-d";
+		argv[6] = dom;
+		argv[7] = NULL;
+		execv(prog, argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			log_warn("ETRN %s: waitpid", dom);
+			return;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_warnx("ETRN %s: could not start flush", dom);
+}
+
+static int
+hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+	size_t		 i;
+	int		 fd;
+
+	if (!r->have_peer ||
+	    !config_etrn_allowed(cfg, (struct sockaddr *)&r->peer)) {
+		strlcpy(reply, "459 4.7.1 Client host rejected: ETRN not "
+		    "allowed", size);
+		return (-1);
+	}
+	for (i = 0; i < cfg->nrelays; i++)
+		if (address_domain_match(domain, cfg->relays[i].name))
+			break;
+	if (i == cfg->nrelays) {
+		snprintf(reply, size, "458 4.1.2 Unable to queue messages for "
+		    "node %s", domain);
+		return (-1);
+	}
+	if (spool_domain_lock(r->sp, cfg->relays[i].name, &fd) == 0) {
+		close(fd);
+		spawn_flush(cfg->relays[i].name);
+		log_info("ETRN %s from %s[%s]: flush started",
+		    cfg->relays[i].name, "unknown", r->addr);
+	} else if (errno == EWOULDBLOCK)
+		log_info("ETRN %s from %s[%s]: flush already running",
+		    cfg->relays[i].name, "unknown", r->addr);
+	else {
+		log_warn("ETRN %s: lock", cfg->relays[i].name);
+		strlcpy(reply, "458 4.3.0 Unable to queue messages for node",
+		    size);
+		return (-1);
+	}
+	snprintf(reply, size, "250 2.0.0 Queuing for node %s started",
+	    cfg->relays[i].name);
+	return (0);
+}
+
+/* The client: getpeername(fd), else $TCPREMOTEIP, else "local". */
+static void
+peer_from_fd(struct receiver *r, int fd)
+{
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	socklen_t		 len = sizeof(r->peer);
+	const char		*env;
+
+	r->have_peer = 0;
+	strlcpy(r->addr, "local", sizeof(r->addr));
+	memset(&r->peer, 0, sizeof(r->peer));
+	if (getpeername(fd, (struct sockaddr *)&r->peer, &len) == 0 &&
+	    (r->peer.ss_family == AF_INET || r->peer.ss_family == AF_INET6))
+		r->have_peer = 1;
+	else if ((env = getenv("TCPREMOTEIP")) != NULL) {
+		memset(&r->peer, 0, sizeof(r->peer));
+		sin = (struct sockaddr_in *)&r->peer;
+		sin6 = (struct sockaddr_in6 *)&r->peer;
+		if (inet_pton(AF_INET, env, &sin->sin_addr) == 1) {
+			sin->sin_family = AF_INET;
+			r->have_peer = 1;
+		} else if (inet_pton(AF_INET6, env, &sin6->sin6_addr) == 1) {
+			sin6->sin6_family = AF_INET6;
+			r->have_peer = 1;
+		}
+	}
+	if (!r->have_peer)
+		return;
+	if (r->peer.ss_family == AF_INET) {
+		sin = (struct sockaddr_in *)&r->peer;
+		inet_ntop(AF_INET, &sin->sin_addr, r->addr, sizeof(r->addr));
+	} else {
+		sin6 = (struct sockaddr_in6 *)&r->peer;
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    r->addr, sizeof(r->addr));
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, r->addr,
+			    sizeof(r->addr));
+	}
+}
+
+/* One SMTP session on in/out.  Returns the exit status. */
+static int
+serve(int in, int out)
+{
+	struct receiver		 r;
+	struct smtp_params	 p;
+	struct smtp_hooks	 h;
+	struct smtp_io		 io;
+	struct smtp_io_fd	 iofd;
+
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		log_warn("signal SIGPIPE");
+	memset(&r, 0, sizeof(r));
+	peer_from_fd(&r, in);
+	r.sp = cmd_open_spool(1);
+
+	memset(&p, 0, sizeof(p));
+	p.hostname = cfg->hostname;
+	p.client_addr = r.addr;
+	p.client_name = "unknown";
+	p.max_size = cfg->max_size;
+	p.max_recipients = cfg->max_recipients;
+	p.timeout = cfg->timeout > 0 ? (int)cfg->timeout : 300;
+	p.soft_error_limit = 10;
+	p.hard_error_limit = 20;
+	p.error_sleep = 1;
+
+	memset(&h, 0, sizeof(h));
+	h.ctx = &r;
+	h.mail = hook_mail;
+	h.rcpt = hook_rcpt;
+	h.data_begin = hook_data_begin;
+	h.data_write = hook_data_write;
+	h.data_commit = hook_data_commit;
+	h.data_abort = hook_data_abort;
+	h.etrn = hook_etrn;
+
+	smtp_io_fd_init(&io, &iofd, in, out);
+	smtp_session(&p, &io, &h);
+	hook_data_abort(&r);
+	rcptlist_free(r.rcptlist);
+	spool_close(r.sp);
+	return (0);
+}
+
+/* "127.0.0.1:25", "[::1]:2525", "*:25", ":25". */
+static int
+listen_on(const char *spec)
+{
+	struct addrinfo	 hints, *res;
+	char		 host[256], port[16];
+	const char	*colon, *close_br;
+	int		 fd, on = 1, e;
+
+	if (spec[0] == '[') {
+		if ((close_br = strchr(spec, ']')) == NULL ||
+		    close_br[1] != ':')
+			goto bad;
+		colon = close_br + 1;
+		if ((size_t)(close_br - spec - 1) >= sizeof(host))
+			goto bad;
+		memcpy(host, spec + 1, close_br - spec - 1);
+		host[close_br - spec - 1] = '\0';
+	} else {
+		if ((colon = strrchr(spec, ':')) == NULL ||
+		    (size_t)(colon - spec) >= sizeof(host))
+			goto bad;
+		memcpy(host, spec, colon - spec);
+		host[colon - spec] = '\0';
+	}
+	if (strlcpy(port, colon + 1, sizeof(port)) >= sizeof(port) ||
+	    port[0] == '\0')
+		goto bad;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if ((e = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ?
+	    NULL : host, port, &hints, &res)) != 0) {
+		log_cmd_errorx("listen %s: %s", spec, gai_strerror(e));
+		return (-1);
+	}
+	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1) {
+		log_cmd_error("listen %s: socket", spec);
+		freeaddrinfo(res);
+		return (-1);
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 128) == -1) {
+		log_cmd_error("listen %s", spec);
+		close(fd);
+		freeaddrinfo(res);
+		return (-1);
+	}
+	freeaddrinfo(res);
+	return (fd);
+ bad:
+	log_cmd_errorx("listen: bad address \"%s\" (want ADDR:PORT or "
+	    "[ADDR]:PORT)", spec);
+	return (-1);
+}
+
+static void
+on_signal(int sig)
+{
+	int	 saved = errno;
+
+	if (sig == SIGCHLD)
+		got_child = 1;
+	else
+		got_term = 1;
+	if (sigpipe_fds[1] != -1)
+		(void)write(sigpipe_fds[1], "x", 1);
+	errno = saved;
+}
+
+static void
+refuse_busy(int fd)
+{
+	char	 line[512];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many "
+	    "connections\r\n", cfg->hostname);
+	if (n > 0 && (size_t)n < sizeof(line) &&
+	    write(fd, line, (size_t)n) == -1)
+		log_warn("421 to busy client");
+}
+
+static int
+listener(char **specs, int nspecs, unsigned maxsessions)
+{
+	struct pollfd		 pfd[MAX_LISTEN + 1];
+	struct sigaction	 sa;
+	struct receiver		 r;
+	unsigned		 nchildren = 0;
+	pid_t			 pid;
+	char			 drain[64];
+	int			 lfd[MAX_LISTEN], i, j, fd, status;
+
+	for (i = 0; i < nspecs; i++)
+		if ((lfd[i] = listen_on(specs[i])) == -1)
+			return (EXIT_UNAVAIL);
+	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1) {
+		log_cmd_error("pipe");
+		return (EXIT_SOFTWARE);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGINT, &sa, NULL) == -1 ||
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		log_cmd_error("sigaction");
+		return (EXIT_SOFTWARE);
+	}
+	for (i = 0; i < nspecs; i++)
+		log_info("listening on %s", specs[i]);
+	while (!got_term) {
+		for (i = 0; i < nspecs; i++) {
+			pfd[i].fd = lfd[i];
+			pfd[i].events = POLLIN;
+		}
+		pfd[nspecs].fd = sigpipe_fds[0];
+		pfd[nspecs].events = POLLIN;
+		if (poll(pfd, nspecs + 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_cmd_error("poll");
+			return (EXIT_SOFTWARE);
+		}
+		while (read(sigpipe_fds[0], drain, sizeof(drain)) > 0)
+			;
+		if (got_child) {
+			got_child = 0;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				if (nchildren > 0)
+					nchildren--;
+		}
+		if (got_term)
+			break;
+		for (i = 0; i < nspecs; i++) {
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			if ((fd = accept4(lfd[i], NULL, NULL,
+			    SOCK_CLOEXEC)) == -1) {
+				if (errno != EAGAIN && errno != EINTR &&
+				    errno != ECONNABORTED)
+					log_warn("accept");
+				continue;
+			}
+			if (nchildren >= maxsessions) {
+				memset(&r, 0, sizeof(r));
+				peer_from_fd(&r, fd);
+				log_warnx("too many connections (%u): refused "
+				    "unknown[%s]", nchildren, r.addr);
+				refuse_busy(fd);
+				close(fd);
+				continue;
+			}
+			if ((pid = fork()) == -1) {
+				log_warn("fork");
+				close(fd);
+				continue;
+			}
+			if (pid == 0) {
+				sa.sa_handler = SIG_DFL;
+				if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
+				    sigaction(SIGTERM, &sa, NULL) == -1 ||
+				    sigaction(SIGINT, &sa, NULL) == -1)
+					_exit(EXIT_SOFTWARE);
+				for (j = 0; j < nspecs; j++)
+					close(lfd[j]);
+				close(sigpipe_fds[0]);
+				close(sigpipe_fds[1]);
+				sigpipe_fds[0] = sigpipe_fds[1] = -1;
+				_exit(serve(fd, fd));
+			}
+			nchildren++;
+			close(fd);
+		}
+	}
+	for (i = 0; i < nspecs; i++)
+		close(lfd[i]);
+	log_info("stopped listening (%u sessions still running)", nchildren);
+	return (0);
+}
 
 int
 cmd_receive(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: receive: not built yet\n");
-	return (EXIT_SOFTWARE);
+	char		*specs[MAX_LISTEN];
+	const char	*errstr;
+	long long	 maxsessions = 0;
+	int		 ch, nspecs = 0;
+
+	while ((ch = getopt(argc, argv, "C:c:hl:")) != -1) {
+		switch (ch) {
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'c':
+			maxsessions = strtonum(optarg, 1, 100000, &errstr);
+			if (errstr != NULL) {
+				log_cmd_errorx("-c %s: %s", optarg, errstr);
+				return (EXIT_USAGE);
+			}
+			break;
+		case 'h':
+			cmd_usage(USAGE, 1);
+		case 'l':
+			if (nspecs == MAX_LISTEN) {
+				log_cmd_errorx("at most %d -l options",
+				    MAX_LISTEN);
+				return (EXIT_USAGE);
+			}
+			specs[nspecs++] = optarg;
+			break;
+		default:
+			cmd_usage(USAGE, 0);
+		}
+	}
+	if (optind != argc)
+		cmd_usage(USAGE, 0);
+	cmd_load_config();
+	if (nspecs == 0)
+		return (serve(0, 1));
+	if (maxsessions == 0)
+		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
+	return (listener(specs, nspecs, (unsigned)maxsessions));
 }

@@ -120,7 +120,6 @@ static void	 data_finish(struct session *);
 static int	 received_header(struct session *, char *, size_t);
 static int	 parse_notify(const char *);
 static int	 parse_orcpt(const char *, int);
-static const char *proto_name(const struct session *);
 
 /* ------------------------------------------------------------------ */
 /* File descriptor I/O. */
@@ -695,14 +694,6 @@ safe_copy(char *buf, size_t size, const char *text)
 	log_safe(buf, size, text);
 }
 
-static const char *
-proto_name(const struct session *s)
-{
-	if (!s->esmtp)
-		return ("SMTP");
-	return (s->txn.smtputf8 ? "UTF8SMTP" : "ESMTP");
-}
-
 static void
 log_reject(struct session *s, const char *stage, const char *line,
     const char *to)
@@ -790,6 +781,7 @@ do_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	s->txn.active = 1;
+	s->txn.helo = s->helo;
 	reply(s, "250 2.1.0 Ok");
 }
 
@@ -1098,10 +1090,9 @@ data_finish(struct session *s)
 		reply_line(s, rbuf);
 	} else {
 		safe_copy(from, sizeof(from), s->txn.sender);
-		log_info("%s: client=%s, from=<%s>, size=%llu, nrcpt=%zu "
-		    "proto=%s", s->txn.id, s->client, from,
-		    (unsigned long long)s->txn.size, s->txn.nrcpts,
-		    proto_name(s));
+		log_info("%s: client=%s, from=<%s>, size=%llu, nrcpt=%zu",
+		    s->txn.id, s->client, from,
+		    (unsigned long long)s->txn.size, s->txn.nrcpts);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->txn.id);
 	}
 	smtp_txn_reset(&s->txn);

@@ -64,6 +64,7 @@ struct smtp_rcpt {
 /* One mail transaction: what MAIL and RCPT said. */
 struct smtp_txn {
 	int		 active;	/* MAIL accepted */
+	const char	*helo;		/* the session's HELO/EHLO argument */
 	char		*sender;	/* "" for <> */
 	int		 smtputf8;
 	int		 eightbit;	/* BODY=8BITMIME */
