@@ -1,11 +1,778 @@
-/* bounce.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * bounce.c - `mxfb bounce [ID...]`: return failed, expired and delayed
+ * mail to its senders as RFC 3464 delivery status notifications.
+ *
+ * Without IDs (cron): one pass over the queue.  Failed recipients not yet
+ * reported get one DSN per message; a message past queue-lifetime gets a
+ * final DSN (4.4.7) and leaves the spool; a message past delay-warning
+ * gets one delay DSN, ever.  With IDs (administrator): those messages
+ * are returned now (5.0.0) and removed.  NOTIFY (RFC 3461) and
+ * bounce-policy decide which recipients are reported; mail from the null
+ * sender (our own DSNs among it) is never bounced, only dropped, logged.
+ *
+ * Crash safety: a message is claimed before it is looked at.  Each DSN
+ * is committed under an ID derived from the original's ID, the kind of
+ * report and, for partial failure reports, the number of recipients
+ * already reported; the spool refuses a second message with that ID
+ * (EEXIST).  Only after the DSN is durable is the original's state
+ * updated (recipients reported, warned set) or the original removed.
+ * A kill -9 between the two leaves the original claimed; the next run
+ * recovers the claim, derives the same ID, finds the DSN there and
+ * finishes the update: no DSN is lost and none is made twice.  The one
+ * window left: if a flush delivers (and so removes) that DSN between
+ * the crash and the next bounce run, the next run makes it again.
+ */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
 #include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/dsn.h"
+#include "core/log.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define USAGE	"mxfb bounce [-C file] [ID ...]"
+
+/* The queue ID alphabet (spool/INTERNALS); 11 time symbols, 6 random. */
+static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+#define ID_TIME_LEN	11
+
+/* Kinds of DSN, part of the derived ID. */
+#define TAG_FINAL	'F'	/* expiry or administrator: then removed */
+#define TAG_REPORT	'R'	/* failed recipients, message stays */
+#define TAG_DELAY	'D'	/* the one delay warning */
+
+struct bounce {
+	struct spool	*sp;
+	time_t		 now;
+	unsigned	 bounced;
+	unsigned	 delayed;
+	unsigned	 expired;
+	int		 errors;
+	int		 badmsg;	/* last error: corrupt message */
+};
+
+static void	 derive_id(const char *, int, unsigned, char *);
+static int	 rcpt_done(const struct recipient *);
+static int	 all_done(const struct envelope *);
+static unsigned	 count_reported(const struct envelope *);
+static int	 policy_allows(const struct envelope *,
+		    const struct recipient *, enum dsn_reason, int);
+static const char *suppressed_why(const struct envelope *,
+		    const struct recipient *, enum dsn_reason, int);
+static int	 queue_dsn(struct bounce *, struct spool_claim *,
+		    const struct dsn_report *, size_t, int, unsigned,
+		    char *);
+static void	 mark_after_crash(struct bounce *, struct envelope *,
+		    const char *);
+static void	 recover_report(struct bounce *, struct spool_claim *);
+static int	 report_failures(struct bounce *, struct spool_claim *);
+static int	 expire(struct bounce *, struct spool_claim *);
+static int	 warn_delay(struct bounce *, struct spool_claim *);
+static void	 null_sender(struct bounce *, struct spool_claim *, int);
+static void	 finish(struct bounce *, struct spool_claim *, int);
+static int	 needs_work(const struct bounce *, const struct envelope *);
+static int	 visit(const struct envelope *, void *);
+static void	 process(struct bounce *, const char *);
+static int	 admin_return(struct bounce *, struct spool_claim *);
+static int	 admin_one(struct bounce *, const char *);
+static int	 bounce_pass(struct bounce *);
+static int	 bounce_ids(struct bounce *, int, char **);
+
+/*
+ * The DSN's queue ID: the original's time symbols (so it sorts next to
+ * it) and 30 bits of BLAKE2b over the original's ID, the kind and the
+ * generation.  The same report of the same message always gets the same
+ * ID, which is what makes a rerun after a crash idempotent.
+ */
+static void
+derive_id(const char *orig, int tag, unsigned gen, char *out)
+{
+	unsigned char	 h[8];
+	char		 in[64];
+	uint64_t	 v = 0;
+	int		 i, n;
+
+	n = snprintf(in, sizeof(in), "mxfb-dsn %s %c %u", orig, tag, gen);
+	if (n < 0 || (size_t)n >= sizeof(in))
+		n = 0;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)in,
+	    (unsigned long long)n, NULL, 0);
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | h[i];
+	memcpy(out, orig, ID_TIME_LEN);
+	for (i = QUEUE_ID_LEN - 1; i >= ID_TIME_LEN; i--) {
+		out[i] = id_alphabet[v & 31];
+		v >>= 5;
+	}
+	out[QUEUE_ID_LEN] = '\0';
+}
+
+/* Delivered, or failed and already in a DSN. */
+static int
+rcpt_done(const struct recipient *r)
+{
+	return (r->state == RCPT_DELIVERED || r->reported);
+}
+
+static int
+all_done(const struct envelope *env)
+{
+	size_t	 i;
+
+	for (i = 0; i < env->nrcpts; i++)
+		if (!rcpt_done(&env->rcpts[i]))
+			return (0);
+	return (1);
+}
+
+static unsigned
+count_reported(const struct envelope *env)
+{
+	size_t		 i;
+	unsigned	 n = 0;
+
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].reported)
+			n++;
+	return (n);
+}
+
+/*
+ * bounce-policy: `verified` reports only what cannot be backscatter to a
+ * forged sender: a primary's own refusal, or expiry of mail whose
+ * recipients passed the recipients check.  The administrator's explicit
+ * `bounce ID` is exempt from `verified`, never from `none`.
+ */
+static int
+policy_allows(const struct envelope *env, const struct recipient *r,
+    enum dsn_reason reason, int admin)
+{
+	switch (cfg->bounce_policy) {
+	case BOUNCE_NONE:
+		return (0);
+	case BOUNCE_ALL:
+		return (1);
+	case BOUNCE_VERIFIED:
+		if (admin)
+			return (1);
+		if (reason == DSN_REASON_FAILED)
+			return (r->state == RCPT_FAILED &&
+			    r->remote_mta != NULL);
+		return (env->verified);
+	}
+	return (0);
+}
+
+/* NULL if this recipient gets a report, else why not (for the log). */
+static const char *
+suppressed_why(const struct envelope *env, const struct recipient *r,
+    enum dsn_reason reason, int admin)
+{
+	if (!dsn_wanted(r, reason))
+		return ("NOTIFY");
+	if (!policy_allows(env, r, reason, admin))
+		return (cfg->bounce_policy == BOUNCE_NONE ?
+		    "bounce-policy none" : "bounce-policy verified");
+	return (NULL);
+}
+
+/*
+ * Build and commit one DSN for the claimed message under its derived
+ * ID.  Returns 0 when it was queued now, 1 when it was already there
+ * (a previous run made it), -1 on error (logged).
+ */
+static int
+queue_dsn(struct bounce *b, struct spool_claim *c,
+    const struct dsn_report *reps, size_t nreps, int tag, unsigned gen,
+    char *dsnid)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct envelope		 denv;
+	struct recipient	*r;
+	struct dsn_params	 p;
+	struct dsn_message	 m;
+	struct spool_writer	*w;
+	const unsigned char	*msg;
+	size_t			 msglen;
+	char			 wid[QUEUE_ID_SIZE];
+	int			 rv;
+
+	derive_id(env->id, tag, gen, dsnid);
+	if (!queue_id_valid(dsnid)) {
+		log_warnx("%s: bounce: cannot derive a notification ID",
+		    env->id);
+		return (-1);
+	}
+	if ((rv = spool_exists(b->sp, dsnid)) == 1)
+		return (1);
+	if (rv == -1) {
+		log_warn("%s: bounce: spool", env->id);
+		return (-1);
+	}
+	if (spool_claim_message(c, &msg, &msglen) == -1) {
+		b->badmsg = errno == EBADMSG;
+		log_warn("%s: bounce: message", env->id);
+		return (-1);
+	}
+	memset(&p, 0, sizeof(p));
+	p.hostname = cfg->hostname;
+	p.dsn_id = dsnid;
+	p.now = b->now;
+	p.retry_until = env->arrival + cfg->queue_lifetime;
+	p.size_limit = cfg->bounce_size_limit;
+	if (dsn_build(env, msg, msglen, reps, nreps, &p, &m) == -1) {
+		log_warn("%s: bounce: cannot build the notification",
+		    env->id);
+		return (-1);
+	}
+
+	memset(&denv, 0, sizeof(denv));
+	denv.arrival = b->now;
+	denv.sender = xstrdup("");
+	denv.client_addr = xstrdup("local");
+	denv.ret = RET_UNSET;
+	denv.eightbit = m.eightbit;
+	denv.smtputf8 = m.smtputf8;
+	r = envelope_add_recipient(&denv, env->sender);
+	/* A notification never asks for one about itself (RFC 3461). */
+	r->notify = NOTIFY_NEVER;
+
+	rv = -1;
+	if (spool_writer_begin(b->sp, &w, wid) == -1) {
+		log_warn("%s: bounce: spool", env->id);
+		goto done;
+	}
+	if (spool_writer_write(w, m.data, m.len) == -1) {
+		log_warn("%s: bounce: spool write", env->id);
+		spool_writer_abort(w);
+		goto done;
+	}
+	if (spool_writer_commit_as(w, &denv, dsnid) == -1) {
+		if (errno == EEXIST)
+			rv = 1;
+		else
+			log_warn("%s: bounce: spool commit", env->id);
+		goto done;
+	}
+	rv = 0;
+done:
+	envelope_free(&denv);
+	dsn_message_free(&m);
+	return (rv);
+}
+
+/*
+ * A failure report with this ID exists but the recipients were not
+ * marked (a crash between the two steps).  It holds the failures known
+ * when it was made: those with a last attempt no later than its
+ * arrival.  If that rule marks nothing, mark them all rather than
+ * finding the same ID forever.
+ */
+static void
+mark_after_crash(struct bounce *b, struct envelope *env, const char *dsnid)
+{
+	struct envelope	 denv;
+	struct recipient *r;
+	time_t		 made = b->now;
+	size_t		 i;
+	int		 marked = 0;
+
+	memset(&denv, 0, sizeof(denv));
+	if (spool_read_envelope(b->sp, dsnid, &denv) == 0) {
+		made = denv.arrival;
+		envelope_free(&denv);
+	}
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state == RCPT_FAILED && !r->reported &&
+		    r->last_attempt <= made) {
+			r->reported = 1;
+			marked = 1;
+		}
+	}
+	for (i = 0; !marked && i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state == RCPT_FAILED && !r->reported)
+			r->reported = 1;
+	}
+	log_info("%s: sender non-delivery notification: %s (found after "
+	    "an interrupted run)", env->id, dsnid);
+}
+
+/* Finish an interrupted failure report before anything else. */
+static void
+recover_report(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope	*env = spool_claim_envelope(c);
+	char		 dsnid[QUEUE_ID_SIZE];
+	size_t		 i;
+
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == RCPT_FAILED &&
+		    !env->rcpts[i].reported)
+			break;
+	if (i == env->nrcpts)
+		return;
+	derive_id(env->id, TAG_REPORT, count_reported(env), dsnid);
+	if (spool_exists(b->sp, dsnid) == 1)
+		mark_after_crash(b, env, dsnid);
+}
+
+/* Failed recipients not yet reported: one DSN for all of them. */
+static int
+report_failures(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct dsn_report	*reps;
+	struct recipient	*r;
+	const char		*why;
+	char			 dsnid[QUEUE_ID_SIZE], safe[512];
+	size_t			 i, n = 0, nfailed = 0;
+	unsigned		 gen;
+	int			 rv = 0;
+
+	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state != RCPT_FAILED || r->reported)
+			continue;
+		nfailed++;
+		why = suppressed_why(env, r, DSN_REASON_FAILED, 0);
+		if (why != NULL) {
+			log_info("%s: to=<%s>, status=bounced, no notification "
+			    "(%s)", env->id, log_safe(safe, sizeof(safe),
+			    r->addr), why);
+			continue;
+		}
+		reps[n].rcpt = r;
+		reps[n].reason = DSN_REASON_FAILED;
+		n++;
+	}
+	if (nfailed == 0)
+		goto out;
+	gen = count_reported(env);
+	if (n > 0) {
+		rv = queue_dsn(b, c, reps, n, TAG_REPORT, gen, dsnid);
+		if (rv == -1)
+			goto out;
+		if (rv == 1) {
+			mark_after_crash(b, env, dsnid);
+			rv = 0;
+			goto out;
+		}
+		log_info("%s: sender non-delivery notification: %s", env->id,
+		    dsnid);
+		b->bounced++;
+	}
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state == RCPT_FAILED)
+			r->reported = 1;
+	}
+out:
+	free(reps);
+	return (rv);
+}
+
+/* Past queue-lifetime: a final DSN for what is left, then remove. */
+static int
+expire(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct dsn_report	*reps;
+	struct recipient	*r;
+	enum dsn_reason		 reason;
+	const char		*why;
+	char			 dsnid[QUEUE_ID_SIZE], safe[512], st[16];
+	size_t			 i, n = 0;
+	int			 rv;
+
+	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (rcpt_done(r))
+			continue;
+		reason = r->state == RCPT_FAILED ? DSN_REASON_FAILED :
+		    DSN_REASON_EXPIRED;
+		dsn_status(r, reason, st, sizeof(st));
+		why = suppressed_why(env, r, reason, 0);
+		log_info("%s: to=<%s>, delay=%lld, dsn=%s, status=%s, %s%s%s",
+		    env->id, log_safe(safe, sizeof(safe), r->addr),
+		    (long long)(b->now - env->arrival), st,
+		    reason == DSN_REASON_FAILED ? "bounced" : "expired",
+		    why ? "not returned (" : "returned to sender",
+		    why ? why : "", why ? ")" : "");
+		if (why != NULL)
+			continue;
+		reps[n].rcpt = r;
+		reps[n].reason = reason;
+		n++;
+	}
+	if (n > 0) {
+		rv = queue_dsn(b, c, reps, n, TAG_FINAL, 0, dsnid);
+		free(reps);
+		if (rv == -1)
+			return (-1);
+		log_info("%s: sender non-delivery notification: %s%s",
+		    env->id, dsnid, rv == 1 ? " (found after an interrupted "
+		    "run)" : "");
+	} else
+		free(reps);
+	b->expired++;
+	finish(b, c, 1);
+	return (0);
+}
+
+/* The one delay warning for recipients still waiting. */
+static int
+warn_delay(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct dsn_report	*reps;
+	struct recipient	*r;
+	char			 dsnid[QUEUE_ID_SIZE];
+	size_t			 i, n = 0;
+	int			 rv;
+
+	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state == RCPT_DELIVERED || r->state == RCPT_FAILED ||
+		    suppressed_why(env, r, DSN_REASON_DELAYED, 0) != NULL)
+			continue;
+		reps[n].rcpt = r;
+		reps[n].reason = DSN_REASON_DELAYED;
+		n++;
+	}
+	if (n > 0) {
+		rv = queue_dsn(b, c, reps, n, TAG_DELAY, 0, dsnid);
+		if (rv == -1) {
+			free(reps);
+			return (-1);
+		}
+		log_info("%s: sender delay notification: %s%s", env->id, dsnid,
+		    rv == 1 ? " (found after an interrupted run)" : "");
+		if (rv == 0)
+			b->delayed++;
+	} else
+		log_info("%s: delayed, no delay notification (NOTIFY or "
+		    "bounce-policy)", env->id);
+	free(reps);
+	env->warned = 1;
+	return (0);
+}
+
+/*
+ * Mail from <> (bounces, ours among them) is never returned: failures
+ * are marked reported, an expired message is dropped.  Both logged.
+ */
+static void
+null_sender(struct bounce *b, struct spool_claim *c, int expired)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct recipient	*r;
+	char			 safe[512];
+	size_t			 i;
+
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (r->state == RCPT_FAILED && !r->reported) {
+			log_info("%s: to=<%s>, status=bounced, not returned: "
+			    "the sender is <>", env->id,
+			    log_safe(safe, sizeof(safe), r->addr));
+			r->reported = 1;
+		}
+	}
+	if (expired) {
+		log_info("%s: from=<>, status=expired, dropped: mail from the "
+		    "null sender is never returned", env->id);
+		b->expired++;
+		finish(b, c, 1);
+		return;
+	}
+	finish(b, c, all_done(env));
+}
+
+/*
+ * Remove the message (logged) or give it back.  The claim is consumed
+ * whatever the outcome; a failure is logged and counted.
+ */
+static void
+finish(struct bounce *b, struct spool_claim *c, int remove)
+{
+	struct envelope	*env = spool_claim_envelope(c);
+	char		 id[QUEUE_ID_SIZE];
+
+	(void)strlcpy(id, env->id, sizeof(id));
+	if (remove) {
+		if (spool_claim_remove(c) == -1) {
+			log_warn("%s: bounce: remove", id);
+			b->errors = 1;
+		} else
+			log_info("%s: removed", id);
+		return;
+	}
+	if (spool_unclaim(c) == -1) {
+		log_warn("%s: bounce: unclaim", id);
+		b->errors = 1;
+	}
+}
+
+/* Anything for bounce to do with this message (seen unclaimed)? */
+static int
+needs_work(const struct bounce *b, const struct envelope *env)
+{
+	time_t	 age = b->now - env->arrival;
+	size_t	 i;
+
+	if (env->held || env->claimed)
+		return (0);
+	if (age >= cfg->queue_lifetime || all_done(env))
+		return (1);
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == RCPT_FAILED &&
+		    !env->rcpts[i].reported)
+			return (1);
+	if (cfg->delay_warning > 0 && !env->warned &&
+	    age >= cfg->delay_warning && env->sender[0] != '\0')
+		return (1);
+	return (0);
+}
+
+static void
+process(struct bounce *b, const char *id)
+{
+	struct spool_claim	*c;
+	struct envelope		*env;
+	time_t			 age;
+
+	if (spool_claim(b->sp, id, &c) == -1) {
+		if (errno != ENOENT && errno != EBADMSG) {
+			log_warn("%s: bounce: claim", id);
+			b->errors = 1;
+		}
+		return;		/* someone else has it, or it is gone */
+	}
+	env = spool_claim_envelope(c);
+	age = b->now - env->arrival;
+	if (env->sender[0] == '\0') {
+		null_sender(b, c, age >= cfg->queue_lifetime);
+		return;
+	}
+	recover_report(b, c);
+	if (age >= cfg->queue_lifetime) {
+		if (expire(b, c) == -1)
+			goto fail;
+		return;
+	}
+	if (report_failures(b, c) == -1)
+		goto fail;
+	if (cfg->delay_warning > 0 && !env->warned &&
+	    age >= cfg->delay_warning && warn_delay(b, c) == -1)
+		goto fail;
+	finish(b, c, all_done(env));
+	return;
+fail:
+	b->errors = 1;
+	if (b->badmsg) {
+		b->badmsg = 0;
+		if (spool_quarantine(c) == -1)
+			log_warn("%s: bounce: quarantine", id);
+		return;
+	}
+	if (spool_unclaim(c) == -1)
+		log_warn("%s: bounce: unclaim", id);
+}
+
+static int
+visit(const struct envelope *env, void *arg)
+{
+	struct bounce	*b = arg;
+	char		 id[QUEUE_ID_SIZE];
+
+	if (!needs_work(b, env))
+		return (0);
+	(void)strlcpy(id, env->id, sizeof(id));
+	process(b, id);
+	return (0);
+}
+
+static int
+bounce_pass(struct bounce *b)
+{
+	if (spool_recover(b->sp, cfg->claim_timeout) == -1) {
+		log_cmd_error("spool recovery");
+		return (EXIT_IOERR);
+	}
+	if (spool_foreach(b->sp, visit, b) == -1) {
+		log_cmd_error("spool %s", cfg->spool);
+		return (EXIT_IOERR);
+	}
+	return (b->errors ? EXIT_TEMPFAIL : 0);
+}
+
+/* The administrator returns a message now, whatever its state. */
+static int
+admin_return(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope		*env = spool_claim_envelope(c);
+	struct dsn_report	*reps;
+	struct recipient	*r;
+	const char		*why;
+	char			 dsnid[QUEUE_ID_SIZE], safe[512];
+	size_t			 i, n = 0;
+	int			 rv;
+
+	if (env->sender[0] == '\0') {
+		log_info("%s: from=<>, returned by the administrator (uid "
+		    "%lu): dropped, mail from the null sender is never "
+		    "returned", env->id, (unsigned long)getuid());
+		finish(b, c, 1);
+		return (0);
+	}
+	recover_report(b, c);
+	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (rcpt_done(r))
+			continue;
+		why = suppressed_why(env, r, DSN_REASON_ADMIN, 1);
+		log_info("%s: to=<%s>, dsn=5.0.0, status=returned by the "
+		    "administrator (uid %lu)%s%s%s", env->id,
+		    log_safe(safe, sizeof(safe), r->addr),
+		    (unsigned long)getuid(), why ? ", no notification (" : "",
+		    why ? why : "", why ? ")" : "");
+		if (why != NULL)
+			continue;
+		reps[n].rcpt = r;
+		reps[n].reason = DSN_REASON_ADMIN;
+		n++;
+	}
+	if (n > 0) {
+		rv = queue_dsn(b, c, reps, n, TAG_FINAL, 0, dsnid);
+		free(reps);
+		if (rv == -1)
+			return (-1);
+		log_info("%s: sender non-delivery notification: %s%s",
+		    env->id, dsnid, rv == 1 ? " (found after an interrupted "
+		    "run)" : "");
+		if (rv == 0)
+			b->bounced++;
+	} else
+		free(reps);
+	finish(b, c, 1);
+	return (0);
+}
+
+/* 0 done, 1 no such message, 2 busy or failed. */
+static int
+admin_one(struct bounce *b, const char *id)
+{
+	struct spool_claim	*c;
+	struct envelope		 env;
+	int			 held, claimed;
+
+	if (spool_claim(b->sp, id, &c) == -1) {
+		if (errno != ENOENT) {
+			log_cmd_error("%s", id);
+			return (2);
+		}
+		memset(&env, 0, sizeof(env));
+		if (spool_read_envelope(b->sp, id, &env) == -1) {
+			log_cmd_errorx("%s: no such message", id);
+			return (1);
+		}
+		held = env.held;
+		claimed = env.claimed;
+		envelope_free(&env);
+		/* Held: returning it is the administrator's decision too. */
+		if (claimed || !held || spool_release(b->sp, id) == -1 ||
+		    spool_claim(b->sp, id, &c) == -1) {
+			log_cmd_errorx("%s: busy (being delivered or bounced), "
+			    "try again", id);
+			return (2);
+		}
+	}
+	if (admin_return(b, c) == -1) {
+		if (b->badmsg) {
+			b->badmsg = 0;
+			if (spool_quarantine(c) == -1)
+				log_warn("%s: bounce: quarantine", id);
+		} else if (spool_unclaim(c) == -1)
+			log_warn("%s: bounce: unclaim", id);
+		log_cmd_errorx("%s: could not be returned", id);
+		return (2);
+	}
+	return (0);
+}
+
+static int
+bounce_ids(struct bounce *b, int argc, char **argv)
+{
+	int	 i, r, missing = 0, failed = 0;
+
+	if (spool_recover(b->sp, cfg->claim_timeout) == -1) {
+		log_cmd_error("spool recovery");
+		return (EXIT_IOERR);
+	}
+	for (i = 0; i < argc; i++) {
+		r = admin_one(b, argv[i]);
+		if (r == 1)
+			missing = 1;
+		else if (r == 2)
+			failed = 1;
+	}
+	if (failed)
+		return (EXIT_TEMPFAIL);
+	return (missing ? 1 : 0);
+}
 
 int
 cmd_bounce(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: bounce: not built yet\n");
-	return (EXIT_SOFTWARE);
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	struct bounce	 b;
+	int		 ch, rv;
+
+	while ((ch = getopt_long(argc, argv, "C:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'h':
+			cmd_usage(USAGE, 1);
+		default:
+			cmd_usage(USAGE, 0);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cmd_check_ids(argc, argv);
+	cmd_load_config();
+	if (sodium_init() == -1) {
+		log_cmd_errorx("libsodium initialisation failed");
+		return (EXIT_SOFTWARE);
+	}
+
+	memset(&b, 0, sizeof(b));
+	b.now = time(NULL);
+	b.sp = cmd_open_spool(0);
+	rv = argc > 0 ? bounce_ids(&b, argc, argv) : bounce_pass(&b);
+	spool_close(b.sp);
+	if (rv == 0 || rv == 1 || rv == EXIT_TEMPFAIL)
+		printf("bounced %u, delayed %u, expired %u\n", b.bounced,
+		    b.delayed, b.expired);
+	return (rv);
 }

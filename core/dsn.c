@@ -600,7 +600,7 @@ human_part(struct buf *b, const struct envelope *env,
 		buf_addf(b, "Your message was larger than %llu bytes: only "
 		    "its headers are\r\nreturned.\r\n\r\n",
 		    (unsigned long long)p->size_limit);
-	else if (headers_only && failed)
+	else if (headers_only && failed && env->ret == RET_HDRS)
 		buf_adds(b, "As you asked (RET=HDRS), only the headers of "
 		    "your message are\r\nreturned.\r\n\r\n");
 	buf_adds(b, "For further assistance, please send mail to postmaster."
@@ -726,7 +726,8 @@ build_once(struct buf *b, const char *boundary, const struct envelope *env,
 	    delayed ? "Delayed Mail (still being retried)" :
 	    "Successful Mail Delivery Report";
 
-	headers_only = env->ret == RET_HDRS || msg == NULL;
+	/* A warning or a success report needs no copy of the body. */
+	headers_only = env->ret == RET_HDRS || msg == NULL || !failed;
 	if (!headers_only && p->size_limit != 0 && msglen > p->size_limit)
 		headers_only = truncated = 1;
 	if (msg == NULL)

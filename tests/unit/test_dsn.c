@@ -285,6 +285,8 @@ test_expired_and_delayed(void **state)
 	assert_int_equal(count(&m, "Status: 4.0.0\r\n"), 2);
 	assert_true(contains(&m, "THIS IS A WARNING ONLY"));
 	assert_true(contains(&m, "until it is 5 days old"));
+	assert_true(contains(&m, "Content-Type: text/rfc822-headers\r\n"));
+	assert_false(contains(&m, "Body line"));
 	dsn_message_free(&m);
 }
 
