@@ -1,0 +1,724 @@
+/*
+ * test_smtp_server.c - the SMTP protocol engine (core/smtp_server.c)
+ * driven through an in-memory smtp_io: command parsing, replies and
+ * their batching, ESMTP parameters, the DATA reader (dot-unstuffing,
+ * smuggling defence, size and loop limits) and the hook contract.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/smtp_server.h"
+#include "core/util.h"
+
+struct fake {
+	const char	*in;
+	size_t		 inlen, inpos;
+	size_t		 chunk;		/* bytes per read, 0 = all */
+	int		 timeout_at_end;
+	char		 out[65536];
+	size_t		 outlen;
+	int		 writes;
+	/* storage */
+	char		*stored;
+	size_t		 storedlen;
+	int		 begun, commits, aborts;
+	int		 write_fail;	/* errno to fail data_write with */
+	int		 commit_fail;
+	struct smtp_txn	 last;		/* copy of envelope facts */
+	char		 last_rcpt_orcpt[600];
+	int		 last_notify;
+	char		 last_envid[200];
+	char		 etrn_domain[256];
+	int		 reject_rcpt;	/* refuse rcpt "bad@..." */
+};
+
+static ssize_t
+fake_read(void *ctx, void *buf, size_t len, int timeout)
+{
+	struct fake	*f = ctx;
+	size_t		 n = f->inlen - f->inpos;
+
+	if (n == 0) {
+		if (f->timeout_at_end) {
+			errno = ETIMEDOUT;
+			return (-1);
+		}
+		return (0);
+	}
+	if (f->chunk > 0 && n > f->chunk)
+		n = f->chunk;
+	if (n > len)
+		n = len;
+	memcpy(buf, f->in + f->inpos, n);
+	f->inpos += n;
+	return ((ssize_t)n);
+}
+
+static int
+fake_write(void *ctx, const void *buf, size_t len, int timeout)
+{
+	struct fake	*f = ctx;
+
+	assert_true(f->outlen + len < sizeof(f->out));
+	memcpy(f->out + f->outlen, buf, len);
+	f->outlen += len;
+	f->out[f->outlen] = '\0';
+	f->writes++;
+	return (0);
+}
+
+static int
+h_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
+    char *reply, size_t size)
+{
+	struct fake	*f = ctx;
+
+	if (f->reject_rcpt && strncmp(a->addr, "bad@", 4) == 0) {
+		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied",
+		    a->addr);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+h_begin(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
+{
+	struct fake	*f = ctx;
+
+	f->begun++;
+	free(f->stored);
+	f->stored = NULL;
+	f->storedlen = 0;
+	strlcpy(txn->id, "TESTID", sizeof(txn->id));
+	return (0);
+}
+
+static int
+h_write(void *ctx, const void *buf, size_t len)
+{
+	struct fake	*f = ctx;
+
+	if (f->write_fail) {
+		errno = f->write_fail;
+		return (-1);
+	}
+	f->stored = xreallocarray(f->stored, f->storedlen + len + 1, 1);
+	memcpy(f->stored + f->storedlen, buf, len);
+	f->storedlen += len;
+	f->stored[f->storedlen] = '\0';
+	return (0);
+}
+
+static int
+h_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
+{
+	struct fake	*f = ctx;
+
+	if (f->commit_fail) {
+		strlcpy(reply, "451 4.3.0 Error: queue file write error", size);
+		return (-1);
+	}
+	f->commits++;
+	f->last.smtputf8 = txn->smtputf8;
+	f->last.eightbit = txn->eightbit;
+	f->last.ret = txn->ret;
+	f->last.nrcpts = txn->nrcpts;
+	f->last.size = txn->size;
+	strlcpy(f->last_envid, txn->envid ? txn->envid : "", 200);
+	if (txn->nrcpts > 0) {
+		strlcpy(f->last_rcpt_orcpt, txn->rcpts[0].orcpt ?
+		    txn->rcpts[0].orcpt : "", sizeof(f->last_rcpt_orcpt));
+		f->last_notify = txn->rcpts[0].notify;
+	}
+	return (0);
+}
+
+static void
+h_abort(void *ctx)
+{
+	struct fake	*f = ctx;
+
+	f->aborts++;
+}
+
+static int
+h_etrn(void *ctx, const char *domain, char *reply, size_t size)
+{
+	struct fake	*f = ctx;
+
+	strlcpy(f->etrn_domain, domain, sizeof(f->etrn_domain));
+	snprintf(reply, size, "250 2.0.0 Queuing for node %s started", domain);
+	return (0);
+}
+
+static int
+run(struct fake *f, const char *input, uint64_t max_size)
+{
+	struct smtp_params	 p;
+	struct smtp_io		 io;
+	struct smtp_hooks	 h;
+
+	f->in = input;
+	f->inlen = strlen(input);
+	f->inpos = 0;
+	memset(&p, 0, sizeof(p));
+	p.hostname = "backup.example.test";
+	p.client_addr = "192.0.2.1";
+	p.client_name = "unknown";
+	p.max_size = max_size;
+	p.max_recipients = 3;
+	p.timeout = 300;
+	p.soft_error_limit = 10;
+	p.hard_error_limit = 20;
+	p.error_sleep = 0;
+	io.ctx = f;
+	io.read = fake_read;
+	io.write = fake_write;
+	memset(&h, 0, sizeof(h));
+	h.ctx = f;
+	h.rcpt = h_rcpt;
+	h.data_begin = h_begin;
+	h.data_write = h_write;
+	h.data_commit = h_commit;
+	h.data_abort = h_abort;
+	h.etrn = h_etrn;
+	return (smtp_session(&p, &io, &h));
+}
+
+static struct fake *
+fake_new(void)
+{
+	return (xcalloc(1, sizeof(struct fake)));
+}
+
+static void
+fake_free(struct fake *f)
+{
+	free(f->stored);
+	free(f);
+}
+
+/* Number of reply lines starting with code. */
+static int
+count_replies(const struct fake *f, const char *code)
+{
+	const char	*p = f->out;
+	int		 n = 0;
+	size_t		 cl = strlen(code);
+
+	while (*p != '\0') {
+		if (strncmp(p, code, cl) == 0)
+			n++;
+		if ((p = strstr(p, "\r\n")) == NULL)
+			break;
+		p += 2;
+	}
+	return (n);
+}
+
+static const char *
+body_after_received(const struct fake *f)
+{
+	const char	*p;
+
+	assert_non_null(f->stored);
+	assert_int_equal(strncmp(f->stored, "Received: from ", 15), 0);
+	/* The Received header ends at the first line not starting with TAB. */
+	p = f->stored;
+	for (;;) {
+		p = strstr(p, "\r\n");
+		assert_non_null(p);
+		p += 2;
+		if (*p != '\t')
+			return (p);
+	}
+}
+
+#define EHLO	"EHLO client.test\r\n"
+#define TXN	"MAIL FROM:<s@a.test>\r\nRCPT TO:<r@example.test>\r\nDATA\r\n"
+
+static void
+test_command_parse(void **state)
+{
+	struct smtp_command	 c;
+
+	smtp_command_parse("mail FROM:<a@b>", &c);
+	assert_int_equal(c.verb, SMTP_MAIL);
+	assert_string_equal(c.arg, "FROM:<a@b>");
+	smtp_command_parse("EhLo   host", &c);
+	assert_int_equal(c.verb, SMTP_EHLO);
+	assert_string_equal(c.arg, "host");
+	smtp_command_parse("QUIT", &c);
+	assert_int_equal(c.verb, SMTP_QUIT);
+	assert_string_equal(c.arg, "");
+	smtp_command_parse("MAILX FROM:<a@b>", &c);
+	assert_int_equal(c.verb, SMTP_UNKNOWN);
+	smtp_command_parse("MAIL:", &c);
+	assert_int_equal(c.verb, SMTP_UNKNOWN);
+	smtp_command_parse("", &c);
+	assert_int_equal(c.verb, SMTP_UNKNOWN);
+	smtp_command_parse("starttls", &c);
+	assert_int_equal(c.verb, SMTP_STARTTLS);
+}
+
+static void
+test_line_check(void **state)
+{
+	char	 r[SMTP_REPLY_MAX], longline[600];
+
+	assert_int_equal(smtp_line_check("NOOP\r\n", 6, r, sizeof(r)), 0);
+	assert_int_equal(smtp_line_check("NOOP\n", 5, r, sizeof(r)), -1);
+	assert_non_null(strstr(r, "bare <LF>"));
+	assert_int_equal(smtp_line_check("NO\rOP\r\n", 7, r, sizeof(r)), -1);
+	assert_non_null(strstr(r, "bare <CR>"));
+	assert_int_equal(smtp_line_check("NO\0OP\r\n", 7, r, sizeof(r)), -1);
+	assert_non_null(strstr(r, "NUL"));
+	memset(longline, 'a', 510);
+	memcpy(longline + 510, "\r\n", 2);
+	assert_int_equal(smtp_line_check(longline, 512, r, sizeof(r)), 0);
+	memset(longline, 'a', 511);
+	memcpy(longline + 511, "\r\n", 2);
+	assert_int_equal(smtp_line_check(longline, 513, r, sizeof(r)), -1);
+	assert_non_null(strstr(r, "too long"));
+}
+
+static void
+test_xtext(void **state)
+{
+	assert_true(smtp_xtext_valid("abc", 100));
+	assert_true(smtp_xtext_valid("a+2Bb+3D", 100));
+	assert_false(smtp_xtext_valid("a+2b", 100));	/* lower-case hex */
+	assert_false(smtp_xtext_valid("a+2", 100));
+	assert_false(smtp_xtext_valid("a=b", 100));
+	assert_false(smtp_xtext_valid("a b", 100));
+	assert_false(smtp_xtext_valid("", 100));
+	assert_false(smtp_xtext_valid("abcd", 3));
+}
+
+static void
+test_basic_transaction(void **state)
+{
+	struct fake	*f = fake_new();
+	const char	*body;
+
+	assert_int_equal(run(f, EHLO TXN "Subject: x\r\n\r\n..leading dot\r\n"
+	    "line\r\n.\r\nQUIT\r\n", 0), 0);
+	assert_non_null(strstr(f->out, "220 backup.example.test ESMTP\r\n"));
+	assert_non_null(strstr(f->out, "250-PIPELINING\r\n"));
+	assert_non_null(strstr(f->out, "250-SIZE\r\n"));
+	assert_non_null(strstr(f->out, "250-ENHANCEDSTATUSCODES\r\n"));
+	assert_non_null(strstr(f->out, "250-8BITMIME\r\n"));
+	assert_non_null(strstr(f->out, "250-DSN\r\n"));
+	assert_non_null(strstr(f->out, "250-ETRN\r\n"));
+	assert_non_null(strstr(f->out, "250 SMTPUTF8\r\n"));
+	assert_non_null(strstr(f->out, "354 "));
+	assert_non_null(strstr(f->out, "250 2.0.0 Ok: queued as TESTID\r\n"));
+	assert_non_null(strstr(f->out, "221 2.0.0 Bye\r\n"));
+	assert_int_equal(f->commits, 1);
+	assert_int_equal(f->aborts, 0);
+	body = body_after_received(f);
+	assert_string_equal(body, "Subject: x\r\n\r\n.leading dot\r\nline\r\n");
+	assert_non_null(strstr(f->stored, "\tby backup.example.test (mxfb) "
+	    "with ESMTP id TESTID\r\n\tfor <r@example.test>;\r\n\t"));
+	assert_non_null(strstr(f->stored, "from client.test (unknown "
+	    "[192.0.2.1])\r\n"));
+	assert_int_equal(f->last.size, f->storedlen);
+	fake_free(f);
+}
+
+static void
+test_helo_received_smtp(void **state)
+{
+	struct fake	*f = fake_new();
+
+	run(f, "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<a@example.test>\r\n"
+	    "RCPT TO:<b@example.test>\r\nDATA\r\nx\r\n.\r\n", 0);
+	assert_int_equal(f->commits, 1);
+	assert_non_null(strstr(f->stored, "with SMTP id TESTID;\r\n\t"));
+	assert_null(strstr(f->stored, "for <"));
+	fake_free(f);
+}
+
+static void
+test_pipelining_batches(void **state)
+{
+	struct fake	*f = fake_new();
+
+	/* The whole session in one read: replies in order, few writes. */
+	run(f, EHLO TXN "hello\r\n.\r\n" TXN "again\r\n.\r\nQUIT\r\n", 0);
+	assert_int_equal(f->commits, 2);
+	assert_int_equal(count_replies(f, "250 2.1.0"), 2);
+	assert_int_equal(count_replies(f, "250 2.1.5"), 2);
+	assert_int_equal(count_replies(f, "354"), 2);
+	assert_int_equal(count_replies(f, "250 2.0.0 Ok: queued"), 2);
+	/* Greeting, then everything else at once. */
+	assert_int_equal(f->writes, 2);
+	assert_non_null(strstr(f->out, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 "));
+	fake_free(f);
+
+	/* One byte per read: same replies, same order. */
+	f = fake_new();
+	f->chunk = 1;
+	run(f, EHLO TXN "hello\r\n.\r\nQUIT\r\n", 0);
+	assert_int_equal(f->commits, 1);
+	assert_int_equal(count_replies(f, "250 2.0.0 Ok: queued"), 1);
+	assert_non_null(strstr(f->out, "221 2.0.0"));
+	fake_free(f);
+}
+
+static void
+test_sequence_errors(void **state)
+{
+	struct fake	*f = fake_new();
+
+	run(f, "MAIL FROM:<a@b.test>\r\n" EHLO "RCPT TO:<r@example.test>\r\n"
+	    "DATA\r\nMAIL FROM:<a@b.test>\r\nMAIL FROM:<a@b.test>\r\n"
+	    "DATA\r\nDATA x\r\nRSET x\r\nRSET\r\nNOOP\r\nVRFY\r\n"
+	    "VRFY user\r\nEXPN list\r\nHELP\r\nFOO\r\nSTARTTLS\r\nAUTH PLAIN\r\n"
+	    "BDAT 10\r\nHELO\r\nETRN\r\nQUIT\r\n", 0);
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: send HELO/EHLO first"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: need MAIL command"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: need RCPT command"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: nested MAIL command"));
+	assert_non_null(strstr(f->out, "554 5.5.1 Error: no valid recipients"));
+	assert_non_null(strstr(f->out, "501 5.5.4 Syntax: DATA"));
+	assert_non_null(strstr(f->out, "501 5.5.4 Syntax: RSET"));
+	assert_non_null(strstr(f->out, "501 5.5.4 Syntax: VRFY"));
+	assert_non_null(strstr(f->out, "252 2.0.0"));
+	assert_non_null(strstr(f->out, "502 5.5.1"));
+	assert_non_null(strstr(f->out, "214 2.0.0"));
+	assert_non_null(strstr(f->out, "500 5.5.2 Error: command not recognized"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: authentication"));
+	assert_non_null(strstr(f->out, "501 5.5.4 Syntax: HELO hostname"));
+	assert_non_null(strstr(f->out, "501 5.5.4 Syntax: ETRN domain"));
+	assert_non_null(strstr(f->out, "221 2.0.0 Bye"));
+	assert_int_equal(f->begun, 0);
+	fake_free(f);
+}
+
+static void
+test_command_line_defects(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 input[2048];
+
+	memset(input, 0, sizeof(input));
+	strlcpy(input, EHLO "NOOP\nNOOP\rX\r\nNOOP ", sizeof(input));
+	memset(input + strlen(input), 'a', 600);
+	strlcat(input, "\r\nNOOP\r\nQUIT\r\n", sizeof(input));
+	run(f, input, 0);
+	assert_non_null(strstr(f->out, "500 5.5.2 Error: bare <LF> received"));
+	assert_non_null(strstr(f->out, "500 5.5.2 Error: bare <CR> received"));
+	assert_non_null(strstr(f->out, "500 5.5.2 Error: line too long"));
+	assert_int_equal(count_replies(f, "250 2.0.0 Ok"), 1);
+	assert_non_null(strstr(f->out, "221 2.0.0"));
+	fake_free(f);
+}
+
+static void
+test_smuggling(void **state)
+{
+	static const char *variants[] = {
+		"\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\n", "\r\n.\r",
+		"\n.\r", "\r.\r\n",
+	};
+	char		 input[1024];
+	struct fake	*f;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+		f = fake_new();
+		snprintf(input, sizeof(input), EHLO TXN "Subject: a\r\n\r\nbody"
+		    "%sMAIL FROM:<evil@x.test>\r\nRCPT TO:<v@example.test>\r\n"
+		    "DATA\r\nsmuggled\r\n.\r\nQUIT\r\n", variants[i]);
+		run(f, input, 0);
+		/* One DATA, read to the real CRLF.CRLF, refused. */
+		assert_int_equal(f->commits, 0);
+		assert_int_equal(f->begun, 1);
+		assert_int_equal(f->aborts, 1);
+		assert_int_equal(count_replies(f, "550 5.5.2"), 1);
+		assert_int_equal(count_replies(f, "250 2.1.0"), 1);
+		assert_int_equal(count_replies(f, "354"), 1);
+		assert_non_null(strstr(f->out, "221 2.0.0"));
+		fake_free(f);
+	}
+	/* NUL in DATA */
+	f = fake_new();
+	input[0] = '\0';
+	memcpy(input, EHLO TXN "a\0b\r\n.\r\nQUIT\r\n",
+	    sizeof(EHLO TXN "a\0b\r\n.\r\nQUIT\r\n"));
+	f->in = input;
+	{
+		struct smtp_params p;
+		struct smtp_io io;
+		struct smtp_hooks h;
+
+		/* run() uses strlen: build this one by hand. */
+		memset(&p, 0, sizeof(p));
+		p.hostname = "h";
+		p.client_addr = "192.0.2.1";
+		p.client_name = "unknown";
+		p.max_recipients = 10;
+		p.timeout = 10;
+		f->inlen = sizeof(EHLO TXN "a\0b\r\n.\r\nQUIT\r\n") - 1;
+		io.ctx = f;
+		io.read = fake_read;
+		io.write = fake_write;
+		memset(&h, 0, sizeof(h));
+		h.ctx = f;
+		h.data_begin = h_begin;
+		h.data_write = h_write;
+		h.data_commit = h_commit;
+		h.data_abort = h_abort;
+		smtp_session(&p, &io, &h);
+	}
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+	assert_non_null(strstr(f->out, "550 5.6.0"));
+	fake_free(f);
+}
+
+static void
+test_size_limits(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 input[4096];
+	size_t		 n;
+
+	run(f, EHLO "MAIL FROM:<a@b.test> SIZE=1001\r\nMAIL FROM:<a@b.test> "
+	    "SIZE=1000\r\nQUIT\r\n", 1000);
+	assert_non_null(strstr(f->out, "250-SIZE 1000\r\n"));
+	assert_non_null(strstr(f->out, "552 5.3.4"));
+	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
+	fake_free(f);
+
+	/* Oversize DATA: read to the end, 552, nothing committed. */
+	f = fake_new();
+	n = strlcpy(input, EHLO TXN, sizeof(input));
+	memset(input + n, 'x', 1500);
+	input[n + 1500] = '\0';
+	strlcat(input, "\r\n.\r\nNOOP\r\nQUIT\r\n", sizeof(input));
+	run(f, input, 1000);
+	assert_non_null(strstr(f->out, "552 5.3.4 Message size exceeds"));
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+	assert_non_null(strstr(f->out, "250 2.0.0 Ok\r\n221"));
+	fake_free(f);
+}
+
+static void
+test_received_loop(void **state)
+{
+	struct fake	*f;
+	char		*input;
+	size_t		 size = 200 * 40, i;
+	int		 hops[] = { 100, 101 };
+
+	for (i = 0; i < 2; i++) {
+		int j;
+
+		f = fake_new();
+		input = xmalloc(size);
+		strlcpy(input, EHLO TXN, size);
+		for (j = 0; j < hops[i]; j++)
+			strlcat(input, "Received: from x by y; date\r\n", size);
+		strlcat(input, "\r\nReceived: in the body\r\n.\r\nQUIT\r\n",
+		    size);
+		run(f, input, 0);
+		if (hops[i] == 100)
+			assert_int_equal(f->commits, 1);
+		else {
+			assert_int_equal(f->commits, 0);
+			assert_non_null(strstr(f->out, "554 5.4.6"));
+		}
+		free(input);
+		fake_free(f);
+	}
+}
+
+static void
+test_storage_failures(void **state)
+{
+	struct fake	*f = fake_new();
+
+	f->write_fail = ENOSPC;
+	run(f, EHLO TXN "x\r\n.\r\nQUIT\r\n", 0);
+	assert_non_null(strstr(f->out, "452 4.3.1 Insufficient system storage"));
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+	fake_free(f);
+
+	f = fake_new();
+	f->write_fail = EIO;
+	run(f, EHLO TXN "x\r\n.\r\nQUIT\r\n", 0);
+	assert_non_null(strstr(f->out, "451 4.3.0"));
+	fake_free(f);
+
+	f = fake_new();
+	f->commit_fail = 1;
+	run(f, EHLO TXN "x\r\n.\r\nQUIT\r\n", 0);
+	assert_non_null(strstr(f->out, "451 4.3.0"));
+	assert_null(strstr(f->out, "queued as"));
+	fake_free(f);
+}
+
+static void
+test_disconnect_and_timeout(void **state)
+{
+	struct fake	*f = fake_new();
+
+	assert_int_equal(run(f, EHLO TXN "partial message\r\n", 0), -1);
+	assert_int_equal(f->commits, 0);
+	assert_int_equal(f->aborts, 1);
+	fake_free(f);
+
+	f = fake_new();
+	f->timeout_at_end = 1;
+	assert_int_equal(run(f, EHLO "NOOP\r\n", 0), -1);
+	assert_non_null(strstr(f->out, "421 4.4.2 backup.example.test Error: "
+	    "timeout exceeded\r\n"));
+	fake_free(f);
+}
+
+static void
+test_error_limit(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 input[4096];
+	int		 i;
+
+	strlcpy(input, EHLO, sizeof(input));
+	for (i = 0; i < 25; i++)
+		strlcat(input, "BOGUS\r\n", sizeof(input));
+	strlcat(input, "NOOP\r\n", sizeof(input));
+	assert_int_equal(run(f, input, 0), -1);
+	assert_int_equal(count_replies(f, "500 5.5.2"), 20);
+	assert_non_null(strstr(f->out, "421 4.7.0 backup.example.test Error: "
+	    "too many errors\r\n"));
+	assert_null(strstr(f->out, "250 2.0.0 Ok"));
+	fake_free(f);
+}
+
+static void
+test_params(void **state)
+{
+	struct fake	*f = fake_new();
+
+	run(f, EHLO "MAIL FROM:<a@b.test> BODY=8BITMIME SMTPUTF8 RET=HDRS "
+	    "ENVID=QQ+2B1\r\n"
+	    "RCPT TO:<r@example.test> NOTIFY=FAILURE,DELAY "
+	    "ORCPT=rfc822;r+40example.test\r\nDATA\r\nx\r\n.\r\nQUIT\r\n", 0);
+	assert_int_equal(f->commits, 1);
+	assert_true(f->last.eightbit);
+	assert_true(f->last.smtputf8);
+	assert_int_equal(f->last.ret, SMTP_RET_HDRS);
+	assert_string_equal(f->last_envid, "QQ+2B1");
+	assert_string_equal(f->last_rcpt_orcpt, "rfc822;r+40example.test");
+	assert_int_equal(f->last_notify,
+	    SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	assert_non_null(strstr(f->stored, "with UTF8SMTP id"));
+	fake_free(f);
+
+	f = fake_new();
+	run(f, EHLO
+	    "MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n"
+	    "MAIL FROM:<a@b.test> RET=ALL\r\n"
+	    "MAIL FROM:<a@b.test> ENVID=a+zz\r\n"
+	    "MAIL FROM:<a@b.test> SIZE=12x\r\n"
+	    "MAIL FROM:<a@b.test> FOO=bar\r\n"
+	    "MAIL FROM:<a@b.test> RET=FULL RET=FULL\r\n"
+	    "MAIL FROM:<j\xc3\xb6@b.test>\r\n"
+	    "MAIL FROM:a@b.test\r\n"
+	    "MAIL TO:<a@b.test>\r\n"
+	    "MAIL FROM:<a@b.test>\r\n"
+	    "RCPT TO:<r@example.test> NOTIFY=NEVER,FAILURE\r\n"
+	    "RCPT TO:<r@example.test> NOTIFY=SOMETIMES\r\n"
+	    "RCPT TO:<r@example.test> ORCPT=rfc822\r\n"
+	    "RCPT TO:<r@example.test> ORCPT=rfc822;a=b\r\n"
+	    "RCPT TO:<r\xc3\xb6@example.test>\r\n"
+	    "RCPT TO:<>\r\n"
+	    "RCPT TO:r@example.test\r\n"
+	    "RCPT TO:<r@example.test> NOTIFY=NEVER\r\n"
+	    "QUIT\r\n", 0);
+	assert_int_equal(count_replies(f, "555 5.5.4"), 3);
+	assert_int_equal(count_replies(f, "501 5.5.4"), 8);
+	assert_int_equal(count_replies(f, "553 5.6.7"), 2);
+	assert_int_equal(count_replies(f, "501 5.1.7"), 1);
+	assert_int_equal(count_replies(f, "501 5.1.3"), 2);
+	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
+	assert_int_equal(count_replies(f, "250 2.1.5"), 1);
+	fake_free(f);
+
+	/* ESMTP parameters need EHLO. */
+	f = fake_new();
+	run(f, "HELO c\r\nMAIL FROM:<a@b.test> BODY=8BITMIME\r\nQUIT\r\n", 0);
+	assert_non_null(strstr(f->out, "555 5.5.4"));
+	fake_free(f);
+}
+
+static void
+test_recipients_and_etrn(void **state)
+{
+	struct fake	*f = fake_new();
+
+	f->reject_rcpt = 1;
+	run(f, EHLO "ETRN example.test\r\nETRN @example.test\r\nETRN #q\r\n"
+	    "ETRN bad..domain\r\nMAIL FROM:<a@b.test>\r\nETRN example.test\r\n"
+	    "RCPT TO:<bad@example.test>\r\nRCPT TO:<a@example.test>\r\n"
+	    "RCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+	    "RCPT TO:<c@example.test>\r\nRCPT TO:<d@example.test>\r\n"
+	    "DATA\r\nx\r\n.\r\nQUIT\r\n", 0);
+	assert_int_equal(count_replies(f, "250 2.0.0 Queuing for node "
+	    "example.test"), 2);
+	assert_non_null(strstr(f->out, "458 4.1.0"));
+	assert_non_null(strstr(f->out, "501 5.1.2"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: MAIL transaction"));
+	assert_non_null(strstr(f->out, "550 5.7.1 <bad@example.test>"));
+	/* a, a again (deduplicated), b, c: 4 OKs; d exceeds 3. */
+	assert_int_equal(count_replies(f, "250 2.1.5"), 4);
+	assert_non_null(strstr(f->out, "452 4.5.3"));
+	assert_int_equal(f->commits, 1);
+	assert_int_equal(f->last.nrcpts, 3);
+	fake_free(f);
+}
+
+static int
+quiet_logs(void **state)
+{
+	log_init("test_smtp_server", 1);
+	return (0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_command_parse),
+		cmocka_unit_test(test_line_check),
+		cmocka_unit_test(test_xtext),
+		cmocka_unit_test(test_basic_transaction),
+		cmocka_unit_test(test_helo_received_smtp),
+		cmocka_unit_test(test_pipelining_batches),
+		cmocka_unit_test(test_sequence_errors),
+		cmocka_unit_test(test_command_line_defects),
+		cmocka_unit_test(test_smuggling),
+		cmocka_unit_test(test_size_limits),
+		cmocka_unit_test(test_received_loop),
+		cmocka_unit_test(test_storage_failures),
+		cmocka_unit_test(test_disconnect_and_timeout),
+		cmocka_unit_test(test_error_limit),
+		cmocka_unit_test(test_params),
+		cmocka_unit_test(test_recipients_and_etrn),
+	};
+
+	return (cmocka_run_group_tests(tests, quiet_logs, NULL));
+}
