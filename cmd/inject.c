@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/address.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -42,7 +43,6 @@ struct body_state {
 };
 
 static int	 address_valid(const char *, int *);
-static int	 utf8_valid(const unsigned char *, size_t);
 static int	 default_sender(char *, size_t);
 static int	 write_chunk(struct spool_writer *, struct body_state *,
 		    const unsigned char *, size_t);
@@ -75,44 +75,6 @@ address_valid(const char *addr, int *utf8)
 	}
 	if (!utf8_valid((const unsigned char *)addr, len))
 		return (0);
-	return (1);
-}
-
-/* Well-formed UTF-8: no overlong forms, no surrogates, <= U+10FFFF. */
-static int
-utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t		 i = 0, n, k;
-	unsigned long	 cp;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			n = 1;
-			cp = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			n = 2;
-			cp = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			n = 3;
-			cp = s[i] & 0x07;
-		} else
-			return (0);
-		if (len - i <= n)
-			return (0);
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return (0);
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return (0);
-		i += n + 1;
-	}
 	return (1);
 }
 

@@ -63,6 +63,7 @@ struct domain_table {
 	size_t		 serial;	/* messages seen so far */
 };
 
+static const char *text_safe(char *, size_t, const char *);
 static void	 json_string(FILE *, const char *);
 static size_t	 utf8_sequence(const unsigned char *);
 static void	 json_envelope(FILE *, const struct envelope *);
@@ -114,6 +115,42 @@ utf8_sequence(const unsigned char *s)
 	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
 		return (0);
 	return (n + 1);
+}
+
+/*
+ * Text for the terminal: valid UTF-8 (names like jörg@) passes through,
+ * control characters, backslashes and invalid bytes become C-style
+ * octal escapes, so that peer-supplied text cannot drive the terminal.
+ * Truncated to fit, never in the middle of a sequence or escape.
+ */
+static const char *
+text_safe(char *buf, size_t size, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t		 n, o = 0;
+
+	while (*s != '\0') {
+		n = utf8_sequence(s);
+		if (n == 1 && *s >= 0x20 && *s != 0x7f && *s != '\\') {
+			if (o + 1 >= size)
+				break;
+			buf[o++] = (char)*s++;
+		} else if (n > 1) {
+			if (o + n >= size)
+				break;
+			memcpy(buf + o, s, n);
+			o += n;
+			s += n;
+		} else {
+			if (o + 4 >= size)
+				break;
+			(void)snprintf(buf + o, 5, "\\%03o", *s++);
+			o += 4;
+		}
+	}
+	if (size > 0)
+		buf[o] = '\0';
+	return (buf);
 }
 
 /* A JSON string: quotes, escapes, valid UTF-8 passed through. */
@@ -215,7 +252,7 @@ list_one(const struct envelope *env, void *arg)
 	fprintf(l->out, "%-17s%c %8llu %-20s <%s>\n", env->id,
 	    env->held ? '!' : env->claimed ? '*' : ' ',
 	    (unsigned long long)env->size, when,
-	    log_safe(safe, sizeof(safe), env->sender != NULL ?
+	    text_safe(safe, sizeof(safe), env->sender != NULL ?
 	    env->sender : ""));
 	due = next_retry(env);
 	if (env->held)
@@ -229,13 +266,13 @@ list_one(const struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
 		fprintf(l->out, LIST_INDENT "%s  %s, %d attempt%s\n",
-		    log_safe(safe, sizeof(safe),
+		    text_safe(safe, sizeof(safe),
 		    r->addr != NULL ? r->addr : ""),
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
 		if (r->last_error != NULL)
 			fprintf(l->out, LIST_INDENT "  (%s)\n",
-			    log_safe(safe, sizeof(safe), r->last_error));
+			    text_safe(safe, sizeof(safe), r->last_error));
 	}
 	putc('\n', l->out);
 	return (0);
@@ -361,7 +398,7 @@ summary_print(FILE *f, struct domain_table *t, int json)
 		} else {
 			format_time(t->slots[i].oldest, when, sizeof(when));
 			fprintf(f, "%-40s %8llu %12llu  %s\n",
-			    log_safe(safe, sizeof(safe), t->slots[i].name),
+			    text_safe(safe, sizeof(safe), t->slots[i].name),
 			    (unsigned long long)t->slots[i].messages,
 			    (unsigned long long)t->slots[i].bytes, when);
 		}
@@ -399,16 +436,16 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	fprintf(f, "*** ENVELOPE %s ***\n", env.id);
 	fprintf(f, "arrival: %lld (%s)\n", (long long)env.arrival, when);
 	fprintf(f, "size: %llu\n", (unsigned long long)env.size);
-	fprintf(f, "sender: <%s>\n", log_safe(safe, sizeof(safe),
+	fprintf(f, "sender: <%s>\n", text_safe(safe, sizeof(safe),
 	    env.sender != NULL ? env.sender : ""));
-	fprintf(f, "client: %s", log_safe(safe, sizeof(safe),
+	fprintf(f, "client: %s", text_safe(safe, sizeof(safe),
 	    env.client_addr != NULL ? env.client_addr : ""));
 	if (env.client_name != NULL)
-		fprintf(f, " (helo %s)", log_safe(safe, sizeof(safe),
+		fprintf(f, " (helo %s)", text_safe(safe, sizeof(safe),
 		    env.client_name));
 	fputc('\n', f);
 	if (env.envid != NULL)
-		fprintf(f, "envid: %s\n", log_safe(safe, sizeof(safe),
+		fprintf(f, "envid: %s\n", text_safe(safe, sizeof(safe),
 		    env.envid));
 	fprintf(f, "ret: %s\n", env.ret == RET_FULL ? "full" :
 	    env.ret == RET_HDRS ? "hdrs" : "unset");
@@ -428,7 +465,7 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	for (i = 0; i < env.nrcpts; i++) {
 		r = &env.rcpts[i];
 		fprintf(f, "recipient: <%s> %s, %d attempt%s",
-		    log_safe(safe, sizeof(safe),
+		    text_safe(safe, sizeof(safe),
 		    r->addr != NULL ? r->addr : ""),
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
@@ -446,14 +483,14 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 			fputs(", reported", f);
 		fputc('\n', f);
 		if (r->orcpt != NULL)
-			fprintf(f, "  orcpt: %s\n", log_safe(safe, sizeof(safe),
+			fprintf(f, "  orcpt: %s\n", text_safe(safe, sizeof(safe),
 			    r->orcpt));
 		if (r->last_error != NULL)
 			fprintf(f, "  last error: %s\n",
-			    log_safe(safe, sizeof(safe), r->last_error));
+			    text_safe(safe, sizeof(safe), r->last_error));
 		if (r->remote_mta != NULL)
 			fprintf(f, "  remote mta: %s\n",
-			    log_safe(safe, sizeof(safe), r->remote_mta));
+			    text_safe(safe, sizeof(safe), r->remote_mta));
 	}
 	envelope_free(&env);
 	return (0);

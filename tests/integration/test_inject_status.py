@@ -274,3 +274,31 @@ def test_status_bad_option(mx):
     assert p.returncode == 64
     p = mx.run("status", "-h")
     assert p.returncode == 0 and b"usage: mxfb status" in p.stdout
+
+
+def test_status_json_escapes_peer_text(mx):
+    """A primary's reply text is stored as it came: control characters and
+    invalid UTF-8 must still give valid JSON (\\u00XX, U+FFFD), and the
+    listing must not pass them to the terminal.  The state file is written
+    by hand in the format spool/INTERNALS documents (S1 ... end)."""
+    qid = mx.inject("a@example.org", ["j\u00f6rg@example.test"], MSG_LF)
+    state = (b"S1\nnext-retry 1895900000\nwarned 0\n"
+             b"rcpt j\xc3\xb6rg@example.test\nstate deferred\nattempts 3\n"
+             b"last-attempt 1795837639\n"
+             b"last-error 451%204.3.0%20x%01y\xffz\xc3\"q\"\\%0A\n"
+             b"remote-mta mx1.example.test\nreported 0\nend\n")
+    with open(os.path.join(mx.spool, "state", qid), "wb") as f:
+        f.write(state)
+    raw = mx.run("status", "-j", check=True).stdout
+    assert b"\\u0001" in raw and b"\\ufffd" in raw
+    assert all(b >= 0x20 for b in raw.rstrip(b"\n"))
+    (o,) = [json.loads(l) for l in raw.decode("utf-8").splitlines()]
+    r = o["recipients"][0]
+    assert r["addr"] == "j\u00f6rg@example.test"
+    assert r["state"] == "deferred" and r["attempts"] == 3
+    assert r["last_error"] == '451 4.3.0 x\x01y\ufffdz\ufffd"q"\\\n'
+    assert o["next_retry"] == 1895900000
+    listing = mx.run("status", check=True).stdout
+    assert b"\x01" not in listing and b"\xff" not in listing
+    assert "j\u00f6rg@example.test  deferred, 3 attempts".encode() in listing
+    assert b"(451 4.3.0 x\\001y\\377z" in listing
