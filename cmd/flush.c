@@ -1,11 +1,758 @@
-/* flush.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * flush.c - `mxfb flush [-f] [-d DOMAIN] [ID...]`: deliver what is due to
+ * the primaries.
+ *
+ * Guarantees:
+ * - A message is delivered only while this process holds its claim (the
+ *   spool's atomic rename), so concurrent flushes, ETRN-started flushes,
+ *   bounce, and flushes on other hosts sharing the spool never hand one
+ *   message over twice.  The only duplicates possible are those of every
+ *   MTA: a crash or a lost connection between the primary's 250 and our
+ *   state update (at most the messages in flight).
+ * - A message whose bytes do not match their checksum is never sent: it
+ *   is moved to corrupt/ and logged.
+ * - Per recipient: 2xx delivered, 5xx failed (kept for `bounce`), 4xx or
+ *   no connection deferred with back-off (retry-min doubling to
+ *   retry-max).  A message leaves the spool only when every recipient is
+ *   delivered, or failed and already reported by bounce.
+ * - Messages are grouped by recipient domain; each group goes over as few
+ *   connections as possible (RSET between messages), and up to
+ *   flush-concurrency groups (or slices of a big group) are delivered in
+ *   parallel by forked workers.
+ * - With -d, at most one flush per domain runs at a time: a second one
+ *   exits 0 at once (ETRN and probe -F start them freely).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "core/backoff.h"
+#include "core/config.h"
+#include "core/dns.h"
+#include "core/log.h"
+#include "core/mx.h"
+#include "core/smtp_client.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define USAGE	"mxfb flush [-C file] [-f] [-d domain] [queue-id ...]"
+#define SLICE_MIN	20	/* smallest slice of a domain for a worker */
+#define BUSY_RETRIES	20	/* multi-domain message claimed elsewhere */
+
+struct job {
+	char		 domain[256];
+	char		(*ids)[QUEUE_ID_SIZE];
+	unsigned char	*multi;		/* message has other domains too */
+	size_t		 nids, cap;
+};
+
+struct selection {
+	int		 force;
+	const char	*domain;
+	char		**ids;
+	int		 nids;
+	time_t		 now;
+	struct job	*jobs;
+	size_t		 njobs;
+	char		(*done)[QUEUE_ID_SIZE];	/* finished, to remove */
+	size_t		 ndone;
+};
+
+struct counts {
+	unsigned	 delivered, deferred, failed;
+};
+
+/* What one worker needs while it delivers a domain's messages. */
+struct worker {
+	struct spool		*sp;
+	struct dns_resolver	*dr;
+	const char		*domain;
+	struct mx_route		 route;
+	enum dns_status		 route_status;
+	struct lookup_error	 route_error;
+	struct smtp_conn	*conn;
+	int			 dead;		/* no primary answered */
+	char			 dead_reason[1024];
+	int			 reconnects;
+	struct counts		 n;
+};
+
+static void	 rcpt_domain(const char *, char *, size_t);
+static int	 pending(const struct recipient *);
+static int	 select_message(const struct envelope *, void *);
+static struct job *job_for(struct selection *, const char *);
+static void	 job_add(struct job *, const char *, int);
+static void	 run_job(struct spool *, const struct job *, size_t, size_t,
+		    struct counts *);
+static void	 deliver_one(struct worker *, const char *, int *);
+static int	 open_session(struct worker *);
+static void	 record(struct worker *, const struct envelope *,
+		    struct recipient *, int, const char *, const char *,
+		    const char *, const char *, const char *);
+static void	 finish(struct spool_claim *, struct envelope *);
+static void	 remove_done(struct spool *, const char *);
+static void	 run_parallel(struct spool *, struct selection *,
+		    struct counts *);
+
+static void
+rcpt_domain(const char *addr, char *buf, size_t size)
+{
+	const char	*at = strrchr(addr, '@');
+	size_t		 len;
+
+	buf[0] = '\0';
+	if (at == NULL)
+		return;
+	strlcpy(buf, at + 1, size);
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+	ascii_lower(buf);
+}
+
+static int
+pending(const struct recipient *r)
+{
+	return (r->state == RCPT_QUEUED || r->state == RCPT_DEFERRED);
+}
+
+static struct job *
+job_for(struct selection *s, const char *domain)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->njobs; i++)
+		if (strcmp(s->jobs[i].domain, domain) == 0)
+			return (&s->jobs[i]);
+	s->jobs = xreallocarray(s->jobs, s->njobs + 1, sizeof(*s->jobs));
+	memset(&s->jobs[s->njobs], 0, sizeof(s->jobs[0]));
+	strlcpy(s->jobs[s->njobs].domain, domain,
+	    sizeof(s->jobs[s->njobs].domain));
+	return (&s->jobs[s->njobs++]);
+}
+
+static void
+job_add(struct job *j, const char *id, int multi)
+{
+	if (j->nids > 0 && strcmp(j->ids[j->nids - 1], id) == 0)
+		return;
+	if (j->nids == j->cap) {
+		j->cap = j->cap ? j->cap * 2 : 16;
+		j->ids = xreallocarray(j->ids, j->cap, sizeof(*j->ids));
+		j->multi = xreallocarray(j->multi, j->cap, 1);
+	}
+	strlcpy(j->ids[j->nids], id, QUEUE_ID_SIZE);
+	j->multi[j->nids++] = (unsigned char)multi;
+}
+
+static int
+select_message(const struct envelope *env, void *arg)
+{
+	struct selection	*s = arg;
+	char			 dom[256], first[256];
+	size_t			 i, k;
+	int			 npend = 0, multi = 0, finished = 1, wanted;
+
+	if (env->held || env->claimed)
+		return (0);
+	if (s->nids > 0) {
+		for (wanted = 0, i = 0; i < (size_t)s->nids; i++)
+			if (strcmp(s->ids[i], env->id) == 0)
+				wanted = 1;
+		if (!wanted)
+			return (0);
+	} else if (!s->force && env->next_retry > s->now)
+		return (0);
+
+	first[0] = '\0';
+	for (i = 0; i < env->nrcpts; i++) {
+		if (!pending(&env->rcpts[i])) {
+			if (env->rcpts[i].state == RCPT_FAILED &&
+			    !env->rcpts[i].reported)
+				finished = 0;
+			continue;
+		}
+		finished = 0;
+		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		if (npend++ == 0)
+			strlcpy(first, dom, sizeof(first));
+		else if (strcmp(first, dom) != 0)
+			multi = 1;
+	}
+	if (finished) {
+		/* Everything done but the removal (a crash in between). */
+		if (s->domain == NULL) {
+			s->done = xreallocarray(s->done, s->ndone + 1,
+			    sizeof(*s->done));
+			strlcpy(s->done[s->ndone++], env->id, QUEUE_ID_SIZE);
+		}
+		return (0);
+	}
+	for (i = 0; i < env->nrcpts; i++) {
+		if (!pending(&env->rcpts[i]))
+			continue;
+		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		if (s->domain != NULL && strcmp(dom, s->domain) != 0)
+			continue;
+		/* Once per domain per message. */
+		for (k = 0; k < i; k++) {
+			char	 d2[256];
+
+			if (!pending(&env->rcpts[k]))
+				continue;
+			rcpt_domain(env->rcpts[k].addr, d2, sizeof(d2));
+			if (strcmp(d2, dom) == 0)
+				break;
+		}
+		if (k < i)
+			continue;
+		job_add(job_for(s, dom), env->id, multi);
+	}
+	return (0);
+}
+
+static void
+remove_done(struct spool *sp, const char *id)
+{
+	struct spool_claim	*c;
+	struct envelope		*env;
+	size_t			 i;
+
+	if (spool_claim(sp, id, &c) == -1)
+		return;
+	env = spool_claim_envelope(c);
+	for (i = 0; i < env->nrcpts; i++) {
+		if (pending(&env->rcpts[i]) || (env->rcpts[i].state ==
+		    RCPT_FAILED && !env->rcpts[i].reported)) {
+			if (spool_unclaim(c) == -1)
+				log_warn("%s: unclaim", id);
+			return;
+		}
+	}
+	if (spool_claim_remove(c) == -1)
+		log_warn("%s: remove", id);
+	else
+		log_info("%s: removed", id);
+}
+
+/* Log one recipient's outcome and store it in the envelope. */
+static void
+record(struct worker *w, const struct envelope *env, struct recipient *r,
+    int state, const char *relay, const char *dsn, const char *status,
+    const char *why, const char *remote)
+{
+	char	 safe[1024], addr[512];
+	time_t	 now;
+	long	 usec;
+	double	 delay;
+
+	now_tv(&now, &usec);
+	delay = (double)(now - env->arrival) + (double)usec / 1e6;
+	if (delay < 0)
+		delay = 0;
+	log_safe(safe, sizeof(safe), why);
+	log_safe(addr, sizeof(addr), r->addr);
+	log_info("%s: to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)",
+	    env->id, addr, relay, delay, dsn, status, safe);
+	r->attempts++;
+	r->last_attempt = now;
+	free(r->last_error);
+	free(r->remote_mta);
+	r->last_error = NULL;
+	r->remote_mta = NULL;
+	r->state = state;
+	if (state == RCPT_DELIVERED) {
+		w->n.delivered++;
+		if (remote != NULL)
+			r->remote_mta = xstrdup(remote);
+		return;
+	}
+	if (state == RCPT_FAILED)
+		w->n.failed++;
+	else
+		w->n.deferred++;
+	r->last_error = xstrdup(why);
+	if (remote != NULL)
+		r->remote_mta = xstrdup(remote);
+}
+
+/*
+ * After an attempt: the message leaves the spool when nothing is left
+ * for flush or bounce, else goes back with its retry time.
+ */
+static void
+finish(struct spool_claim *c, struct envelope *env)
+{
+	size_t	 i;
+	int	 left = 0, attempts = 0;
+	time_t	 now = time(NULL);
+
+	for (i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i].state == RCPT_DEFERRED ||
+		    env->rcpts[i].state == RCPT_QUEUED) {
+			left = 1;
+			if (env->rcpts[i].state == RCPT_DEFERRED &&
+			    env->rcpts[i].attempts > attempts)
+				attempts = env->rcpts[i].attempts;
+		} else if (env->rcpts[i].state == RCPT_FAILED &&
+		    !env->rcpts[i].reported)
+			left = 1;
+	}
+	if (!left) {
+		if (spool_claim_remove(c) == -1)
+			log_warn("%s: cannot remove delivered message",
+			    env->id);
+		else
+			log_info("%s: removed", env->id);
+		return;
+	}
+	if (attempts > 0)
+		env->next_retry = now + backoff_delay(attempts, cfg->retry_min,
+		    cfg->retry_max);
+	if (spool_unclaim(c) == -1)
+		log_warn("%s: cannot return message to the queue", env->id);
+}
+
+/* Connect to the first target address that greets us. */
+static int
+open_session(struct worker *w)
+{
+	struct smtp_timeouts	 to;
+	struct mx_target	*t;
+	size_t			 i, j;
+	char			 why[1024];
+	socklen_t		 len;
+
+	to.connect = cfg->connect_timeout;
+	to.command = cfg->command_timeout;
+	to.data = cfg->data_timeout;
+	to.data_done = cfg->data_done_timeout;
+	for (i = 0; i < w->route.ntargets; i++) {
+		t = &w->route.targets[i];
+		for (j = 0; j < t->naddrs; j++) {
+			len = t->addrs[j].ss_family == AF_INET6 ?
+			    sizeof(struct sockaddr_in6) :
+			    sizeof(struct sockaddr_in);
+			if (smtp_connect(t->host, (struct sockaddr *)
+			    &t->addrs[j], len, &to, &w->conn, why,
+			    sizeof(why)) == -1) {
+				strlcpy(w->dead_reason, why,
+				    sizeof(w->dead_reason));
+				log_info("%s: %s", w->domain, why);
+				continue;
+			}
+			if (smtp_greet(w->conn, cfg->hostname, NULL) == 0)
+				return (0);
+			log_safe(w->dead_reason, sizeof(w->dead_reason),
+			    smtp_conn_error(w->conn));
+			log_info("%s: %s", w->domain, w->dead_reason);
+			smtp_close(w->conn);
+			w->conn = NULL;
+		}
+	}
+	if (w->dead_reason[0] == '\0')
+		strlcpy(w->dead_reason, "no primary to connect to",
+		    sizeof(w->dead_reason));
+	return (-1);
+}
+
+/*
+ * Claim one message and deliver its recipients in w->domain.  *busy is
+ * set when someone else holds the claim.
+ */
+static void
+deliver_one(struct worker *w, const char *id, int *busy)
+{
+	struct spool_claim	*c;
+	struct envelope		*env;
+	struct smtp_rcpt	*rc;
+	struct smtp_result	*res;
+	struct smtp_message	 m;
+	size_t			*idx, i, n = 0;
+	const unsigned char	*data;
+	size_t			 len;
+	char			 dom[256], why[1024], dsn[16];
+	const char		*relay;
+	int			 r, st;
+
+	*busy = 0;
+	if (spool_claim(w->sp, id, &c) == -1) {
+		if (errno == ENOENT)
+			*busy = 1;
+		else if (errno != EBADMSG)
+			log_warn("%s: claim", id);
+		return;
+	}
+	env = spool_claim_envelope(c);
+	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
+	for (i = 0; i < env->nrcpts; i++) {
+		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		if (pending(&env->rcpts[i]) && strcmp(dom, w->domain) == 0)
+			idx[n++] = i;
+	}
+	if (n == 0) {
+		free(idx);
+		finish(c, env);
+		return;
+	}
+	if (spool_claim_message(c, &data, &len) == -1) {
+		if (errno == EBADMSG) {
+			log_warnx("%s: message does not match its checksum: "
+			    "not delivered, moved to corrupt/", id);
+			if (spool_quarantine(c) == -1)
+				log_warn("%s: quarantine", id);
+		} else {
+			log_warn("%s: cannot read message", id);
+			if (spool_unclaim(c) == -1)
+				log_warn("%s: unclaim", id);
+		}
+		free(idx);
+		return;
+	}
+
+	if (w->domain[0] == '\0') {
+		for (i = 0; i < n; i++)
+			record(w, env, &env->rcpts[idx[i]], RCPT_FAILED, "none",
+			    "5.1.3", "bounced", "recipient address has no "
+			    "domain", NULL);
+		goto done;
+	}
+	if (w->route_status != DNS_OK) {
+		st = w->route_status == DNS_PERM ? RCPT_FAILED : RCPT_DEFERRED;
+		for (i = 0; i < n; i++)
+			record(w, env, &env->rcpts[idx[i]], st, "none",
+			    w->route_error.dsn, st == RCPT_FAILED ? "bounced" :
+			    "deferred", w->route_error.text, NULL);
+		goto done;
+	}
+	if (w->conn == NULL && !w->dead && open_session(w) == -1)
+		w->dead = 1;
+	if (w->dead) {
+		for (i = 0; i < n; i++)
+			record(w, env, &env->rcpts[idx[i]], RCPT_DEFERRED,
+			    "none", "4.4.1", "deferred", w->dead_reason, NULL);
+		goto done;
+	}
+
+	rc = xcalloc(n, sizeof(*rc));
+	res = xcalloc(n, sizeof(*res));
+	for (i = 0; i < n; i++) {
+		rc[i].addr = env->rcpts[idx[i]].addr;
+		rc[i].orcpt = env->rcpts[idx[i]].orcpt;
+		rc[i].notify = env->rcpts[idx[i]].notify;
+	}
+	memset(&m, 0, sizeof(m));
+	m.sender = env->sender;
+	m.envid = env->envid;
+	m.ret = env->ret;
+	m.smtputf8 = env->smtputf8;
+	m.eightbit = env->eightbit;
+	m.data = data;
+	m.len = len;
+	m.rcpts = rc;
+	m.nrcpts = n;
+	r = smtp_deliver(w->conn, &m, res);
+	relay = smtp_conn_relay(w->conn);
+	for (i = 0; i < n; i++) {
+		struct recipient *rp = &env->rcpts[idx[i]];
+
+		if (res[i].code == 0) {
+			record(w, env, rp, RCPT_DEFERRED, relay, "4.4.2",
+			    "deferred", smtp_conn_error(w->conn), NULL);
+			continue;
+		}
+		if (res[i].from_peer && res[i].code / 100 != 2)
+			snprintf(why, sizeof(why), "host %s said: %s (in "
+			    "reply to %s command)", relay, res[i].reply,
+			    res[i].stage);
+		else
+			strlcpy(why, res[i].reply, sizeof(why));
+		strlcpy(dsn, res[i].dsn, sizeof(dsn));
+		if (res[i].code / 100 == 2)
+			record(w, env, rp, RCPT_DELIVERED, relay, dsn, "sent",
+			    why, smtp_conn_host(w->conn));
+		else if (res[i].code / 100 == 5) {
+			/* last_error is the primary's own reply. */
+			record(w, env, rp, RCPT_FAILED, relay, dsn, "bounced",
+			    why, res[i].from_peer ? smtp_conn_host(w->conn) :
+			    NULL);
+			if (res[i].from_peer) {
+				free(rp->last_error);
+				rp->last_error = xstrdup(res[i].reply);
+			}
+		} else {
+			record(w, env, rp, RCPT_DEFERRED, relay, dsn,
+			    "deferred", why, res[i].from_peer ?
+			    smtp_conn_host(w->conn) : NULL);
+			if (res[i].from_peer) {
+				free(rp->last_error);
+				rp->last_error = xstrdup(res[i].reply);
+			}
+		}
+	}
+	free(rc);
+	free(res);
+	if (r == -1) {
+		/* Broken: the next message gets one fresh connection. */
+		strlcpy(w->dead_reason, smtp_conn_error(w->conn),
+		    sizeof(w->dead_reason));
+		smtp_close(w->conn);
+		w->conn = NULL;
+		if (++w->reconnects > 2)
+			w->dead = 1;
+	}
+done:
+	free(idx);
+	finish(c, env);
+}
+
+/* Deliver ids [from, to) of a job: one worker's share. */
+static void
+run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
+    struct counts *out)
+{
+	struct worker	 w;
+	char		 err[256];
+	char		(*again)[QUEUE_ID_SIZE] = NULL;
+	size_t		 i, nagain = 0, round;
+	int		 busy;
+
+	memset(&w, 0, sizeof(w));
+	w.sp = sp;
+	w.domain = j->domain;
+	if (j->domain[0] != '\0') {
+		if (dns_resolver_open(cfg, &w.dr, err, sizeof(err)) == -1) {
+			w.route_status = DNS_TEMP;
+			strlcpy(w.route_error.dsn, "4.4.3",
+			    sizeof(w.route_error.dsn));
+			snprintf(w.route_error.text,
+			    sizeof(w.route_error.text), "resolver: %s", err);
+		} else
+			w.route_status = mx_route_lookup(w.dr, cfg, j->domain,
+			    &w.route, &w.route_error);
+	}
+	for (i = from; i < to; i++) {
+		deliver_one(&w, j->ids[i], &busy);
+		if (busy && j->multi[i]) {
+			again = xreallocarray(again, nagain + 1,
+			    sizeof(*again));
+			strlcpy(again[nagain++], j->ids[i], QUEUE_ID_SIZE);
+		}
+	}
+	/*
+	 * A message with recipients in several domains may be in another
+	 * worker's hands for its other domain: wait for it a little.
+	 */
+	for (round = 0; nagain > 0 && round < BUSY_RETRIES; round++) {
+		size_t	 k = 0;
+
+		usleep(100000);
+		for (i = 0; i < nagain; i++) {
+			deliver_one(&w, again[i], &busy);
+			if (busy)
+				strlcpy(again[k++], again[i], QUEUE_ID_SIZE);
+		}
+		nagain = k;
+	}
+	free(again);
+	if (w.conn != NULL)
+		smtp_quit(w.conn);
+	mx_route_free(&w.route);
+	dns_resolver_close(w.dr);
+	out->delivered += w.n.delivered;
+	out->deferred += w.n.deferred;
+	out->failed += w.n.failed;
+}
+
+/*
+ * Slices of at most one domain each, up to flush-concurrency at a time,
+ * each in a forked worker that reports its counts through a pipe.
+ */
+static void
+run_parallel(struct spool *sp, struct selection *s, struct counts *total)
+{
+	struct {
+		size_t	 job, from, to;
+	}		*slices = NULL;
+	size_t		 nslices = 0, i, next = 0, per, k;
+	unsigned	 conc = cfg->flush_concurrency ? cfg->flush_concurrency
+			    : 1, running = 0;
+	int		 p[2], status;
+	pid_t		 pid;
+	struct counts	 c;
+	ssize_t		 n;
+
+	for (i = 0; i < s->njobs; i++) {
+		per = (s->jobs[i].nids + conc - 1) / conc;
+		if (per < SLICE_MIN)
+			per = SLICE_MIN;
+		for (k = 0; k < s->jobs[i].nids; k += per) {
+			slices = xreallocarray(slices, nslices + 1,
+			    sizeof(*slices));
+			slices[nslices].job = i;
+			slices[nslices].from = k;
+			slices[nslices].to = k + per < s->jobs[i].nids ?
+			    k + per : s->jobs[i].nids;
+			nslices++;
+		}
+	}
+	if (nslices == 1 || conc == 1) {
+		for (i = 0; i < nslices; i++)
+			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
+			    slices[i].to, total);
+		free(slices);
+		return;
+	}
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_warn("pipe");
+		for (i = 0; i < nslices; i++)
+			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
+			    slices[i].to, total);
+		free(slices);
+		return;
+	}
+	while (next < nslices || running > 0) {
+		if (next < nslices && running < conc) {
+			if ((pid = fork()) == -1) {
+				log_warn("fork");
+				if (running == 0) {
+					/* Do it ourselves rather than stall. */
+					run_job(sp, &s->jobs[slices[next].job],
+					    slices[next].from, slices[next].to,
+					    total);
+					next++;
+				}
+				continue;
+			}
+			if (pid == 0) {
+				memset(&c, 0, sizeof(c));
+				(void)close(p[0]);
+				run_job(sp, &s->jobs[slices[next].job],
+				    slices[next].from, slices[next].to, &c);
+				if (write_all(p[1], &c, sizeof(c)) == -1)
+					_exit(EXIT_IOERR);
+				_exit(0);
+			}
+			running++;
+			next++;
+			continue;
+		}
+		if ((pid = wait(&status)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		running--;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			log_warnx("flush worker %ld ended abnormally",
+			    (long)pid);
+		/* One record per worker, atomic (< PIPE_BUF). */
+		n = read(p[0], &c, sizeof(c));
+		if (n == (ssize_t)sizeof(c)) {
+			total->delivered += c.delivered;
+			total->deferred += c.deferred;
+			total->failed += c.failed;
+		}
+	}
+	(void)close(p[0]);
+	(void)close(p[1]);
+	free(slices);
+}
 
 int
 cmd_flush(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: flush: not built yet\n");
-	return (EXIT_SOFTWARE);
+	struct selection	 s;
+	struct counts		 total;
+	struct spool		*sp;
+	char			 domain[256];
+	int			 ch, lockfd = -1;
+	size_t			 i;
+
+	memset(&s, 0, sizeof(s));
+	while ((ch = getopt(argc, argv, "C:d:fh")) != -1) {
+		switch (ch) {
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'd':
+			strlcpy(domain, optarg, sizeof(domain));
+			i = strlen(domain);
+			if (i > 0 && domain[i - 1] == '.')
+				domain[i - 1] = '\0';
+			ascii_lower(domain);
+			if (domain[0] == '\0' || strchr(domain, '/') != NULL) {
+				log_cmd_errorx("bad domain for -d");
+				return (EXIT_USAGE);
+			}
+			s.domain = domain;
+			break;
+		case 'f':
+			s.force = 1;
+			break;
+		case 'h':
+			cmd_usage(USAGE, 1);
+		default:
+			cmd_usage(USAGE, 0);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cmd_check_ids(argc, argv);
+	s.ids = argv;
+	s.nids = argc;
+	cmd_load_config();
+	sp = cmd_open_spool(0);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		log_warn("signal");
+
+	if (s.domain != NULL) {
+		if (spool_domain_lock(sp, s.domain, &lockfd) == -1) {
+			if (errno == EWOULDBLOCK || errno == EAGAIN) {
+				spool_close(sp);
+				return (0);	/* one is running already */
+			}
+			log_cmd_error("lock for %s", s.domain);
+			spool_close(sp);
+			return (EXIT_TEMPFAIL);
+		}
+	}
+	if (spool_recover(sp, cfg->claim_timeout) == -1)
+		log_warn("spool recovery");
+	s.now = time(NULL);
+	if (spool_foreach(sp, select_message, &s) == -1) {
+		log_cmd_error("reading the queue");
+		spool_close(sp);
+		return (EXIT_IOERR);
+	}
+	for (i = 0; i < s.ndone; i++)
+		remove_done(sp, s.done[i]);
+	memset(&total, 0, sizeof(total));
+	run_parallel(sp, &s, &total);
+
+	printf("delivered %u, deferred %u, failed %u\n", total.delivered,
+	    total.deferred, total.failed);
+	if (fflush(stdout) == EOF)
+		log_cmd_error("stdout");
+	for (i = 0; i < s.njobs; i++) {
+		free(s.jobs[i].ids);
+		free(s.jobs[i].multi);
+	}
+	free(s.jobs);
+	free(s.done);
+	if (lockfd != -1)
+		(void)close(lockfd);
+	spool_close(sp);
+	return (0);
 }
