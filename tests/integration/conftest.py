@@ -268,3 +268,85 @@ def primary_factory():
             c.stop()
         except Exception:
             pass
+
+
+# ---- receive: SMTP client helpers (added for tests/integration/test_receive*.py)
+
+class RawSmtp:
+    """A byte-level SMTP client over any connected socket: send() writes
+    exactly the bytes given; reply() reads one complete (multi-line)
+    reply and returns (code, text) with the lines joined by "\\n"."""
+
+    def __init__(self, sock, timeout=30):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def read_to_eof(self):
+        data = self.buf
+        self.buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, OSError):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def close(self):
+        self.sock.close()
+
+
+def receive_stdio(mx, env=None, args=()):
+    """Run `mxfb receive` on one end of a socketpair, as inetd would (a
+    Unix socket: no IP peer, so $TCPREMOTEIP or "local" is used).
+    Returns (process, RawSmtp at the client end) after the greeting."""
+    client, server = socket.socketpair()
+    p = subprocess.Popen([MXFB, "receive"] + list(args), stdin=server,
+                         stdout=server, stderr=subprocess.PIPE,
+                         env=mx.env(env))
+    server.close()
+    mx.procs.append(p)
+    raw = RawSmtp(client)
+    code, text = raw.reply()
+    assert code == 220, text
+    return p, raw
+
+
+def smtplib_on(sock):
+    """An smtplib.SMTP client on an already connected socket (after the
+    greeting has not yet been read)."""
+    import smtplib
+    s = smtplib.SMTP()
+    s.sock = sock
+    code, msg = s.getreply()
+    assert code == 220, msg
+    return s
