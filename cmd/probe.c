@@ -1,11 +1,366 @@
-/* probe.c - placeholder until the command lands (replaced by its owner). */
+/*
+ * probe.c - `mxfb probe [-q] [-F] [DOMAIN...]`: are the primaries up?
+ *
+ * For each relay domain (or the domains named), resolve its primaries as
+ * flush would (MX hosts better than us, or `via`), connect to each, read
+ * the banner, EHLO, QUIT.  One line per primary host on stdout:
+ *
+ *   DOMAIN HOST[IP]:PORT pref=N up|down LATENCYms TEXT
+ *
+ * TEXT is the banner of a host that is up, the reason for one that is
+ * down.  A domain whose primaries cannot be found (DNS failure, no
+ * primary, loop to ourselves) gets one line with host "-", state
+ * "unknown".  Exit status as a monitoring plugin: 0 every primary of every
+ * domain up, 1 some primary down but every domain has one up, 2 some
+ * domain has none up, 3 some domain could not be checked (and none is
+ * down entirely).  -q prints nothing.
+ *
+ * A primary found up is recorded in the spool (time, host, address,
+ * latency, EHLO keywords) for `status`; with -F, every domain that is up
+ * and has mail waiting gets a background `flush -f -d DOMAIN` (at most
+ * one per domain: flush takes the domain lock).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/dns.h"
+#include "core/log.h"
+#include "core/mx.h"
+#include "core/smtp_client.h"
 #include "core/util.h"
+#include "spool/spool.h"
+
+#define USAGE	"mxfb probe [-C file] [-qF] [domain ...]"
+
+#define PROBE_OK	0
+#define PROBE_WARNING	1
+#define PROBE_CRITICAL	2
+#define PROBE_UNKNOWN	3
+
+struct waiting {
+	char		(*domains)[256];
+	size_t		 n;
+};
+
+static int	 probe_domain(struct dns_resolver *, struct spool *,
+		    const char *, int);
+static int	 probe_host(const struct mx_target *, const char *, int,
+		    char *, size_t);
+static int	 collect_waiting(const struct envelope *, void *);
+static void	 spawn_flush(const char *);
+static int64_t	 mono_ms(void);
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return (0);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT". */
+static int
+probe_host(const struct mx_target *t, const char *domain, int quiet,
+    char *note, size_t notesize)
+{
+	struct smtp_timeouts	 to;
+	struct smtp_conn	*c;
+	struct smtp_reply	 banner;
+	char			 why[1024], text[1024], safe[1024];
+	char			 relay[400], ip[64];
+	const char		*state = "down";
+	int64_t			 t0;
+	size_t			 j;
+	socklen_t		 len;
+	int			 up = 0;
+
+	to.connect = cfg->connect_timeout;
+	to.command = cfg->command_timeout;
+	to.data = cfg->data_timeout;
+	to.data_done = cfg->data_done_timeout;
+	strlcpy(text, "no address", sizeof(text));
+	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
+	t0 = mono_ms();
+	for (j = 0; j < t->naddrs && !up; j++) {
+		len = t->addrs[j].ss_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		dns_addr_string((const struct sockaddr *)&t->addrs[j], ip,
+		    sizeof(ip));
+		snprintf(relay, sizeof(relay), "%s[%s]:%d", t->host, ip,
+		    t->port);
+		t0 = mono_ms();
+		if (smtp_connect(t->host, (const struct sockaddr *)
+		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
+			strlcpy(text, why, sizeof(text));
+			continue;
+		}
+		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
+			strlcpy(text, smtp_conn_error(c), sizeof(text));
+			smtp_close(c);
+			continue;
+		}
+		up = 1;
+		state = "up";
+		smtp_reply_string(&banner, text, sizeof(text));
+		snprintf(note, notesize, "time=%lld host=%s address=%s "
+		    "latency=%lldms ehlo=%s", (long long)time(NULL), t->host,
+		    smtp_conn_relay(c), (long long)(mono_ms() - t0),
+		    smtp_conn_ext(c)->keywords);
+		smtp_quit(c);
+	}
+	log_safe(safe, sizeof(safe), text);
+	if (!quiet)
+		printf("%s %s pref=%u %s %lldms %s\n", domain, relay, t->pref,
+		    state, (long long)(mono_ms() - t0), safe);
+	log_info("probe %s: %s %s (%s)", domain, relay, state, safe);
+	return (up);
+}
+
+/* Monitoring state of one domain. */
+static int
+probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
+    int quiet)
+{
+	struct mx_route		 route;
+	struct lookup_error	 e;
+	char			 note[1024], best[1024], safe[600];
+	size_t			 i, nup = 0;
+
+	if (dr == NULL || mx_route_lookup(dr, cfg, domain, &route, &e) !=
+	    DNS_OK) {
+		if (dr == NULL)
+			strlcpy(e.text, "no resolver", sizeof(e.text));
+		log_safe(safe, sizeof(safe), e.text);
+		if (!quiet)
+			printf("%s - pref=- unknown 0ms %s\n", domain, safe);
+		log_info("probe %s: unknown (%s)", domain, safe);
+		return (PROBE_UNKNOWN);
+	}
+	best[0] = '\0';
+	for (i = 0; i < route.ntargets; i++) {
+		note[0] = '\0';
+		if (probe_host(&route.targets[i], domain, quiet, note,
+		    sizeof(note))) {
+			if (nup++ == 0)
+				strlcpy(best, note, sizeof(best));
+		}
+	}
+	if (nup > 0 && sp != NULL &&
+	    spool_domain_note_write(sp, domain, best) == -1)
+		log_warn("probe %s: cannot record the probe", domain);
+	i = route.ntargets;
+	mx_route_free(&route);
+	if (nup == 0)
+		return (PROBE_CRITICAL);
+	return (nup == i ? PROBE_OK : PROBE_WARNING);
+}
+
+static int
+collect_waiting(const struct envelope *env, void *arg)
+{
+	struct waiting	*w = arg;
+	const char	*at;
+	char		 dom[256];
+	size_t		 i, k, len;
+
+	if (env->held)
+		return (0);
+	for (i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i].state != RCPT_QUEUED &&
+		    env->rcpts[i].state != RCPT_DEFERRED)
+			continue;
+		if ((at = strrchr(env->rcpts[i].addr, '@')) == NULL)
+			continue;
+		strlcpy(dom, at + 1, sizeof(dom));
+		len = strlen(dom);
+		if (len > 0 && dom[len - 1] == '.')
+			dom[len - 1] = '\0';
+		ascii_lower(dom);
+		for (k = 0; k < w->n; k++)
+			if (strcmp(w->domains[k], dom) == 0)
+				break;
+		if (k < w->n)
+			continue;
+		w->domains = xreallocarray(w->domains, w->n + 1,
+		    sizeof(*w->domains));
+		strlcpy(w->domains[w->n++], dom, sizeof(w->domains[0]));
+	}
+	return (0);
+}
+
+/*
+ * `mxfb -C FILE flush -f -d DOMAIN`, detached (double fork, setsid,
+ * stdio on /dev/null) so that probe returns at once.
+ */
+static void
+spawn_flush(const char *domain)
+{
+	char	*argv[8], dom[256];
+	pid_t	 pid;
+	int	 fd, status;
+
+	strlcpy(dom, domain, sizeof(dom));
+	if ((pid = fork()) == -1) {
+		log_warn("probe %s: fork", dom);
+		return;
+	}
+	if (pid == 0) {
+		if (setsid() == -1)
+			_exit(1);
+		if ((pid = fork()) == -1)
+			_exit(1);
+		if (pid > 0)
+			_exit(0);
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, 0) == -1 || dup2(fd, 1) == -1 ||
+		    dup2(fd, 2) == -1)
+			_exit(1);
+		if (fd > 2)
+			(void)close(fd);
+		closefrom(3);
+		argv[0] = "mxfb";
+		argv[1] = "-C";
+		argv[2] = (char *)cfg->file;
+		argv[3] = "flush";
+		argv[4] = "-f";
+		argv[5] = "-d";
+		argv[6] = dom;
+		argv[7] = NULL;
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			log_warn("probe %s: waitpid", dom);
+			return;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_warnx("probe %s: could not start flush", dom);
+	else
+		log_info("probe %s: primary up, flush started", dom);
+}
 
 int
 cmd_probe(int argc, char **argv)
 {
-	fprintf(stderr, "mxfb: probe: not built yet\n");
-	return (EXIT_SOFTWARE);
+	struct dns_resolver	*dr = NULL;
+	struct spool		*sp = NULL;
+	struct waiting		 w;
+	char			 err[256], dom[256];
+	const char		**domains;
+	int			*states;
+	int			 ch, quiet = 0, flush = 0, worst, i, n;
+	size_t			 k, len;
+
+	while ((ch = getopt(argc, argv, "C:Fhq")) != -1) {
+		switch (ch) {
+		case 'C':
+			cmd_set_config_file(optarg);
+			break;
+		case 'F':
+			flush = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'h':
+			cmd_usage(USAGE, 1);
+		default:
+			cmd_usage(USAGE, 0);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	cmd_load_config();
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		log_warn("signal");
+
+	n = argc > 0 ? argc : (int)cfg->nrelays;
+	if (n == 0) {
+		log_cmd_errorx("no relay-domain configured and none given");
+		return (PROBE_UNKNOWN);
+	}
+	domains = xcalloc(n, sizeof(*domains));
+	states = xcalloc(n, sizeof(*states));
+	for (i = 0; i < n; i++) {
+		domains[i] = argc > 0 ? argv[i] : cfg->relays[i].name;
+		if (strlen(domains[i]) == 0 || strlen(domains[i]) > 253 ||
+		    strchr(domains[i], '/') != NULL) {
+			log_cmd_errorx("bad domain \"%.64s\"", domains[i]);
+			free(domains);
+			free(states);
+			return (EXIT_USAGE);
+		}
+	}
+	if (dns_resolver_open(cfg, &dr, err, sizeof(err)) == -1) {
+		log_cmd_errorx("resolver: %s", err);
+		dr = NULL;
+	}
+	if (spool_open(cfg->spool, 0, &sp) == -1) {
+		log_warn("probe: spool %s (probes not recorded)", cfg->spool);
+		sp = NULL;
+	}
+
+	for (i = 0; i < n; i++) {
+		strlcpy(dom, domains[i], sizeof(dom));
+		len = strlen(dom);
+		if (len > 1 && dom[len - 1] == '.')
+			dom[len - 1] = '\0';
+		ascii_lower(dom);
+		states[i] = probe_domain(dr, sp, dom, quiet);
+	}
+	/* Critical beats unknown beats warning beats OK. */
+	worst = PROBE_OK;
+	for (i = 0; i < n; i++)
+		if (states[i] == PROBE_CRITICAL)
+			worst = PROBE_CRITICAL;
+	for (i = 0; i < n && worst != PROBE_CRITICAL; i++)
+		if (states[i] == PROBE_UNKNOWN)
+			worst = PROBE_UNKNOWN;
+	for (i = 0; i < n && worst == PROBE_OK; i++)
+		if (states[i] == PROBE_WARNING)
+			worst = PROBE_WARNING;
+	if (fflush(stdout) == EOF)
+		log_cmd_error("stdout");
+
+	if (flush && sp != NULL) {
+		memset(&w, 0, sizeof(w));
+		if (spool_foreach(sp, collect_waiting, &w) == -1)
+			log_warn("probe: reading the queue");
+		for (i = 0; i < n; i++) {
+			if (states[i] != PROBE_OK && states[i] != PROBE_WARNING)
+				continue;
+			strlcpy(dom, domains[i], sizeof(dom));
+			len = strlen(dom);
+			if (len > 1 && dom[len - 1] == '.')
+				dom[len - 1] = '\0';
+			ascii_lower(dom);
+			for (k = 0; k < w.n; k++)
+				if (strcmp(w.domains[k], dom) == 0)
+					spawn_flush(dom);
+		}
+		free(w.domains);
+	}
+	if (sp != NULL)
+		spool_close(sp);
+	dns_resolver_close(dr);
+	free(domains);
+	free(states);
+	return (worst);
 }

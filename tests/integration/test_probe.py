@@ -1,0 +1,186 @@
+"""`mxfb probe` as a monitoring plugin, against aiosmtpd primaries and a
+dnslib DNS server on loopback.
+
+Shows: one line per primary (domain, host[ip]:port, pref, up/down,
+latency, banner or reason); exit 0 all up, 1 degraded, 2 a domain with no
+primary up, 3 could not tell (DNS failure, loop to ourselves); -q quiet;
+a successful probe recorded in the spool; -F starts a flush for domains
+with mail waiting whose primary is up; via and only-better-than-us MX.
+"""
+import os
+import re
+import time
+
+from test_flush import FAST, message, setup_domain
+
+LINE = re.compile(r"^(?P<domain>\S+) (?P<relay>\S+) pref=(?P<pref>\S+) "
+                  r"(?P<state>up|down|unknown) (?P<ms>\d+)ms (?P<text>.*)$")
+
+
+def probe(mx, *args):
+    p = mx.run("probe", *args, timeout=60)
+    lines = [LINE.match(l) for l in p.stdout.decode().splitlines()]
+    assert all(lines), p.stdout.decode()
+    return p.returncode, lines, p
+
+
+def notes(mx):
+    found = []
+    for root, _, files in os.walk(mx.spool):
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read(4096)
+            except OSError:
+                continue
+            if b"ehlo=" in data:
+                found.append(data.decode(errors="replace"))
+    return found
+
+
+def test_all_up(mx, dns, primary_factory):
+    c, rec = primary_factory("127.0.0.2")
+    c3, _ = primary_factory("127.0.0.3", port=c.port)
+    setup_domain(mx, dns, c.port, primaries=(
+        ("mx1.example.test", "127.0.0.2", 10),
+        ("mx2.example.test", "127.0.0.3", 15)))
+    mx.run("status")             # creates nothing; spool made by inject
+    mx.inject("s@sender.test", ["a@example.test"], message())
+    rc, lines, p = probe(mx)
+    assert rc == 0, p.stderr
+    assert len(lines) == 2
+    assert lines[0]["domain"] == "example.test"
+    assert lines[0]["relay"] == "mx1.example.test[127.0.0.2]:%d" % c.port
+    assert lines[0]["pref"] == "10"
+    assert lines[0]["state"] == "up"
+    assert lines[0]["text"].startswith("220 ")
+    assert lines[1]["relay"] == "mx2.example.test[127.0.0.3]:%d" % c.port
+    # Recorded: time, host, EHLO keywords.
+    n = notes(mx)
+    assert len(n) == 1
+    assert "host=mx1.example.test" in n[0]
+    assert "8BITMIME" in n[0] and "time=" in n[0]
+    # Quiet: nothing printed, same status.
+    rc, lines, p = probe(mx, "-q")
+    assert rc == 0 and p.stdout == b""
+    # probe never delivers by itself.
+    assert rec.messages == []
+
+
+def test_degraded_and_critical(mx, dns, primary_factory):
+    c, rec = primary_factory("127.0.0.2")
+    c3, _ = primary_factory("127.0.0.3", port=c.port)
+    setup_domain(mx, dns, c.port, primaries=(
+        ("mx1.example.test", "127.0.0.2", 10),
+        ("mx2.example.test", "127.0.0.3", 15)))
+    c3.stop()
+    rc, lines, _ = probe(mx)
+    assert rc == 1
+    states = {l["relay"].split("[")[0]: l for l in lines}
+    assert states["mx1.example.test"]["state"] == "up"
+    assert states["mx2.example.test"]["state"] == "down"
+    assert "Connection refused" in states["mx2.example.test"]["text"]
+    c.stop()
+    rc, lines, _ = probe(mx)
+    assert rc == 2
+    assert [l["state"] for l in lines] == ["down", "down"]
+
+
+def test_silent_primary_times_out(mx, dns):
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.2", 0))
+    srv.listen(5)                    # accepts (kernel), never says a word
+    port = srv.getsockname()[1]
+    try:
+        setup_domain(mx, dns, port)
+        mx.config("smtp-port %d" % port, "connect-timeout 1s",
+                  "command-timeout 1s")
+        t0 = time.time()
+        rc, lines, _ = probe(mx)
+        assert time.time() - t0 < 10
+        assert rc == 2
+        assert "timed out while receiving the initial server greeting" \
+            in lines[0]["text"]
+    finally:
+        srv.close()
+
+
+def test_unknown_when_dns_fails_or_loops(mx, dns, primary_factory):
+    from dnslib import RCODE
+    c, _ = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port)
+    mx.config("smtp-port %d" % c.port, "relay-domain broken.test", *FAST)
+    dns.rcodes["broken.test"] = RCODE.SERVFAIL
+    rc, lines, _ = probe(mx)
+    assert rc == 3
+    got = {l["domain"]: l for l in lines}
+    assert got["example.test"]["state"] == "up"
+    assert got["broken.test"]["state"] == "unknown"
+    assert got["broken.test"]["relay"] == "-"
+    # Only the working domain asked for: OK.
+    rc, lines, _ = probe(mx, "example.test")
+    assert rc == 0 and len(lines) == 1
+    # We are the best MX: cannot tell (a configuration problem).
+    dns.clear("example.test", "MX")
+    dns.mx("example.test", 5, "backup.example.test")
+    rc, lines, _ = probe(mx, "example.test")
+    assert rc == 3
+    assert "loops back to myself" in lines[0]["text"]
+
+
+def test_critical_beats_unknown(mx, dns, primary_factory):
+    from dnslib import RCODE
+    c, _ = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port)
+    mx.config("smtp-port %d" % c.port, "relay-domain broken.test", *FAST)
+    dns.rcodes["broken.test"] = RCODE.SERVFAIL
+    c.stop()
+    rc, _, _ = probe(mx)
+    assert rc == 2
+
+
+def test_only_primaries_better_than_us_and_via(mx, dns, primary_factory):
+    c, _ = primary_factory("127.0.0.2")
+    c3, _ = primary_factory("127.0.0.3")
+    setup_domain(mx, dns, c.port, primaries=(
+        ("mx1.example.test", "127.0.0.2", 10),
+        ("mx9.example.test", "127.0.0.9", 90)))
+    mx.config("smtp-port %d" % c.port,
+              "relay-domain via.test via [127.0.0.3]:%d" % c3.port, *FAST)
+    rc, lines, _ = probe(mx)
+    assert rc == 0
+    relays = sorted(l["relay"] for l in lines)
+    assert relays == sorted(["mx1.example.test[127.0.0.2]:%d" % c.port,
+                             "127.0.0.3[127.0.0.3]:%d" % c3.port])
+
+
+def test_probe_F_starts_flush(mx, dns, primary_factory):
+    c, rec = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port)
+    c.stop()
+    mx.inject("s@sender.test", ["a@example.test"], message())
+    rc, _, _ = probe(mx, "-q", "-F")
+    assert rc == 2
+    time.sleep(0.5)
+    assert rec.messages == []
+    c2, rec2 = primary_factory("127.0.0.2", port=c.port)
+    rc, _, _ = probe(mx, "-q", "-F")
+    assert rc == 0
+    deadline = time.time() + 15
+    while time.time() < deadline and not rec2.messages:
+        time.sleep(0.1)
+    assert len(rec2.messages) == 1
+    deadline = time.time() + 10
+    while time.time() < deadline and mx.status_json():
+        time.sleep(0.1)
+    assert mx.status_json() == []
+
+
+def test_no_relay_domains(mx, dns):
+    mx.config("hostname backup.example.test", "spool %s" % mx.spool,
+              "resolver %s" % dns.address, "log stderr", replace_base=True)
+    p = mx.run("probe")
+    assert p.returncode == 3
+    assert b"mxfb: probe:" in p.stderr
