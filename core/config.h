@@ -104,7 +104,11 @@ const struct relay_domain *config_relay_domain(const struct config *,
 /* Is the client address inside one of the etrn-allow CIDRs? */
 int	 config_etrn_allowed(const struct config *, const struct sockaddr *);
 
-/* Parse "host", "host:port", "[1.2.3.4]:port", "[::1]:25", "[host]". */
+/*
+ * Parse "host", "host:port", "[1.2.3.4]:port", "[::1]:25", "[host]".
+ * Brackets, and an unbracketed IPv4 address, set literal (no MX lookup);
+ * host names are lower-cased without a trailing dot.
+ */
 int	 hostport_parse(const char *, struct hostport *, const char **errstr);
 /* Parse "10.0.0.0/8", "::1", "127.0.0.1"; -1 on error. */
 int	 cidr_parse(const char *, struct cidr *);

@@ -34,17 +34,21 @@ int	 bsnprintf(char *, size_t, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 
 /*
- * "90s", "4h", "5d", "30" (seconds), "0".  Returns 0 and stores seconds,
+ * "90s", "4h", "5d", "2w", "30" (seconds), "0"; suffixes s m h d w.  Returns 0 and stores seconds,
  * or -1 with *errstr set to a static reason.
  */
 int	 parse_duration(const char *, time_t *, const char **errstr);
-/* "50M", "100K", "1G", "123" (bytes).  Same convention. */
+/* "50M", "100K", "1G", "123" (bytes; K M G are 1024-based, either
+ * case).  Same convention. */
 int	 parse_size(const char *, uint64_t *, const char **errstr);
 
 /* Lower-case in place (ASCII only); returns its argument. */
 char	*ascii_lower(char *);
 
-/* Whole-buffer I/O that retries on EINTR and short counts; -1 on error. */
+/*
+ * Whole-buffer I/O that retries on EINTR and short counts; -1 on error.
+ * read_all stops early only at end of file and returns the count read.
+ */
 ssize_t	 write_all(int, const void *, size_t);
 ssize_t	 read_all(int, void *, size_t);
 
