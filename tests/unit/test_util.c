@@ -263,6 +263,81 @@ test_log_safe(void **state)
 	assert_string_equal(tiny, "ab\\n");
 }
 
+/* Run fn with stderr redirected to a file; return what it wrote. */
+static char *
+capture_stderr(void (*fn)(void))
+{
+	static char	 out[16384];
+	char		 path[] = "/tmp/mxfb-test-log-XXXXXX";
+	ssize_t		 n;
+	int		 fd, saved;
+
+	assert_int_not_equal(fd = mkstemp(path), -1);
+	assert_int_not_equal(saved = dup(STDERR_FILENO), -1);
+	assert_int_not_equal(dup2(fd, STDERR_FILENO), -1);
+	fn();
+	assert_int_not_equal(dup2(saved, STDERR_FILENO), -1);
+	assert_int_equal(close(saved), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_true((n = read_all(fd, out, sizeof(out) - 1)) >= 0);
+	out[n] = '\0';
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(unlink(path), 0);
+	return (out);
+}
+
+static void
+log_some_lines(void)
+{
+	log_set_command("flush");
+	log_init("mxfb", 1);
+	log_info("%s: to=<%s>, status=%s", "ABC", "u@example.test", "sent");
+	errno = ENOENT;
+	log_warn("open %s", "/nonexistent");
+	log_warnx("plain warning");
+	errno = EACCES;
+	log_cmd_error("spool %s", "/var/spool/mxfb");
+	log_cmd_errorx("not a queue ID: \"%s\"", "x");
+}
+
+static void
+log_long_line(void)
+{
+	char	 big[10000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_info("%s", big);
+	log_info("after");
+}
+
+static void
+test_log_format(void **state)
+{
+	char	*out, expect[256], *nl;
+	size_t	 len;
+
+	out = capture_stderr(log_some_lines);
+	assert_int_not_equal(bsnprintf(expect, sizeof(expect),
+	    "mxfb/flush[%ld]: ABC: to=<u@example.test>, status=sent\n"
+	    "mxfb/flush[%ld]: open /nonexistent: No such file or directory\n"
+	    "mxfb/flush[%ld]: plain warning\n"
+	    "mxfb: flush: spool /var/spool/mxfb: Permission denied\n"
+	    "mxfb: flush: not a queue ID: \"x\"\n", (long)getpid(),
+	    (long)getpid(), (long)getpid()), -1);
+	assert_string_equal(out, expect);
+
+	/* An over-long line is cut, still ends in a newline, and the next
+	 * line is whole. */
+	out = capture_stderr(log_long_line);
+	assert_non_null(nl = strchr(out, '\n'));
+	len = (size_t)(nl - out);
+	assert_true(len > 4000 && len < 4200);
+	assert_int_not_equal(bsnprintf(expect, sizeof(expect),
+	    "mxfb/flush[%ld]: after\n", (long)getpid()), -1);
+	assert_string_equal(nl + 1, expect);
+}
+
 int
 main(void)
 {
@@ -277,6 +352,7 @@ main(void)
 		cmocka_unit_test(test_io),
 		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_log_safe),
+		cmocka_unit_test(test_log_format),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
