@@ -294,6 +294,7 @@ record(struct worker *w, const struct envelope *env, struct recipient *r,
 static void
 finish(struct spool_claim *c, struct envelope *env)
 {
+	char	 id[QUEUE_ID_SIZE];
 	size_t	 i;
 	int	 left = 0, attempts = 0;
 	time_t	 now = time(NULL);
@@ -310,11 +311,11 @@ finish(struct spool_claim *c, struct envelope *env)
 			left = 1;
 	}
 	if (!left) {
+		strlcpy(id, env->id, sizeof(id));
 		if (spool_claim_remove(c) == -1)
-			log_warn("%s: cannot remove delivered message",
-			    env->id);
+			log_warn("%s: cannot remove delivered message", id);
 		else
-			log_info("%s: removed", env->id);
+			log_info("%s: removed", id);
 		return;
 	}
 	if (attempts > 0)
