@@ -69,6 +69,10 @@ integration: $(BIN)
 
 check: all unit integration
 
+# The life of a backup MX on loopback, in one command (README's first).
+demo: $(BIN)
+	$(PYTHON) tests/demo/demo.py $(abspath $(BIN))
+
 # The same tests against an AddressSanitizer + UndefinedBehaviorSanitizer build.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	     -fno-sanitize-recover=undefined
@@ -121,4 +125,4 @@ deps:
 clean:
 	rm -rf build build-asan build-fuzz mxfb
 
-.PHONY: all unit integration check asan fuzz install deps clean
+.PHONY: all unit integration check demo asan fuzz install deps clean
