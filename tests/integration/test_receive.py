@@ -503,3 +503,26 @@ def test_listen_bad_address(mx):
     assert p.returncode == 64
     p = mx.run("receive", "-h")
     assert p.returncode == 0 and b"usage:" in p.stdout
+
+
+def test_no_dns_lookups_and_helo_syntax(mx, dns):
+    """Nothing in receive asks the DNS (start-up stays cheap, and a dead
+    resolver cannot stall a session), and HELO text that could not go
+    into a Received header is refused."""
+    dns.silent.add("example.test")
+    proc, raw = receive_stdio(mx, env={"TCPREMOTEIP": "192.0.2.44"})
+    assert raw.cmd("EHLO bad\u00e9name")[0] == 501
+    assert raw.cmd("HELO two words")[0] == 501
+    assert raw.cmd("EHLO [192.0.2.44]")[0] == 250
+    raw.cmd("MAIL FROM:<a@sender.test>")
+    assert raw.cmd("RCPT TO:<r@example.test>")[0] == 250
+    assert raw.cmd("DATA")[0] == 354
+    raw.send("x\r\n.\r\n")
+    assert raw.reply()[0] == 250
+    raw.cmd("QUIT")
+    finish(proc)
+    assert dns.queries == []
+    m = one_message(mx)
+    hdr, _ = split_received(raw_body(mx, m["id"]))
+    assert hdr.startswith(b"Received: from [192.0.2.44] (unknown "
+                          b"[192.0.2.44])\r\n")
