@@ -37,7 +37,6 @@
 #include "spool/spool_private.h"
 
 #define FOOTER_LEN	32
-#define TAIL_READ	4096
 #define MAX_TRAILER	(16 * 1024 * 1024)
 #define MAX_STATE	(16 * 1024 * 1024)
 #define MAX_NOTE	(64 * 1024)
@@ -98,8 +97,15 @@ static void	 host_name(char *, size_t);
 static int	 claim_name(struct spool *, const char *, char *, size_t);
 static int	 pread_all(int, void *, size_t, off_t);
 static int	 parse_hex(const char *, size_t, uint64_t *);
-static int	 read_footer(int, const struct stat *, const char *,
-		    uint64_t *, uint32_t *);
+static int	 read_footer(const char *, uint64_t, uint64_t *, uint32_t *);
+static int	 parse_tail(const char *, size_t, uint64_t, const char *,
+		    struct envelope *, uint64_t *, uint32_t *);
+static int	 decode_trailer(const char *, size_t, const char *, uint64_t,
+		    struct envelope *);
+static int	 foreach_sync(struct spool *, const char *, enum loc,
+		    struct envelope *);
+static int	 foreach_batched(struct spool *, struct spool_batch_item *,
+		    const char *, enum loc, struct envelope *);
 static int	 read_envelope_fd(int, const char *, struct envelope *,
 		    uint64_t *);
 static int	 merge_state(struct spool *, struct envelope *);
@@ -289,22 +295,16 @@ parse_hex(const char *s, size_t len, uint64_t *v)
 	return (0);
 }
 
-/*
- * The footer of a message file, from tail (the last tlen bytes, at least
- * FOOTER_LEN): trailer offset and length, checked against the size.
- */
+/* The footer (FOOTER_LEN bytes at f): trailer offset and length. */
 static int
-read_footer(int fd, const struct stat *st, const char *tail,
-    uint64_t *off, uint32_t *len)
+read_footer(const char *f, uint64_t fsize, uint64_t *off, uint32_t *len)
 {
-	const char	*f = tail;
 	uint64_t	 o, l;
 
-	(void)fd;
 	if (memcmp(f, "MXFB1 ", 6) != 0 || f[22] != ' ' || f[31] != '\n' ||
 	    parse_hex(f + 6, 16, &o) == -1 || parse_hex(f + 23, 8, &l) == -1 ||
-	    l > MAX_TRAILER || o > (uint64_t)st->st_size ||
-	    o + l + FOOTER_LEN != (uint64_t)st->st_size) {
+	    l > MAX_TRAILER || o > fsize ||
+	    o + l + FOOTER_LEN != fsize) {
 		errno = EBADMSG;
 		return (-1);
 	}
@@ -313,14 +313,48 @@ read_footer(int fd, const struct stat *st, const char *tail,
 	return (0);
 }
 
+/*
+ * The envelope from the last n bytes of a message file of fsize bytes.
+ * EAGAIN: the trailer is longer than tail (read it at *off, *len).
+ */
+static int
+parse_tail(const char *tail, size_t n, uint64_t fsize, const char *id,
+    struct envelope *env, uint64_t *off, uint32_t *len)
+{
+	if (fsize < FOOTER_LEN || n < FOOTER_LEN ||
+	    read_footer(tail + n - FOOTER_LEN, fsize, off, len) == -1) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	if ((size_t)*len + FOOTER_LEN > n) {
+		errno = EAGAIN;
+		return (-1);
+	}
+	return (decode_trailer(tail + n - FOOTER_LEN - *len, *len, id, *off,
+	    env));
+}
+
+static int
+decode_trailer(const char *trailer, size_t len, const char *id, uint64_t off,
+    struct envelope *env)
+{
+	if (envelope_decode(trailer, len, env) == -1)
+		return (-1);
+	if (strcmp(env->id, id) != 0 || env->size != off) {
+		envelope_free(env);
+		errno = EBADMSG;
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 read_envelope_fd(int fd, const char *id, struct envelope *env,
     uint64_t *msgsize)
 {
 	struct stat	 st;
-	char		 tail[TAIL_READ];
-	char		*big = NULL;
-	const char	*trailer;
+	char		 tail[SPOOL_TAIL];
+	char		*big;
 	uint64_t	 off;
 	uint32_t	 len;
 	size_t		 n;
@@ -332,35 +366,21 @@ read_envelope_fd(int fd, const char *id, struct envelope *env,
 		errno = EBADMSG;
 		return (-1);
 	}
-	n = st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
+	n = st.st_size < SPOOL_TAIL ? (size_t)st.st_size : SPOOL_TAIL;
 	if (pread_all(fd, tail, n, st.st_size - (off_t)n) == -1)
 		return (-1);
-	if (read_footer(fd, &st, tail + n - FOOTER_LEN, &off, &len) == -1)
-		return (-1);
-	if ((size_t)len + FOOTER_LEN <= n)
-		trailer = tail + n - FOOTER_LEN - len;
-	else {
+	r = parse_tail(tail, n, (uint64_t)st.st_size, id, env, &off, &len);
+	if (r == -1 && errno == EAGAIN) {
 		big = xmalloc(len);
-		if (pread_all(fd, big, len, (off_t)off) == -1) {
-			save = errno;
-			free(big);
-			errno = save;
-			return (-1);
-		}
-		trailer = big;
+		if ((r = pread_all(fd, big, len, (off_t)off)) == 0)
+			r = decode_trailer(big, len, id, off, env);
+		save = errno;
+		free(big);
+		errno = save;
 	}
-	r = envelope_decode(trailer, len, env);
-	free(big);
-	if (r == -1)
-		return (-1);
-	if (strcmp(env->id, id) != 0 || env->size != off) {
-		envelope_free(env);
-		errno = EBADMSG;
-		return (-1);
-	}
-	if (msgsize != NULL)
+	if (r == 0 && msgsize != NULL)
 		*msgsize = off;
-	return (0);
+	return (r);
 }
 
 /* Merge state/ID into env; no state file means fresh. */
@@ -368,7 +388,7 @@ static int
 merge_state(struct spool *sp, struct envelope *env)
 {
 	struct stat	 st;
-	char		 small[TAIL_READ];
+	char		 small[SPOOL_TAIL];
 	char		*buf;
 	int		 fd, r, save;
 
@@ -524,7 +544,7 @@ spool_open_message(struct spool *sp, const char *id, int *fdp,
 		goto fail;
 	}
 	if (pread_all(fd, footer, FOOTER_LEN, st.st_size - FOOTER_LEN) == -1 ||
-	    read_footer(fd, &st, footer, &off, &len) == -1)
+	    read_footer(footer, (uint64_t)st.st_size, &off, &len) == -1)
 		goto fail;
 	*fdp = fd;
 	*size = off;
@@ -844,15 +864,72 @@ scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
 	return (save != 0 ? -1 : 0);
 }
 
+/*
+ * One message the slow way: 0 read, 1 skip it (gone, or unreadable and
+ * logged), -1 error.
+ */
+static int
+foreach_sync(struct spool *sp, const char *id, enum loc loc,
+    struct envelope *env)
+{
+	if (read_any(sp, id, loc, env) == 0)
+		return (0);
+	/* Moved since the scan (claimed, released...): look everywhere. */
+	if (errno == ENOENT && loc != LOC_QUEUE && read_any(sp, id, 0, env) == 0)
+		return (0);
+	if (errno == ENOENT)
+		return (1);	/* delivered meanwhile */
+	if (errno == EBADMSG) {
+		log_warnx("%s: spool: unreadable message file or state, "
+		    "skipped", id);
+		return (1);
+	}
+	return (-1);
+}
+
+/* One message from what the batch read; anything unusual: the slow way. */
+static int
+foreach_batched(struct spool *sp, struct spool_batch_item *it,
+    const char *id, enum loc loc, struct envelope *env)
+{
+	uint64_t	 off;
+	uint32_t	 len;
+
+	if (it->fd < 0 || it->stat_res != 0 ||
+	    it->tail_len != (int)(it->size - it->tail_off) ||
+	    (it->state_fd < 0 && it->state_fd != -ENOENT) ||
+	    (it->state_fd >= 0 && (it->state_len < 0 ||
+	    it->state_len >= SPOOL_TAIL)))
+		return (foreach_sync(sp, id, loc, env));
+	if (parse_tail(it->tail, (size_t)it->tail_len, (uint64_t)it->size, id,
+	    env, &off, &len) == -1) {
+		if (errno == EAGAIN)
+			return (foreach_sync(sp, id, loc, env));
+		log_warnx("%s: spool: unreadable message file, skipped", id);
+		return (1);
+	}
+	if (it->state_fd >= 0 && envelope_state_merge(env, it->state,
+	    (size_t)it->state_len) == -1) {
+		envelope_free(env);
+		log_warnx("%s: spool: unreadable state file, skipped", id);
+		return (1);
+	}
+	env->held = loc == LOC_HOLD;
+	env->claimed = 0;
+	return (0);
+}
+
 int
 spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
     void *arg)
 {
-	struct entry	*ents = NULL;
-	struct envelope	 env;
-	char		 id[QUEUE_ID_SIZE];
-	size_t		 n = 0, cap = 0, i;
-	int		 r = 0, save;
+	struct entry		*ents = NULL;
+	struct envelope		 env;
+	struct spool_batch	*batch = NULL;
+	struct spool_batch_item	*items = NULL;
+	char			 (*ids)[QUEUE_ID_SIZE] = NULL;
+	size_t			 n = 0, cap = 0, i, j, k, chunk;
+	int			 r = 0, save, how;
 
 	if (scan_dir(sp, D_QUEUE, &ents, &n, &cap) == -1 ||
 	    scan_dir(sp, D_HOLD, &ents, &n, &cap) == -1 ||
@@ -864,34 +941,67 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	}
 	if (n > 1)
 		qsort(ents, n, sizeof(*ents), entry_cmp);
-	for (i = 0; i < n; i++) {
-		/* Seen twice: it moved while we scanned. */
-		if (i > 0 && memcmp(ents[i].id, ents[i - 1].id,
-		    QUEUE_ID_LEN) == 0)
-			continue;
-		memcpy(id, ents[i].id, QUEUE_ID_LEN);
-		id[QUEUE_ID_LEN] = '\0';
-		if (read_any(sp, id, ents[i].loc, &env) == -1 &&
-		    (errno != ENOENT || ents[i].loc == LOC_QUEUE ||
-		    read_any(sp, id, 0, &env) == -1)) {
-			if (errno == ENOENT)
-				continue;	/* delivered meanwhile */
-			if (errno == EBADMSG) {
-				log_warnx("%s: spool: unreadable message file "
-				    "or state, skipped", id);
-				continue;
-			}
-			save = errno;
-			free(ents);
-			errno = save;
-			return (-1);
-		}
-		r = fn(&env, arg);
-		envelope_free(&env);
-		if (r != 0)
-			break;
+	/* Seen twice: it moved while we scanned.  Keep one. */
+	for (i = j = 0; i < n; i++)
+		if (j == 0 || memcmp(ents[i].id, ents[j - 1].id,
+		    QUEUE_ID_LEN) != 0)
+			ents[j++] = ents[i];
+	n = j;
+
+	/*
+	 * Read the files in batches where the kernel allows;
+	 * MXFB_NO_IO_URING forces the one-by-one path (for tests).
+	 */
+	if (n > 0 && getenv("MXFB_NO_IO_URING") == NULL &&
+	    spool_batch_new(&batch) == 0) {
+		items = xreallocarray(NULL, SPOOL_BATCH_MAX, sizeof(*items));
+		ids = xreallocarray(NULL, SPOOL_BATCH_MAX, sizeof(*ids));
 	}
+	for (i = 0; i < n && r == 0; i += chunk) {
+		chunk = n - i < SPOOL_BATCH_MAX ? n - i : SPOOL_BATCH_MAX;
+		for (k = 0; k < chunk && ids != NULL; k++) {
+			memcpy(ids[k], ents[i + k].id, QUEUE_ID_LEN);
+			ids[k][QUEUE_ID_LEN] = '\0';
+			items[k].name = ids[k];
+			items[k].state_dirfd = sp->fd[D_STATE];
+			/* Claimed ones have longer names: the slow way. */
+			items[k].dirfd = ents[i + k].loc == LOC_HOLD ?
+			    sp->fd[D_HOLD] : ents[i + k].loc == LOC_QUEUE ?
+			    sp->fd[D_QUEUE] : -1;
+		}
+		if (batch != NULL && spool_batch_read(batch, items, chunk)
+		    == -1) {
+			log_warn("spool: io_uring");
+			spool_batch_free(batch);
+			batch = NULL;
+		}
+		for (k = 0; k < chunk && r == 0; k++) {
+			char	 id[QUEUE_ID_SIZE];
+			enum loc loc = ents[i + k].loc;
+
+			memcpy(id, ents[i + k].id, QUEUE_ID_LEN);
+			id[QUEUE_ID_LEN] = '\0';
+			if (batch != NULL && loc != LOC_ACTIVE)
+				how = foreach_batched(sp, &items[k], id, loc,
+				    &env);
+			else
+				how = foreach_sync(sp, id, loc, &env);
+			if (how == 1)
+				continue;
+			if (how == -1) {
+				r = -1;
+				break;
+			}
+			r = fn(&env, arg);
+			envelope_free(&env);
+		}
+	}
+	save = errno;
+	spool_batch_free(batch);
+	free(items);
+	free(ids);
 	free(ents);
+	errno = save;
 	return (r);
 }
 

@@ -6,6 +6,7 @@
 #define MXFB_SPOOL_PRIVATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct envelope;
 
@@ -16,5 +17,37 @@ int	 envelope_state_encode(const struct envelope *, char **, size_t *);
  * malformed or does not match env's recipients; env is then unchanged.
  */
 int	 envelope_state_merge(struct envelope *, const char *, size_t);
+
+/*
+ * Batched reads for spool_foreach (spool/uring.c): for each item, the
+ * last SPOOL_TAIL bytes of dirfd/name and its size, and the first
+ * SPOOL_TAIL bytes of state_dirfd/name (state_dirfd -1: none wanted).
+ * Results are byte counts or -errno; descriptors are all closed again.
+ */
+#define SPOOL_TAIL	4096
+#define SPOOL_BATCH_MAX	64
+
+struct spool_batch_item {
+	int		 dirfd;		/* in */
+	int		 state_dirfd;	/* in */
+	const char	*name;		/* in */
+	int		 fd;		/* open result (fd, closed) or -errno */
+	int		 stat_res;	/* 0 or -errno */
+	int		 state_fd;	/* likewise for the state file */
+	int64_t		 size;		/* the file's size */
+	int64_t		 tail_off;	/* where tail starts in it */
+	int		 tail_len;	/* bytes read or -errno */
+	int		 state_len;	/* bytes read or -errno */
+	char		 tail[SPOOL_TAIL];
+	char		 state[SPOOL_TAIL];
+};
+
+struct spool_batch;
+/* -1 when the kernel (or a seccomp filter) offers no io_uring. */
+int	 spool_batch_new(struct spool_batch **);
+void	 spool_batch_free(struct spool_batch *);
+/* -1 when the ring itself failed: free it, read the slow way. */
+int	 spool_batch_read(struct spool_batch *, struct spool_batch_item *,
+	    size_t);
 
 #endif

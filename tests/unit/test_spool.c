@@ -221,6 +221,19 @@ test_writer_commit_abort(void **state)
 	assert_int_equal(spool_read_envelope(f->sp, "../../x", &env), -1);
 }
 
+static int
+last_error_fn(const struct envelope *env, void *arg)
+{
+	size_t	*count = arg;
+
+	assert_int_equal(env->nrcpts, 300);
+	assert_non_null(env->rcpts[299].last_error);
+	assert_string_equal(env->rcpts[299].last_error,
+	    "421 4.4.2 mx.example.test: connection lost");
+	*count = 1;
+	return (0);
+}
+
 static void
 test_large_message(void **state)
 {
@@ -251,6 +264,16 @@ test_large_message(void **state)
 	assert_int_equal(env.nrcpts, 300);
 	assert_string_equal(env.rcpts[299].addr, "user299@example.test");
 	envelope_free(&env);
+	/* A state file bigger than 4 KB too, read back by a listing. */
+	assert_int_equal(spool_claim(f->sp, id, &c), 0);
+	for (i = 0; i < 300; i++)
+		spool_claim_envelope(c)->rcpts[i].last_error =
+		    xstrdup("421 4.4.2 mx.example.test: connection lost");
+	assert_int_equal(spool_unclaim(c), 0);
+	i = 0;
+	assert_int_equal(spool_foreach(f->sp, last_error_fn, &i), 0);
+	assert_int_equal(i, 1);
+
 	assert_int_equal(spool_claim(f->sp, id, &c), 0);
 	assert_int_equal(spool_claim_message(c, &data, &len), 0);
 	assert_int_equal(len, 20000 * 13);
@@ -999,6 +1022,12 @@ main(void)
 		T(test_domain_notes_and_locks),
 #undef T
 	};
+	int	 failed;
 
-	return (cmocka_run_group_tests(tests, NULL, NULL));
+	/* Listings read files in io_uring batches; then one by one. */
+	failed = cmocka_run_group_tests_name("batched", tests, NULL, NULL);
+	if (setenv("MXFB_NO_IO_URING", "1", 1) == -1)
+		return (1);
+	failed += cmocka_run_group_tests_name("one by one", tests, NULL, NULL);
+	return (failed);
 }
