@@ -11,6 +11,7 @@
  * NUL marks the message bad, it is read to that real end and refused.
  */
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -172,8 +173,15 @@ fd_write(void *ctx, const void *buf, size_t len, int timeout)
 			errno = ETIMEDOUT;
 			return (-1);
 		}
-		n = write(f->out, p, len);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+		/*
+		 * Never block past the timeout on a client that does not
+		 * read: MSG_DONTWAIT on sockets (pipes take write()).
+		 */
+		n = send(f->out, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == -1 && errno == ENOTSOCK)
+			n = write(f->out, p, len);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN ||
+		    errno == EWOULDBLOCK))
 			continue;
 		if (n == -1)
 			return (-1);

@@ -526,3 +526,21 @@ def test_no_dns_lookups_and_helo_syntax(mx, dns):
     hdr, _ = split_received(raw_body(mx, m["id"]))
     assert hdr.startswith(b"Received: from [192.0.2.44] (unknown "
                           b"[192.0.2.44])\r\n")
+
+
+def test_client_that_never_reads_replies(mx):
+    """A client that pipelines without reading cannot pin a session: a
+    reply that cannot be written within `timeout` ends it."""
+    mx.config("timeout 1s")
+    proc, raw = receive_stdio(mx)
+    raw.sock.setblocking(False)
+    chunk = b"NOOP\r\n" * 10000
+    deadline = time.time() + 20
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            raw.sock.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.05)
+        except OSError:
+            break
+    assert proc.wait(20) is not None
