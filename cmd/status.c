@@ -3,7 +3,7 @@
  *
  *   status          mailq-like listing in arrival order, with a total
  *   status -s       one line per destination domain (messages, bytes,
- *                   oldest), sorted by domain
+ *                   oldest, when probe last saw a primary up), sorted
  *   status -j       the same as JSON, one object per line (the field
  *                   names are part of the interface: SPEC.md)
  *   status ID...    envelope and headers of those messages (-j: JSON)
@@ -76,7 +76,9 @@ static struct domain_entry *domain_lookup(struct domain_table *,
 static void	 domain_grow(struct domain_table *);
 static uint64_t	 domain_hash(const char *);
 static int	 domain_compare(const void *, const void *);
-static void	 summary_print(FILE *, struct domain_table *, int);
+static void	 summary_print(FILE *, struct spool *, struct domain_table *,
+		    int);
+static int	 note_field(const char *, const char *, char *, size_t);
 static int	 show_envelope(FILE *, struct spool *, const char *, int);
 static int	 show_headers(FILE *, struct spool *, const char *);
 static int	 show_body(FILE *, struct spool *, const char *);
@@ -374,33 +376,92 @@ domain_compare(const void *a, const void *b)
 	return (strcmp(da->name, db->name));
 }
 
-static void
-summary_print(FILE *f, struct domain_table *t, int json)
+/*
+ * A "key=value" word of a probe note ("time=... host=mx1 address=..."),
+ * or -1 when absent or too long.
+ */
+static int
+note_field(const char *note, const char *key, char *buf, size_t size)
 {
-	char		 when[64], safe[SAFE_SIZE];
+	const char	*p = note, *end;
+	size_t		 klen = strlen(key), len;
+
+	while ((p = strstr(p, key)) != NULL) {
+		if ((p == note || p[-1] == ' ') && p[klen] == '=') {
+			p += klen + 1;
+			end = p + strcspn(p, " \n");
+			len = (size_t)(end - p);
+			if (len == 0 || len >= size)
+				return (-1);
+			memcpy(buf, p, len);
+			buf[len] = '\0';
+			return (0);
+		}
+		p += klen;
+	}
+	return (-1);
+}
+
+/*
+ * One line per domain, sorted.  Beside the queue figures: when probe last
+ * found one of the domain's primaries up, and which (its spool note).
+ */
+static void
+summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
+{
+	struct domain_entry *d;
+	char		 when[64], up[64], host[300], safe[SAFE_SIZE];
+	char		*note;
+	time_t		 noted;
 	size_t		 i;
+	int		 have_note;
 
 	if (t->used == 0)
 		return;
 	qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
 	if (!json)
-		fprintf(f, "%-40s %8s %12s  %s\n", "Domain", "Messages",
-		    "Bytes", "Oldest");
+		fprintf(f, "%-32s %8s %12s  %-20s  %s\n", "Domain", "Messages",
+		    "Bytes", "Oldest", "Primary last seen up");
 	for (i = 0; i < t->used; i++) {
+		d = &t->slots[i];
+		note = NULL;
+		have_note = spool_domain_note_read(sp, d->name, &note,
+		    &noted) == 0;
+		if (!have_note || note_field(note, "host", host,
+		    sizeof(host)) == -1)
+			(void)strlcpy(host, "", sizeof(host));
+		free(note);
 		if (json) {
 			fputs("{\"domain\":", f);
-			json_string(f, t->slots[i].name);
+			json_string(f, d->name);
 			fprintf(f, ",\"messages\":%llu,\"bytes\":%llu,"
-			    "\"oldest\":%lld}\n",
-			    (unsigned long long)t->slots[i].messages,
-			    (unsigned long long)t->slots[i].bytes,
-			    (long long)t->slots[i].oldest);
+			    "\"oldest\":%lld,\"last_up\":",
+			    (unsigned long long)d->messages,
+			    (unsigned long long)d->bytes, (long long)d->oldest);
+			if (have_note)
+				fprintf(f, "%lld", (long long)noted);
+			else
+				fputs("null", f);
+			fputs(",\"last_up_host\":", f);
+			if (have_note && host[0] != '\0')
+				json_string(f, host);
+			else
+				fputs("null", f);
+			fputs("}\n", f);
 		} else {
-			format_time(t->slots[i].oldest, when, sizeof(when));
-			fprintf(f, "%-40s %8llu %12llu  %s\n",
-			    text_safe(safe, sizeof(safe), t->slots[i].name),
-			    (unsigned long long)t->slots[i].messages,
-			    (unsigned long long)t->slots[i].bytes, when);
+			format_time(d->oldest, when, sizeof(when));
+			if (have_note)
+				format_time(noted, up, sizeof(up));
+			else
+				(void)strlcpy(up, "never", sizeof(up));
+			fprintf(f, "%-32s %8llu %12llu  %-20s  %s",
+			    text_safe(safe, sizeof(safe), d->name),
+			    (unsigned long long)d->messages,
+			    (unsigned long long)d->bytes, when, up);
+			if (host[0] != '\0')
+				fprintf(f, " (%s)",
+				    text_safe(safe, sizeof(safe), host));
+			fputc('\n', f);
 		}
 	}
 	for (i = 0; i < t->used; i++)
@@ -483,8 +544,8 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 			fputs(", reported", f);
 		fputc('\n', f);
 		if (r->orcpt != NULL)
-			fprintf(f, "  orcpt: %s\n", text_safe(safe, sizeof(safe),
-			    r->orcpt));
+			fprintf(f, "  orcpt: %s\n",
+			    text_safe(safe, sizeof(safe), r->orcpt));
 		if (r->last_error != NULL)
 			fprintf(f, "  last error: %s\n",
 			    text_safe(safe, sizeof(safe), r->last_error));
@@ -655,7 +716,7 @@ cmd_status(int argc, char **argv)
 			log_cmd_error("spool %s", cfg->spool);
 			rc = EXIT_IOERR;
 		}
-		summary_print(stdout, &table, json);
+		summary_print(stdout, sp, &table, json);
 	} else {
 		memset(&l, 0, sizeof(l));
 		l.out = stdout;

@@ -302,3 +302,31 @@ def test_status_json_escapes_peer_text(mx):
     assert b"\x01" not in listing and b"\xff" not in listing
     assert "j\u00f6rg@example.test  deferred, 3 attempts".encode() in listing
     assert b"(451 4.3.0 x\\001y\\377z" in listing
+
+
+def test_status_summary_shows_last_probe(mx, dns, primary_factory):
+    """probe records a primary it found up; status -s shows when and which."""
+    ctl, rec = primary_factory("127.0.0.2")
+    dns.mx("example.test", 10, "mx1.example.test")
+    dns.mx("example.test", 20, "backup.example.test")
+    dns.a("mx1.example.test", "127.0.0.2")
+    dns.a("backup.example.test", "127.0.0.9")
+    mx.config("smtp-port %d" % ctl.port,
+              "relay-domain other.test via [127.0.0.3]:%d" % ctl.port)
+    mx.inject("a@example.org", ["u@example.test", "v@other.test"], MSG_LF)
+    before = {r["domain"]: r for r in
+              (json.loads(l) for l in mx.run("status", "-s", "-j", check=True)
+               .stdout.decode().splitlines())}
+    assert before["example.test"].get("last_up") is None
+    mx.run("probe", "example.test")
+    rows = {r["domain"]: r for r in
+            (json.loads(l) for l in mx.run("status", "-s", "-j", check=True)
+             .stdout.decode().splitlines())}
+    e = rows["example.test"]
+    assert isinstance(e["last_up"], int)
+    assert abs(e["last_up"] - __import__("time").time()) < 60
+    assert e["last_up_host"] == "mx1.example.test"
+    assert rows["other.test"]["last_up"] is None
+    out = mx.run("status", "-s", check=True).stdout.decode()
+    assert re.search(r"^example\.test .*\(mx1\.example\.test\)$", out, re.M)
+    assert re.search(r"^other\.test .* never$", out, re.M)
