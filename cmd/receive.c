@@ -38,6 +38,12 @@
 #define USAGE	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
 #define MAX_LISTEN	8
 
+/* The engine's NOTIFY bits are stored as they are. */
+_Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
+    SMTP_NOTIFY_SUCCESS == NOTIFY_SUCCESS &&
+    SMTP_NOTIFY_FAILURE == NOTIFY_FAILURE &&
+    SMTP_NOTIFY_DELAY == NOTIFY_DELAY, "NOTIFY bits differ");
+
 struct receiver {
 	struct spool		*sp;
 	struct spool_writer	*w;

@@ -706,7 +706,8 @@ static void
 log_reject(struct session *s, const char *stage, const char *line,
     const char *to)
 {
-	char	 from[ADDRESS_PATH_MAX * 4 + 1], rcpt[ADDRESS_PATH_MAX * 4 + 1];
+	char	 from[ADDRESS_PATH_MAX * 4 + 1];
+	char	 rcpt[ADDRESS_PATH_MAX * 4 + 1];
 	char	 helo[sizeof(s->helo) * 4 + 1];
 	char	 text[SMTP_REPLY_MAX * 4 + 1];
 
@@ -889,7 +890,8 @@ do_etrn(struct session *s, const struct smtp_command *cmd)
 static int
 received_header(struct session *s, char *buf, size_t size)
 {
-	char		 date[64], helo[sizeof(s->helo)], forbuf[ADDRESS_PATH_MAX + 16];
+	char		 date[64], helo[sizeof(s->helo)];
+	char		 forbuf[ADDRESS_PATH_MAX + 16];
 	char		 from[sizeof(s->helo) + 340];
 	const char	*with;
 
@@ -1061,7 +1063,8 @@ static void
 data_finish(struct session *s)
 {
 	struct data_state	*d = s->d;
-	char			 rbuf[SMTP_REPLY_MAX], from[ADDRESS_PATH_MAX * 4 + 1];
+	char			 rbuf[SMTP_REPLY_MAX];
+	char			 from[ADDRESS_PATH_MAX * 4 + 1];
 	int			 failed = 1;
 
 	data_flush(s);
