@@ -544,3 +544,24 @@ def test_client_that_never_reads_replies(mx):
         except OSError:
             break
     assert proc.wait(20) is not None
+
+
+def test_swaks_pipe_mode_with_pipelining(mx):
+    """swaks talks to `mxfb receive` on its stdin/stdout (inetd mode) and
+    uses PIPELINING for MAIL/RCPT/DATA."""
+    if not shutil.which("swaks"):
+        pytest.skip("swaks not installed")
+    p = subprocess.run(["swaks", "--pipe", "%s receive" % MXFB, "--pipeline",
+                        "--from", "sw@sender.test", "--to",
+                        "a@example.test,b@example.test", "--helo",
+                        "swaks.test", "--header", "Subject: piped"],
+                       env=mx.env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, out
+    assert "250 2.0.0 Ok: queued as" in out
+    m = one_message(mx)
+    assert m["sender"] == "sw@sender.test"
+    assert sorted(r["addr"] for r in m["recipients"]) == ["a@example.test",
+                                                          "b@example.test"]
+    assert b"Subject: piped\r\n" in raw_body(mx, m["id"])
