@@ -64,10 +64,19 @@ usage(int help)
 static int
 run(const struct command *c, int argc, char **argv)
 {
+	int	 rc;
+
 	log_set_command(c->name);
 	argv[0] = (char *)c->name;
 	optind = 0;		/* glibc: full re-initialisation */
-	return (c->run(argc, argv));
+	rc = c->run(argc, argv);
+	/* Output that never reached its destination is a failure. */
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		log_cmd_error("standard output");
+		if (rc == 0)
+			rc = EXIT_IOERR;
+	}
+	return (rc);
 }
 
 int
@@ -82,6 +91,8 @@ main(int argc, char *argv[])
 	const char	*base;
 	int		 ch;
 
+	if (argc < 1)
+		usage(0);
 	base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
 	if (strncmp(base, "mxfb-", 5) == 0) {
@@ -101,7 +112,7 @@ main(int argc, char *argv[])
 			usage(1);
 		case 'V':
 			printf("mxfb %s\n", MXFB_VERSION);
-			return (0);
+			return (fflush(stdout) == EOF ? EXIT_IOERR : 0);
 		default:
 			usage(0);
 		}
