@@ -715,8 +715,13 @@ log_reject(struct session *s, const char *stage, const char *line,
 	safe_copy(helo, sizeof(helo), s->helo);
 	if (s->txn.sender != NULL)
 		safe_copy(from, sizeof(from), s->txn.sender);
-	if (to != NULL)
+	if (to != NULL) {
+		/* "<x@y> NOTIFY=..." as typed, when it did not parse */
+		if (*to == '<')
+			to++;
 		safe_copy(rcpt, sizeof(rcpt), to);
+		rcpt[strcspn(rcpt, "> ")] = '\0';
+	}
 	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
 	    stage, s->client, text,
 	    s->txn.sender != NULL ? " from=<" : "",
@@ -808,7 +813,9 @@ do_rcpt(struct session *s, const struct smtp_command *cmd)
 	}
 	if (smtp_parse_rcpt(cmd->arg, s->esmtp, &s->txn, &a, &r, rbuf,
 	    sizeof(rbuf)) == -1) {
-		log_reject(s, "RCPT", rbuf, cmd->arg);
+		log_reject(s, "RCPT", rbuf,
+		    strncasecmp(cmd->arg, "TO:", 3) == 0 ? cmd->arg + 3 :
+		    cmd->arg);
 		reply_line(s, rbuf);
 		return;
 	}

@@ -464,27 +464,31 @@ def test_body_bytes_untouched(mx):
     assert split_received(raw_body(mx, m["id"]))[1] == body
 
 
+def connect_greeted(port, timeout=10):
+    """A session that got its 220; retries while 421 says the earlier
+    sessions (mx.listen's probe connection too) are not yet reaped."""
+    deadline = time.time() + timeout
+    while True:
+        r = RawSmtp(socket.create_connection(("127.0.0.1", port)))
+        code, text = r.reply()
+        if code == 220:
+            return r
+        assert code == 421 and "too many connections" in text, text
+        r.close()
+        assert time.time() < deadline, "no session slot became free"
+        time.sleep(0.05)
+
+
 def test_listen_session_limit_and_sigterm(mx):
     proc, port = mx.listen(extra_args=("-c", "2"))
-    held = []
-    for _ in range(2):
-        r = RawSmtp(socket.create_connection(("127.0.0.1", port)))
-        assert r.reply()[0] == 220
-        held.append(r)
+    held = [connect_greeted(port), connect_greeted(port)]
     extra = RawSmtp(socket.create_connection(("127.0.0.1", port)))
     code, text = extra.reply()
     assert code == 421 and "too many connections" in text
     assert extra.read_to_eof() == b""
     # A finished session frees its slot (the child is reaped).
     held.pop().cmd("QUIT")
-    deadline = time.time() + 10
-    while True:
-        r = RawSmtp(socket.create_connection(("127.0.0.1", port)))
-        code, _ = r.reply()
-        if code == 220:
-            break
-        assert time.time() < deadline, "slot never freed"
-        time.sleep(0.1)
+    r = connect_greeted(port)
     r.cmd("QUIT")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
