@@ -615,7 +615,7 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 		free(slices);
 		return;
 	}
-	if (pipe2(p, O_CLOEXEC) == -1) {
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_warn("pipe");
 		for (i = 0; i < nslices; i++)
 			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
@@ -633,9 +633,12 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 					    slices[next].from, slices[next].to,
 					    total);
 					next++;
+					continue;
 				}
-				continue;
+				conc = running;	/* wait for one to end */
 			}
+		}
+		if (next < nslices && running < conc) {
 			if (pid == 0) {
 				memset(&c, 0, sizeof(c));
 				(void)close(p[0]);
@@ -658,9 +661,11 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			log_warnx("flush worker %ld ended abnormally",
 			    (long)pid);
-		/* One record per worker, atomic (< PIPE_BUF). */
-		n = read(p[0], &c, sizeof(c));
-		if (n == (ssize_t)sizeof(c)) {
+		/*
+		 * Records are written whole (smaller than PIPE_BUF); a worker
+		 * that died wrote none, so never wait for one.
+		 */
+		while ((n = read(p[0], &c, sizeof(c))) == (ssize_t)sizeof(c)) {
 			total->delivered += c.delivered;
 			total->deferred += c.deferred;
 			total->failed += c.failed;
