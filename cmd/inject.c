@@ -305,9 +305,9 @@ cmd_inject(int argc, char **argv)
 		w = NULL;	/* commit failure aborted the writer */
 		goto spoolfail;
 	}
-	log_info("%s: client=local, uid=%lu, from=<%s>, size=%llu, nrcpt=%zu",
-	    id, (unsigned long)getuid(), log_safe(safe2, sizeof(safe2), sender),
-	    (unsigned long long)env.size, env.nrcpts);
+	log_info("%s: client=local, from=<%s>, size=%llu, nrcpt=%zu, uid=%lu",
+	    id, log_safe(safe2, sizeof(safe2), sender),
+	    (unsigned long long)env.size, env.nrcpts, (unsigned long)getuid());
 	if (printf("%s\n", id) < 0 || fflush(stdout) == EOF) {
 		log_cmd_error("standard output");
 		envelope_free(&env);

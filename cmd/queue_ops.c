@@ -11,6 +11,8 @@
  * under it: "busy, try again" and exit 75 at the end (takes precedence
  * over 1).
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -23,6 +25,25 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "spool/spool.h"
+
+struct spool *
+queue_open_existing(void)
+{
+	struct spool	*sp;
+	struct stat	 st;
+
+	if (spool_open(cfg->spool, 0, &sp) == 0)
+		return (sp);
+	/*
+	 * Not made yet: the first receive or inject makes the tree.  A
+	 * read-only command must not make it (as root it would leave
+	 * directories the mail user cannot write).
+	 */
+	if (errno == ENOENT && stat(cfg->spool, &st) == 0 &&
+	    S_ISDIR(st.st_mode))
+		return (NULL);
+	return (cmd_open_spool(0));	/* reports the error and exits */
+}
 
 enum presence { MISSING, PRESENT, PRESENT_HELD, PRESENT_CLAIMED };
 
@@ -80,7 +101,11 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 	cmd_check_ids(argc, argv);
 
 	cmd_load_config();
-	sp = cmd_open_spool(0);
+	if ((sp = queue_open_existing()) == NULL) {
+		for (i = 0; i < argc; i++)
+			log_cmd_errorx("%s: no such message", argv[i]);
+		return (1);
+	}
 	for (i = 0; i < argc; i++) {
 		if (op->act(sp, argv[i]) == 0) {
 			log_info("%s: %s by administrator (uid %lu)", argv[i],

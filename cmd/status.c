@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/queue_ops.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -689,7 +690,12 @@ cmd_status(int argc, char **argv)
 	cmd_check_ids(argc, argv);
 
 	cmd_load_config();
-	sp = cmd_open_spool(0);
+	if ((sp = queue_open_existing()) == NULL) {
+		/* A spool never used: an empty queue, no such message. */
+		for (i = 0; i < argc; i++)
+			log_cmd_errorx("%s: no such message", argv[i]);
+		return (argc > 0 ? 1 : 0);
+	}
 	if (setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf)) != 0) {
 		log_cmd_error("setvbuf");
 		spool_close(sp);

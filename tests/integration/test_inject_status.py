@@ -62,8 +62,8 @@ def test_inject_prints_id_and_logs(mx):
     assert re.fullmatch(r"[0-9A-Z]{17}", qid)
     err = p.stderr.decode()
     size = len(body_of(mx, qid))
-    assert re.search(r"%s: client=local, .*from=<a@example.org>, size=%d, "
-                     r"nrcpt=1" % (qid, size), err), err
+    assert re.search(r"%s: client=local, from=<a@example.org>, size=%d, "
+                     r"nrcpt=1, uid=%d$" % (qid, size, os.getuid()), err, re.M), err
 
 
 @pytest.mark.parametrize("data", [b"Subject: x\r\n\r\nbare\rCR\r\n",
@@ -330,3 +330,66 @@ def test_status_summary_shows_last_probe(mx, dns, primary_factory):
     out = mx.run("status", "-s", check=True).stdout.decode()
     assert re.search(r"^example\.test .*\(mx1\.example\.test\)$", out, re.M)
     assert re.search(r"^other\.test .* never$", out, re.M)
+
+
+def test_status_on_a_spool_never_used(mx):
+    """An existing but empty spool directory is an empty queue (status must
+    not create the tree: as root it would leave directories the mail user
+    cannot write); a spool directory that does not exist is an error."""
+    os.mkdir(mx.spool)
+    for args in ((), ("-j",), ("-s",)):
+        p = mx.run("status", *args)
+        assert p.returncode == 0 and p.stdout == b"", (args, p.stderr)
+    p = mx.run("status", "1NGMMA9Q2H87TK5W9")
+    assert p.returncode == 1 and b"no such message" in p.stderr
+    p = mx.run("hold", "1NGMMA9Q2H87TK5W9")
+    assert p.returncode == 1 and b"no such message" in p.stderr
+    assert os.listdir(mx.spool) == []
+    os.rmdir(mx.spool)
+    p = mx.run("status")
+    assert p.returncode == 73 and b"spool" in p.stderr
+    assert not os.path.exists(mx.spool)
+
+
+def test_inject_max_size(mx):
+    mx.config("max-size 2K")
+    mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+    p = mx.run("inject", "-f", "a@example.org", "u@example.test",
+               input=b"Subject: big\n\n" + b"x" * 3000 + b"\n")
+    assert p.returncode == 65 and b"max-size" in p.stderr
+    assert len(queue_ids(mx)) == 1
+    assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_inject_spool_full(mx):
+    """A full file system is a temporary failure (75), and leaves nothing
+    behind; what was queued before is intact."""
+    import subprocess
+    os.mkdir(mx.spool)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                    mx.spool], check=True)
+    try:
+        first = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+        raw = body_of(mx, first)
+        fd = os.open(os.path.join(mx.spool, "filler"),
+                     os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        p = mx.run("inject", "-f", "a@example.org", "u@example.test",
+                   input=MSG_LF + b"y" * 20000)
+        assert p.returncode == 75, p.stderr
+        assert p.stdout == b""
+        assert queue_ids(mx) == [first]
+        assert body_of(mx, first) == raw
+        assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+        os.unlink(os.path.join(mx.spool, "filler"))
+        second = mx.inject("a@example.org", ["u@example.test"], MSG_LF)
+        assert queue_ids(mx) == [first, second]
+    finally:
+        subprocess.run(["umount", mx.spool], check=True)
