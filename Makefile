@@ -122,7 +122,12 @@ deps:
 		apt-get install -y -qq $$missing; \
 	else echo "run as root: apt-get install -y$$missing"; exit 1; fi
 
+# mxfb vs a private Postfix and the disk's fsync limit (tests/bench/README).
+# BENCH_QUICK=1 for a short smoke run.
+bench: $(BIN)
+	MXFB_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench.py
+
 clean:
 	rm -rf build build-asan build-fuzz mxfb
 
-.PHONY: all unit integration check demo asan fuzz install deps clean
+.PHONY: all unit integration check demo asan fuzz install deps clean bench
