@@ -1,0 +1,1037 @@
+#!/usr/bin/python3
+"""mxfb against Postfix and against the disk, side by side (issue 6).
+
+Starts, on loopback only, a DNS server, Postfix's smtp-sink as the primary
+MX, a private Postfix instance configured as backup MX for example.test,
+and mxfb (under tcpserver, inetd-style, and as `receive -l`); then measures
+receive rates, connection cost, drain, status of a big queue and the
+machine's fsync limit, and prints one table (plus bench.json, and bench.png
+when gnuplot is there).  See tests/bench/README.
+
+A benchmark, not a test: it exits non-zero only when it cannot run.
+Sizes scale with BENCH_QUICK=1 and the BENCH_* variables in the README.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+MXFB = os.path.abspath(os.environ.get("MXFB_BIN") or os.path.join(REPO, "mxfb"))
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+OUT = os.path.abspath(os.environ.get("BENCH_OUT", "."))
+KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
+
+
+def knob(name, full, quick):
+    return type(full)(os.environ.get("BENCH_" + name, quick if QUICK else full))
+
+
+RECV_MSGS = knob("RECV_MSGS", 2000, 100)      # messages per receive run
+DRAIN_MSGS = knob("DRAIN", 5000, 300)         # queue drained to smtp-sink
+STATUS_MSGS = knob("STATUS", 100000, 2000)    # queue listed by status
+SECONDS = knob("SECONDS", 4.0, 1.0)           # fsync and connection runs
+REPEAT = knob("REPEAT", 3, 1)                 # status runs (median)
+CONCURRENCY = [int(c) for c in
+               os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(",")]
+PER_CONN = [1, 20]
+MSG_BYTES = 2048                              # smtp-source -l
+DOMAIN = "example.test"
+HOSTNAME = "backup.example.test"
+PRIMARY_IP = "127.0.0.2"
+CGROOT = "/sys/fs/cgroup/cpuacct"
+
+TARGETS = {             # ratio mxfb/Postfix (or Postfix/mxfb for times)
+    "receive-inetd": 1.5,
+    "receive-listen": 2.0,
+    "drain": 3.0,
+    "status": 10.0,
+    "connect": 2.0,
+}
+STATUS_RSS_LIMIT_KB = 16 * 1024
+
+
+T_START = time.monotonic()
+
+
+def log(*a):
+    print("bench: [%4.0fs]" % (time.monotonic() - T_START), *a,
+          file=sys.stderr, flush=True)
+
+
+def die(msg):
+    log("cannot run:", msg)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------- setup
+
+def which(prog):
+    return shutil.which(prog, path=os.environ.get("PATH", "") +
+                        ":/usr/sbin:/sbin:/usr/bin:/bin")
+
+
+def have_dnslib():
+    return subprocess.run(["/usr/bin/python3", "-c", "import dnslib"],
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def ensure_packages():
+    """Install the peers like the tests do: Postfix (smtp-source,
+    smtp-sink, the private instance), ucspi-tcp, dnslib.  Never starts or
+    enables the system Postfix: debconf says "No configuration", a
+    temporary policy-rc.d refuses service starts, and the unit the package
+    enables is disabled again."""
+    need = []
+    if not (which("postfix") and which("smtp-source") and which("smtp-sink")):
+        need.append("postfix")
+    if not which("tcpserver"):
+        need.append("ucspi-tcp")
+    if not have_dnslib():
+        need.append("python3-dnslib")
+    if not which("cc"):
+        need.append("gcc")
+    if not need:
+        return
+    apt = "apt-get install -y " + " ".join(need)
+    if os.geteuid() != 0:
+        die("missing packages; as root run:\n  echo 'postfix postfix/"
+            "main_mailer_type select No configuration' | "
+            "debconf-set-selections\n  " + apt)
+    log("installing:", " ".join(need))
+    subprocess.run(["debconf-set-selections"], check=True,
+                   input=b"postfix postfix/main_mailer_type select "
+                         b"No configuration\n")
+    prc = "/usr/sbin/policy-rc.d"
+    created = False
+    if not os.path.exists(prc):
+        with open(prc, "w") as f:
+            f.write("#!/bin/sh\n# mxfb bench: no service starts\nexit 101\n")
+        os.chmod(prc, 0o755)
+        created = True
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-qq"] + need
+        if subprocess.run(cmd, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env)
+            if subprocess.run(cmd, env=env).returncode != 0:
+                die("apt-get install failed: " + apt)
+    finally:
+        if created:
+            os.unlink(prc)
+    if "postfix" in need and which("systemctl"):
+        subprocess.run(["systemctl", "disable", "--quiet", "postfix.service"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def isolate():
+    """Re-run inside new network and PID namespaces (root only): the only
+    interface is lo, so nothing can reach beyond loopback, and every process
+    the bench started dies with it."""
+    if os.environ.get("BENCH_INNER") or os.environ.get("BENCH_NO_UNSHARE"):
+        return
+    if os.geteuid() != 0 or not which("unshare") or not which("ip"):
+        log("not isolating in a network namespace (needs root, unshare, ip)")
+        return
+    ns = ["unshare", "-n", "-p", "-f", "--mount-proc"]
+    if subprocess.run(ns + ["true"], stderr=subprocess.DEVNULL).returncode:
+        log("unshare not permitted here; running without namespaces")
+        return
+    env = dict(os.environ, BENCH_INNER="1",
+               BENCH_CGPREFIX="mxfb-bench.%d" % os.getpid())
+    cmd = ns + ["sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
+    rc = subprocess.run(cmd, env=env).returncode
+    for name in ("mxfb", "postfix", "sink"):
+        try:
+            os.rmdir(os.path.join(CGROOT, env["BENCH_CGPREFIX"] + "." + name))
+        except OSError:
+            pass
+    sys.exit(rc)
+
+
+def build_helpers(bindir):
+    cc = os.environ.get("CC", "cc")
+    os.makedirs(bindir, exist_ok=True)
+    for prog, flags in (("fsyncrate", ["-pthread"]),
+                        ("smtpping", ["-pthread"]),
+                        ("rusage", []),
+                        ("nofsync.so", ["-shared", "-fPIC"])):
+        src = os.path.join(HERE, prog.replace(".so", "") + ".c")
+        subprocess.run([cc, "-O2", "-Wall", "-o", os.path.join(bindir, prog),
+                        src] + flags, check=True)
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(host, port, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on %s:%d" % (host, port))
+
+
+def start_dns():
+    """A loopback DNS server: every mxfb configuration points `resolver`
+    at it (and uses `via [127.0.0.2]:PORT`, so it is hardly asked)."""
+    from dnslib import RR, QTYPE, RCODE, A, MX
+    from dnslib.server import BaseResolver, DNSServer
+
+    zone = {
+        (DOMAIN, "MX"): [MX("mx1.%s." % DOMAIN, 10), MX(HOSTNAME + ".", 20)],
+        ("mx1." + DOMAIN, "A"): [A(PRIMARY_IP)],
+        (HOSTNAME, "A"): [A("127.0.0.1")],
+    }
+
+    class Zone(BaseResolver):
+        def resolve(self, request, handler):
+            name = str(request.q.qname).rstrip(".").lower()
+            qtype = QTYPE[request.q.qtype]
+            reply = request.reply()
+            if not any(k[0] == name for k in zone):
+                reply.header.rcode = RCODE.NXDOMAIN
+            for rd in zone.get((name, qtype), []):
+                reply.add_answer(RR(request.q.qname, request.q.qtype,
+                                    rdata=rd, ttl=3600))
+            return reply
+
+    class Quiet:
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    servers = [DNSServer(Zone(), port=port, address="127.0.0.1", tcp=tcp,
+                         logger=Quiet()) for tcp in (False, True)]
+    for srv in servers:
+        srv.start_thread()
+    return port, servers
+
+
+# ---------------------------------------------------------- measurement
+
+class Cpu:
+    """CPU time of a group of processes: a cgroup-v1 cpuacct group that
+    every server process is started in (their children inherit it).
+    Without cgroups: the whole machine's busy time from /proc/stat, which
+    then includes the client."""
+
+    def __init__(self, name):
+        prefix = os.environ.get("BENCH_CGPREFIX", "mxfb-bench.%d" % os.getpid())
+        self.path = os.path.join(CGROOT, prefix + "." + name)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            with open(os.path.join(self.path, "cpuacct.usage")):
+                pass
+        except OSError:
+            self.path = None
+
+    @property
+    def source(self):
+        return "cgroup" if self.path else "machine"
+
+    def join(self):                     # preexec_fn: runs in the child
+        if self.path:
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+    def ns(self):
+        if self.path:
+            with open(os.path.join(self.path, "cpuacct.usage")) as f:
+                return int(f.read())
+        return machine_busy_ns()
+
+    def remove(self):
+        if self.path:
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+
+
+def machine_busy_ns():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v[:8]) - idle) * 1e9 / os.sysconf("SC_CLK_TCK")
+
+
+def machine_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]), v[3] + v[4], v[2] + v[5] + v[6]   # total, idle, kernel
+
+
+class Window:
+    """Wall time, server CPU and machine busy share over one measurement."""
+
+    def __init__(self, cpu):
+        self.cpu = cpu
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.c0 = self.cpu.ns()
+        self.m0 = machine_times()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.monotonic() - self.t0
+        self.cpu_s = (self.cpu.ns() - self.c0) / 1e9
+        m1 = machine_times()
+        tot = m1[0] - self.m0[0] or 1
+        self.busy = 1 - (m1[1] - self.m0[1]) / tot
+        self.kernel = (m1[2] - self.m0[2]) / tot
+        return False
+
+
+def run(cmd, timeout=600, cpu=None, env=None, stdout=subprocess.DEVNULL,
+        check=True):
+    """Run cmd to completion; returns (exitcode, rusage, stderr text)."""
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=stdout, stderr=err, env=env,
+                             preexec_fn=cpu.join if cpu else None)
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        finally:
+            timer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    if check and p.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd[:3]),
+                                                p.returncode, text[-500:]))
+    return p.returncode, ru, text
+
+
+def count_files(*dirs):
+    n = 0
+    for d in dirs:
+        for _, _, files in os.walk(d):
+            n += len(files)
+    return n
+
+
+def smtp_source(port, conc, total, per_conn, timeout=600):
+    """Send total 2 KB messages with smtp-source at concurrency conc: one
+    message per connection, or per_conn per connection (rounds of
+    `-d -s conc -m conc*per_conn`, so each session sends about per_conn)."""
+    base = ["smtp-source", "-4", "-l", str(MSG_BYTES), "-M",
+            "client.example.test", "-f", "sender@client.example.test",
+            "-t", "rcpt@" + DOMAIN]
+    target = "127.0.0.1:%d" % port
+    if per_conn == 1:
+        cmds = [base + ["-s", str(conc), "-m", str(total), target]]
+    else:
+        chunk = conc * per_conn
+        cmds = []
+        for done in range(0, total, chunk):
+            m = min(chunk, total - done)
+            cmds.append(base + ["-d", "-s", str(min(conc, m)), "-m", str(m),
+                                target])
+    sent = 0
+    deadline = time.monotonic() + timeout
+    for cmd in cmds:
+        run(cmd, timeout=max(1, deadline - time.monotonic()))
+        sent += int(cmd[cmd.index("-m") + 1])
+    return sent
+
+
+# -------------------------------------------------------------- servers
+
+class Mxfb:
+    """One mxfb spool + configuration per phase."""
+
+    def __init__(self, work, name, sink_port, dns_port, cpu):
+        self.dir = os.path.join(work, "mxfb-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.spool = os.path.join(self.dir, "spool")
+        self.conf = os.path.join(self.dir, "mxfb.conf")
+        self.cpu = cpu
+        self.procs = []
+        with open(self.conf, "w") as f:
+            f.write("\n".join([
+                "hostname " + HOSTNAME,
+                "spool " + self.spool,
+                "relay-domain %s via [%s]:%d" % (DOMAIN, PRIMARY_IP, sink_port),
+                "resolver 127.0.0.1:%d" % dns_port,
+                "dns-timeout 1s",
+                "dns-retry 1",
+                "log stderr",
+                "max-size 10M",
+            ] + os.environ.get("BENCH_MXFB_CONF", "").split(";")) + "\n")
+
+    def env(self, preload=None):
+        e = dict(os.environ, MXFB_CONFIG=self.conf)
+        e.pop("TCPREMOTEIP", None)
+        if preload:
+            e["LD_PRELOAD"] = preload
+        return e
+
+    def _start(self, cmd, logname, port, preload=None):
+        errf = open(os.path.join(self.dir, logname), "ab")
+        p = subprocess.Popen(cmd, env=self.env(preload), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=errf,
+                             preexec_fn=self.cpu.join)
+        errf.close()
+        self.procs.append(p)
+        wait_port("127.0.0.1", port)
+        if p.poll() is not None:
+            raise RuntimeError("%s exited %d" % (cmd[0], p.returncode))
+        return p
+
+    def listen(self, port, preload=None, logname="receive-l.log"):
+        return self._start([MXFB, "-C", self.conf, "receive", "-l",
+                            "127.0.0.1:%d" % port], logname, port, preload)
+
+    def tcpserver(self, port):
+        # -R -H -l: no ident, no DNS for the remote or the local name.
+        return self._start(["tcpserver", "-R", "-H", "-l", HOSTNAME, "-c",
+                            "200", "127.0.0.1", str(port), MXFB, "-C",
+                            self.conf, "receive"], "tcpserver.log", port)
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.remove(p)
+
+    def stop_all(self):
+        for p in list(self.procs):
+            self.stop(p)
+
+    def count(self):
+        """Messages in the spool (spool/INTERNALS: queue/, active/, hold/)."""
+        return count_files(*(os.path.join(self.spool, d)
+                             for d in ("queue", "active", "hold")))
+
+    def clear(self):
+        for d in ("queue", "active", "hold", "state", "tmp"):
+            shutil.rmtree(os.path.join(self.spool, d), ignore_errors=True)
+            os.makedirs(os.path.join(self.spool, d), mode=0o700, exist_ok=True)
+
+    def cmd(self, *args):
+        return [MXFB, "-C", self.conf] + list(args)
+
+
+class Postfix:
+    """A private Postfix instance: its own config, queue and data
+    directories, chroot n, loopback only, relaying example.test to the
+    same primary as mxfb; everything else Postfix's shipped defaults
+    (durability included).  Retries are pushed out to 1 h so that Postfix
+    does not re-deliver on its own in the middle of a measurement (mxfb
+    retries only when cron runs flush)."""
+
+    SERVICES = """\
+{smtpd} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+virtual unix - n n - - virtual
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+    def __init__(self, work, port, sink_port, cpu):
+        self.dir = os.path.join(work, "postfix")
+        self.etc = os.path.join(self.dir, "etc")
+        self.queue = os.path.join(self.dir, "queue")
+        self.data = os.path.join(self.dir, "data")
+        self.port = port
+        self.sink_port = sink_port
+        self.cpu = cpu
+        self.running = False
+        for d in (self.etc, self.queue, self.data):
+            os.makedirs(d, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(self.SERVICES.format(smtpd="127.0.0.1:%d" % port))
+        self.write_main()
+
+    def write_main(self, preload=None):
+        env = ("MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY "
+               "LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME")
+        if preload:
+            env += " LD_PRELOAD=" + preload
+        lines = {
+            "compatibility_level": "3.6",
+            "config_directory": self.etc,
+            "queue_directory": self.queue,
+            "data_directory": self.data,
+            "command_directory": "/usr/sbin",
+            "daemon_directory": "/usr/lib/postfix/sbin",
+            "shlib_directory": "/usr/lib/postfix",
+            "meta_directory": "/etc/postfix",
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "myhostname": HOSTNAME,
+            "mydestination": "",
+            "relay_domains": DOMAIN,
+            "transport_maps": "inline:{ %s=smtp:[%s]:%d }" % (
+                DOMAIN, PRIMARY_IP, self.sink_port),
+            "inet_interfaces": "loopback-only",
+            "inet_protocols": "ipv4",
+            "alias_maps": "",
+            "alias_database": "",
+            "local_recipient_maps": "",
+            "smtpd_peername_lookup": "no",
+            "smtp_dns_support_level": "disabled",
+            "message_size_limit": "10485760",
+            "maillog_file": os.path.join(self.dir, "maillog"),
+            "maillog_file_prefixes": self.dir,
+            "queue_run_delay": "1h",
+            "minimal_backoff_time": "1h",
+            "maximal_backoff_time": "2h",
+            "import_environment": env,
+        }
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            for k, v in lines.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def postfix(self, *args, timeout=120):
+        return run(["postfix", "-c", self.etc] + list(args), timeout=timeout,
+                   cpu=self.cpu)
+
+    def start(self, preload=None):
+        self.write_main(preload)
+        self.postfix("start")
+        self.running = True
+        wait_port("127.0.0.1", self.port)
+
+    def stop(self):
+        if not self.running:
+            return
+        self.postfix("stop", timeout=60)
+        self.running = False
+        pidfile = os.path.join(self.queue, "pid", "master.pid")
+        deadline = time.time() + 30
+        while os.path.exists(pidfile) and time.time() < deadline:
+            time.sleep(0.1)
+
+    def queues(self, *names):
+        return [os.path.join(self.queue, n) for n in names]
+
+    def count(self):
+        return count_files(*self.queues("maildrop", "incoming", "active",
+                                        "deferred", "hold"))
+
+    def settle(self, timeout=600):
+        """Wait until every message has left maildrop/incoming/active
+        (with the primary down: until all are deferred)."""
+        deadline = time.monotonic() + timeout
+        while count_files(*self.queues("maildrop", "incoming", "active")):
+            if time.monotonic() > deadline:
+                raise RuntimeError("postfix queue did not settle")
+            time.sleep(0.05)
+
+    def clear(self):
+        run(["postsuper", "-c", self.etc, "-d", "ALL"], timeout=600)
+
+    def showq_hwm_kb(self):
+        peak = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/comm" % pid) as f:
+                    if f.read().strip() != "showq":
+                        continue
+                with open("/proc/%s/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]))
+            except OSError:
+                pass
+        return peak
+
+
+class Sink:
+    """smtp-sink on 127.0.0.2: the primary MX, up only while draining."""
+
+    def __init__(self, port, cpu):
+        self.port, self.cpu, self.p = port, cpu, None
+
+    def start(self):
+        self.p = subprocess.Popen(["smtp-sink", "-u", "nobody", "-4",
+                                   "%s:%d" % (PRIMARY_IP, self.port), "256"],
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  preexec_fn=self.cpu.join)
+        wait_port(PRIMARY_IP, self.port)
+
+    def stop(self):
+        if self.p and self.p.poll() is None:
+            self.p.terminate()
+            self.p.wait(10)
+        self.p = None
+
+
+# --------------------------------------------------------------- phases
+
+class Bench:
+    def __init__(self, work):
+        self.work = work
+        self.bin = os.path.join(work, "bin")
+        self.results = {}          # figure -> dict
+        self.notes = []
+        self.cpu_mx = Cpu("mxfb")
+        self.cpu_pf = Cpu("postfix")
+        self.cpu_sink = Cpu("sink")
+        self.sink_port = free_port(PRIMARY_IP)
+        self.dns_port, self.dns = start_dns()
+        self.sink = Sink(self.sink_port, self.cpu_sink)
+        self.mx = {}
+        self.pf = None
+
+    def mxfb(self, name):
+        if name not in self.mx:
+            self.mx[name] = Mxfb(self.work, name, self.sink_port,
+                                 self.dns_port, self.cpu_mx)
+        return self.mx[name]
+
+    def record(self, key, **kw):
+        self.results.setdefault(key, {}).update(kw)
+
+    def attempt(self, what, fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:        # a benchmark reports, then goes on
+            log("%s failed: %s" % (what, e))
+            self.notes.append("%s failed: %s" % (what, str(e)[:300]))
+
+    # the limit
+    def fsync_limit(self):
+        for w in (1, 4, 16):
+            d = os.path.join(self.work, "fsync%d" % w)
+            os.makedirs(d)
+            _, _, _ = run([os.path.join(self.bin, "fsyncrate"), d, str(w),
+                           str(SECONDS)], stdout=open(d + ".out", "w"))
+            with open(d + ".out") as f:
+                kv = dict(x.split("=") for x in f.read().split())
+            shutil.rmtree(d)
+            self.record("fsync-%d" % w, rate=float(kv["rate"]))
+            log("fsync limit, %2d writers: %7.0f commits/s" % (w, float(kv["rate"])))
+
+    def fsync_for(self, conc):
+        w = 1 if conc <= 1 else 4 if conc <= 4 else 16
+        return self.results.get("fsync-%d" % w, {}).get("rate")
+
+    # servers for receive and connect
+    def start_servers(self):
+        rx = self.mxfb("receive")
+        self.port_inetd = free_port()
+        self.port_listen = free_port()
+        self.port_pf = free_port()
+        self.srv_inetd = rx.tcpserver(self.port_inetd)
+        self.srv_listen = rx.listen(self.port_listen)
+        self.pf = Postfix(self.work, self.port_pf, self.sink_port, self.cpu_pf)
+        self.pf.start()
+        log("mxfb on :%d (tcpserver) and :%d (receive -l), Postfix on :%d, "
+            "primary %s:%d (down)" % (self.port_inetd, self.port_listen,
+                                      self.port_pf, PRIMARY_IP, self.sink_port))
+
+    def connect_cost(self):
+        conc = 4
+        for key, port, cpu in (("connect-inetd", self.port_inetd, self.cpu_mx),
+                               ("connect-listen", self.port_listen, self.cpu_mx),
+                               ("connect-postfix", self.port_pf, self.cpu_pf)):
+            out = os.path.join(self.work, key + ".out")
+            with Window(cpu) as w:
+                rc, _, err = run([os.path.join(self.bin, "smtpping"),
+                                  "127.0.0.1", str(port), str(conc),
+                                  str(SECONDS)], stdout=open(out, "w"),
+                                 check=False)
+            with open(out) as f:
+                kv = dict(x.split("=") for x in f.read().split())
+            n = int(kv["sessions"])
+            self.record(key, rate=float(kv["rate"]), errors=int(kv["errors"]),
+                        cpu_ms=w.cpu_s * 1e3 / n if n else None,
+                        busy=w.busy, concurrency=conc)
+            log("%-16s %7.0f sessions/s (errors %s, %.2f ms CPU each)" % (
+                key, float(kv["rate"]), kv["errors"],
+                w.cpu_s * 1e3 / n if n else float("nan")))
+
+    def receive_one(self, key, system, port, conc, per_conn):
+        rx = self.mxfb("receive")
+        if system == "postfix":
+            counter, cpu = self.pf.count, self.cpu_pf
+        else:
+            counter, cpu = rx.count, self.cpu_mx
+        before = counter()
+        with Window(cpu) as w:
+            sent = smtp_source(port, conc, RECV_MSGS, per_conn)
+            t_send = time.monotonic() - w.t0
+            if system == "postfix":      # its queue manager's share too
+                self.pf.settle()
+        accepted = counter() - before
+        rate = accepted / t_send
+        self.record(key, rate=rate, sent=sent, accepted=accepted,
+                    seconds=t_send, cpu_ms=w.cpu_s * 1e3 / max(1, accepted),
+                    busy=w.busy, kernel=w.kernel, concurrency=conc,
+                    per_conn=per_conn)
+        log("%-30s %7.0f msg/s  %5.2f ms CPU/msg  busy %3.0f%% (kernel %3.0f%%)"
+            "  %d/%d accepted" % (key, rate, w.cpu_s * 1e3 / max(1, accepted),
+                                   w.busy * 100, w.kernel * 100, accepted, sent))
+        if system == "postfix":
+            self.pf.clear()
+        else:
+            rx.clear()
+
+    def receive(self):
+        for per_conn in PER_CONN:
+            for conc in CONCURRENCY:
+                for system, port in (("inetd", self.port_inetd),
+                                     ("listen", self.port_listen),
+                                     ("postfix", self.port_pf)):
+                    key = "receive-%s-c%d-m%d" % (system, conc, per_conn)
+                    self.attempt(key, self.receive_one, key, system, port,
+                                 conc, per_conn)
+
+    def stop_receive_servers(self):
+        self.mxfb("receive").stop_all()
+
+    # drain
+    def drain(self):
+        n = DRAIN_MSGS
+        dr = self.mxfb("drain")
+        port = free_port()
+        srv = dr.listen(port)
+        log("drain: filling %d messages into each queue (primary down)" % n)
+        smtp_source(port, 4, n, 20)
+        dr.stop(srv)
+        self.pf.clear()
+        smtp_source(self.port_pf, 4, n, 20)
+        self.pf.settle()
+        mx_n, pf_n = dr.count(), self.pf.count()
+        self.sink.start()
+        try:
+            with Window(self.cpu_mx) as w:
+                _, _, err = run(dr.cmd("flush", "-f"), cpu=self.cpu_mx,
+                                timeout=600)
+            left = dr.count()
+            done = mx_n - left
+            summary = [l for l in err.splitlines() if "delivered" in l]
+            self.record("drain-mxfb", rate=done / w.seconds, seconds=w.seconds,
+                        messages=mx_n, left=left, busy=w.busy,
+                        cpu_ms=w.cpu_s * 1e3 / max(1, done),
+                        summary=summary[-1] if summary else None)
+            log("drain mxfb flush -f: %d messages in %.2f s (%d left)" % (
+                mx_n, w.seconds, left))
+            with Window(self.cpu_pf) as w:
+                run(["postqueue", "-c", self.pf.etc, "-f"], timeout=60)
+                deadline = time.monotonic() + 600
+                while self.pf.count() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            left = self.pf.count()
+            done = pf_n - left
+            self.record("drain-postfix", rate=done / w.seconds,
+                        seconds=w.seconds, messages=pf_n, left=left,
+                        busy=w.busy, cpu_ms=w.cpu_s * 1e3 / max(1, done))
+            log("drain postqueue -f: %d messages in %.2f s (%d left)" % (
+                pf_n, w.seconds, left))
+        finally:
+            self.sink.stop()
+
+    # status of a big queue
+    def fill_status_queues(self):
+        n = STATUS_MSGS
+        preload = os.path.join(self.bin, "nofsync.so")
+        st = self.mxfb("status")
+        port = free_port()
+        t0 = time.monotonic()
+        srv = st.listen(port, preload=preload, logname="fill.log")
+        smtp_source(port, 8, n, max(20, n // 8), timeout=900)
+        st.stop(srv)
+        t1 = time.monotonic()
+        # Deliver once with the primary down, so that, as in Postfix's
+        # deferred queue, every message carries a delivery attempt/error.
+        run(st.cmd("flush", "-f"), env=st.env(preload), timeout=600,
+            check=False)
+        t2 = time.monotonic()
+        log("status: mxfb queue of %d filled in %.0f s (receive -l, fsync "
+            "off) + %.0f s (flush -f, primary down)" % (st.count(), t1 - t0,
+                                                          t2 - t1))
+        self.pf.stop()
+        self.pf.start(preload=preload)
+        self.pf.clear()
+        t0 = time.monotonic()
+        smtp_source(self.port_pf, 8, n, max(20, n // 8), timeout=900)
+        self.pf.settle(timeout=900)
+        t1 = time.monotonic()
+        self.pf.stop()
+        self.pf.start()
+        log("status: Postfix queue of %d filled in %.0f s (smtp-source, "
+            "fsync off, primary down)" % (self.pf.count(), t1 - t0))
+        self.notes.append("status queues filled with fsync disabled "
+                          "(LD_PRELOAD nofsync.so), mxfb then flushed once "
+                          "with the primary down")
+
+    def status_one(self, key, cmd, cpu, showq=False):
+        """Median wall time of REPEAT runs, output to a file; peak RSS of
+        the command itself (through the rusage helper) and, for
+        postqueue, of the showq daemon that does the work."""
+        runs = []
+        out = os.path.join(self.work, "status.out")
+        ruf = os.path.join(self.work, "status.rusage")
+        for _ in range(REPEAT):
+            with open(out, "w") as f:
+                t0 = time.monotonic()
+                run([os.path.join(self.bin, "rusage"), ruf] + cmd, cpu=cpu,
+                    stdout=f, timeout=600)
+                secs = time.monotonic() - t0
+            with open(ruf) as f:
+                rss = int(dict(x.split("=") for x in f.read().split())
+                          ["maxrss_kb"])
+            if showq:
+                rss = max(rss, self.pf.showq_hwm_kb())
+            runs.append((secs, rss))
+        with open(out, "rb") as f:
+            lines = sum(1 for _ in f)
+        secs = statistics.median(r[0] for r in runs)
+        rss = max(r[1] for r in runs)
+        self.record(key, seconds=secs, rss_kb=rss, lines=lines,
+                    runs=[r[0] for r in runs])
+        log("%-16s %6.2f s  peak RSS %6.1f MiB  (%d output lines)" % (
+            key, secs, rss / 1024, lines))
+
+    def status(self):
+        self.fill_status_queues()
+        st = self.mxfb("status")
+        self.record("status-queue", mxfb=st.count(), postfix=self.pf.count())
+        self.attempt("status-mxfb", self.status_one, "status-mxfb",
+                     st.cmd("status"), self.cpu_mx)
+        self.attempt("status-s-mxfb", self.status_one, "status-s-mxfb",
+                     st.cmd("status", "-s"), self.cpu_mx)
+        self.attempt("status-postfix", self.status_one, "status-postfix",
+                     ["postqueue", "-c", self.pf.etc, "-p"], self.cpu_pf, True)
+
+    def close(self):
+        for m in self.mx.values():
+            m.stop_all()
+        self.sink.stop()
+        if self.pf:
+            try:
+                self.pf.stop()
+            except Exception as e:
+                log("postfix stop:", e)
+        for s in self.dns:
+            s.stop()
+
+
+# --------------------------------------------------------------- report
+
+def fmt_rate(r):
+    if not r or r.get("rate") is None:
+        return "n/a"
+    s = "%.0f/s" % r["rate"]
+    if r.get("cpu_ms") is not None:
+        s += " %.2fms" % r["cpu_ms"]
+    return s
+
+
+def report(b):
+    R = b.results
+    rows = []        # figure, mxfb, postfix, ratio, target, fsync fraction
+
+    def ratio(a, p, invert=False):
+        if not a or not p:
+            return None
+        return (p / a) if invert else (a / p)
+
+    for name in ("fsync-1", "fsync-4", "fsync-16"):
+        if name in R:
+            rows.append(("fsync limit, %s writers" % name.split("-")[1],
+                         "%.0f/s" % R[name]["rate"], "", None, None, ""))
+    for key, label in (("connect-inetd", "connect+EHLO+QUIT, tcpserver"),
+                       ("connect-listen", "connect+EHLO+QUIT, receive -l")):
+        m, p = R.get(key), R.get("connect-postfix")
+        rows.append((label + " C=4", fmt_rate(m), fmt_rate(p),
+                     ratio(m and m["rate"], p and p["rate"]),
+                     TARGETS["connect"], ""))
+    for system, label, tgt in (("inetd", "tcpserver", "receive-inetd"),
+                               ("listen", "receive -l", "receive-listen")):
+        for per_conn in PER_CONN:
+            for conc in CONCURRENCY:
+                m = R.get("receive-%s-c%d-m%d" % (system, conc, per_conn))
+                p = R.get("receive-postfix-c%d-m%d" % (conc, per_conn))
+                lim = b.fsync_for(conc)
+                frac = ""
+                if lim and (m or p):
+                    frac = "%s / %s" % (
+                        "%.2f" % (m["rate"] / lim) if m else "-",
+                        "%.2f" % (p["rate"] / lim) if p else "-")
+                rows.append(("receive %s C=%d %d/conn" % (label, conc, per_conn),
+                             fmt_rate(m), fmt_rate(p),
+                             ratio(m and m["rate"], p and p["rate"]),
+                             TARGETS[tgt] if per_conn == 1 else None, frac))
+    m, p = R.get("drain-mxfb"), R.get("drain-postfix")
+    rows.append(("drain %d msgs to smtp-sink" % DRAIN_MSGS, fmt_rate(m),
+                 fmt_rate(p), ratio(m and m["rate"], p and p["rate"]),
+                 TARGETS["drain"], ""))
+    p = R.get("status-postfix")
+    for key, label in (("status-mxfb", "status"), ("status-s-mxfb", "status -s")):
+        m = R.get(key)
+        rows.append(("%s, %d msgs (s, vs postqueue -p)" % (label, STATUS_MSGS),
+                     "%.2fs %.1fMiB" % (m["seconds"], m["rss_kb"] / 1024) if m else "n/a",
+                     "%.2fs %.1fMiB" % (p["seconds"], p["rss_kb"] / 1024) if p else "n/a",
+                     ratio(m and m["seconds"], p and p["seconds"], invert=True),
+                     TARGETS["status"] if label == "status" else None, ""))
+
+    w = max(len(r[0]) for r in rows)
+    head = "%-*s  %-16s  %-16s  %6s  %6s  %s" % (
+        w, "figure", "mxfb (CPU/msg)", "Postfix (CPU/msg)", "ratio",
+        "target", "fsync frac mx/pf")
+    print()
+    print(head)
+    print("-" * len(head))
+    for fig, mv, pv, rt, tg, fr in rows:
+        mark = ""
+        if rt is not None and tg is not None:
+            mark = " ok" if rt >= tg else " MISS"
+        print("%-*s  %-16s  %-16s  %6s  %6s  %s" % (
+            w, fig, mv, pv, "%.2f" % rt if rt is not None else "-",
+            ("%.1fx" % tg + mark) if tg else "", fr))
+    sm = R.get("status-mxfb")
+    if sm:
+        print("status peak RSS %.1f MiB (limit 16 MiB): %s" % (
+            sm["rss_kb"] / 1024,
+            "ok" if sm["rss_kb"] <= STATUS_RSS_LIMIT_KB else "MISS"))
+    for n in b.notes:
+        print("note:", n)
+
+    doc = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "quick": QUICK,
+        "sizes": {"receive": RECV_MSGS, "drain": DRAIN_MSGS,
+                  "status": STATUS_MSGS, "seconds": SECONDS,
+                  "repeat": REPEAT, "message_bytes": MSG_BYTES},
+        "cpu_source": b.cpu_mx.source,
+        "cpus": os.cpu_count(),
+        "results": R,
+        "table": [{"figure": r[0], "mxfb": r[1], "postfix": r[2],
+                   "ratio": r[3], "target": r[4], "fsync_fraction": r[5]}
+                  for r in rows],
+        "notes": b.notes,
+    }
+    path = os.path.join(OUT, "bench.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    print("wrote", path)
+    chart(rows)
+
+
+def chart(rows):
+    """Bar chart of the ratios (mxfb/Postfix; for status Postfix/mxfb),
+    with the targets, when gnuplot is installed."""
+    data = [(r[0], r[3], r[4] or 0) for r in rows if r[3] is not None]
+    if not data or not which("gnuplot"):
+        print("no gnuplot: bench.png not drawn")
+        return
+    png = os.path.join(OUT, "bench.png")
+    with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as f:
+        for i, (label, rt, tg) in enumerate(data):
+            f.write('%d "%s" %f %f\n' % (i, label.replace('"', ""), rt, tg))
+        dat = f.name
+    script = """
+set terminal pngcairo size 1200,700 noenhanced
+set output '{png}'
+set title 'mxfb / Postfix (higher is better), targets as points'
+set style fill solid 0.6
+set boxwidth 0.7
+set xtics rotate by -45 font ',8'
+set yrange [0:*]
+plot '{dat}' using 1:3:xtic(2) with boxes title 'ratio', \\
+     '' using 1:($4>0?$4:1/0) with points pt 7 title 'target'
+""".format(png=png, dat=dat)
+    r = subprocess.run(["gnuplot"], input=script.encode(),
+                       stderr=subprocess.PIPE)
+    os.unlink(dat)
+    print("wrote", png if r.returncode == 0 else
+          "no chart: " + r.stderr.decode()[-200:])
+
+
+# ----------------------------------------------------------------- main
+
+def main():
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if not os.access(MXFB, os.X_OK):
+        die("%s not built (run make)" % MXFB)
+    ensure_packages()
+    isolate()
+    base = os.environ.get("BENCH_TMPDIR", "/var/tmp")
+    work = tempfile.mkdtemp(prefix="mxfb-bench.", dir=base)
+    os.chmod(work, 0o755)        # Postfix daemons run as user postfix
+    log("work dir %s, mxfb %s%s" % (work, MXFB, " (quick)" if QUICK else ""))
+    build_helpers(os.path.join(work, "bin"))
+    b = Bench(work)
+    t0 = time.monotonic()
+    try:
+        b.attempt("fsync limit", b.fsync_limit)
+        b.start_servers()
+        b.attempt("connection cost", b.connect_cost)
+        b.receive()
+        b.stop_receive_servers()
+        b.attempt("drain", b.drain)
+        b.attempt("status", b.status)
+    except KeyboardInterrupt:
+        log("interrupted")
+        b.notes.append("interrupted")
+    finally:
+        b.close()
+        for c in (b.cpu_mx, b.cpu_pf, b.cpu_sink):
+            c.remove()
+    log("finished in %.0f s" % (time.monotonic() - t0))
+    report(b)
+    if KEEP:
+        log("kept", work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
