@@ -102,8 +102,11 @@ class Dsn:
         assert status.get_content_type() == want
         blocks = status.get_payload()
         assert isinstance(blocks, list) and len(blocks) >= 2
-        self.fields = dict(blocks[0].items())
-        self.rcpts = [dict(b.items()) for b in blocks[1:]]
+        # Unfold (RFC 5322: folding only inserted CRLF before WSP).
+        self.fields = {k: re.sub(r"\r?\n", "", v)
+                       for k, v in blocks[0].items()}
+        self.rcpts = [{k: re.sub(r"\r?\n", "", v) for k, v in b.items()}
+                      for b in blocks[1:]]
         # Envelope-level headers every DSN must carry.
         assert m["From"] == "Mail Delivery System <MAILER-DAEMON@%s>" % HOST
         assert m["Auto-Submitted"] == "auto-replied"
