@@ -323,7 +323,10 @@ hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
 	return (0);
 }
 
-/* The client: getpeername(fd), else $TCPREMOTEIP, else "local". */
+/*
+ * The client: getpeername(fd), else $TCPREMOTEIP (tcpserver), else
+ * $SOCAT_PEERADDR (socat EXEC: gives a socketpair), else "local".
+ */
 static void
 peer_from_fd(struct receiver *r, int fd)
 {
@@ -338,7 +341,8 @@ peer_from_fd(struct receiver *r, int fd)
 	if (getpeername(fd, (struct sockaddr *)&r->peer, &len) == 0 &&
 	    (r->peer.ss_family == AF_INET || r->peer.ss_family == AF_INET6))
 		r->have_peer = 1;
-	else if ((env = getenv("TCPREMOTEIP")) != NULL) {
+	else if ((env = getenv("TCPREMOTEIP")) != NULL ||
+	    (env = getenv("SOCAT_PEERADDR")) != NULL) {
 		memset(&r->peer, 0, sizeof(r->peer));
 		sin = (struct sockaddr_in *)&r->peer;
 		sin6 = (struct sockaddr_in6 *)&r->peer;
