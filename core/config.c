@@ -43,7 +43,10 @@ enum key_type {
 	K_BOUNCE_POLICY,	/* enum bounce_policy */
 	K_RELAY_DOMAIN,		/* repeatable */
 	K_RESOLVER,		/* repeatable */
-	K_ETRN_ALLOW		/* repeatable, several values */
+	K_ETRN_ALLOW,		/* repeatable, several values */
+	K_STRING,		/* char[], taken as written */
+	K_YESNO,		/* int, yes = 1, no = 0 */
+	K_TLS_LEVEL		/* enum tls_level */
 };
 
 struct key {
@@ -90,6 +93,10 @@ static const struct key keys[] = {
 	{ "bounce-policy",	K_BOUNCE_POLICY, FLD(bounce_policy), 0, 0 },
 	{ "tls-cert",		K_PATH,		STR(tls_cert),	0, 0 },
 	{ "tls-key",		K_PATH,		STR(tls_key),	0, 0 },
+	{ "tls-ciphers",	K_STRING,	STR(tls_ciphers), 0, 0 },
+	{ "tls-required",	K_YESNO,	FLD(tls_required), 0, 0 },
+	{ "tls-outbound",	K_TLS_LEVEL,	FLD(tls_outbound), 0, 0 },
+	{ "tls-ca-file",	K_PATH,		STR(tls_ca_file), 0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -157,6 +164,8 @@ set_defaults(struct config *c)
 	c->claim_timeout = 2 * 3600;
 	c->bounce_size_limit = 100ULL * 1024;
 	c->bounce_policy = BOUNCE_ALL;
+	c->tls_required = 0;
+	c->tls_outbound = TLS_LEVEL_MAY;
 }
 
 static int
@@ -322,6 +331,25 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 			return (perr(p, "bounce-policy: \"%s\" is not one of "
 			    "all, verified, none", safe));
 		break;
+	case K_STRING:
+		if (strlcpy(field, av[0], k->size) >= k->size)
+			return (perr(p, "%s: value too long", k->name));
+		break;
+	case K_YESNO:
+		if (strcmp(av[0], "yes") == 0)
+			*(int *)(void *)field = 1;
+		else if (strcmp(av[0], "no") == 0)
+			*(int *)(void *)field = 0;
+		else
+			return (perr(p, "%s: \"%s\" is neither yes nor no",
+			    k->name, safe));
+		break;
+	case K_TLS_LEVEL:
+		if (tls_level_parse(av[0], (enum tls_level *)(void *)field)
+		    == -1)
+			return (perr(p, "%s: \"%s\" is not one of none, may, "
+			    "encrypt, verify, dane", k->name, safe));
+		break;
 	case K_RELAY_DOMAIN:
 		return (parse_relay_domain(p, c, av, ac));
 	case K_RESOLVER:
@@ -375,24 +403,33 @@ parse_relay_domain(struct parse *p, struct config *c, char **av, int ac)
 	const char		*errstr;
 	char			 safe[128];
 	size_t			 i;
+	int			 a;
 
 	memset(&rd, 0, sizeof(rd));
-	if (ac != 1 && ac != 3)
+	if (ac != 1 && ac != 3 && ac != 5)
 		return (perr(p, "relay-domain: expected DOMAIN [via "
-		    "HOST[:PORT]]"));
+		    "HOST[:PORT]] [tls LEVEL]"));
 	if (parse_domain(av[0], rd.name, sizeof(rd.name)) == -1)
 		return (perr(p, "relay-domain: invalid domain \"%s\"",
 		    log_safe(safe, sizeof(safe), av[0])));
-	if (ac == 3) {
-		if (strcmp(av[1], "via") != 0)
-			return (perr(p, "relay-domain: expected \"via\", "
-			    "not \"%s\"", log_safe(safe, sizeof(safe),
-			    av[1])));
-		if (hostport_parse(av[2], &rd.via, &errstr) == -1)
-			return (perr(p, "relay-domain: bad via host \"%s\": "
-			    "%s", log_safe(safe, sizeof(safe), av[2]),
-			    errstr));
-		rd.has_via = 1;
+	for (a = 1; a + 1 < ac; a += 2) {
+		if (strcmp(av[a], "via") == 0 && !rd.has_via) {
+			if (hostport_parse(av[a + 1], &rd.via, &errstr) == -1)
+				return (perr(p, "relay-domain: bad via host "
+				    "\"%s\": %s", log_safe(safe, sizeof(safe),
+				    av[a + 1]), errstr));
+			rd.has_via = 1;
+		} else if (strcmp(av[a], "tls") == 0 && !rd.has_tls) {
+			if (tls_level_parse(av[a + 1], &rd.tls) == -1)
+				return (perr(p, "relay-domain: tls \"%s\" is "
+				    "not one of none, may, encrypt, verify, "
+				    "dane", log_safe(safe, sizeof(safe),
+				    av[a + 1])));
+			rd.has_tls = 1;
+		} else
+			return (perr(p, "relay-domain: expected \"via\" or "
+			    "\"tls\" (once each), not \"%s\"",
+			    log_safe(safe, sizeof(safe), av[a])));
 	}
 	for (i = 0; i < c->nrelays; i++)
 		if (strcmp(c->relays[i].name, rd.name) == 0)
@@ -663,6 +700,16 @@ config_relay_domain(const struct config *c, const char *domain)
 	return (NULL);
 }
 
+enum tls_level
+config_tls_level(const struct config *c, const char *domain)
+{
+	const struct relay_domain	*rd;
+
+	if ((rd = config_relay_domain(c, domain)) != NULL && rd->has_tls)
+		return (rd->tls);
+	return (c->tls_outbound);
+}
+
 /* The line on which a key was first set, 0 if it was not. */
 static size_t
 key_line(const struct parse *p, const char *name)
@@ -679,12 +726,15 @@ key_line(const struct parse *p, const char *name)
 static int
 check_config(struct parse *p, struct config *c)
 {
-	size_t	 lmin, lmax, lcert, lkey;
+	size_t	 lmin, lmax, lcert, lkey, lreq, lciph;
+	char	 why[512];
 
 	lmin = key_line(p, "retry-min");
 	lmax = key_line(p, "retry-max");
 	lcert = key_line(p, "tls-cert");
 	lkey = key_line(p, "tls-key");
+	lreq = key_line(p, "tls-required");
+	lciph = key_line(p, "tls-ciphers");
 	if (c->retry_min > c->retry_max) {
 		p->lineno = lmin > lmax ? lmin : lmax;
 		return (perr(p, "retry-min (%llds) is greater than retry-max "
@@ -695,6 +745,16 @@ check_config(struct parse *p, struct config *c)
 		p->lineno = lcert ? lcert : lkey;
 		return (perr(p, "%s", lcert ? "tls-cert without tls-key" :
 		    "tls-key without tls-cert"));
+	}
+	if (c->tls_required && lcert == 0) {
+		p->lineno = lreq;
+		return (perr(p, "tls-required yes needs tls-cert and "
+		    "tls-key"));
+	}
+	if (lciph != 0 && tls_ciphers_check(c->tls_ciphers, why,
+	    sizeof(why)) == -1) {
+		p->lineno = lciph;
+		return (perr(p, "%s", why));
 	}
 	return (0);
 }

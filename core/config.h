@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/tls.h"
+
 #define CONFIG_DEFAULT_FILE	MXFB_SYSCONFDIR "/mxfb/mxfb.conf"
 
 /* A host name or [literal] with an optional port (0 = the default). */
@@ -26,6 +28,8 @@ struct relay_domain {
 	char		 name[256];	/* lower case, no trailing dot */
 	int		 has_via;
 	struct hostport	 via;
+	int		 has_tls;	/* `tls LEVEL` given */
+	enum tls_level	 tls;		/* else tls-outbound applies */
 };
 
 struct cidr {
@@ -80,6 +84,12 @@ struct config {
 	/* STARTTLS in receive: both or neither ("" = off) */
 	char		 tls_cert[1024];	/* tls-cert FILE */
 	char		 tls_key[1024];		/* tls-key FILE */
+	char		 tls_ciphers[1024];	/* tls-ciphers LIST, "" = default */
+	int		 tls_required;		/* tls-required yes|no, no */
+
+	/* TLS in flush and probe */
+	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */
+	char		 tls_ca_file[1024];	/* tls-ca-file, "" = system */
 };
 
 /* The loaded configuration; NULL before config_load() succeeds. */
@@ -100,6 +110,12 @@ void	 config_free(struct config *);
 /* Relay domain for a (case-insensitive, trailing-dot-tolerant) domain. */
 const struct relay_domain *config_relay_domain(const struct config *,
 	    const char *domain);
+
+/*
+ * The tls-outbound level for mail to domain: its relay-domain's `tls`
+ * override, else tls-outbound.
+ */
+enum tls_level config_tls_level(const struct config *, const char *domain);
 
 /* Is the client address inside one of the etrn-allow CIDRs? */
 int	 config_etrn_allowed(const struct config *, const struct sockaddr *);

@@ -92,6 +92,17 @@ tls_level_name(enum tls_level level)
 	return (level_names[level]);
 }
 
+int
+tls_ciphers_check(const char *ciphers, char *err, size_t errsize)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = ctx_new(0, ciphers, err, errsize)) == NULL)
+		return (-1);
+	SSL_CTX_free(ctx);
+	return (0);
+}
+
 static int64_t
 now_ms(void)
 {

@@ -42,6 +42,9 @@ const char *tls_level_name(enum tls_level);
 #define TLS_DEFAULT_CIPHERS \
 	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5"
 
+/* Can OpenSSL use this tls-ciphers list?  -1 with the reason in err. */
+int	 tls_ciphers_check(const char *, char *err, size_t);
+
 /* Certificates whose expiry is this close make probe warn. */
 #define TLS_EXPIRY_WARN_DAYS	14
 
