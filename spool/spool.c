@@ -725,8 +725,22 @@ writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 		e = EIO;
 		goto fail;
 	}
-	if (writer_flush(w) == -1 || write_all(w->fd, trailer, tlen) == -1 ||
-	    write_all(w->fd, footer, FOOTER_LEN) == -1 || fsync(w->fd) == -1) {
+	/* Small messages: body, trailer and footer in one write. */
+	if (w->buflen + tlen + FOOTER_LEN <= sizeof(w->buf)) {
+		memcpy(w->buf + w->buflen, trailer, tlen);
+		memcpy(w->buf + w->buflen + tlen, footer, FOOTER_LEN);
+		w->buflen += tlen + FOOTER_LEN;
+		if (writer_flush(w) == -1) {
+			e = errno;
+			goto fail;
+		}
+	} else if (writer_flush(w) == -1 ||
+	    write_all(w->fd, trailer, tlen) == -1 ||
+	    write_all(w->fd, footer, FOOTER_LEN) == -1) {
+		e = errno;
+		goto fail;
+	}
+	if (fsync(w->fd) == -1) {
 		e = errno;
 		goto fail;
 	}
@@ -1212,12 +1226,12 @@ int
 spool_claim_remove(struct spool_claim *c)
 {
 	struct spool	*sp = c->sp;
-	int		 changed, save;
+	int		 save;
 
-	/* If the unlink is lost in a crash, the state says what was done. */
-	if (state_changed(c, &changed) == -1 ||
-	    (changed && write_state(sp, &c->env) == -1))
-		log_warn("%s: spool: cannot save state", c->env.id);
+	/*
+	 * No state is saved first: the unlink, durable once the directory
+	 * is fsync'd, is the record that the message is done (INTERNALS 6).
+	 */
 	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
 		save = errno;
 		spool_claim_free(c);
