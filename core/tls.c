@@ -268,9 +268,11 @@ load_key(SSL_CTX *ctx, const char *path, char *err, size_t errsize)
 		    "(a passphrase-protected key cannot be used)", path);
 		return (-1);
 	}
+	/* The certificate is loaded first: a mismatch fails here. */
 	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
 		EVP_PKEY_free(pkey);
-		ssl_error(err, errsize, "tls-key %s", path);
+		ssl_error(err, errsize, "tls-key %s does not match the "
+		    "certificate", path);
 		return (-1);
 	}
 	EVP_PKEY_free(pkey);

@@ -2,7 +2,8 @@
  * test_config.c - unit tests of core/config.c: every key with a value and
  * with its default, every kind of error reported as "file:LINE: reason",
  * comments and blank lines, repeatable keys, relay-domain via forms,
- * host:port and CIDR parsing, CIDR matching (v4, v6, v4-mapped).
+ * host:port and CIDR parsing, CIDR matching (v4, v6, v4-mapped), the
+ * TLS keys and the per-domain `tls LEVEL` override.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -128,7 +129,71 @@ test_defaults(void **state)
 	assert_int_equal(c.bounce_policy, BOUNCE_ALL);
 	assert_string_equal(c.tls_cert, "");
 	assert_string_equal(c.tls_key, "");
+	assert_string_equal(c.tls_ciphers, "");
+	assert_int_equal(c.tls_required, 0);
+	assert_int_equal(c.tls_outbound, TLS_LEVEL_MAY);
+	assert_string_equal(c.tls_ca_file, "");
 	config_free(&c);
+}
+
+static void
+test_tls_keys(void **state)
+{
+	struct config	 c;
+
+	assert_int_equal(parse(
+	    "tls-cert /etc/ssl/mx.pem\n"
+	    "tls-key /etc/ssl/private/mx.key\n"
+	    "tls-ciphers ECDHE+AESGCM:ECDHE+CHACHA20\n"
+	    "tls-required yes\n"
+	    "tls-outbound verify\n"
+	    "tls-ca-file /etc/ssl/certs/ca-certificates.crt\n"
+	    "relay-domain a.test\n"
+	    "relay-domain b.test tls dane\n"
+	    "relay-domain c.test via [127.0.0.2]:2525 tls none\n"
+	    "relay-domain d.test tls encrypt via mx.d.test\n", &c), 0);
+	assert_string_equal(c.tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	assert_int_equal(c.tls_required, 1);
+	assert_int_equal(c.tls_outbound, TLS_LEVEL_VERIFY);
+	assert_string_equal(c.tls_ca_file,
+	    "/etc/ssl/certs/ca-certificates.crt");
+	assert_int_equal(c.relays[0].has_tls, 0);
+	assert_int_equal(c.relays[1].has_tls, 1);
+	assert_int_equal(c.relays[1].tls, TLS_LEVEL_DANE);
+	assert_int_equal(c.relays[1].has_via, 0);
+	assert_int_equal(c.relays[2].tls, TLS_LEVEL_NONE);
+	assert_int_equal(c.relays[2].via.port, 2525);
+	assert_int_equal(c.relays[3].tls, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(c.relays[3].via.host, "mx.d.test");
+	assert_int_equal(config_tls_level(&c, "a.test"), TLS_LEVEL_VERIFY);
+	assert_int_equal(config_tls_level(&c, "B.Test."), TLS_LEVEL_DANE);
+	assert_int_equal(config_tls_level(&c, "c.test"), TLS_LEVEL_NONE);
+	assert_int_equal(config_tls_level(&c, "other.test"),
+	    TLS_LEVEL_VERIFY);
+	config_free(&c);
+
+	assert_int_equal(parse("tls-required no\ntls-outbound none\n", &c),
+	    0);
+	assert_int_equal(c.tls_required, 0);
+	assert_int_equal(c.tls_outbound, TLS_LEVEL_NONE);
+	config_free(&c);
+
+	parse_fails("tls-required maybe\n", 1, "neither yes nor no");
+	parse_fails("tls-required yes\n", 1, "needs tls-cert");
+	parse_fails("tls-outbound secure\n", 1, "not one of none, may");
+	parse_fails("tls-outbound may\ntls-outbound dane\n", 2,
+	    "duplicate key");
+	parse_fails("spool /a\ntls-ciphers NO-SUCH-CIPHER\n", 2,
+	    "tls-ciphers");
+	parse_fails("relay-domain a.test tls\n", 1, "relay-domain");
+	parse_fails("relay-domain a.test tls strict\n", 1,
+	    "tls \"strict\" is not one of");
+	parse_fails("relay-domain a.test tls may tls none\n", 1,
+	    "once each");
+	parse_fails("relay-domain a.test via x.test via y.test\n", 1,
+	    "once each");
+	parse_fails("relay-domain a.test via x.test tls may extra\n", 1,
+	    "relay-domain");
 }
 
 static void
@@ -625,6 +690,7 @@ main(void)
 		cmocka_unit_test(test_comments_blanks),
 		cmocka_unit_test(test_repeated),
 		cmocka_unit_test(test_relay_via),
+		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long_line_limit),
 		cmocka_unit_test(test_missing_file),
