@@ -59,7 +59,8 @@ struct data_state {
 
 struct session {
 	const struct smtp_params *p;
-	const struct smtp_io	*io;
+	struct smtp_io		 iobuf;	/* the stream; STARTTLS replaces it */
+	struct smtp_io		*io;
 	const struct smtp_hooks	*h;
 
 	char		 ibuf[IBUF_SIZE];
@@ -72,6 +73,8 @@ struct session {
 	char		 helo[256];
 	int		 have_helo;
 	int		 esmtp;
+	int		 tls;		/* STARTTLS done */
+	char		 tls_desc[128];
 	const char	*last_cmd;	/* for "lost connection after X" */
 	int		 errors;
 	unsigned	 counts[SMTP_NVERBS];
@@ -113,6 +116,7 @@ static void	 do_mail(struct session *, const struct smtp_command *);
 static void	 do_rcpt(struct session *, const struct smtp_command *);
 static void	 do_data(struct session *, const struct smtp_command *);
 static void	 do_etrn(struct session *, const struct smtp_command *);
+static void	 do_starttls(struct session *, const struct smtp_command *);
 static void	 do_command(struct session *, char *);
 static int	 read_data(struct session *);
 static void	 data_emit(struct session *, const char *, size_t);
@@ -768,6 +772,8 @@ do_helo(struct session *s, const struct smtp_command *cmd, int esmtp)
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-8BITMIME");
 	reply(s, "250-DSN");
+	if (s->h->starttls != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
 	reply(s, "250 SMTPUTF8");
 }
 
@@ -782,6 +788,13 @@ do_mail(struct session *s, const struct smtp_command *cmd)
 	}
 	if (s->txn.active) {
 		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (s->p->tls_required && !s->tls) {
+		strlcpy(rbuf, "530 5.7.0 Must issue a STARTTLS command first",
+		    sizeof(rbuf));
+		log_reject(s, "MAIL", rbuf, NULL);
+		reply_line(s, rbuf);
 		return;
 	}
 	smtp_txn_reset(&s->txn);
@@ -893,12 +906,55 @@ do_etrn(struct session *s, const struct smtp_command *cmd)
 	reply_line(s, rbuf);
 }
 
+static void
+do_starttls(struct session *s, const struct smtp_command *cmd)
+{
+	if (s->h->starttls == NULL) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (*cmd->arg != '\0') {
+		reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->txn.active) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	if (out_flush(s) == -1)
+		return;
+	/*
+	 * Commands pipelined in clear after STARTTLS must not be taken
+	 * as sent under TLS (CVE-2011-0411): forget them.
+	 */
+	if (s->iend > s->ipos)
+		log_info("%zu bytes pipelined after STARTTLS from %s "
+		    "discarded", s->iend - s->ipos, s->client);
+	s->ipos = s->iend = 0;
+	if (s->h->starttls(s->h->ctx, s->io, s->tls_desc,
+	    sizeof(s->tls_desc)) == -1) {
+		log_info("TLS handshake failed from %s", s->client);
+		s->closing = 1;
+		return;
+	}
+	s->tls = 1;
+	s->have_helo = 0;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	smtp_txn_reset(&s->txn);
+}
+
 /* The Received: header we prepend (folded, CRLF). */
 static int
 received_header(struct session *s, char *buf, size_t size)
 {
 	char		 date[64], helo[sizeof(s->helo)];
-	char		 forbuf[ADDRESS_PATH_MAX + 16];
+	char		 forbuf[ADDRESS_PATH_MAX + 16], tlsbuf[140];
 	char		 from[sizeof(s->helo) + 340];
 	const char	*with;
 
@@ -914,17 +970,23 @@ received_header(struct session *s, char *buf, size_t size)
 		snprintf(from, sizeof(from), "%s (%s [%s])", helo,
 		    s->p->client_name, s->p->client_addr);
 	if (!s->esmtp)
-		with = "SMTP";
+		with = s->tls ? "SMTPS" : "SMTP";
+	else if (s->txn.smtputf8)
+		with = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
 	else
-		with = s->txn.smtputf8 ? "UTF8SMTP" : "ESMTP";
+		with = s->tls ? "ESMTPS" : "ESMTP";
+	if (s->tls)
+		snprintf(tlsbuf, sizeof(tlsbuf), " (%s)", s->tls_desc);
+	else
+		tlsbuf[0] = '\0';
 	if (s->txn.nrcpts == 1)
 		snprintf(forbuf, sizeof(forbuf), "\r\n\tfor <%s>",
 		    s->txn.rcpts[0].addr);
 	else
 		forbuf[0] = '\0';
 	return (bsnprintf(buf, size, "Received: from %s\r\n"
-	    "\tby %s (mxfb) with %s id %s%s;\r\n\t%s\r\n",
-	    from, s->p->hostname, with, s->txn.id, forbuf, date));
+	    "\tby %s (mxfb) with %s%s id %s%s;\r\n\t%s\r\n",
+	    from, s->p->hostname, with, tlsbuf, s->txn.id, forbuf, date));
 }
 
 static void
@@ -1221,6 +1283,8 @@ do_command(struct session *s, char *line)
 		do_etrn(s, &cmd);
 		break;
 	case SMTP_STARTTLS:
+		do_starttls(s, &cmd);
+		break;
 	case SMTP_BDAT:
 		reply(s, "502 5.5.1 Error: command not implemented");
 		break;
@@ -1246,7 +1310,8 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
 
 	s = xcalloc(1, sizeof(*s));
 	s->p = p;
-	s->io = io;
+	s->iobuf = *io;
+	s->io = &s->iobuf;
 	s->h = h;
 	s->last_cmd = "CONNECT";
 	snprintf(s->client, sizeof(s->client), "%s[%s]", p->client_name,

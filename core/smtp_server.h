@@ -88,6 +88,7 @@ struct smtp_params {
 	int		 soft_error_limit;	/* 10: then slow down */
 	int		 hard_error_limit;	/* 20: then 421 and hang up */
 	int		 error_sleep;	/* seconds per reply beyond soft */
+	int		 tls_required;	/* MAIL before STARTTLS: 530 5.7.0 */
 };
 
 /*
@@ -111,6 +112,18 @@ struct smtp_hooks {
 		    size_t);
 	void	(*data_abort)(void *ctx);
 	int	(*etrn)(void *ctx, const char *domain, char *reply, size_t);
+	/*
+	 * STARTTLS (RFC 3207), offered only when this hook is set.  Called
+	 * after "220 2.0.0 Ready to start TLS" went out and whatever the
+	 * client had pipelined after the command was thrown away: run the
+	 * handshake on the connection behind *io, then replace *io with the
+	 * TLS stream and describe the result ("TLSv1.3:TLS_AES_256_GCM_
+	 * SHA384:256") in desc for the Received header.  -1: the handshake
+	 * failed and the session ends.  Afterwards the session starts over
+	 * (EHLO required), ESMTPS.
+	 */
+	int	(*starttls)(void *ctx, struct smtp_io *io, char *desc,
+		    size_t);
 };
 
 /* Command verbs. */

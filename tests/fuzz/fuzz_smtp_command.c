@@ -103,6 +103,14 @@ h_etrn(void *ctx, const char *domain, char *reply, size_t size)
 	return (0);
 }
 
+/* A "handshake" that keeps the stream: the rest of the input is "TLS". */
+static int
+h_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+{
+	strlcpy(desc, "TLSv1.3:FUZZ:256", size);
+	return (0);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -144,6 +152,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h.data_commit = h_commit;
 	h.data_abort = h_abort;
 	h.etrn = h_etrn;
+	h.starttls = h_starttls;
+	p.tls_required = data[0] & 1;
 	smtp_session(&p, &io, &h);
 	if (f.open || f.begins != f.ends)
 		abort();

@@ -691,6 +691,103 @@ test_recipients_and_etrn(void **state)
 	fake_free(f);
 }
 
+/* The "TLS" stream: the same fake, fed from a second script. */
+static const char *after_tls;
+static int	 handshake_ok;
+
+static int
+h_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+{
+	struct fake	*f = io->ctx;
+
+	if (!handshake_ok)
+		return (-1);
+	/* Everything the client sent in clear is gone from our side. */
+	f->in = after_tls;
+	f->inlen = strlen(after_tls);
+	f->inpos = 0;
+	strlcpy(desc, "TLSv1.3:TEST_CIPHER:256", size);
+	return (0);
+}
+
+static int
+run_tls(struct fake *f, const char *clear, const char *tls, int required)
+{
+	struct smtp_params	 p;
+	struct smtp_io		 io;
+	struct smtp_hooks	 h;
+
+	f->in = clear;
+	f->inlen = strlen(clear);
+	f->inpos = 0;
+	after_tls = tls;
+	memset(&p, 0, sizeof(p));
+	p.hostname = "backup.example.test";
+	p.client_addr = "192.0.2.1";
+	p.client_name = "unknown";
+	p.max_recipients = 10;
+	p.timeout = 300;
+	p.tls_required = required;
+	io.ctx = f;
+	io.read = fake_read;
+	io.write = fake_write;
+	memset(&h, 0, sizeof(h));
+	h.ctx = f;
+	h.data_begin = h_begin;
+	h.data_write = h_write;
+	h.data_commit = h_commit;
+	h.data_abort = h_abort;
+	h.starttls = h_starttls;
+	return (smtp_session(&p, &io, &h));
+}
+
+static void
+test_starttls(void **state)
+{
+	struct fake	*f = fake_new();
+	const char	*tlspart;
+
+	handshake_ok = 1;
+	/* Plaintext pipelined after STARTTLS must be discarded. */
+	run_tls(f, EHLO "MAIL FROM:<early@b.test>\r\nSTARTTLS\r\n", "", 1);
+	assert_non_null(strstr(f->out, "250-STARTTLS\r\n"));
+	assert_non_null(strstr(f->out, "530 5.7.0"));
+	fake_free(f);
+
+	f = fake_new();
+	run_tls(f, EHLO "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\n"
+	    "RCPT TO:<r@example.test>\r\n",
+	    "MAIL FROM:<a@b.test>\r\n" EHLO "STARTTLS\r\n" TXN
+	    "x\r\n.\r\nQUIT\r\n", 1);
+	assert_non_null(strstr(f->out, "220 2.0.0 Ready to start TLS\r\n"));
+	tlspart = strstr(f->out, "220 2.0.0 Ready");
+	/* After TLS: EHLO again first, no STARTTLS offered any more. */
+	assert_non_null(strstr(tlspart, "503 5.5.1 Error: send HELO/EHLO"));
+	assert_null(strstr(tlspart, "250-STARTTLS"));
+	assert_non_null(strstr(tlspart, "554 5.5.1 Error: TLS already active"));
+	/* The pipelined MAIL/RCPT in clear got no reply at all. */
+	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
+	assert_int_equal(count_replies(f, "250 2.1.5"), 1);
+	assert_int_equal(f->commits, 1);
+	assert_non_null(strstr(f->stored, "with ESMTPS (TLSv1.3:TEST_CIPHER:256)"
+	    " id TESTID"));
+	fake_free(f);
+
+	/* A failed handshake ends the session. */
+	f = fake_new();
+	handshake_ok = 0;
+	assert_int_equal(run_tls(f, EHLO "STARTTLS\r\nNOOP\r\n", "", 0), -1);
+	assert_null(strstr(f->out, "250 2.0.0 Ok"));
+	fake_free(f);
+
+	/* Without the hook: not offered, not implemented. */
+	f = fake_new();
+	run(f, EHLO "STARTTLS\r\nQUIT\r\n", 0);
+	assert_null(strstr(f->out, "STARTTLS"));
+	assert_non_null(strstr(f->out, "502 5.5.1"));
+	fake_free(f);
+}
+
 static int
 quiet_logs(void **state)
 {
@@ -718,6 +815,7 @@ main(void)
 		cmocka_unit_test(test_error_limit),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_recipients_and_etrn),
+		cmocka_unit_test(test_starttls),
 	};
 
 	return (cmocka_run_group_tests(tests, quiet_logs, NULL));
