@@ -64,6 +64,13 @@ BAD_LINES = [
     ("relay-domain other.test through mx.other.test", "\"via\""),
     ("relay-domain bad..test", "invalid domain"),
     ("retry-min 2h", "greater than retry-max"),
+    ("tls-outbound secure", "tls-outbound: \"secure\" is not one of"),
+    ("tls-required perhaps", "neither yes nor no"),
+    ("tls-required yes", "tls-required yes needs tls-cert"),
+    ("tls-ciphers NO-SUCH-CIPHER", "tls-ciphers"),
+    ("tls-cert /etc/ssl/mx.pem", "tls-cert without tls-key"),
+    ("relay-domain other.test tls strict", "tls \"strict\" is not one of"),
+    ("relay-domain other.test tls may tls none", "once each"),
 ]
 
 
@@ -202,6 +209,14 @@ def test_every_key_accepted(mx, dns):
         "claim-timeout 1h",
         "bounce-size-limit 50K",
         "bounce-policy all",
+        "relay-domain dane.test via mx.dane.test:2528 tls dane",
+        "relay-domain plain.test tls none",
+        "tls-cert %s" % os.path.join(mx.dir, "cert.pem"),
+        "tls-key %s" % os.path.join(mx.dir, "key.pem"),
+        "tls-ciphers ECDHE+AESGCM:ECDHE+CHACHA20",
+        "tls-required yes",
+        "tls-outbound verify",
+        "tls-ca-file %s" % os.path.join(mx.dir, "ca.pem"),
     )
     with open(os.path.join(mx.dir, "recipients"), "w") as f:
         f.write("@example.test\n")
