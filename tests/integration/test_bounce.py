@@ -196,7 +196,7 @@ def smtp_send(mx, sender, rcpts, data, mail_options=()):
 # --- expiry ---------------------------------------------------------------
 
 def test_expiry_returns_everything_and_removes(mx):
-    mx.config("queue-lifetime 2s", "delay-warning 0")
+    mx.config("queue-lifetime 1h", "delay-warning 0")
     body = "Hello Bob.\nSecond line.\n"
     qid = mx.inject("alice@example.org",
                     ["bob@example.test", "carol@example.test"],
@@ -204,6 +204,7 @@ def test_expiry_returns_everything_and_removes(mx):
     p = bounce(mx)
     assert summary(p) == (0, 0, 0)
     assert dsns(mx) == []
+    mx.config("queue-lifetime 2s", "delay-warning 0")
     wait_age(mx, qid, 2)
     p = bounce(mx)
     assert summary(p) == (0, 0, 1)
@@ -256,9 +257,10 @@ def test_boundaries_and_message_ids_are_fresh(mx):
 # --- delay warnings -------------------------------------------------------
 
 def test_exactly_one_delay_warning(mx):
-    mx.config("queue-lifetime 1h", "delay-warning 1s")
+    mx.config("queue-lifetime 1h", "delay-warning 4h")
     qid = mx.inject("alice@example.org", ["bob@example.test"], message())
     assert summary(bounce(mx)) == (0, 0, 0)
+    mx.config("queue-lifetime 1h", "delay-warning 1s")
     wait_age(mx, qid, 1)
     p = bounce(mx)
     assert summary(p) == (0, 1, 0)
@@ -460,11 +462,12 @@ def test_envid_orcpt_ret_hdrs_and_notify_never(mx):
 
 
 def test_notify_never_everywhere_no_dsn(mx):
-    mx.config("queue-lifetime 2s", "delay-warning 1s")
+    mx.config("queue-lifetime 1h", "delay-warning 1s")
     qid = smtp_send(mx, "alice@example.org",
                     [("bob@example.test", ["NOTIFY=NEVER"])], message())
     wait_age(mx, qid, 1)
     assert summary(bounce(mx)) == (0, 0, 0)
+    mx.config("queue-lifetime 2s", "delay-warning 1s")
     wait_age(mx, qid, 2)
     assert summary(bounce(mx)) == (0, 0, 1)
     assert queue(mx) == []

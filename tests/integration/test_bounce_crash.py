@@ -81,9 +81,9 @@ def test_kill_during_delay_warnings(mx):
 def test_kill_during_expiry(mx):
     # The lifetime must outlast the DSNs made during the test itself.
     rng = random.Random(5)
-    mx.config("queue-lifetime 5s", "delay-warning 0")
+    mx.config("queue-lifetime 6s", "delay-warning 0")
     ids = inject_many(mx)
-    wait_age(mx, ids[-1], 5)
+    wait_age(mx, ids[-1], 6)
     assert kill_runs(mx, rng, 12, ids) > 0
     bounce(mx)
     assert summary(bounce(mx)) == (0, 0, 0)
