@@ -417,10 +417,9 @@ conn_new(SSL *ssl, int rfd, int wfd, int timeout, char *err, size_t errsize)
 		SSL_free(ssl);
 		return (NULL);
 	}
-	if (wfd == rfd) {
-		BIO_up_ref(rbio);
-		wbio = rbio;
-	} else {
+	if (wfd == rfd)
+		wbio = rbio;	/* SSL_set_bio() then takes one reference */
+	else {
 		sock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 		wbio = sock ? BIO_new_socket(wfd, BIO_NOCLOSE) :
 		    BIO_new_fd(wfd, BIO_NOCLOSE);
