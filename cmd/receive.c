@@ -6,7 +6,8 @@
  *
  * This file is the glue between the protocol engine (core/smtp_server)
  * and the spool: relay policy at RCPT, free space at MAIL, the spool
- * writer for DATA, ETRN.  Start-up stays cheap: no DNS, no spool scan;
+ * writer for DATA, ETRN, and STARTTLS through core/tls when tls-cert is
+ * set (loaded once at start: a bad certificate or key is exit 78).  Start-up stays cheap: no DNS, no spool scan;
  * the recipients file is read at the first RCPT that needs it.  A 250
  * after DATA is sent only after spool_writer_commit() returned 0.
  */
@@ -32,6 +33,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/smtp_server.h"
+#include "core/tls.h"
 #include "core/util.h"
 #include "spool/spool.h"
 
@@ -45,6 +47,8 @@ _Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
     SMTP_NOTIFY_DELAY == NOTIFY_DELAY, "NOTIFY bits differ");
 
 struct receiver {
+	int			 in, out;	/* the client's fds */
+	struct tls_conn		*tls;		/* after STARTTLS */
 	struct spool		*sp;
 	struct spool_writer	*w;
 	struct sockaddr_storage	 peer;
@@ -52,6 +56,9 @@ struct receiver {
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	struct rcptlist		*rcptlist;
 };
+
+/* tls-cert/tls-key, loaded once before any session (NULL: no TLS). */
+static struct tls_server *tls_server;
 
 static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_child;
@@ -65,6 +72,7 @@ static int	 hook_data_write(void *, const void *, size_t);
 static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
+static int	 hook_starttls(void *, struct smtp_io *, char *, size_t);
 static void	 spawn_flush(const char *);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int);
@@ -323,6 +331,27 @@ hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
 	return (0);
 }
 
+static int
+hook_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+{
+	struct receiver	*r = ctx;
+	char		 err[512];
+
+	if (tls_server_accept(tls_server, r->in, r->out,
+	    cfg->timeout > 0 ? (int)cfg->timeout : 300, &r->tls, err,
+	    sizeof(err)) == -1) {
+		log_warnx("STARTTLS from unknown[%s]: %s", r->addr, err);
+		r->tls = NULL;
+		return (-1);
+	}
+	io->ctx = r->tls;
+	io->read = tls_read_timeout;
+	io->write = tls_write_timeout;
+	tls_info_summary(tls_conn_info(r->tls), desc, size);
+	log_info("STARTTLS from unknown[%s]: %s", r->addr, desc);
+	return (0);
+}
+
 /*
  * The client: getpeername(fd), else $TCPREMOTEIP (tcpserver), else
  * $SOCAT_PEERADDR (socat EXEC: gives a socketpair), else "local".
@@ -383,6 +412,8 @@ serve(int in, int out)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal SIGPIPE");
 	memset(&r, 0, sizeof(r));
+	r.in = in;
+	r.out = out;
 	peer_from_fd(&r, in);
 	r.sp = cmd_open_spool(1);
 
@@ -396,6 +427,7 @@ serve(int in, int out)
 	p.soft_error_limit = 10;
 	p.hard_error_limit = 20;
 	p.error_sleep = 1;
+	p.tls_required = cfg->tls_required;
 
 	memset(&h, 0, sizeof(h));
 	h.ctx = &r;
@@ -406,10 +438,13 @@ serve(int in, int out)
 	h.data_commit = hook_data_commit;
 	h.data_abort = hook_data_abort;
 	h.etrn = hook_etrn;
+	h.starttls = tls_server != NULL ? hook_starttls : NULL;
 
 	smtp_io_fd_init(&io, &iofd, in, out);
 	smtp_session(&p, &io, &h);
 	hook_data_abort(&r);
+	if (r.tls != NULL)
+		tls_conn_free(r.tls);
 	rcptlist_free(r.rcptlist);
 	spool_close(r.sp);
 	return (0);
@@ -607,7 +642,7 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 int
 cmd_receive(int argc, char **argv)
 {
-	char		*specs[MAX_LISTEN];
+	char		*specs[MAX_LISTEN], err[1024];
 	const char	*errstr;
 	long long	 maxsessions = 0;
 	int		 ch, nspecs = 0;
@@ -641,6 +676,13 @@ cmd_receive(int argc, char **argv)
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
 	cmd_load_config();
+	if (cfg->tls_cert[0] != '\0' && tls_server_new(cfg->tls_cert,
+	    cfg->tls_key, cfg->tls_ciphers, &tls_server, err,
+	    sizeof(err)) == -1) {
+		/* Never a quiet plaintext fallback. */
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
 	if (nspecs == 0)
 		return (serve(0, 1));
 	if (maxsessions == 0)
