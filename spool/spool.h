@@ -133,7 +133,10 @@ int	 spool_free_bytes(struct spool *, uint64_t *);
  * ones alike.  The envelope (with state merged in) is valid only during
  * the call; fn returning non-zero stops the walk and is returned.
  * Memory stays bounded: only names are kept, envelopes are read one at
- * a time.
+ * a time (in io_uring batches where the kernel allows).  A listing is a
+ * snapshot: act on a message by claiming it and deciding again on the
+ * envelope the claim returns.  Messages that vanish meanwhile are
+ * skipped; unreadable ones are skipped with a warning.
  */
 int	 spool_foreach(struct spool *,
 	    int (*fn)(const struct envelope *, void *), void *);
@@ -166,16 +169,25 @@ int	 spool_claim_message(struct spool_claim *, const unsigned char **,
 	    size_t *);
 /* Store the claim's envelope state durably (write temp, fsync, rename). */
 int	 spool_claim_update(struct spool_claim *);
+/*
+ * unclaim, remove and quarantine end the claim: it is freed whatever
+ * they return.  ENOENT from them means the claim had been taken away
+ * (recovered as stale by another process after claim_timeout).
+ */
 /* Give the message back to the queue (state saved first if changed). */
 int	 spool_unclaim(struct spool_claim *);
-/* Done with it: remove message and state; the claim is freed. */
+/* Done with it: remove message and state (durable on return). */
 int	 spool_claim_remove(struct spool_claim *);
-/* Move aside a corrupt message (never delivered, never deleted). */
+/* Move a corrupt message to corrupt/: never delivered, and never
+ * deleted but by spool_delete. */
 int	 spool_quarantine(struct spool_claim *);
 /* Free a claim without touching files (after a failed operation). */
 void	 spool_claim_free(struct spool_claim *);
 
-/* Queue surgery by ID; ENOENT if there is no such (unclaimed) message. */
+/*
+ * Queue surgery by ID; ENOENT if there is no such (unclaimed) message.
+ * delete also removes a quarantined message.  EINVAL: not a queue ID.
+ */
 int	 spool_hold(struct spool *, const char *id);
 int	 spool_release(struct spool *, const char *id);
 int	 spool_delete(struct spool *, const char *id);
