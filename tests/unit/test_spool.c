@@ -389,6 +389,54 @@ test_foreach_order(void **state)
 	assert_int_equal(col.n, 0);
 }
 
+struct moving {
+	struct spool	*sp;
+	char		 ids[100][QUEUE_ID_SIZE];
+	int		 seen[100];
+	int		 held[100];
+};
+
+static int
+moving_fn(const struct envelope *env, void *arg)
+{
+	struct moving	*m = arg;
+	int		 i;
+
+	for (i = 0; i < 100; i++)
+		if (strcmp(env->id, m->ids[i]) == 0)
+			break;
+	assert_true(i < 100);
+	m->seen[i]++;
+	m->held[i] = env->held;
+	if (i == 0) {
+		/* Far ahead of the walk (another batch): changed under it. */
+		assert_int_equal(spool_delete(m->sp, m->ids[90]), 0);
+		assert_int_equal(spool_hold(m->sp, m->ids[91]), 0);
+	}
+	return (0);
+}
+
+/* Messages deleted or moved during a listing: skipped, or found. */
+static void
+test_foreach_moving(void **state)
+{
+	struct fixture	*f = *state;
+	struct moving	*m;
+	int		 i;
+
+	m = calloc(1, sizeof(*m));
+	assert_non_null(m);
+	m->sp = f->sp;
+	for (i = 0; i < 100; i++)
+		make_msg(f->sp, body, "r@example.test", m->ids[i]);
+	assert_int_equal(spool_foreach(f->sp, moving_fn, m), 0);
+	for (i = 0; i < 100; i++)
+		assert_int_equal(m->seen[i], i == 90 ? 0 : 1);
+	assert_true(m->held[91]);
+	assert_false(m->held[92]);
+	free(m);
+}
+
 static void
 test_claim_cycle(void **state)
 {
@@ -1005,6 +1053,7 @@ main(void)
 		T(test_large_message),
 		T(test_commit_as),
 		T(test_foreach_order),
+		T(test_foreach_moving),
 		T(test_claim_cycle),
 		T(test_unclaim_saves_state),
 		T(test_hold_release_delete),
