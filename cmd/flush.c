@@ -97,6 +97,11 @@ static void	 run_job(struct spool *, const struct job *, size_t, size_t,
 		    struct counts *);
 static void	 deliver_one(struct worker *, const char *, int *);
 static int	 open_session(struct worker *);
+static void	 log_outcome(const struct envelope *, const struct recipient *,
+		    const char *, const char *, const char *, const char *);
+static void	 drop_connection(struct worker *);
+static int	 all_sent(const struct envelope *, const size_t *, size_t,
+		    const struct smtp_result *);
 static void	 record(struct worker *, const struct envelope *,
 		    struct recipient *, int, const char *, const char *,
 		    const char *, const char *, const char *);
@@ -246,11 +251,10 @@ remove_done(struct spool *sp, const char *id)
 		log_info("%s: removed", id);
 }
 
-/* Log one recipient's outcome and store it in the envelope. */
+/* The log line of one recipient's outcome. */
 static void
-record(struct worker *w, const struct envelope *env, struct recipient *r,
-    int state, const char *relay, const char *dsn, const char *status,
-    const char *why, const char *remote)
+log_outcome(const struct envelope *env, const struct recipient *r,
+    const char *relay, const char *dsn, const char *status, const char *why)
 {
 	char	 safe[1024], addr[512];
 	time_t	 now;
@@ -265,6 +269,17 @@ record(struct worker *w, const struct envelope *env, struct recipient *r,
 	log_safe(addr, sizeof(addr), r->addr);
 	log_info("%s: to=<%s>, relay=%s, delay=%.1f, dsn=%s, status=%s (%s)",
 	    env->id, addr, relay, delay, dsn, status, safe);
+}
+
+/* Log one recipient's outcome and store it in the envelope. */
+static void
+record(struct worker *w, const struct envelope *env, struct recipient *r,
+    int state, const char *relay, const char *dsn, const char *status,
+    const char *why, const char *remote)
+{
+	time_t	 now = time(NULL);
+
+	log_outcome(env, r, relay, dsn, status, why);
 	r->attempts++;
 	r->last_attempt = now;
 	free(r->last_error);
@@ -368,6 +383,47 @@ open_session(struct worker *w)
 	return (-1);
 }
 
+/* A broken connection: the next message gets a fresh one, twice. */
+static void
+drop_connection(struct worker *w)
+{
+	strlcpy(w->dead_reason, smtp_conn_error(w->conn),
+	    sizeof(w->dead_reason));
+	smtp_close(w->conn);
+	w->conn = NULL;
+	if (++w->reconnects > 2)
+		w->dead = 1;
+}
+
+/*
+ * Did this attempt finish the message: every recipient it carried got a
+ * 2xx, and every other one is delivered or already reported?  Then the
+ * message is removed without first saving the new states (one fsync, not
+ * three, per message); a crash before the removal is durable re-delivers
+ * it, exactly like a crash between the primary's 250 and any update.
+ */
+static int
+all_sent(const struct envelope *env, const size_t *idx, size_t n,
+    const struct smtp_result *res)
+{
+	size_t	 i, k;
+
+	for (i = 0; i < n; i++)
+		if (res[i].code / 100 != 2)
+			return (0);
+	for (i = 0; i < env->nrcpts; i++) {
+		for (k = 0; k < n && idx[k] != i; k++)
+			;
+		if (k < n)
+			continue;
+		if (env->rcpts[i].state != RCPT_DELIVERED &&
+		    !(env->rcpts[i].state == RCPT_FAILED &&
+		    env->rcpts[i].reported))
+			return (0);
+	}
+	return (1);
+}
+
 /*
  * Claim one message and deliver its recipients in w->domain.  *busy is
  * set when someone else holds the claim.
@@ -465,6 +521,25 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	m.nrcpts = n;
 	r = smtp_deliver(w->conn, &m, res);
 	relay = smtp_conn_relay(w->conn);
+	if (all_sent(env, idx, n, res)) {
+		char	 qid[QUEUE_ID_SIZE];
+
+		for (i = 0; i < n; i++)
+			log_outcome(env, &env->rcpts[idx[i]], relay,
+			    res[i].dsn, "sent", res[i].reply);
+		w->n.delivered += n;
+		strlcpy(qid, env->id, sizeof(qid));
+		if (spool_claim_remove(c) == -1)
+			log_warn("%s: cannot remove delivered message", qid);
+		else
+			log_info("%s: removed", qid);
+		free(rc);
+		free(res);
+		free(idx);
+		if (r == -1)
+			drop_connection(w);
+		return;
+	}
 	for (i = 0; i < n; i++) {
 		struct recipient *rp = &env->rcpts[idx[i]];
 
@@ -504,15 +579,11 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	}
 	free(rc);
 	free(res);
-	if (r == -1) {
-		/* Broken: the next message gets one fresh connection. */
-		strlcpy(w->dead_reason, smtp_conn_error(w->conn),
-		    sizeof(w->dead_reason));
-		smtp_close(w->conn);
-		w->conn = NULL;
-		if (++w->reconnects > 2)
-			w->dead = 1;
-	}
+	free(idx);
+	finish(c, env);
+	if (r == -1)
+		drop_connection(w);
+	return;
 done:
 	free(idx);
 	finish(c, env);
