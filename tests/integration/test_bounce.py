@@ -73,6 +73,16 @@ def assert_wire_clean(data):
         assert len(line) <= 998
 
 
+def fields_of(block):
+    """RFC 822-style fields of one report block (UTF-8), unfolded."""
+    out = {}
+    text = block.decode("utf-8").replace("\r\n ", " ")
+    for line in filter(None, text.split("\r\n")):
+        k, v = line.split(": ", 1)
+        out[k] = v
+    return out
+
+
 class Dsn:
     """A parsed RFC 3464 report: .msg (top), .text (human part),
     .fields (per-message), .rcpts (list of per-recipient dicts),
@@ -100,8 +110,16 @@ class Dsn:
         want = ("message/global-delivery-status" if self.utf8
                 else "message/delivery-status")
         assert status.get_content_type() == want
-        blocks = status.get_payload()
-        assert isinstance(blocks, list) and len(blocks) >= 2
+        if self.utf8:
+            # The email package does not know RFC 6533's type: split the
+            # report part into its blank-line separated blocks by hand.
+            delim = b"\r\n--" + boundary.encode()
+            body = data.split(delim)[2].split(b"\r\n\r\n", 1)[1]
+            blocks = [fields_of(b) for b in body.split(b"\r\n\r\n")
+                      if b.strip()]
+        else:
+            blocks = [dict(b.items()) for b in status.get_payload()]
+        assert len(blocks) >= 2
         # Unfold (RFC 5322: folding only inserted CRLF before WSP).
         self.fields = {k: re.sub(r"\r?\n", "", v)
                        for k, v in blocks[0].items()}
@@ -520,3 +538,40 @@ def test_policy_verified(mx, tmp_path):
     assert d.orig_id == verified
     assert "not returned (bounce-policy verified)" in p.stderr.decode()
     assert unverified in p.stderr.decode()
+
+
+# --- SMTPUTF8 originals (RFC 6533) ----------------------------------------
+
+def smtputf8_send(mx, sender, rcpt, data):
+    import smtplib
+    _, port = mx.listen()
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.ehlo("client.example.org")
+        assert s.has_extn("smtputf8")
+        s.command_encoding = "utf-8"
+        code, text = s.mail(sender, ["SMTPUTF8", "BODY=8BITMIME"])
+        assert code == 250, (code, text)
+        code, text = s.rcpt(rcpt)
+        assert code == 250, (code, text)
+        code, text = s.data(data.replace(b"\n", b"\r\n"))
+        assert code == 250, (code, text)
+    return originals(mx)[-1]["id"]
+
+
+def test_smtputf8_original_gets_global_dsn(mx):
+    mx.config("queue-lifetime 2s", "delay-warning 0")
+    sender = "j\u00f6rg@example.org"
+    data = ("From: J\u00f6rg <%s>\nTo: bob@example.test\n"
+            "Subject: gr\u00fc\u00dfe\n\nK\u00e4se.\n" % sender).encode()
+    qid = smtputf8_send(mx, sender, "bob@example.test", data)
+    wait_age(mx, qid, 2)
+    bounce(mx)
+    [m] = dsns(mx)
+    assert m["recipients"][0]["addr"] == sender
+    d = read_dsn(mx, m["id"])
+    assert d.utf8
+    assert d.returned_type == "message/global"
+    assert ("To: <%s>" % sender).encode() in d.data
+    assert "Käse.".encode() in d.returned_bytes()
+    assert d.msg["Content-Transfer-Encoding"] == "8bit"
+    assert d.rcpt("bob@example.test")["Status"] == "4.4.7"

@@ -108,3 +108,41 @@ def test_kill_during_admin_bounce(mx):
     final = kinds(mx)
     assert sorted(final) == sorted((i, UNDELIVERED) for i in ids)
     assert set(final.values()) == {1}
+
+
+def test_kill_during_failure_reports(mx, dns, primary_factory):
+    """Failed recipients reported while the message stays queued (other
+    recipients deferred): the report's ID depends on how many recipients
+    were reported before, so a crash between the report and the update
+    must be finished, not repeated, and a later failure gets its own."""
+    from test_bounce_flush import REJECT, flush, setup_peers
+    prec, _ = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
+                          "delay-warning 0", sender_mx=False)
+    prec.rcpt_replies["bob@example.test"] = REJECT
+    prec.rcpt_replies["carol@example.test"] = "451 4.3.0 try again later"
+    ids = inject_many(mx)
+    flush(mx, "-f", "-d", "example.test")
+    rng = random.Random(99)
+    assert kill_runs(mx, rng, 12, ids) > 0
+    bounce(mx)
+    assert summary(bounce(mx)) == (0, 0, 0)
+    first = kinds(mx)
+    assert sorted(first) == sorted((i, UNDELIVERED) for i in ids)
+    assert set(first.values()) == {1}
+    for d in all_dsns(mx):
+        assert d.addrs() == ["bob@example.test"]
+    assert len(originals(mx)) == N
+
+    prec.rcpt_replies["carol@example.test"] = "550 5.2.1 mailbox disabled"
+    flush(mx, "-f", "-d", "example.test")
+    assert kill_runs(mx, rng, 12, ids) > 0
+    bounce(mx)
+    assert summary(bounce(mx)) == (0, 0, 0)
+    assert originals(mx) == []
+    per = collections.defaultdict(list)
+    for d in all_dsns(mx):
+        per[d.orig_id].append(tuple(d.addrs()))
+    assert sorted(per) == sorted(ids)
+    for reports in per.values():
+        assert sorted(reports) == [("bob@example.test",),
+                                   ("carol@example.test",)]

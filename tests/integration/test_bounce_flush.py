@@ -184,3 +184,22 @@ def test_undeliverable_dsn_is_dropped_never_bounced(mx, dns, primary_factory):
     assert queue(mx) == []
     assert "the sender is <>" in p.stderr.decode()
     assert srec.messages == []
+
+
+def test_smtputf8_dsn_delivered_with_smtputf8(mx, dns, primary_factory):
+    from test_bounce import smtputf8_send
+    need(mx, "flush")
+    smart, srec = primary_factory("127.0.0.3", enable_SMTPUTF8=True)
+    mx.config("smarthost [127.0.0.3]:%d" % smart.port, "queue-lifetime 2s",
+              "delay-warning 0", *FAST)
+    sender = "j\u00f6rg@example.org"
+    data = ("From: <%s>\nSubject: x\n\nK\u00e4se.\n" % sender).encode()
+    qid = smtputf8_send(mx, sender, "bob@example.test", data)
+    wait_age(mx, qid, 2)
+    bounce(mx)
+    flush(mx, "-f")
+    [got] = srec.messages
+    assert got["rcpts"] == [sender]
+    assert "SMTPUTF8" in [o.upper() for o in got["mail_options"]]
+    d = Dsn(got["data"].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    assert d.utf8 and d.orig_id == qid
