@@ -2,7 +2,9 @@
 COMP_WORDS/COMP_CWORD set and its COMPREPLY checked (commands, options
 derived from the code's getopt strings, queue IDs from `mxfb status -j`,
 relay domains from the configuration, busybox-style names); the zsh file
-is syntax-checked with `zsh -n` when zsh is installed."""
+is syntax-checked with `zsh -n` and, when zsh is installed, driven
+through a pseudo-terminal (zpty) with compadd wrapped to print what the
+completion offers."""
 import os
 import shutil
 import subprocess
@@ -92,3 +94,74 @@ def test_zsh_syntax():
         first = f.readline().split()
     assert first[0] == "#compdef"
     assert set(first[1:]) == {"mxfb"} | {"mxfb-" + c for c in commands()}
+
+
+# Runs an interactive zsh in a zpty, loads compinit with our completions
+# first in $fpath (and a dump file in $HOME, so that only the first run of
+# a module pays for scanning the completion functions), wraps compadd to
+# print every match, types the line and a TAB; prints the matches.
+ZSH_CAPTURE = r"""
+zmodload zsh/zpty || exit 1
+zpty z zsh -f -i
+local line
+C=/usr/share/zsh/functions/Completion
+zpty -w z "PROMPT=''; fpath=($1 $C/Base $C/Unix $C/Zsh $C \$fpath); autoload -U compinit; compinit -u -d $HOME/.zcompdump-mxfb"
+zpty -w z 'bindkey "^I" complete-word; null-line () { echo -E - $'"'"'\0'"'"' }; compprefuncs=( null-line ); comppostfuncs=( null-line exit )'
+zpty -w z 'zstyle ":completion:*" list-grouped false; zstyle ":completion:*" insert-tab false'
+zpty -w z 'compadd () { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return $?; fi; typeset -a __hits; builtin compadd -A __hits "$@"; local h; for h in $__hits; do echo -E - "HIT:$h"; done }'
+zpty -w z "$2"$'\t'
+integer tog=0
+while zpty -r z line; do
+  line=${line%$'\r'}
+  [[ $line == *$'\0'* ]] && { (( tog++ )) && break || continue }
+  [[ $line == HIT:* ]] && print -r -- ${line#HIT:}
+done
+zpty -d z
+"""
+
+
+def zsh_complete(home, line, env=None):
+    script = home / "capture.zsh"
+    if not script.exists():
+        script.write_text(ZSH_CAPTURE)
+    e = dict(os.environ)
+    e.pop("MXFB_CONFIG", None)
+    e["HOME"] = str(home)
+    e.update(env or {})
+    p = subprocess.run(["zsh", "-f", str(script), os.path.dirname(ZSH_FILE),
+                        line], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=e, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    return [l for l in p.stdout.decode().splitlines() if l.strip()]
+
+
+@pytest.fixture(scope="module")
+def zsh_home(tmp_path_factory):
+    if shutil.which("zsh") is None:
+        pytest.skip("zsh is not installed")
+    return tmp_path_factory.mktemp("zsh")
+
+
+def test_zsh_commands_and_options(zsh_home):
+    assert sorted(zsh_complete(zsh_home, "mxfb ")) == sorted(commands())
+    assert zsh_complete(zsh_home, "mxfb st") == ["status"]
+    assert set(zsh_complete(zsh_home, "mxfb -")) >= {"-C", "-h", "-V"}
+    import concurrent.futures
+    cmds = commands()
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda c: zsh_complete(zsh_home, "mxfb %s -" % c),
+                          cmds))
+    for cmd, offered in zip(cmds, got):
+        assert set(offered) == {"-" + o for o in command_options(cmd)}, cmd
+    assert set(zsh_complete(zsh_home, "mxfb-status -")) == \
+        {"-" + o for o in command_options("status")}
+
+
+def test_zsh_queue_ids_and_domains(zsh_home, mx):
+    ids = [mx.inject("a@example.org", ["u@example.test"], b"Subject: x\n\ny\n")
+           for _ in range(2)]
+    env = {"MXFB_CONFIG": mx.conf}
+    for cmd in ("hold", "status", "delete"):
+        assert sorted(zsh_complete(zsh_home, "%s %s " % (MXFB, cmd), env)) \
+            == sorted(ids), cmd
+    assert zsh_complete(zsh_home, "mxfb flush -d ", env) == ["example.test"]
