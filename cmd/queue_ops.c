@@ -1,5 +1,7 @@
 /*
- * queue_ops.c - queue surgery: hold, release and delete by queue ID.
+ * queue_ops.c - what the administrator's queue commands share: opening
+ * an existing spool read-only (status too), and queue surgery: hold,
+ * release and delete by queue ID.
  *
  * Guarantees: every ID argument is checked for syntax before the
  * configuration or the spool is even opened (exit 64, nothing touched).
@@ -8,8 +10,9 @@
  * does not stop the others: exit 1 at the end.  Holding a held message
  * or releasing one that is not held changes nothing and is no error.
  * A message claimed by a running flush or bounce cannot be changed
- * under it: "busy, try again" and exit 75 at the end (takes precedence
- * over 1).
+ * under it: "busy, try again" and exit 75 at the end.  Any other
+ * failure is an I/O error (74).  The worst outcome decides the exit
+ * status: 75, then 74, then 1.
  */
 #include <sys/stat.h>
 
@@ -81,7 +84,7 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 	};
 	struct spool	*sp;
 	enum presence	 p;
-	int		 ch, i, missing = 0, busy = 0;
+	int		 ch, i, missing = 0, busy = 0, ioerr = 0;
 
 	while ((ch = getopt_long(argc, argv, "C:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -133,11 +136,13 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 			busy = 1;
 		} else {
 			log_cmd_error("%s", argv[i]);
-			busy = 1;
+			ioerr = 1;
 		}
 	}
 	spool_close(sp);
 	if (busy)
 		return (EXIT_TEMPFAIL);
+	if (ioerr)
+		return (EXIT_IOERR);
 	return (missing ? 1 : 0);
 }
