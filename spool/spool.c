@@ -122,6 +122,7 @@ static int	 writer_commit(struct spool_writer *, struct envelope *,
 static int	 scan_dir(struct spool *, enum subdir, struct entry **,
 		    size_t *, size_t *);
 static int	 entry_cmp(const void *, const void *);
+static int	 entry_id_cmp(const void *, const void *);
 static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
 		    char *, size_t);
 static void	 move_to_corrupt(struct spool *, const char *, const char *);
@@ -832,7 +833,14 @@ entry_cmp(const void *a, const void *b)
 	return ((int)x->loc - (int)y->loc);
 }
 
-/* Append the IDs found in one of queue/, hold/, active/ to the array. */
+static int
+entry_id_cmp(const void *a, const void *b)
+{
+	return (memcmp(((const struct entry *)a)->id,
+	    ((const struct entry *)b)->id, QUEUE_ID_LEN));
+}
+
+/* Append the IDs in one of queue/, hold/, active/, corrupt/ to ents. */
 static int
 scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
     size_t *n, size_t *cap)
@@ -869,7 +877,8 @@ scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
 		e = &(*ents)[(*n)++];
 		memcpy(e->id, id, QUEUE_ID_LEN);
 		e->loc = which == D_QUEUE ? LOC_QUEUE :
-		    which == D_HOLD ? LOC_HOLD : LOC_ACTIVE;
+		    which == D_HOLD ? LOC_HOLD :
+		    which == D_CORRUPT ? LOC_CORRUPT : LOC_ACTIVE;
 		errno = 0;
 	}
 	save = errno;
@@ -1417,7 +1426,24 @@ spool_recover(struct spool *sp, time_t timeout)
 	time_t		 now = time(NULL);
 	int		 fd, r = 0, pass, found;
 	static const enum subdir walk[] = { D_ACTIVE, D_TMP, D_STATE };
-	size_t		 w;
+	struct entry	*msgs = NULL, key;
+	size_t		 w, nmsgs = 0, cap = 0;
+
+	/*
+	 * Every message's ID, so that telling orphaned state files from
+	 * live ones costs no system call per message.  Without it (error)
+	 * each state file is checked on its own.
+	 */
+	if (scan_dir(sp, D_QUEUE, &msgs, &nmsgs, &cap) == -1 ||
+	    scan_dir(sp, D_HOLD, &msgs, &nmsgs, &cap) == -1 ||
+	    scan_dir(sp, D_CORRUPT, &msgs, &nmsgs, &cap) == -1) {
+		log_warn("spool: listing messages");
+		free(msgs);
+		msgs = NULL;
+		nmsgs = 0;
+	} else if (nmsgs > 1)
+		qsort(msgs, nmsgs, sizeof(*msgs), entry_id_cmp);
+	memset(&key, 0, sizeof(key));
 
 	for (w = 0; w < sizeof(walk) / sizeof(walk[0]); w++) {
 		if ((fd = openat(sp->dirfd, subdir_names[walk[w]],
@@ -1469,9 +1495,14 @@ spool_recover(struct spool *sp, time_t timeout)
 			case D_STATE:
 				if (!queue_id_valid(de->d_name))
 					break;
+				/* The common case: its message was listed. */
+				memcpy(key.id, de->d_name, QUEUE_ID_LEN);
+				if (msgs != NULL && bsearch(&key, msgs, nmsgs,
+				    sizeof(*msgs), entry_id_cmp) != NULL)
+					break;
 				/*
-				 * Twice, active/ last each time, so that a
-				 * message moving meanwhile is seen.
+				 * Look again, twice, active/ last each time,
+				 * so that a message moving meanwhile is seen.
 				 */
 				for (found = 0, pass = 0; pass < 2 && !found;
 				    pass++)
@@ -1494,6 +1525,7 @@ spool_recover(struct spool *sp, time_t timeout)
 		}
 		(void)closedir(d);
 	}
+	free(msgs);
 	return (r);
 }
 
