@@ -19,6 +19,10 @@
  * latency, EHLO keywords) for `status`; with -F, every domain that is up
  * and has mail waiting gets a background `flush -f -d DOMAIN` (at most
  * one per domain: flush takes the domain lock).
+ *
+ * Each wait (connect, banner, EHLO) is capped by -t seconds (default
+ * 10) below connect-timeout and command-timeout, so that a monitoring
+ * system gets its answer in time.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -43,7 +47,8 @@
 #include "core/util.h"
 #include "spool/spool.h"
 
-#define USAGE	"mxfb probe [-C file] [-qF] [domain ...]"
+#define USAGE	"mxfb probe [-C file] [-qF] [-t seconds] [domain ...]"
+#define PROBE_TIMEOUT	10	/* default cap on each wait, for monitors */
 
 #define PROBE_OK	0
 #define PROBE_WARNING	1
@@ -56,12 +61,36 @@ struct waiting {
 };
 
 static int	 probe_domain(struct dns_resolver *, struct spool *,
-		    const char *, int);
+		    const char *, int, time_t);
 static int	 probe_host(const struct mx_target *, const char *, int,
-		    char *, size_t);
+		    time_t, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
 static void	 spawn_flush(const char *);
 static int64_t	 mono_ms(void);
+static int	 config_loads(void);
+
+/*
+ * A monitoring plugin answers UNKNOWN (3), not 78, when it cannot read
+ * its configuration; cmd_load_config() exits 78 by itself, so it is
+ * tried in a child first (which prints the error).
+ */
+static int
+config_loads(void)
+{
+	pid_t	 pid;
+	int	 status;
+
+	if (fflush(stdout) == EOF || (pid = fork()) == -1)
+		return (1);	/* cmd_load_config will say what is wrong */
+	if (pid == 0) {
+		cmd_load_config();
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return (1);
+	return (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 static int64_t
 mono_ms(void)
@@ -76,7 +105,7 @@ mono_ms(void)
 /* 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT". */
 static int
 probe_host(const struct mx_target *t, const char *domain, int quiet,
-    char *note, size_t notesize)
+    time_t cap, char *note, size_t notesize)
 {
 	struct smtp_timeouts	 to;
 	struct smtp_conn	*c;
@@ -89,10 +118,10 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	socklen_t		 len;
 	int			 up = 0;
 
-	to.connect = cfg->connect_timeout;
-	to.command = cfg->command_timeout;
-	to.data = cfg->data_timeout;
-	to.data_done = cfg->data_done_timeout;
+	to.connect = cfg->connect_timeout < cap ? cfg->connect_timeout : cap;
+	to.command = cfg->command_timeout < cap ? cfg->command_timeout : cap;
+	to.data = to.command;
+	to.data_done = to.command;
 	strlcpy(text, "no address", sizeof(text));
 	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
 	t0 = mono_ms();
@@ -134,7 +163,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 /* Monitoring state of one domain. */
 static int
 probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
-    int quiet)
+    int quiet, time_t cap)
 {
 	struct mx_route		 route;
 	struct lookup_error	 e;
@@ -154,7 +183,7 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	best[0] = '\0';
 	for (i = 0; i < route.ntargets; i++) {
 		note[0] = '\0';
-		if (probe_host(&route.targets[i], domain, quiet, note,
+		if (probe_host(&route.targets[i], domain, quiet, cap, note,
 		    sizeof(note))) {
 			if (nup++ == 0)
 				strlcpy(best, note, sizeof(best));
@@ -265,10 +294,12 @@ cmd_probe(int argc, char **argv)
 	char			 err[256], dom[256];
 	const char		**domains;
 	int			*states;
+	const char		*errstr;
 	int			 ch, quiet = 0, flush = 0, worst, i, n;
+	time_t			 cap = PROBE_TIMEOUT;
 	size_t			 k, len;
 
-	while ((ch = getopt(argc, argv, "C:Fhq")) != -1) {
+	while ((ch = getopt(argc, argv, "C:Fhqt:")) != -1) {
 		switch (ch) {
 		case 'C':
 			cmd_set_config_file(optarg);
@@ -279,6 +310,13 @@ cmd_probe(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
+		case 't':
+			cap = (time_t)strtonum(optarg, 1, 3600, &errstr);
+			if (errstr != NULL) {
+				log_cmd_errorx("-t %s: %s", optarg, errstr);
+				return (EXIT_USAGE);
+			}
+			break;
 		case 'h':
 			cmd_usage(USAGE, 1);
 		default:
@@ -287,6 +325,8 @@ cmd_probe(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (!config_loads())
+		return (PROBE_UNKNOWN);
 	cmd_load_config();
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
@@ -323,7 +363,7 @@ cmd_probe(int argc, char **argv)
 		if (len > 1 && dom[len - 1] == '.')
 			dom[len - 1] = '\0';
 		ascii_lower(dom);
-		states[i] = probe_domain(dr, sp, dom, quiet);
+		states[i] = probe_domain(dr, sp, dom, quiet, cap);
 	}
 	/* Critical beats unknown beats warning beats OK. */
 	worst = PROBE_OK;

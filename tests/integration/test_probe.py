@@ -184,3 +184,33 @@ def test_no_relay_domains(mx, dns):
     p = mx.run("probe")
     assert p.returncode == 3
     assert b"mxfb: probe:" in p.stderr
+
+
+def test_bad_configuration_is_unknown(mx, dns):
+    mx.config("no-such-key 1")
+    p = mx.run("probe")
+    assert p.returncode == 3
+    assert b"no-such-key" in p.stderr
+    p = mx.run("probe", "-C", os.path.join(mx.dir, "missing.conf"))
+    assert p.returncode == 3
+    p = mx.run("probe", "-t", "0")
+    assert p.returncode == 64
+
+
+def test_timeout_cap(mx, dns):
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.2", 0))
+    srv.listen(5)
+    port = srv.getsockname()[1]
+    try:
+        setup_domain(mx, dns, port)
+        # The configured timeouts are long; -t 1 caps every wait.
+        mx.config("smtp-port %d" % port, "command-timeout 300s")
+        t0 = time.time()
+        rc, lines, _ = probe(mx, "-t", "1")
+        assert time.time() - t0 < 5
+        assert rc == 2
+        assert "timed out" in lines[0]["text"]
+    finally:
+        srv.close()
