@@ -333,3 +333,24 @@ def test_no_spool_is_an_error_and_bad_id(mx):
     mx.config("spool /nonexistent/mxfb-spool")
     p = mx.run("flush")
     assert p.returncode != 0
+
+
+def test_via_ipv6_literal(mx, dns):
+    from aiosmtpd.controller import Controller
+    from conftest import Recorder
+    s = socket.socket(socket.AF_INET6)
+    s.bind(("::1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    rec = Recorder()
+    c = Controller(rec, hostname="::1", port=port, decode_data=False)
+    c.start()
+    try:
+        mx.config("relay-domain v6.test via [::1]:%d" % port, *FAST)
+        mx.inject("s@sender.test", ["a@v6.test"], message())
+        counts, lines = flush(mx)
+        assert counts == (1, 0, 0)
+        assert lines[0]["relay"] == "::1[::1]:%d" % port
+        assert rec.messages[0]["rcpts"] == ["a@v6.test"]
+    finally:
+        c.stop()
