@@ -928,13 +928,13 @@ foreach_batched(struct spool *sp, struct spool_batch_item *it,
 	    env, &off, &len) == -1) {
 		if (errno == EAGAIN)
 			return (foreach_sync(sp, id, loc, env));
-		log_warnx("%s: spool: unreadable message file, skipped", id);
+		log_warnx("%s: spool: unreadable message file or state, skipped", id);
 		return (1);
 	}
 	if (it->state_fd >= 0 && envelope_state_merge(env, it->state,
 	    (size_t)it->state_len) == -1) {
 		envelope_free(env);
-		log_warnx("%s: spool: unreadable state file, skipped", id);
+		log_warnx("%s: spool: unreadable message file or state, skipped", id);
 		return (1);
 	}
 	env->held = loc == LOC_HOLD;
@@ -1474,7 +1474,7 @@ spool_recover(struct spool *sp, time_t timeout)
 						    de->d_name);
 					break;
 				}
-				log_info("%s: stale claim %s returned to the "
+				log_info("%s: spool: stale claim %s returned to the "
 				    "queue", id, de->d_name);
 				break;
 			case D_TMP:
