@@ -197,9 +197,15 @@ ctx_new(int server, const char *ciphers, char *err, size_t errsize)
 		ssl_error(err, errsize, "cannot require TLS 1.2");
 		goto fail;
 	}
-	if (ciphers == NULL || *ciphers == '\0')
+	/*
+	 * Without tls-ciphers the server offers the modern list; the client
+	 * keeps OpenSSL's default (TLS 1.2+ still), since primaries are
+	 * often older MTAs and may-level mail is better encrypted somehow.
+	 */
+	if ((ciphers == NULL || *ciphers == '\0') && server)
 		ciphers = TLS_DEFAULT_CIPHERS;
-	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+	if (ciphers != NULL && *ciphers != '\0' &&
+	    SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
 		ssl_error(err, errsize, "tls-ciphers \"%s\"", ciphers);
 		goto fail;
 	}
@@ -417,9 +423,9 @@ conn_new(SSL *ssl, int rfd, int wfd, int timeout, char *err, size_t errsize)
 		SSL_free(ssl);
 		return (NULL);
 	}
-	if (wfd == rfd)
+	if (wfd == rfd) {
 		wbio = rbio;	/* SSL_set_bio() then takes one reference */
-	else {
+	} else {
 		sock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 		wbio = sock ? BIO_new_socket(wfd, BIO_NOCLOSE) :
 		    BIO_new_fd(wfd, BIO_NOCLOSE);
@@ -825,6 +831,12 @@ tls_conn_free(struct tls_conn *c)
 	ERR_clear_error();
 	SSL_free(c->ssl);
 	free(c);
+}
+
+void
+tls_close(void *ctx)
+{
+	tls_conn_free(ctx);
 }
 
 void

@@ -38,7 +38,11 @@ enum tls_level {
 int	 tls_level_parse(const char *, enum tls_level *);
 const char *tls_level_name(enum tls_level);
 
-/* The default cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's). */
+/*
+ * The server's default cipher list for TLS 1.2 (TLS 1.3 suites are
+ * OpenSSL's); the client's default is OpenSSL's.  tls-ciphers replaces
+ * both.
+ */
 #define TLS_DEFAULT_CIPHERS \
 	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5"
 
@@ -139,6 +143,8 @@ int	 tls_pending(void *conn);
 
 /* Send close_notify (best effort, without waiting) and free. */
 void	 tls_conn_free(struct tls_conn *);
+/* The same for an I/O struct's void * context. */
+void	 tls_close(void *conn);
 
 /* "TLSv1.3:TLS_AES_256_GCM_SHA384:256" as in Received headers. */
 void	 tls_info_summary(const struct tls_info *, char *, size_t);
