@@ -363,7 +363,8 @@ unescape(const char *s, size_t len)
 			*o++ = (char)c;
 			continue;
 		}
-		if (len - i < 3 || (hi = hexval((unsigned char)s[i + 1])) == -1 ||
+		if (len - i < 3 ||
+		    (hi = hexval((unsigned char)s[i + 1])) == -1 ||
 		    (lo = hexval((unsigned char)s[i + 2])) == -1)
 			goto bad;
 		c = (unsigned char)(hi << 4 | lo);

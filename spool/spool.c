@@ -868,7 +868,8 @@ scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
 		id[QUEUE_ID_LEN] = '\0';
 		if (strnlen(de->d_name, QUEUE_ID_LEN) != QUEUE_ID_LEN ||
 		    !queue_id_valid(id) ||
-		    de->d_name[QUEUE_ID_LEN] != (which == D_ACTIVE ? '.' : '\0'))
+		    de->d_name[QUEUE_ID_LEN] !=
+		    (which == D_ACTIVE ? '.' : '\0'))
 			continue;
 		if (*n == *cap) {
 			*cap = *cap ? *cap * 2 : 1024;
@@ -898,7 +899,8 @@ foreach_sync(struct spool *sp, const char *id, enum loc loc,
 	if (read_any(sp, id, loc, env) == 0)
 		return (0);
 	/* Moved since the scan (claimed, released...): look everywhere. */
-	if (errno == ENOENT && loc != LOC_QUEUE && read_any(sp, id, 0, env) == 0)
+	if (errno == ENOENT && loc != LOC_QUEUE &&
+	    read_any(sp, id, 0, env) == 0)
 		return (0);
 	if (errno == ENOENT)
 		return (1);	/* delivered meanwhile */
@@ -928,13 +930,15 @@ foreach_batched(struct spool *sp, struct spool_batch_item *it,
 	    env, &off, &len) == -1) {
 		if (errno == EAGAIN)
 			return (foreach_sync(sp, id, loc, env));
-		log_warnx("%s: spool: unreadable message file or state, skipped", id);
+		log_warnx("%s: spool: unreadable message file or state, "
+		    "skipped", id);
 		return (1);
 	}
 	if (it->state_fd >= 0 && envelope_state_merge(env, it->state,
 	    (size_t)it->state_len) == -1) {
 		envelope_free(env);
-		log_warnx("%s: spool: unreadable message file or state, skipped", id);
+		log_warnx("%s: spool: unreadable message file or state, "
+		    "skipped", id);
 		return (1);
 	}
 	env->held = loc == LOC_HOLD;
@@ -1474,8 +1478,8 @@ spool_recover(struct spool *sp, time_t timeout)
 						    de->d_name);
 					break;
 				}
-				log_info("%s: spool: stale claim %s returned to the "
-				    "queue", id, de->d_name);
+				log_info("%s: spool: stale claim %s returned "
+				    "to the queue", id, de->d_name);
 				break;
 			case D_TMP:
 				if (fstatat(sp->fd[D_TMP], de->d_name, &st,

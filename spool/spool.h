@@ -45,7 +45,7 @@ enum dsn_ret { RET_UNSET, RET_FULL, RET_HDRS };
 
 struct recipient {
 	char		*addr;		/* as accepted, without <> */
-	char		*orcpt;		/* ORCPT value ("rfc822;x@y" xtext), or NULL */
+	char		*orcpt;		/* ORCPT ("rfc822;x@y" xtext) or NULL */
 	int		 notify;	/* NOTIFY_* bits */
 	enum rcpt_state	 state;
 	int		 attempts;
@@ -65,7 +65,7 @@ struct envelope {
 	enum dsn_ret	 ret;
 	int		 smtputf8;	/* SMTPUTF8 given at MAIL */
 	int		 eightbit;	/* BODY=8BITMIME given at MAIL */
-	int		 verified;	/* recipients passed a recipients check */
+	int		 verified;	/* passed a recipients check */
 	unsigned char	 checksum[32];	/* BLAKE2b-256 of the message bytes */
 	uint64_t	 size;		/* message bytes as stored (CRLF) */
 	struct recipient *rcpts;
@@ -74,8 +74,8 @@ struct envelope {
 	/* Mutable state (kept apart from the immutable message). */
 	time_t		 next_retry;	/* 0: due now */
 	int		 warned;	/* delay warning sent */
-	int		 held;		/* set by spool, read-only for callers */
-	int		 claimed;	/* set by spool: someone has it claimed */
+	int		 held;		/* set by the spool: in hold/ */
+	int		 claimed;	/* set by the spool: in active/ */
 };
 
 /*

@@ -186,8 +186,8 @@ expect_bad(const char *text)
 }
 
 #define HEAD	"V1\nid 1NGMKK46KBY07HDKR\narrival 5\nsender a@b\n" \
-		"checksum 0000000000000000000000000000000000000000000000000000" \
-		"000000000000\nsize 10\n"
+		"checksum 00000000000000000000000000000000" \
+		"00000000000000000000000000000000\nsize 10\n"
 
 static void
 test_garbled(void **state)
@@ -203,23 +203,29 @@ test_garbled(void **state)
 	expect_bad("V2\nend\n");
 	expect_bad("V1\nend\n");				/* no id... */
 	expect_bad(HEAD "end\n");				/* no rcpt */
-	expect_bad(HEAD "rcpt x@y\nend");			/* no final LF */
+	/* no final LF */
+	expect_bad(HEAD "rcpt x@y\nend");
 	expect_bad(HEAD "rcpt x@y\nend\nX");			/* trailing */
 	expect_bad(HEAD "rcpt x@y\nend\nend\n");
-	expect_bad(HEAD "rcpt x@y\nbogus 1\nend\n");		/* unknown key */
+	/* unknown key */
+	expect_bad(HEAD "rcpt x@y\nbogus 1\nend\n");
 	expect_bad(HEAD "size 11\nrcpt x@y\nend\n");		/* duplicate */
 	expect_bad(HEAD "rcpt x@y\nstate queued\nstate failed\nend\n");
-	expect_bad(HEAD "rcpt x@y\nsender z\nend\n");		/* env after rcpt */
-	expect_bad(HEAD "state queued\nrcpt x@y\nend\n");	/* rcpt key first */
+	/* env after rcpt */
+	expect_bad(HEAD "rcpt x@y\nsender z\nend\n");
+	/* rcpt key first */
+	expect_bad(HEAD "state queued\nrcpt x@y\nend\n");
 	expect_bad(HEAD "rcpt x@y\nstate lost\nend\n");
 	expect_bad(HEAD "rcpt x@y\nattempts -1\nend\n");
-	expect_bad(HEAD "rcpt x@y\nattempts 01\nend\n");	/* not canonical */
+	/* not canonical */
+	expect_bad(HEAD "rcpt x@y\nattempts 01\nend\n");
 	expect_bad(HEAD "rcpt x@y\nattempts 99999999999\nend\n");
 	expect_bad(HEAD "rcpt x@y\nattempts 1x\nend\n");
 	expect_bad(HEAD "rcpt x@y\nattempts \nend\n");
 	expect_bad(HEAD "rcpt x@y\nreported 2\nend\n");
 	expect_bad(HEAD "rcpt x@y\nnotify 16\nend\n");
-	expect_bad(HEAD "rcpt x@y\nlast-error a%0\nend\n");	/* short escape */
+	/* short escape */
+	expect_bad(HEAD "rcpt x@y\nlast-error a%0\nend\n");
 	expect_bad(HEAD "rcpt x@y\nlast-error a%zz\nend\n");
 	expect_bad(HEAD "rcpt x@y\nlast-error a%00b\nend\n");	/* NUL */
 	expect_bad(HEAD "rcpt x@y\nlast-error a%41\nend\n");	/* needless */
@@ -253,7 +259,7 @@ test_state_merge(void **state)
 	assert_int_equal(envelope_decode(buf, len, &b), 0);
 	free(buf);
 
-	/* Change the mutable part, save it as state, merge into a fresh copy. */
+	/* Change the mutable part, save it, merge it into a fresh copy. */
 	a.next_retry = 42;
 	a.warned = 0;
 	a.rcpts[1].state = RCPT_FAILED;
