@@ -569,6 +569,11 @@ process(struct bounce *b, const char *id)
 		return;
 	}
 	recover_report(b, c);
+	if (all_done(env)) {
+		/* Nothing left to deliver or report (a crash before removal). */
+		finish(b, c, 1);
+		return;
+	}
 	if (age >= cfg->queue_lifetime) {
 		if (expire(b, c) == -1)
 			goto fail;
