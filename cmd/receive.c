@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -64,6 +65,7 @@ static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_child;
 static int	 sigpipe_fds[2] = { -1, -1 };
 
+static int	 session_timeout(void);
 static int	 hook_mail(void *, const struct smtp_txn *, char *, size_t);
 static int	 hook_rcpt(void *, const struct smtp_txn *,
 		    const struct address *, char *, size_t);
@@ -80,6 +82,16 @@ static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 listener(char **, int, unsigned);
 static void	 refuse_busy(int);
+
+/* The `timeout` key in whole seconds for poll(2) (0: the default). */
+static int
+session_timeout(void)
+{
+	if (cfg->timeout <= 0)
+		return (300);
+	return (cfg->timeout > INT_MAX / 1000 ? INT_MAX / 1000 :
+	    (int)cfg->timeout);
+}
 
 static int
 hook_mail(void *ctx, const struct smtp_txn *txn, char *reply, size_t size)
@@ -338,7 +350,7 @@ hook_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
 	char		 err[512];
 
 	if (tls_server_accept(tls_server, r->in, r->out,
-	    cfg->timeout > 0 ? (int)cfg->timeout : 300, &r->tls, err,
+	    session_timeout(), &r->tls, err,
 	    sizeof(err)) == -1) {
 		log_warnx("STARTTLS from unknown[%s]: %s", r->addr, err);
 		r->tls = NULL;
@@ -423,7 +435,7 @@ serve(int in, int out)
 	p.client_name = "unknown";
 	p.max_size = cfg->max_size;
 	p.max_recipients = cfg->max_recipients;
-	p.timeout = cfg->timeout > 0 ? (int)cfg->timeout : 300;
+	p.timeout = session_timeout();
 	p.soft_error_limit = 10;
 	p.hard_error_limit = 20;
 	p.error_sleep = 1;

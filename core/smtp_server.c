@@ -98,6 +98,7 @@ static const struct {
 	{ "BDAT", SMTP_BDAT },
 };
 
+static int	 poll_ms(int);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
 static void	 out_append(struct session *, const char *, size_t);
@@ -129,6 +130,17 @@ static int	 parse_orcpt(const char *, int);
 /* ------------------------------------------------------------------ */
 /* File descriptor I/O. */
 
+/* Seconds to poll(2) milliseconds; 0 or less: no timeout. */
+static int
+poll_ms(int timeout)
+{
+	if (timeout <= 0)
+		return (-1);
+	if (timeout > INT_MAX / 1000)
+		return (INT_MAX);
+	return (timeout * 1000);
+}
+
 static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {
@@ -140,7 +152,7 @@ fd_read(void *ctx, void *buf, size_t len, int timeout)
 	pfd.fd = f->in;
 	pfd.events = POLLIN;
 	for (;;) {
-		r = poll(&pfd, 1, timeout > 0 ? timeout * 1000 : -1);
+		r = poll(&pfd, 1, poll_ms(timeout));
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1)
@@ -168,7 +180,7 @@ fd_write(void *ctx, const void *buf, size_t len, int timeout)
 	pfd.fd = f->out;
 	pfd.events = POLLOUT;
 	while (len > 0) {
-		r = poll(&pfd, 1, timeout > 0 ? timeout * 1000 : -1);
+		r = poll(&pfd, 1, poll_ms(timeout));
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1)
