@@ -202,9 +202,10 @@ ignore_done(struct spool_batch *b, const struct io_uring_cqe *c, void *arg)
 }
 
 /*
- * For each item: open dirfd/name, learn its size and read its last
- * SPOOL_TAIL bytes; open state_dirfd/name (if state_dirfd != -1) and
- * read its first SPOOL_TAIL bytes.  Three rounds, one system call each.
+ * For each item: open dirfd/name (dirfd -1: skip the item), learn its
+ * size and read its last SPOOL_TAIL bytes; open state_dirfd/name (if
+ * state_dirfd != -1) and read its first SPOOL_TAIL bytes.  Three rounds,
+ * one system call each.
  */
 int
 spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
@@ -223,6 +224,8 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		it[i].stat_res = -ENOENT;
 		it[i].tail_len = it[i].state_len = -ENOENT;
 		it[i].size = 0;
+		if (it[i].dirfd == -1)
+			continue;	/* the caller reads it itself */
 
 		s = sqe_get(b);
 		s->opcode = IORING_OP_OPENAT;
