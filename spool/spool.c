@@ -956,6 +956,7 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	struct spool_batch_item	*items = NULL;
 	char			 (*ids)[QUEUE_ID_SIZE] = NULL;
 	size_t			 n = 0, cap = 0, i, j, k, chunk;
+	pid_t			 owner = getpid();
 	int			 r = 0, save, how;
 
 	if (scan_dir(sp, D_QUEUE, &ents, &n, &cap) == -1 ||
@@ -995,6 +996,11 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 			items[k].dirfd = ents[i + k].loc == LOC_HOLD ?
 			    sp->fd[D_HOLD] : ents[i + k].loc == LOC_QUEUE ?
 			    sp->fd[D_QUEUE] : -1;
+		}
+		/* A callback that forked must not share the parent's ring. */
+		if (batch != NULL && getpid() != owner) {
+			spool_batch_free(batch);
+			batch = NULL;
 		}
 		if (batch != NULL && spool_batch_read(batch, items, chunk)
 		    == -1) {
