@@ -94,8 +94,9 @@ _mxfb()
 		esac
 		;;
 	probe)
-		opts="-C -h -q -F"
+		opts="-C -h -q -F -t"
 		args=domains
+		[[ $prev == -t ]] && return 0
 		;;
 	flush)
 		opts="-C -h -f -d"
