@@ -12,7 +12,7 @@ from conftest import MXFB
 from test_bounce import all_dsns, bounce, message, originals, summary, \
     wait_age
 
-N = 40
+N = 24
 DELAYED = "Delayed Mail (still being retried)"
 UNDELIVERED = "Undelivered Mail Returned to Sender"
 
