@@ -236,6 +236,11 @@ cmd_inject(int argc, char **argv)
 			return (EXIT_DATAERR);
 		}
 	}
+	if ((unsigned)argc > cfg->max_recipients) {
+		log_cmd_errorx("too many recipients (max-recipients %u)",
+		    cfg->max_recipients);
+		return (EXIT_DATAERR);
+	}
 
 	memset(&env, 0, sizeof(env));
 	memset(&st, 0, sizeof(st));

@@ -351,6 +351,16 @@ def test_status_on_a_spool_never_used(mx):
     assert not os.path.exists(mx.spool)
 
 
+def test_inject_max_recipients(mx):
+    mx.config("max-recipients 3")
+    p = mx.run("inject", "-f", "a@example.org",
+               *["r%d@example.test" % i for i in range(4)], input=MSG_LF)
+    assert p.returncode == 65 and b"max-recipients" in p.stderr
+    mx.inject("a@example.org", ["r%d@example.test" % i for i in range(3)],
+              MSG_LF)
+    assert len(mx.status_json()[0]["recipients"]) == 3
+
+
 def test_inject_max_size(mx):
     mx.config("max-size 2K")
     mx.inject("a@example.org", ["u@example.test"], MSG_LF)
