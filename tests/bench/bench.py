@@ -46,7 +46,8 @@ CONCURRENCY = [int(c) for c in
                os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(",")]
 PER_CONN = [1, 20]
 PHASES = os.environ.get("BENCH_PHASES",
-                        "fsync,connect,receive,drain,status").split(",")
+                        "fsync,connect,receive,syscalls,drain,status"
+                        ).split(",")
 MSG_BYTES = 2048                              # smtp-source -l
 DOMAIN = "example.test"
 HOSTNAME = "backup.example.test"
@@ -869,6 +870,54 @@ class Bench:
                     self.attempt(key, self.receive_one, key, system, port,
                                  conc, per_conn)
 
+    def syscalls(self):
+        """fsync calls and system calls per accepted message, counted by
+        strace -f -c attached to every process of the server's cgroup
+        (Postfix: master, smtpd, cleanup, qmgr, ...), C=4, 20/conn."""
+        if not which("strace") or not self.cpu_mx.path:
+            log("syscall counts skipped (needs strace and cgroups)")
+            return
+        n = 100 if QUICK else 200
+        for system, port, cpu in (("inetd", self.port_inetd, self.cpu_mx),
+                                  ("listen", self.port_listen, self.cpu_mx),
+                                  ("postfix", self.port_pf, self.cpu_pf)):
+            counter = self.pf.count if system == "postfix" else \
+                self.mxfb("receive").count
+            with open(os.path.join(cpu.path, "cgroup.procs")) as f:
+                pids = f.read().split()
+            out = os.path.join(self.work, "strace-%s.txt" % system)
+            cmd = ["strace", "-f", "-c", "-o", out]
+            for pid in pids:
+                cmd += ["-p", pid]
+            tr = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)             # attach
+            before = counter()
+            smtp_source(port, 4, n, 20, 60)
+            if system == "postfix":
+                self.pf.settle()
+            accepted = counter() - before
+            tr.send_signal(signal.SIGINT)
+            tr.wait(30)
+            calls = {}
+            with open(out) as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) >= 5 and w[0][0].isdigit() and \
+                            w[-1] not in ("total",):
+                        calls[w[-1]] = int(w[3])
+            fs = sum(calls.get(k, 0) for k in ("fsync", "fdatasync",
+                                               "sync_file_range"))
+            total = sum(calls.values())
+            top = sorted(calls.items(), key=lambda kv: -kv[1])[:8]
+            self.record("syscalls-" + system, accepted=accepted,
+                        fsync_per_msg=fs / max(1, accepted),
+                        syscalls_per_msg=total / max(1, accepted),
+                        top={k: round(v / max(1, accepted), 1) for k, v in top})
+            log("%-8s %5.2f fsync/msg %6.1f syscalls/msg  (top: %s)" % (
+                system, fs / max(1, accepted), total / max(1, accepted),
+                ", ".join("%s %.1f" % (k, v / max(1, accepted))
+                          for k, v in top[:5])))
+
     def stop_receive_servers(self):
         self.mxfb("receive").stop_all()
         self.pf.stop()
@@ -1056,6 +1105,14 @@ def report(b):
                              fmt_rate(m), fmt_rate(p),
                              ratio(m and m["rate"], p and p["rate"]),
                              TARGETS[tgt] if per_conn == 1 else None, frac))
+    for system, label in (("inetd", "tcpserver"), ("listen", "receive -l")):
+        m, p = R.get("syscalls-" + system), R.get("syscalls-postfix")
+        if m or p:
+            rows.append(("fsync, syscalls per msg, %s" % label,
+                         "%.2f, %.0f" % (m["fsync_per_msg"], m["syscalls_per_msg"])
+                         if m else "n/a",
+                         "%.2f, %.0f" % (p["fsync_per_msg"], p["syscalls_per_msg"])
+                         if p else "n/a", None, None, ""))
     m, p = R.get("drain-mxfb"), R.get("drain-postfix")
     rows.append(("drain %d msgs to smtp-sink" % DRAIN_MSGS, fmt_rate(m),
                  fmt_rate(p), ratio(m and m["rate"], p and p["rate"]),
@@ -1161,12 +1218,14 @@ def main():
     try:
         if "fsync" in PHASES:
             b.attempt("fsync limit", b.fsync_limit)
-        if "connect" in PHASES or "receive" in PHASES:
+        if set(PHASES) & {"connect", "receive", "syscalls"}:
             b.start_servers()
             if "connect" in PHASES:
                 b.attempt("connection cost", b.connect_cost)
             if "receive" in PHASES:
                 b.receive()
+            if "syscalls" in PHASES:
+                b.attempt("syscall counts", b.syscalls)
             b.stop_receive_servers()
         if "drain" in PHASES:
             b.attempt("drain", b.drain)
