@@ -204,8 +204,10 @@ ignore_done(struct spool_batch *b, const struct io_uring_cqe *c, void *arg)
 /*
  * For each item: open dirfd/name (dirfd -1: skip the item), learn its
  * size and read its last SPOOL_TAIL bytes; open state_dirfd/name (if
- * state_dirfd != -1) and read its first SPOOL_TAIL bytes.  Three rounds,
- * one system call each.
+ * state_dirfd != -1) and read its first SPOOL_TAIL bytes.  One system
+ * call per round: open; read from the start (a short read is the whole
+ * file, the usual case); for bigger files only, statx and read the
+ * tail; close.
  */
 int
 spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
@@ -223,7 +225,7 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		it[i].fd = it[i].state_fd = -ENOENT;
 		it[i].stat_res = -ENOENT;
 		it[i].tail_len = it[i].state_len = -ENOENT;
-		it[i].size = 0;
+		it[i].size = it[i].tail_off = 0;
 		if (it[i].dirfd == -1)
 			continue;	/* the caller reads it itself */
 
@@ -233,15 +235,6 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		s->addr = (unsigned long)it[i].name;
 		s->open_flags = O_RDONLY | O_CLOEXEC;
 		s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
-
-		s = sqe_get(b);
-		s->opcode = IORING_OP_STATX;
-		s->fd = it[i].dirfd;
-		s->addr = (unsigned long)it[i].name;
-		s->len = STATX_SIZE;
-		s->statx_flags = AT_SYMLINK_NOFOLLOW;
-		s->off = (unsigned long)&b->stx[i];
-		s->user_data = (uint64_t)i << UD_SHIFT | UD_STATX;
 
 		if (it[i].state_dirfd == -1)
 			continue;
@@ -263,16 +256,13 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 	}
 
 	for (i = 0; i < n; i++) {
-		if (it[i].fd >= 0 && it[i].stat_res == 0) {
-			it[i].size = (int64_t)b->stx[i].stx_size;
-			it[i].tail_off = it[i].size > SPOOL_TAIL ?
-			    it[i].size - SPOOL_TAIL : 0;
+		if (it[i].fd >= 0) {
 			s = sqe_get(b);
 			s->opcode = IORING_OP_READ;
 			s->fd = it[i].fd;
 			s->addr = (unsigned long)it[i].tail;
-			s->len = (unsigned)(it[i].size - it[i].tail_off);
-			s->off = (uint64_t)it[i].tail_off;
+			s->len = SPOOL_TAIL;
+			s->off = 0;
 			s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
 		}
 		if (it[i].state_fd >= 0) {
@@ -286,6 +276,50 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		}
 	}
 	if (b->pending > 0 && ring_run(b, round2_done, it) == -1)
+		r = -1;
+
+	/* A short read from the start was the whole file. */
+	for (i = 0; i < n && r == 0; i++) {
+		if (it[i].fd < 0 || it[i].tail_len < 0)
+			continue;
+		if (it[i].tail_len < SPOOL_TAIL) {
+			it[i].size = it[i].tail_len;
+			it[i].stat_res = 0;
+			continue;
+		}
+		s = sqe_get(b);
+		s->opcode = IORING_OP_STATX;
+		s->fd = it[i].dirfd;
+		s->addr = (unsigned long)it[i].name;
+		s->len = STATX_SIZE;
+		s->statx_flags = AT_SYMLINK_NOFOLLOW;
+		s->off = (unsigned long)&b->stx[i];
+		s->user_data = (uint64_t)i << UD_SHIFT | UD_STATX;
+	}
+	if (r == 0 && b->pending > 0 && ring_run(b, round1_done, it) == -1)
+		r = -1;
+
+	for (i = 0; i < n && r == 0; i++) {
+		if (it[i].fd < 0 || it[i].tail_len != SPOOL_TAIL)
+			continue;
+		if (it[i].stat_res != 0) {
+			it[i].tail_len = -ENOENT;
+			continue;
+		}
+		it[i].size = (int64_t)b->stx[i].stx_size;
+		if (it[i].size <= SPOOL_TAIL)
+			continue;	/* exactly SPOOL_TAIL, or grew */
+		it[i].tail_off = it[i].size - SPOOL_TAIL;
+		it[i].tail_len = -ENOENT;
+		s = sqe_get(b);
+		s->opcode = IORING_OP_READ;
+		s->fd = it[i].fd;
+		s->addr = (unsigned long)it[i].tail;
+		s->len = SPOOL_TAIL;
+		s->off = (uint64_t)it[i].tail_off;
+		s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
+	}
+	if (r == 0 && b->pending > 0 && ring_run(b, round2_done, it) == -1)
 		r = -1;
 
 	/* Close everything, whatever happened. */
