@@ -570,7 +570,7 @@ process(struct bounce *b, const char *id)
 	}
 	recover_report(b, c);
 	if (all_done(env)) {
-		/* Nothing left to deliver or report (a crash before removal). */
+		/* Nothing left to do (a crash came before the removal). */
 		finish(b, c, 1);
 		return;
 	}

@@ -55,15 +55,15 @@ static size_t	 header_section(const unsigned char *, size_t, uint64_t);
 static void	 rcpt_explain(struct buf *, const struct dsn_report *,
 		    const struct envelope *, const struct dsn_params *, int);
 static void	 human_part(struct buf *, const struct envelope *,
-		    const struct dsn_report *, size_t, const struct dsn_params *,
-		    int, int, int);
+		    const struct dsn_report *, size_t,
+		    const struct dsn_params *, int, int, int);
 static void	 status_part(struct buf *, const struct envelope *,
-		    const struct dsn_report *, size_t, const struct dsn_params *,
-		    int);
+		    const struct dsn_report *, size_t,
+		    const struct dsn_params *, int);
 static int	 build_once(struct buf *, const char *,
 		    const struct envelope *, const unsigned char *, size_t,
-		    const struct dsn_report *, size_t, const struct dsn_params *,
-		    struct dsn_message *);
+		    const struct dsn_report *, size_t,
+		    const struct dsn_params *, struct dsn_message *);
 static size_t	 count_occurrences(const char *, size_t, const char *);
 
 /* Growable buffer; allocation failure exits (xreallocarray). */
@@ -578,12 +578,12 @@ human_part(struct buf *b, const struct envelope *env,
 		duration_text(p->retry_until - env->arrival, life,
 		    sizeof(life));
 		rfc5322_date(p->retry_until, until, sizeof(until));
-		buf_adds(b, "####################################################"
-		    "################\r\n"
+		buf_adds(b, "##################################################"
+		    "##################\r\n"
 		    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR "
 		    "MESSAGE. #\r\n"
-		    "####################################################"
-		    "################\r\n\r\n");
+		    "##################################################"
+		    "##################\r\n\r\n");
 		buf_addf(b, "Your message could not be delivered for %s to "
 		    "the recipients\r\nlisted below.  It will be retried "
 		    "until it is %s old\r\n(until %s).\r\n\r\n", age, life,
