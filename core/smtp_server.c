@@ -1344,6 +1344,9 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
 			reply_line(s, rbuf);
 			continue;
 		}
+		/* Trailing blanks are tolerated (RFC 5321 4.1.1 leniency). */
+		while (len > 2 && (line[len - 3] == ' ' || line[len - 3] == '\t'))
+			len--;
 		memcpy(cmdline, line, len - 2);
 		cmdline[len - 2] = '\0';
 		do_command(s, cmdline);

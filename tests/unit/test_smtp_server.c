@@ -340,7 +340,7 @@ test_helo_received_smtp(void **state)
 {
 	struct fake	*f = fake_new();
 
-	run(f, "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<a@example.test>\r\n"
+	run(f, "HELO c \t\r\nMAIL FROM:<> \r\nRCPT TO:<a@example.test>\r\n"
 	    "RCPT TO:<b@example.test>\r\nDATA\r\nx\r\n.\r\n", 0);
 	assert_int_equal(f->commits, 1);
 	assert_non_null(strstr(f->stored, "with SMTP id TESTID;\r\n\t"));
