@@ -50,7 +50,7 @@ struct data_state {
 	int		 in_headers;
 	size_t		 hdr_linepos;
 	char		 hdr_prefix[9];
-	unsigned	 received;	/* Received: headers from the client */
+	unsigned	 received;	/* client's Received: headers */
 	uint64_t	 size;		/* message bytes (unstuffed) */
 	char		 buf[DBUF_SIZE];
 	size_t		 len;
@@ -59,7 +59,7 @@ struct data_state {
 
 struct session {
 	const struct smtp_params *p;
-	struct smtp_io		 iobuf;	/* the stream; STARTTLS replaces it */
+	struct smtp_io		 iobuf;	/* STARTTLS replaces it */
 	struct smtp_io		*io;
 	const struct smtp_hooks	*h;
 
@@ -1129,7 +1129,7 @@ read_data(struct session *s)
 			if (*p == '\r')
 				d->pos = DATA_CR;
 			else if (*p == '\n')
-				d->bare = 1;	/* LF without CR: stay MID */
+				d->bare = 1;	/* bare LF: stay MID */
 			else
 				d->nul = 1;
 			data_emit(s, p, 1);
@@ -1315,7 +1315,8 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
     const struct smtp_hooks *h)
 {
 	struct session	*s;
-	char		*line, cmdline[SMTP_LINE_MAX + 1], rbuf[SMTP_REPLY_MAX];
+	char		*line, cmdline[SMTP_LINE_MAX + 1];
+	char		 rbuf[SMTP_REPLY_MAX];
 	char		 counts[512];
 	size_t		 len, off;
 	int		 r, quit, i;
@@ -1345,7 +1346,8 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
 			continue;
 		}
 		/* Trailing blanks are tolerated (RFC 5321 4.1.1 leniency). */
-		while (len > 2 && (line[len - 3] == ' ' || line[len - 3] == '\t'))
+		while (len > 2 &&
+		    (line[len - 3] == ' ' || line[len - 3] == '\t'))
 			len--;
 		memcpy(cmdline, line, len - 2);
 		cmdline[len - 2] = '\0';
