@@ -7,9 +7,10 @@
  * This file is the glue between the protocol engine (core/smtp_server)
  * and the spool: relay policy at RCPT, free space at MAIL, the spool
  * writer for DATA, ETRN, and STARTTLS through core/tls when tls-cert is
- * set (loaded once at start: a bad certificate or key is exit 78).  Start-up stays cheap: no DNS, no spool scan;
- * the recipients file is read at the first RCPT that needs it.  A 250
- * after DATA is sent only after spool_writer_commit() returned 0.
+ * set (loaded once at start: a bad certificate or key is exit 78).
+ * Start-up stays cheap: no DNS, no spool scan; the recipients file is
+ * read at the first RCPT that needs it.  A 250 after DATA is sent only
+ * after spool_writer_commit() returned 0.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -38,7 +39,8 @@
 #include "core/util.h"
 #include "spool/spool.h"
 
-#define USAGE	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
+#define USAGE \
+	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
 #define MAX_LISTEN	8
 
 /* The engine's NOTIFY bits are stored as they are. */
