@@ -39,7 +39,7 @@
 #include "core/util.h"
 #include "spool/spool.h"
 
-#define USAGE	"mxfb bounce [-C file] [ID ...]"
+#define USAGE	"mxfb bounce [-q] [-C file] [ID ...]"
 
 /* The queue ID alphabet (spool/INTERNALS); 11 time symbols, 6 random. */
 static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -749,12 +749,15 @@ cmd_bounce(int argc, char **argv)
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct bounce	 b;
-	int		 ch, rv;
+	int		 ch, rv, quiet = 0;
 
-	while ((ch = getopt_long(argc, argv, "C:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "C:hq", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'C':
 			cmd_set_config_file(optarg);
+			break;
+		case 'q':
+			quiet = 1;	/* for cron: the log says it all */
 			break;
 		case 'h':
 			cmd_usage(USAGE, 1);
@@ -776,7 +779,7 @@ cmd_bounce(int argc, char **argv)
 	b.sp = cmd_open_spool(0);
 	rv = argc > 0 ? bounce_ids(&b, argc, argv) : bounce_pass(&b);
 	spool_close(b.sp);
-	if (rv == 0 || rv == 1 || rv == EXIT_TEMPFAIL)
+	if (!quiet && (rv == 0 || rv == 1 || rv == EXIT_TEMPFAIL))
 		printf("bounced %u, delayed %u, expired %u\n", b.bounced,
 		    b.delayed, b.expired);
 	return (rv);

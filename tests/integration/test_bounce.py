@@ -416,6 +416,14 @@ def test_help_and_usage(mx):
     assert p.returncode == 0 and b"usage: mxfb bounce" in p.stdout
     p = mx.run("bounce", "-x")
     assert p.returncode == 64
+    # -q (for cron): no summary line, the log has the events.
+    mx.config("queue-lifetime 1s", "delay-warning 0")
+    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
+    wait_age(mx, qid, 1)
+    p = bounce(mx, "-q")
+    assert p.stdout == b""
+    assert b"sender non-delivery notification" in p.stderr
+    assert len(dsns(mx)) == 1
 
 
 # --- bounce-size-limit ----------------------------------------------------
