@@ -263,6 +263,8 @@ queue_dsn(struct bounce *b, struct spool_claim *c,
 			log_warn("%s: bounce: spool commit", env->id);
 		goto done;
 	}
+	log_info("%s: from=<>, size=%zu, nrcpt=1 (notification about %s)",
+	    dsnid, m.len, env->id);
 	rv = 0;
 done:
 	envelope_free(&denv);
