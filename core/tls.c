@@ -47,7 +47,7 @@ struct tls_conn {
 	SSL		*ssl;
 	int		 rfd;
 	int		 wfd;
-	int		 timeout;	/* seconds, for the read(2)-like calls */
+	int		 timeout;	/* seconds, for tls_read/tls_write */
 	struct tls_info	 info;
 };
 
@@ -550,6 +550,7 @@ tls_server_accept(struct tls_server *ts, int rfd, int wfd, int timeout,
 {
 	struct tls_conn	*c;
 	SSL		*ssl;
+	int64_t		 deadline;
 
 	*out = NULL;
 	ERR_clear_error();
@@ -560,8 +561,9 @@ tls_server_accept(struct tls_server *ts, int rfd, int wfd, int timeout,
 	if ((c = conn_new(ssl, rfd, wfd, timeout, err, errsize)) == NULL)
 		return (-1);
 	SSL_set_accept_state(c->ssl);
-	if (drive(c, SSL_do_handshake, timeout > 0 ? now_ms() +
-	    (int64_t)timeout * 1000 : -1, err, errsize, "TLS handshake") == -1) {
+	deadline = timeout > 0 ? now_ms() + (int64_t)timeout * 1000 : -1;
+	if (drive(c, SSL_do_handshake, deadline, err, errsize,
+	    "TLS handshake") == -1) {
 		SSL_free(c->ssl);
 		free(c);
 		return (-1);
@@ -644,9 +646,10 @@ tls_client_connect(struct tls_client *tc, int fd, const char *host,
 	    (tc->level == TLS_LEVEL_DANE && usable > 0);
 	if (required && !c->info.verified) {
 		if (usable > 0)
-			(void)snprintf(err, errsize, "TLS: no TLSA record of %s "
-			    "matches the certificate of %s (%s)", base != NULL ?
-			    base : host, host, c->info.verify_error);
+			(void)snprintf(err, errsize, "TLS: no TLSA record "
+			    "of %s matches the certificate of %s (%s)",
+			    base != NULL ? base : host, host,
+			    c->info.verify_error);
 		else
 			(void)snprintf(err, errsize, "TLS: certificate "
 			    "verification failed for %s: %s", host,
