@@ -106,7 +106,11 @@ _mxfb()
 			return 0
 		fi
 		;;
-	bounce|hold|release|delete)
+	bounce)
+		opts="-C -h -q"
+		args=ids
+		;;
+	hold|release|delete)
 		opts="-C -h"
 		args=ids
 		;;
