@@ -119,6 +119,11 @@ def test_claimed_message_is_busy(mx, two, cmd):
     assert "%s: busy" % a in p.stderr.decode()
     assert "try again" in p.stderr.decode()
     assert os.path.exists(dst)
+    # status still sees it, marked as being worked on, bytes and all.
+    listing = mx.run("status", check=True).stdout.decode()
+    assert re.search(r"^%s\*" % a, listing, re.M)
+    assert "(being delivered or bounced)" in listing
+    assert mx.run("status", "-b", a, check=True).stdout.endswith(b"body\r\n")
     os.rename(dst, src)
     m = held_map(mx)
     if cmd == "delete":
