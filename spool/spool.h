@@ -203,8 +203,12 @@ int	 spool_recover(struct spool *, time_t claim_timeout);
  * Per-domain records kept in the spool: the last successful probe of a
  * domain's primary (one small text, replaced atomically), and a lock so
  * that at most one flush per domain runs at a time (ETRN, probe -F).
- * spool_domain_lock returns 0 and an fd to close to release it, or -1
- * with errno EWOULDBLOCK when another process holds it.
+ * spool_domain_note_read allocates *text (free it) and gives the time
+ * the note was written; ENOENT: none yet.  Domains are plain host names
+ * (letters, digits, '-', '_', '.'; no leading '.', no ".."), compared
+ * without case; anything else is EINVAL.  spool_domain_lock returns 0
+ * and an fd to close to release it, or -1 with errno EWOULDBLOCK when
+ * another process holds it.
  */
 int	 spool_domain_note_write(struct spool *, const char *domain,
 	    const char *text);
