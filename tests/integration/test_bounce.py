@@ -583,3 +583,24 @@ def test_smtputf8_original_gets_global_dsn(mx):
     assert "Käse.".encode() in d.returned_bytes()
     assert d.msg["Content-Transfer-Encoding"] == "8bit"
     assert d.rcpt("bob@example.test")["Status"] == "4.4.7"
+
+
+def test_corrupt_original_quarantined_not_returned(mx):
+    """A message whose bytes no longer match their checksum is never put
+    into a DSN: it is moved aside for the administrator."""
+    import os
+    mx.config("queue-lifetime 1s", "delay-warning 0")
+    qid = mx.inject("alice@example.org", ["bob@example.test"],
+                    message(body="pristine body\n"))
+    path = os.path.join(mx.spool, "queue", qid)
+    with open(path, "r+b") as f:
+        data = f.read()
+        at = data.index(b"pristine")
+        f.seek(at)
+        f.write(b"P")
+    wait_age(mx, qid, 1)
+    p = mx.run("bounce")
+    assert p.returncode == 75
+    assert dsns(mx) == []
+    assert queue(mx) == []
+    assert os.path.exists(os.path.join(mx.spool, "corrupt", qid))
