@@ -235,8 +235,12 @@ queue_dsn(struct bounce *b, struct spool_claim *c,
 		return (-1);
 	}
 
+	/*
+	 * Its arrival is the time it is made, after the claim: every failure
+	 * it reports was recorded no later (see mark_after_crash).
+	 */
 	memset(&denv, 0, sizeof(denv));
-	denv.arrival = b->now;
+	denv.arrival = time(NULL);
 	denv.sender = xstrdup("");
 	denv.client_addr = xstrdup("local");
 	denv.ret = RET_UNSET;
