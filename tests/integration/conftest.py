@@ -106,10 +106,24 @@ def dns():
     """A DNS server on 127.0.0.1 (UDP and TCP); .zone to add records,
     .port to point `resolver` at."""
     zone = Zone()
-    port = free_port(kind=socket.SOCK_DGRAM)
-    udp = DNSServer(zone, port=port, address="127.0.0.1", logger=_QuietLogger())
-    tcp = DNSServer(zone, port=port, address="127.0.0.1", tcp=True,
-                    logger=_QuietLogger())
+    # UDP and TCP on one port number: another process may take the TCP
+    # side of a port that was free for UDP, so try a few.
+    for attempt in range(20):
+        port = free_port(kind=socket.SOCK_DGRAM)
+        try:
+            udp = DNSServer(zone, port=port, address="127.0.0.1",
+                            logger=_QuietLogger())
+        except OSError:
+            continue
+        try:
+            tcp = DNSServer(zone, port=port, address="127.0.0.1", tcp=True,
+                            logger=_QuietLogger())
+        except OSError:
+            udp.server.server_close()
+            continue
+        break
+    else:
+        raise RuntimeError("no free port for the test DNS server")
     # dnslib's own start_thread polls for shutdown every 0.5 s, which
     # makes every test's teardown a second long.
     for srv in (udp, tcp):
