@@ -39,6 +39,10 @@ static enum dns_status query(struct dns_resolver *, const char *,
 static void	 set_error(struct lookup_error *, const char *,
 		    const char *, ...) __attribute__((format(printf, 3, 4)));
 static void	 dname_string(const ldns_rdf *, char *, size_t);
+static const char *qtype_name(ldns_rr_type);
+static enum dns_status lookup_type(struct dns_resolver *, const char *, int,
+		    ldns_rr_type, struct sockaddr_storage **, size_t *,
+		    struct lookup_error *);
 
 static void
 set_error(struct lookup_error *e, const char *dsn, const char *fmt, ...)
