@@ -136,15 +136,22 @@ ring_run(struct spool_batch *b, void (*done)(struct spool_batch *,
     const struct io_uring_cqe *, void *), void *arg)
 {
 	unsigned	 want = b->pending, got = 0, head;
-	int		 r;
+	int		 r, busy = 0;
 
 	__atomic_store_n(b->sq_tail, b->tail, __ATOMIC_RELEASE);
 	while (got < want) {
+		/*
+		 * Submitting, wait for one completion only (a short
+		 * submission must not wait for what was not submitted);
+		 * then wait for all that are in flight.
+		 */
 		r = (int)syscall(__NR_io_uring_enter, b->fd, b->pending,
-		    1, IORING_ENTER_GETEVENTS, NULL, 0);
+		    b->pending > 0 ? 1 : want - got, IORING_ENTER_GETEVENTS,
+		    NULL, 0);
 		if (r == -1) {
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == EBUSY)
+			/* Transient, but never forever: then the slow way. */
+			if (errno == EINTR || ((errno == EAGAIN ||
+			    errno == EBUSY) && ++busy < 1000))
 				continue;
 			return (-1);
 		}
