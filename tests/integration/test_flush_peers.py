@@ -308,3 +308,30 @@ def test_pipelined_many_messages_with_rset(mx, dns, raw_factory):
     verbs = [c.split(" ")[0].split(":")[0] for c in raw.commands]
     assert verbs.count("RSET") == 4
     assert verbs.count("QUIT") == 1
+
+
+def test_received_bytes_delivered_unchanged(mx, dns, raw_factory):
+    """What a sender handed to `receive` reaches the primary byte for
+    byte, with only our Received header in front (dot-stuffing undone by
+    the primary, 8-bit bytes and long lines intact)."""
+    raw = raw_factory("127.0.0.2")
+    setup_domain(mx, dns, raw.port)
+    _, port = mx.listen()
+    body = (b"From: a@sender.test\r\nTo: b@example.test\r\n"
+            b"Subject: bytes\r\n\r\n.leading dot\r\n..two\r\n \r\n"
+            b"\xc3\xa9t\xc3\xa9 8bit\r\n" + b"y" * 990 + b"\r\n"
+            b"\ttab line \r\nlast\r\n")
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.test")
+        # Send the exact bytes: smtplib dot-stuffs, nothing else.
+        s.sendmail("a@sender.test", ["b@example.test"], body,
+                   mail_options=["BODY=8BITMIME"])
+    counts, _ = flush(mx)
+    assert counts == (1, 0, 0)
+    got = raw.messages[0]["data"]
+    assert got.startswith(b"Received: ")
+    i = got.index(b"From: a@sender.test")
+    assert got[i:] == body
+    head = got[:i].decode()
+    assert head.count("Received: ") == 1
+    assert "by backup.example.test" in head
