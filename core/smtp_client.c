@@ -65,8 +65,8 @@ static int	 wbuf_printf(struct smtp_conn *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static int	 flush_out(struct smtp_conn *, time_t, const char *);
 static int	 send_body(struct smtp_conn *, const struct smtp_message *);
-static void	 set_result(struct smtp_result *, const struct smtp_reply *,
-		    const char *);
+static void	 set_result(struct smtp_conn *, struct smtp_result *,
+		    const struct smtp_reply *, const char *);
 static void	 set_local_result(struct smtp_result *, int, const char *,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 static void	 notify_string(int, char *, size_t);
@@ -602,10 +602,19 @@ smtp_greet(struct smtp_conn *c, const char *helo, struct smtp_reply *banner)
 	return (0);
 }
 
+/* A 421 also means the server is closing: no further transaction. */
 static void
-set_result(struct smtp_result *res, const struct smtp_reply *r,
-    const char *stage)
+set_result(struct smtp_conn *c, struct smtp_result *res,
+    const struct smtp_reply *r, const char *stage)
 {
+	char	 s[512];
+
+	if (r->code == 421 && !c->broken) {
+		c->broken = 1;
+		smtp_reply_string(r, s, sizeof(s));
+		snprintf(c->error, sizeof(c->error), "host %s said: %s (in "
+		    "reply to %s command)", c->relay, s, stage);
+	}
 	res->code = r->code;
 	if (r->dsn[0] != '\0')
 		strlcpy(res->dsn, r->dsn, sizeof(res->dsn));
@@ -730,7 +739,7 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 		c->wlen = 0;
 		c->ntx--;
 		free(sent);
-		return (0);
+		return (c->broken ? -1 : 0);
 	}
 	if (!pipe) {
 		if (flush_out(c, c->to.command, "sending MAIL FROM") == -1 ||
@@ -739,9 +748,9 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 			goto broken;
 		if (mail.code / 100 != 2) {
 			for (i = 0; i < m->nrcpts; i++)
-				set_result(&res[i], &mail, "MAIL FROM");
+				set_result(c, &res[i], &mail, "MAIL FROM");
 			free(sent);
-			return (0);
+			return (c->broken ? -1 : 0);
 		}
 	}
 	for (i = 0; i < m->nrcpts; i++) {
@@ -767,12 +776,12 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 			sent[i] = 2;	/* accepted, outcome after DATA */
 			accepted++;
 		} else
-			set_result(&res[i], &r, "RCPT TO");
+			set_result(c, &res[i], &r, "RCPT TO");
 	}
 	if (!pipe) {
 		if (accepted == 0) {
 			free(sent);
-			return (0);
+			return (c->broken ? -1 : 0);
 		}
 		if (wbuf_printf(c, "DATA") == -1 ||
 		    flush_out(c, c->to.command, "sending DATA") == -1 ||
@@ -805,7 +814,7 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 				sent[i] = 2;
 				accepted++;
 			} else
-				set_result(&res[i], &r, "RCPT TO");
+				set_result(c, &res[i], &r, "RCPT TO");
 		}
 		if (nsent > 0 && read_reply(c, &data, c->to.data,
 		    "sending DATA") == -1)
@@ -813,7 +822,7 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 		if (mail.code / 100 != 2) {
 			for (i = 0; i < m->nrcpts; i++)
 				if (res[i].code == 0)
-					set_result(&res[i], &mail, "MAIL FROM");
+					set_result(c, &res[i], &mail, "MAIL FROM");
 		}
 		if (nsent == 0 || mail.code / 100 != 2 || accepted == 0) {
 			/* A server that said 354 anyway gets an empty end. */
@@ -826,15 +835,15 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 					goto broken;
 			}
 			free(sent);
-			return (0);
+			return (c->broken ? -1 : 0);
 		}
 	}
 	if (data.code != 354) {
 		for (i = 0; i < m->nrcpts; i++)
 			if (sent[i] == 2)
-				set_result(&res[i], &data, "DATA");
+				set_result(c, &res[i], &data, "DATA");
 		free(sent);
-		return (0);
+		return (c->broken ? -1 : 0);
 	}
 	if (send_body(c, m) == -1)
 		goto broken;
@@ -845,9 +854,9 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 	}
 	for (i = 0; i < m->nrcpts; i++)
 		if (sent[i] == 2)
-			set_result(&res[i], &r, "end of DATA");
+			set_result(c, &res[i], &r, "end of DATA");
 	free(sent);
-	return (0);
+	return (c->broken ? -1 : 0);
 
 rset_refused:
 	c->broken = 1;

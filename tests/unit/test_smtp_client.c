@@ -455,6 +455,39 @@ test_size_and_utf8_refused_locally(void **state)
 }
 
 static void
+test_421_ends_the_connection(void **state)
+{
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP" },
+		{ "EHLO", "250 mx.test" },
+		{ "MAIL FROM:<s@x.test>", "250 ok" },
+		{ "RCPT TO:<a@example.test>", "421 4.3.2 shutting down" },
+		{ NULL, NULL }
+	};
+	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
+	struct smtp_rcpt	 rc[1] = { { "a@example.test", NULL, 0 } };
+	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
+	    body, sizeof(body) - 1, rc, 1 };
+	struct smtp_result	 res[1];
+	struct sockaddr_in	 sin;
+	struct smtp_conn	*c;
+	pid_t			 pid;
+	char			 path[] = "/tmp/mxfb-test-smtp-XXXXXX";
+
+	assert_int_not_equal(mkstemp(path), -1);
+	assert_int_equal(server_start(script, path, &sin, &pid), 0);
+	c = connect_to(&sin);
+	assert_int_equal(smtp_greet(c, "backup.test", NULL), 0);
+	assert_int_equal(smtp_deliver(c, &m, res), -1);
+	assert_int_equal(res[0].code, 421);
+	assert_string_equal(res[0].dsn, "4.3.2");
+	assert_non_null(strstr(smtp_conn_error(c), "421 4.3.2 shutting down"));
+	smtp_close(c);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+}
+
+static void
 test_connect_refused_and_silent(void **state)
 {
 	static const struct step script[] = {
@@ -514,6 +547,7 @@ main(void)
 		cmocka_unit_test(test_pipelined_transaction),
 		cmocka_unit_test(test_helo_fallback_no_extensions),
 		cmocka_unit_test(test_size_and_utf8_refused_locally),
+		cmocka_unit_test(test_421_ends_the_connection),
 		cmocka_unit_test(test_connect_refused_and_silent),
 	};
 
