@@ -104,13 +104,17 @@ install: $(BIN)
 	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/mxfb
 	for c in $(COMMANDS); do ln -sf mxfb $(DESTDIR)$(BINDIR)/mxfb-$$c; done
-	install -m 644 mxfb.1 $(DESTDIR)$(MANDIR)/man1/mxfb.1
+	sed 's|/etc/mxfb/|$(SYSCONFDIR)/mxfb/|g' mxfb.1 \
+	    >$(DESTDIR)$(MANDIR)/man1/mxfb.1
+	chmod 644 $(DESTDIR)$(MANDIR)/man1/mxfb.1
 	install -m 644 completions/mxfb.bash $(DESTDIR)$(BASHCOMPDIR)/mxfb
+	for c in $(COMMANDS); do \
+	    ln -sf mxfb $(DESTDIR)$(BASHCOMPDIR)/mxfb-$$c; done
 	install -m 644 completions/_mxfb $(DESTDIR)$(ZSHCOMPDIR)/_mxfb
 
 DEBS = build-essential pkg-config clang libbsd-dev libldns-dev libsodium-dev \
        libssl-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
-       python3-dnslib swaks ucspi-tcp socat libclang-rt-14-dev
+       python3-dnslib swaks ucspi-tcp socat libclang-rt-14-dev zsh
 deps:
 	@missing=""; for p in $(DEBS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

@@ -68,6 +68,9 @@ run(const struct command *c, int argc, char **argv)
 
 	log_set_command(c->name);
 	argv[0] = (char *)c->name;
+	/* Every command takes --help as its -h. */
+	if (argc > 1 && strcmp(argv[1], "--help") == 0)
+		argv[1] = (char *)"-h";
 	optind = 0;		/* glibc: full re-initialisation */
 	rc = c->run(argc, argv);
 	/* Output that never reached its destination is a failure. */
