@@ -10,7 +10,8 @@
  * that was really read for it, so after any failure the caller knows
  * exactly which recipients are still open.  Reply parsing is a pure
  * function over lines (fuzzed).  The socket I/O sits behind struct
- * smtp_io so that STARTTLS can replace it.
+ * smtp_io so that STARTTLS can replace it (smtp_starttls, then the TLS
+ * handshake by the caller, then smtp_tls_started).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -346,6 +347,7 @@ smtp_connect(const char *host, const struct sockaddr *sa, socklen_t salen,
 	c->io.write = sock_write;
 	c->io.pending = NULL;
 	c->io.ctx = &c->fd;
+	c->io.close = NULL;
 	c->wsize = WBUF_FLUSH + 8192;
 	c->wbuf = xmalloc(c->wsize);
 	*out = c;
@@ -872,6 +874,58 @@ broken:
 	return (-1);
 }
 
+int
+smtp_starttls(struct smtp_conn *c, int *refused)
+{
+	struct smtp_reply	 r;
+	char			 text[512];
+
+	*refused = 0;
+	if (smtp_command(c, "STARTTLS", &r) == -1)
+		return (-1);
+	if (r.code != 220) {
+		smtp_reply_string(&r, text, sizeof(text));
+		snprintf(c->error, sizeof(c->error), "host %s said: %s (in "
+		    "reply to STARTTLS command)", c->relay, text);
+		if (r.code == 421)
+			c->broken = 1;
+		else
+			*refused = 1;
+		return (-1);
+	}
+	if (c->rend > c->rstart) {
+		c->broken = 1;
+		snprintf(c->error, sizeof(c->error), "host %s sent plaintext "
+		    "after its reply to STARTTLS", c->relay);
+		return (-1);
+	}
+	return (0);
+}
+
+int
+smtp_tls_started(struct smtp_conn *c, const struct smtp_io *io,
+    const char *helo)
+{
+	struct smtp_reply	 r;
+	char			 cmd[300], text[512];
+
+	c->io = *io;
+	c->rstart = c->rend = 0;
+	memset(&c->ext, 0, sizeof(c->ext));
+	snprintf(cmd, sizeof(cmd), "EHLO %s", helo);
+	if (smtp_command(c, cmd, &r) == -1)
+		return (-1);
+	if (r.code != 250) {
+		smtp_reply_string(&r, text, sizeof(text));
+		c->broken = 1;
+		snprintf(c->error, sizeof(c->error), "host %s said: %s (in "
+		    "reply to EHLO command after STARTTLS)", c->relay, text);
+		return (-1);
+	}
+	smtp_ehlo_parse(&r, &c->ext);
+	return (0);
+}
+
 void
 smtp_quit(struct smtp_conn *c)
 {
@@ -891,6 +945,8 @@ smtp_close(struct smtp_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->io.close != NULL)
+		c->io.close(c->io.ctx);
 	if (c->fd != -1 && close(c->fd) == -1)
 		c->fd = -1;	/* the peer is gone either way */
 	free(c->wbuf);

@@ -69,6 +69,7 @@ struct smtp_io {
 	ssize_t		(*write)(void *, const void *, size_t);
 	int		(*pending)(void *);	/* buffered bytes to read */
 	void		*ctx;
+	void		(*close)(void *);	/* NULL: nothing to free */
 };
 
 struct smtp_conn;
@@ -94,6 +95,23 @@ const char *smtp_conn_host(const struct smtp_conn *);
 const char *smtp_conn_error(const struct smtp_conn *);
 int	 smtp_conn_fd(const struct smtp_conn *);
 void	 smtp_conn_set_io(struct smtp_conn *, const struct smtp_io *);
+
+/*
+ * STARTTLS (RFC 3207), step one: send it and read the reply.  0: the
+ * server said 220, do the handshake on smtp_conn_fd(); -1 otherwise,
+ * with *refused set when the server merely declined (the connection can
+ * still go on in plaintext) and clear when it is broken.  Bytes the
+ * server sent after its 220 are plaintext injected ahead of TLS
+ * (CVE-2011-0411 class): -1, broken.
+ */
+int	 smtp_starttls(struct smtp_conn *, int *refused);
+/*
+ * Step two, after the handshake: read and write through io from now on
+ * (smtp_close calls io->close) and EHLO again; the extensions are those
+ * offered over TLS.  -1: broken.
+ */
+int	 smtp_tls_started(struct smtp_conn *, const struct smtp_io *,
+	    const char *helo);
 
 /* Send one command line (CRLF added) and read its reply; -1: broken. */
 int	 smtp_command(struct smtp_conn *, const char *, struct smtp_reply *);

@@ -488,6 +488,39 @@ test_421_ends_the_connection(void **state)
 }
 
 static void
+test_starttls_refused_and_injection(void **state)
+{
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP" },
+		{ "EHLO", "250-mx.test\r\n250 STARTTLS" },
+		{ "STARTTLS", "454 4.7.0 TLS not available" },
+		{ "STARTTLS", "220 2.0.0 go ahead\r\n250 injected" },
+		{ NULL, NULL }
+	};
+	struct sockaddr_in	 sin;
+	struct smtp_conn	*c;
+	pid_t			 pid;
+	int			 refused;
+	char			 path[] = "/tmp/mxfb-test-smtp-XXXXXX";
+
+	assert_int_not_equal(mkstemp(path), -1);
+	assert_int_equal(server_start(script, path, &sin, &pid), 0);
+	c = connect_to(&sin);
+	assert_int_equal(smtp_greet(c, "backup.test", NULL), 0);
+	assert_true(smtp_conn_ext(c)->starttls);
+	assert_int_equal(smtp_starttls(c, &refused), -1);
+	assert_true(refused);
+	assert_non_null(strstr(smtp_conn_error(c), "454 4.7.0"));
+	/* Plaintext pipelined after the 220: refused, connection dead. */
+	assert_int_equal(smtp_starttls(c, &refused), -1);
+	assert_false(refused);
+	assert_non_null(strstr(smtp_conn_error(c), "plaintext"));
+	smtp_close(c);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+}
+
+static void
 test_connect_refused_and_silent(void **state)
 {
 	static const struct step script[] = {
@@ -548,6 +581,7 @@ main(void)
 		cmocka_unit_test(test_helo_fallback_no_extensions),
 		cmocka_unit_test(test_size_and_utf8_refused_locally),
 		cmocka_unit_test(test_421_ends_the_connection),
+		cmocka_unit_test(test_starttls_refused_and_injection),
 		cmocka_unit_test(test_connect_refused_and_silent),
 	};
 
