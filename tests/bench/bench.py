@@ -160,7 +160,7 @@ def isolate():
         rc = subprocess.run(cmd, env=env).returncode
     except KeyboardInterrupt:
         rc = 130
-    for name in ("mxfb", "postfix", "sink"):
+    for name in ("mxfb", "postfix", "sink", "floor"):
         try:
             os.rmdir(os.path.join(CGROOT, env["BENCH_CGPREFIX"] + "." + name))
         except OSError:
@@ -190,10 +190,13 @@ def build_helpers(bindir):
     os.makedirs(bindir, exist_ok=True)
     for prog, flags in (("fsyncrate", ["-pthread"]),
                         ("smtpping", ["-pthread"]),
-                        ("rusage", [])):
+                        ("rusage", []),
+                        ("smtpfloor", ["-static"])):
         src = os.path.join(HERE, prog + ".c")
-        subprocess.run([cc, "-O2", "-Wall", "-o", os.path.join(bindir, prog),
-                        src] + flags, check=True)
+        cmd = [cc, "-O2", "-Wall", "-o", os.path.join(bindir, prog), src]
+        if subprocess.run(cmd + flags, stderr=subprocess.DEVNULL).returncode:
+            subprocess.run(cmd + [f for f in flags if f != "-static"],
+                           check=True)
 
 
 def free_port(host="127.0.0.1"):
@@ -765,6 +768,7 @@ class Bench:
         self.cpu_mx = Cpu("mxfb")
         self.cpu_pf = Cpu("postfix")
         self.cpu_sink = Cpu("sink")
+        self.cpu_floor = Cpu("floor")
         self.sink_port = free_port(PRIMARY_IP)
         self.dns_port, self.dns = start_dns()
         self.sink = Sink(self.sink_port, self.cpu_sink)
@@ -817,10 +821,28 @@ class Bench:
                                       self.port_pf, PRIMARY_IP, self.sink_port))
 
     def connect_cost(self):
+        """Sessions per second; and the floor: a trivial static server
+        under the same tcpserver, i.e. what fork+exec+exit per
+        connection costs on this machine."""
         conc = 4
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            ["tcpserver", "-R", "-H", "-l", HOSTNAME, "-c", "200", "127.0.0.1",
+             str(floor_port), os.path.join(self.bin, "smtpfloor")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, preexec_fn=self.cpu_floor.join)
+        try:
+            wait_port("127.0.0.1", floor_port)
+            self._connect_cost(conc, floor_port)
+        finally:
+            floor.terminate()
+            floor.wait()
+
+    def _connect_cost(self, conc, floor_port):
         for key, port, cpu in (("connect-inetd", self.port_inetd, self.cpu_mx),
                                ("connect-listen", self.port_listen, self.cpu_mx),
-                               ("connect-postfix", self.port_pf, self.cpu_pf)):
+                               ("connect-postfix", self.port_pf, self.cpu_pf),
+                               ("connect-floor", floor_port, self.cpu_floor)):
             out = os.path.join(self.work, key + ".out")
             with Window(cpu) as w:
                 run([os.path.join(self.bin, "smtpping"), "127.0.0.1",
@@ -1089,6 +1111,10 @@ def report(b):
         rows.append((label + " C=4", fmt_rate(m), fmt_rate(p),
                      ratio(m and m["rate"], p and p["rate"]),
                      TARGETS["connect"], ""))
+    m, p = R.get("connect-floor"), R.get("connect-postfix")
+    if m:
+        rows.append(("  floor: trivial server under tcpserver", fmt_rate(m),
+                     fmt_rate(p), ratio(m["rate"], p and p["rate"]), None, ""))
     for system, label, tgt in (("inetd", "tcpserver", "receive-inetd"),
                                ("listen", "receive -l", "receive-listen")):
         for per_conn in PER_CONN:
@@ -1236,7 +1262,7 @@ def main():
         b.notes.append("interrupted")
     finally:
         b.close()
-        for c in (b.cpu_mx, b.cpu_pf, b.cpu_sink):
+        for c in (b.cpu_mx, b.cpu_pf, b.cpu_sink, b.cpu_floor):
             c.remove()
     log("finished in %.0f s" % (time.monotonic() - t0))
     report(b)
