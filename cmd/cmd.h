@@ -22,6 +22,8 @@ int	 cmd_delete(int, char **);
 void	 cmd_set_config_file(const char *);
 /* Load the configuration and start logging; exits 78 on error. */
 void	 cmd_load_config(void);
+/* The same with another exit status (probe: 3, as monitoring plugins). */
+void	 cmd_load_config_or_exit(int);
 /* Open the spool (creating it with create); exits 73/74 on error. */
 struct spool *cmd_open_spool(int create);
 /* Exit 64 with a message unless every argv[0..argc) is a queue ID. */

@@ -24,11 +24,17 @@ cmd_set_config_file(const char *path)
 void
 cmd_load_config(void)
 {
+	cmd_load_config_or_exit(EXIT_CONFIG);
+}
+
+void
+cmd_load_config_or_exit(int status)
+{
 	char	 err[1024];
 
 	if (config_load(config_file, err, sizeof(err)) == -1) {
 		log_cmd_errorx("%s", err);
-		exit(EXIT_CONFIG);
+		exit(status);
 	}
 	log_init("mxfb", cfg->log_stderr);
 }

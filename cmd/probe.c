@@ -67,30 +67,6 @@ static int	 probe_host(const struct mx_target *, const char *, int,
 static int	 collect_waiting(const struct envelope *, void *);
 static void	 spawn_flush(const char *);
 static int64_t	 mono_ms(void);
-static int	 config_loads(void);
-
-/*
- * A monitoring plugin answers UNKNOWN (3), not 78, when it cannot read
- * its configuration; cmd_load_config() exits 78 by itself, so it is
- * tried in a child first (which prints the error).
- */
-static int
-config_loads(void)
-{
-	pid_t	 pid;
-	int	 status;
-
-	if (fflush(stdout) == EOF || (pid = fork()) == -1)
-		return (1);	/* cmd_load_config will say what is wrong */
-	if (pid == 0) {
-		cmd_load_config();
-		_exit(0);
-	}
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			return (1);
-	return (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
 
 static int64_t
 mono_ms(void)
@@ -325,9 +301,8 @@ cmd_probe(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (!config_loads())
-		return (PROBE_UNKNOWN);
-	cmd_load_config();
+	/* A monitoring plugin answers UNKNOWN, not 78, to a bad config. */
+	cmd_load_config_or_exit(PROBE_UNKNOWN);
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
 
