@@ -77,6 +77,7 @@ struct session {
 	char		 tls_desc[128];
 	const char	*last_cmd;	/* for "lost connection after X" */
 	int		 errors;
+	unsigned	 overshoot;	/* 452 too many recipients */
 	unsigned	 counts[SMTP_NVERBS];
 	unsigned	 ncommands;
 
@@ -111,6 +112,7 @@ static int	 read_line(struct session *, char **, size_t *);
 static void	 log_reject(struct session *, const char *, const char *,
 		    const char *);
 static void	 safe_copy(char *, size_t, const char *);
+static size_t	 line_limit(const char *, size_t);
 static int	 param_split(char **, char **, char **);
 static void	 do_helo(struct session *, const struct smtp_command *, int);
 static void	 do_mail(struct session *, const struct smtp_command *);
@@ -248,10 +250,23 @@ smtp_command_parse(const char *line, struct smtp_command *cmd)
 	cmd->arg = line;
 }
 
+/* The longest line allowed for this command (RFC 1869 extensions). */
+static size_t
+line_limit(const char *line, size_t len)
+{
+	if (len >= 5 && (line[4] == ' ' || line[4] == '\r')) {
+		if (strncasecmp(line, "MAIL", 4) == 0)
+			return (SMTP_MAIL_LINE_MAX);
+		if (strncasecmp(line, "RCPT", 4) == 0)
+			return (SMTP_RCPT_LINE_MAX);
+	}
+	return (SMTP_LINE_MAX);
+}
+
 int
 smtp_line_check(const char *line, size_t len, char *rbuf, size_t rsize)
 {
-	if (len > SMTP_LINE_MAX) {
+	if (len > line_limit(line, len)) {
 		strlcpy(rbuf, "500 5.5.2 Error: line too long", rsize);
 		return (-1);
 	}
@@ -340,7 +355,7 @@ smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
 	struct address		 a;
 	enum address_error	 e;
 	const char		*end, *errstr;
-	char			 params[SMTP_LINE_MAX + 1], *p, *key, *val;
+	char			 params[SMTP_CMDLINE_MAX + 1], *p, *key, *val;
 	int			 r, seen_size = 0, seen_body = 0;
 	long long		 size;
 
@@ -374,19 +389,17 @@ smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
 		if (strcasecmp(key, "SIZE") == 0 && val != NULL &&
 		    !seen_size) {
 			seen_size = 1;
+			/* RFC 1870: size-value ::= 1*20DIGIT */
 			if (strspn(val, "0123456789") != strlen(val) ||
-			    strlen(val) > 18) {
+			    strlen(val) > 20) {
 				strlcpy(rbuf, "501 5.5.4 Bad SIZE parameter",
 				    rsize);
 				return (-1);
 			}
 			size = strtonum(val, 0, LLONG_MAX, &errstr);
-			if (errstr != NULL) {
-				strlcpy(rbuf, "501 5.5.4 Bad SIZE parameter",
-				    rsize);
-				return (-1);
-			}
-			txn->size_param = (uint64_t)size;
+			/* 19 or 20 digits beyond LLONG_MAX: just too big. */
+			txn->size_param = errstr != NULL ? UINT64_MAX :
+			    (uint64_t)size;
 			if (max_size > 0 && txn->size_param > max_size) {
 				strlcpy(rbuf, "552 5.3.4 Message size exceeds "
 				    "fixed limit", rsize);
@@ -503,7 +516,7 @@ smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
 {
 	enum address_error	 e;
 	const char		*end;
-	char			 params[SMTP_LINE_MAX + 1], *p, *key, *val;
+	char			 params[SMTP_CMDLINE_MAX + 1], *p, *key, *val;
 	int			 r, notify;
 
 	memset(rcpt, 0, sizeof(*rcpt));
@@ -703,7 +716,7 @@ read_line(struct session *s, char **line, size_t *len)
 			s->ipos += *len;
 			return (overlong ? 2 : 1);
 		}
-		if (s->iend - s->ipos >= SMTP_LINE_MAX) {
+		if (s->iend - s->ipos >= SMTP_CMDLINE_MAX) {
 			overlong = 1;
 			s->ipos = s->iend;
 		}
@@ -849,7 +862,18 @@ do_rcpt(struct session *s, const struct smtp_command *cmd)
 		strlcpy(rbuf, "452 4.5.3 Error: too many recipients",
 		    sizeof(rbuf));
 		log_reject(s, "RCPT", rbuf, a.addr);
-		reply_line(s, rbuf);
+		/*
+		 * A client that sends more recipients than we take is
+		 * doing what RFC 5321 4.5.3.1.10 allows (it sends the rest
+		 * in a later transaction): not an error to pace or to hang
+		 * up on, up to an overshoot limit (as Postfix's
+		 * smtpd_recipient_overshoot_limit).
+		 */
+		if (++s->overshoot <= SMTP_RCPT_OVERSHOOT) {
+			out_append(s, rbuf, strlen(rbuf));
+			out_append(s, "\r\n", 2);
+		} else
+			reply_line(s, rbuf);
 		return;
 	}
 	if (s->h->rcpt != NULL &&
@@ -1315,7 +1339,7 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
     const struct smtp_hooks *h)
 {
 	struct session	*s;
-	char		*line, cmdline[SMTP_LINE_MAX + 1];
+	char		*line, cmdline[SMTP_CMDLINE_MAX + 1];
 	char		 rbuf[SMTP_REPLY_MAX];
 	char		 counts[512];
 	size_t		 len, off;

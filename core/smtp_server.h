@@ -23,6 +23,16 @@
 #include "core/address.h"
 
 #define SMTP_LINE_MAX	512	/* command line, CRLF included */
+/*
+ * Extensions lengthen MAIL and RCPT lines (RFC 1869 framework): MAIL by
+ * 26 (SIZE, RFC 1870), 14 (BODY, RFC 6152), 110 (RET, ENVID, RFC 3461)
+ * and 10 (SMTPUTF8, RFC 6531); RCPT by 514 (NOTIFY, ORCPT) and 10.
+ */
+#define SMTP_MAIL_LINE_MAX	(SMTP_LINE_MAX + 26 + 14 + 110 + 10)
+#define SMTP_RCPT_LINE_MAX	(SMTP_LINE_MAX + 514 + 10)
+#define SMTP_CMDLINE_MAX	SMTP_RCPT_LINE_MAX	/* the longest */
+#define SMTP_RCPT_OVERSHOOT	1000	/* 452s past max_recipients that are
+					   not counted as client errors */
 #define SMTP_REPLY_MAX	512
 #define SMTP_MAX_RECEIVED 100	/* more Received: headers is a loop */
 #define SMTP_ENVID_MAX	100	/* RFC 3461 4.4 */
@@ -148,7 +158,8 @@ void	 smtp_command_parse(const char *line, struct smtp_command *);
 
 /*
  * Check a command line as read from the client, lf pointing at its
- * '\n': 0 if it is "text CRLF" of at most SMTP_LINE_MAX octets without
+ * '\n': 0 if it is "text CRLF" of at most SMTP_LINE_MAX octets (MAIL:
+ * SMTP_MAIL_LINE_MAX, RCPT: SMTP_RCPT_LINE_MAX) without
  * NUL or bare CR; otherwise -1 with a reply in reply.
  */
 int	 smtp_line_check(const char *line, size_t len, char *reply, size_t);

@@ -691,6 +691,91 @@ test_recipients_and_etrn(void **state)
 	fake_free(f);
 }
 
+/*
+ * RFC 1869 extensions lengthen MAIL and RCPT lines: a 500-octet ORCPT
+ * after a long address (RFC 3461) and a MAIL with every parameter fit;
+ * other commands keep the 512-octet limit.
+ */
+static void
+test_extended_line_lengths(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 input[8192], orcpt[501], envid[101], local[65];
+	char		 noop[601];
+
+	memset(orcpt, 'o', 500);
+	memcpy(orcpt, "rfc822;", 7);
+	orcpt[500] = '\0';
+	memset(envid, 'e', 100);
+	envid[100] = '\0';
+	memset(local, 'l', 64);
+	local[64] = '\0';
+	memset(noop, 'n', 600);
+	noop[600] = '\0';
+	snprintf(input, sizeof(input), EHLO
+	    "MAIL FROM:<%s@sender.example.test> SIZE=100000 BODY=8BITMIME "
+	    "RET=HDRS ENVID=%s SMTPUTF8\r\n"
+	    "RCPT TO:<%s@example.test> NOTIFY=SUCCESS,FAILURE,DELAY "
+	    "ORCPT=%s\r\n"
+	    "NOOP %s\r\n"
+	    "DATA\r\nx\r\n.\r\nQUIT\r\n", local, envid, local, orcpt, noop);
+	run(f, input, 0);
+	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
+	assert_int_equal(count_replies(f, "250 2.1.5"), 1);
+	assert_int_equal(count_replies(f, "500 5.5.2 Error: line too long"),
+	    1);
+	assert_int_equal(f->commits, 1);
+	assert_string_equal(f->last_rcpt_orcpt, orcpt);
+	assert_string_equal(f->last_envid, envid);
+	fake_free(f);
+
+	/* Beyond the extended limit: refused like any overlong line. */
+	f = fake_new();
+	snprintf(input, sizeof(input), EHLO "MAIL FROM:<a@b.test>\r\n"
+	    "RCPT TO:<r@example.test> ORCPT=%s%s%s\r\nQUIT\r\n", orcpt, orcpt,
+	    orcpt);
+	run(f, input, 0);
+	assert_int_equal(count_replies(f, "500 5.5.2 Error: line too long"),
+	    1);
+	fake_free(f);
+
+	/* RFC 1870 size-value is 1*20DIGIT: too big, not bad syntax. */
+	f = fake_new();
+	run(f, EHLO "MAIL FROM:<a@b.test> SIZE=99999999999999999999\r\n"
+	    "MAIL FROM:<a@b.test> SIZE=999999999999999999999\r\nQUIT\r\n",
+	    1000);
+	assert_int_equal(count_replies(f, "552 5.3.4"), 1);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad SIZE"), 1);
+	fake_free(f);
+}
+
+/*
+ * A client that sends more recipients than max_recipients gets 452 for
+ * the excess and goes on with DATA (RFC 5321 4.5.3.1.10): those 452s
+ * are not errors that end the session.
+ */
+static void
+test_recipient_overshoot(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 input[8192], line[64];
+	int		 i;
+
+	strlcpy(input, EHLO "MAIL FROM:<a@b.test>\r\n", sizeof(input));
+	for (i = 0; i < 40; i++) {
+		snprintf(line, sizeof(line), "RCPT TO:<r%d@example.test>\r\n",
+		    i);
+		strlcat(input, line, sizeof(input));
+	}
+	strlcat(input, "DATA\r\nx\r\n.\r\nQUIT\r\n", sizeof(input));
+	assert_int_equal(run(f, input, 0), 0);
+	assert_int_equal(count_replies(f, "452 4.5.3"), 37);
+	assert_null(strstr(f->out, "421 "));
+	assert_int_equal(f->commits, 1);
+	assert_int_equal(f->last.nrcpts, 3);
+	fake_free(f);
+}
+
 /* The "TLS" stream: the same fake, fed from a second script. */
 static const char *after_tls;
 static int	 handshake_ok;
@@ -816,6 +901,8 @@ main(void)
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_recipients_and_etrn),
 		cmocka_unit_test(test_starttls),
+		cmocka_unit_test(test_extended_line_lengths),
+		cmocka_unit_test(test_recipient_overshoot),
 	};
 
 	return (cmocka_run_group_tests(tests, quiet_logs, NULL));
