@@ -126,6 +126,7 @@ static int	 entry_id_cmp(const void *, const void *);
 static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
 		    char *, size_t);
 static void	 move_to_corrupt(struct spool *, const char *, const char *);
+static int	 process_gone(pid_t);
 static int	 domain_file(const char *, const char *, char *, size_t);
 
 /* Opening and closing. */
@@ -1395,6 +1396,34 @@ spool_delete(struct spool *sp, const char *id)
  * Is the claim NAME stale?  Yes when its process is known dead (this
  * host, no such pid) or when it is older than timeout.  Fills id.
  */
+/*
+ * A local claimer is gone when its pid no longer exists, or is a zombie
+ * (killed, not yet reaped by its parent: it will never touch the claim).
+ */
+static int
+process_gone(pid_t pid)
+{
+	char	 path[64], buf[512];
+	char	*p;
+	ssize_t	 n;
+	int	 fd;
+
+	if (kill(pid, 0) == -1)
+		return (errno == ESRCH);
+	if (bsnprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid) == -1 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return (0);
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, so the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return (0);
+	return (p[2] == 'Z' || p[2] == 'X');
+}
+
 static int
 claim_is_stale(struct spool *sp, const char *name, time_t now,
     time_t timeout, char *id, size_t idsize)
@@ -1418,8 +1447,7 @@ claim_is_stale(struct spool *sp, const char *name, time_t now,
 	hlen = (size_t)(dot - host);
 	pid = strtonum(dot + 1, 1, INT_MAX, &errstr);
 	if (errstr == NULL && hlen == strlen(sp->host) &&
-	    memcmp(host, sp->host, hlen) == 0 &&
-	    kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+	    memcmp(host, sp->host, hlen) == 0 && process_gone((pid_t)pid))
 		return (1);
 	if (fstatat(sp->fd[D_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return (0);	/* gone meanwhile */

@@ -732,6 +732,47 @@ test_crash_stale_claim_dead_pid(void **state)
 	assert_int_equal(spool_unclaim(c), 0);
 }
 
+/* A holder killed but not yet reaped (a zombie) is dead too. */
+static void
+test_crash_stale_claim_zombie(void **state)
+{
+	struct fixture		*f = *state;
+	struct spool_claim	*c;
+	char			 id[QUEUE_ID_SIZE];
+	pid_t			 pid;
+	int			 status, i;
+
+	make_msg(f->sp, body, "r@example.test", id);
+	if ((pid = fork()) == 0) {
+		struct spool_claim	*cc;
+
+		if (spool_claim(f->sp, id, &cc) == -1)
+			_exit(1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	/* Wait until the child has claimed and exited, without reaping. */
+	for (i = 0; i < 500 && count_dir(f, "active") == 0; i++)
+		usleep(10000);
+	assert_int_equal(count_dir(f, "active"), 1);
+	for (i = 0; i < 500; i++) {
+		siginfo_t	 si;
+
+		memset(&si, 0, sizeof(si));
+		assert_int_equal(waitid(P_PID, pid, &si,
+		    WEXITED | WNOHANG | WNOWAIT), 0);
+		if (si.si_pid == pid)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(kill(pid, 0), 0);	/* still there: a zombie */
+	assert_int_equal(spool_recover(f->sp, 86400), 0);
+	assert_int_equal(count_dir(f, "active"), 0);
+	assert_int_equal(spool_claim(f->sp, id, &c), 0);
+	assert_int_equal(spool_unclaim(c), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
 /* A claim by a live (hung) process, or one on another host: by age. */
 static void
 test_crash_stale_claim_ctime(void **state)
@@ -1061,6 +1102,7 @@ main(void)
 		T(test_corrupt_envelope),
 		T(test_crash_leftover_tmp),
 		T(test_crash_stale_claim_dead_pid),
+		T(test_crash_stale_claim_zombie),
 		T(test_crash_stale_claim_ctime),
 		T(test_crash_half_state_temp),
 		T(test_crash_orphan_state),
