@@ -1233,6 +1233,9 @@ def main():
     if not os.access(MXFB, os.X_OK):
         die("%s not built (run make)" % MXFB)
     ensure_packages()
+    if os.geteuid() != 0:
+        die("needs root: the private Postfix instance (postfix start), the "
+            "cgroup CPU accounting and the network namespace")
     isolate()
     base = os.environ.get("BENCH_TMPDIR", "/var/tmp")
     work = tempfile.mkdtemp(prefix="mxfb-bench.", dir=base)
