@@ -43,6 +43,7 @@
 #include "core/log.h"
 #include "core/mx.h"
 #include "core/smtp_client.h"
+#include "core/starttls.h"
 #include "core/util.h"
 #include "spool/spool.h"
 
@@ -82,6 +83,7 @@ struct worker {
 	enum dns_status		 route_status;
 	struct lookup_error	 route_error;
 	struct smtp_conn	*conn;
+	struct starttls_contexts tls;		/* per level, made on use */
 	int			 dead;		/* no primary answered */
 	char			 dead_reason[1024];
 	int			 reconnects;
@@ -97,6 +99,8 @@ static void	 run_job(struct spool *, const struct job *, size_t, size_t,
 		    struct counts *);
 static void	 deliver_one(struct worker *, const char *, int *);
 static int	 open_session(struct worker *);
+static int	 secure_session(struct worker *, const struct mx_target *,
+		    enum tls_level);
 static void	 log_outcome(const struct envelope *, const struct recipient *,
 		    const char *, const char *, const char *, const char *);
 static void	 drop_connection(struct worker *);
@@ -340,23 +344,66 @@ finish(struct spool_claim *c, struct envelope *env)
 		log_warn("%s: cannot return message to the queue", env->id);
 }
 
-/* Connect to the first target address that greets us. */
+/*
+ * STARTTLS at the domain's tls-outbound level on a greeted connection:
+ * 0 go on, 1 reconnect in plaintext (may, failed handshake), -1 try the
+ * next address (the connection is closed and dead_reason says why).
+ */
+static int
+secure_session(struct worker *w, const struct mx_target *t,
+    enum tls_level level)
+{
+	struct starttls_report	 rep;
+	enum starttls_outcome	 rc;
+	char			 why[1024], line[1024];
+
+	why[0] = '\0';
+	rc = starttls_client(w->conn, cfg, &w->tls, level, t->host, t->port,
+	    cfg->hostname, &rep, why, sizeof(why));
+	if (rc == STARTTLS_OK) {
+		if (rep.active) {
+			starttls_describe(&rep, smtp_conn_relay(w->conn), line,
+			    sizeof(line));
+			log_info("%s: %s", w->domain, line);
+		} else if (why[0] != '\0')
+			log_info("%s: %s; going on in plaintext (tls-outbound "
+			    "%s)", w->domain, why, tls_level_name(rep.level));
+		return (0);
+	}
+	log_safe(w->dead_reason, sizeof(w->dead_reason), why);
+	smtp_close(w->conn);
+	w->conn = NULL;
+	if (rc == STARTTLS_RETRY_PLAIN) {
+		log_info("%s: %s; retrying in plaintext (tls-outbound may)",
+		    w->domain, w->dead_reason);
+		return (1);
+	}
+	log_info("%s: %s", w->domain, w->dead_reason);
+	return (-1);
+}
+
+/* Connect to the first target address that greets us (and TLS as due). */
 static int
 open_session(struct worker *w)
 {
 	struct smtp_timeouts	 to;
 	struct mx_target	*t;
+	enum tls_level		 level;
 	size_t			 i, j;
 	char			 why[1024];
 	socklen_t		 len;
+	int			 plain, r;
 
 	to.connect = cfg->connect_timeout;
 	to.command = cfg->command_timeout;
 	to.data = cfg->data_timeout;
 	to.data_done = cfg->data_done_timeout;
+	level = config_tls_level(cfg, w->domain);
 	for (i = 0; i < w->route.ntargets; i++) {
 		t = &w->route.targets[i];
 		for (j = 0; j < t->naddrs; j++) {
+			plain = 0;
+again:
 			len = t->addrs[j].ss_family == AF_INET6 ?
 			    sizeof(struct sockaddr_in6) :
 			    sizeof(struct sockaddr_in);
@@ -368,8 +415,17 @@ open_session(struct worker *w)
 				log_info("%s: %s", w->domain, why);
 				continue;
 			}
-			if (smtp_greet(w->conn, cfg->hostname, NULL) == 0)
-				return (0);
+			if (smtp_greet(w->conn, cfg->hostname, NULL) == 0) {
+				r = secure_session(w, t, plain ?
+				    TLS_LEVEL_NONE : level);
+				if (r == 0)
+					return (0);
+				if (r == 1 && !plain) {
+					plain = 1;
+					goto again;
+				}
+				continue;
+			}
 			log_safe(w->dead_reason, sizeof(w->dead_reason),
 			    smtp_conn_error(w->conn));
 			log_info("%s: %s", w->domain, w->dead_reason);
@@ -640,6 +696,7 @@ run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
 	free(again);
 	if (w.conn != NULL)
 		smtp_quit(w.conn);
+	starttls_contexts_free(&w.tls);
 	mx_route_free(&w.route);
 	dns_resolver_close(w.dr);
 	out->delivered += w.n.delivered;

@@ -646,12 +646,12 @@ tls_client_connect(struct tls_client *tc, int fd, const char *host,
 	    (tc->level == TLS_LEVEL_DANE && usable > 0);
 	if (required && !c->info.verified) {
 		if (usable > 0)
-			(void)snprintf(err, errsize, "TLS: no TLSA record "
+			(void)snprintf(err, errsize, "no TLSA record "
 			    "of %s matches the certificate of %s (%s)",
 			    base != NULL ? base : host, host,
 			    c->info.verify_error);
 		else
-			(void)snprintf(err, errsize, "TLS: certificate "
+			(void)snprintf(err, errsize, "certificate "
 			    "verification failed for %s: %s", host,
 			    c->info.verify_error);
 		tls_conn_free(c);
