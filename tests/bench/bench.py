@@ -1188,6 +1188,7 @@ def report(b):
                   for r in rows],
         "notes": b.notes,
     }
+    os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "bench.json")
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, default=str)
