@@ -84,6 +84,7 @@ struct spool_claim {
 	size_t		 state0len;
 	void		*map;
 	int		 verified;
+	int		 has_state;	/* state/ID existed or was written */
 };
 
 /* One message found by a directory scan. */
@@ -108,7 +109,7 @@ static int	 foreach_batched(struct spool *, struct spool_batch_item *,
 		    const char *, enum loc, struct envelope *);
 static int	 read_envelope_fd(int, const char *, struct envelope *,
 		    uint64_t *);
-static int	 merge_state(struct spool *, struct envelope *);
+static int	 merge_state(struct spool *, struct envelope *, int *);
 static int	 find_active(struct spool *, const char *, char *, size_t);
 static int	 open_any(struct spool *, const char *, int, enum loc *);
 static int	 read_any(struct spool *, const char *, int, struct envelope *);
@@ -385,18 +386,28 @@ read_envelope_fd(int fd, const char *id, struct envelope *env,
 	return (r);
 }
 
-/* Merge state/ID into env; no state file means fresh. */
+/*
+ * Merge state/ID into env; no state file means fresh.  *found (if not
+ * NULL) tells whether there was one.
+ */
 static int
-merge_state(struct spool *sp, struct envelope *env)
+merge_state(struct spool *sp, struct envelope *env, int *found)
 {
 	struct stat	 st;
 	char		 small[SPOOL_TAIL];
 	char		*buf;
 	int		 fd, r, save;
 
+	if (found != NULL)
+		*found = 1;
 	if ((fd = openat(sp->fd[D_STATE], env->id, O_RDONLY | O_CLOEXEC))
-	    == -1)
-		return (errno == ENOENT ? 0 : -1);
+	    == -1) {
+		if (errno != ENOENT)
+			return (-1);
+		if (found != NULL)
+			*found = 0;
+		return (0);
+	}
 	if (fstat(fd, &st) == -1)
 		goto fail;
 	if (st.st_size > MAX_STATE) {
@@ -501,7 +512,7 @@ read_any(struct spool *sp, const char *id, int first, struct envelope *env)
 		return (-1);
 	}
 	(void)close(fd);
-	if (merge_state(sp, env) == -1) {
+	if (merge_state(sp, env, NULL) == -1) {
 		save = errno;
 		envelope_free(env);
 		errno = save;
@@ -1066,7 +1077,7 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 		log_warn("%s: spool: futimens active/%s", id, c->name);
 	if (read_envelope_fd(c->fd, id, &c->env, &c->msgsize) == -1)
 		goto giveback;
-	if (merge_state(sp, &c->env) == -1) {
+	if (merge_state(sp, &c->env, &c->has_state) == -1) {
 		save = errno;
 		envelope_free(&c->env);
 		errno = save;
@@ -1206,6 +1217,7 @@ spool_claim_update(struct spool_claim *c)
 	char	*buf;
 	size_t	 len;
 
+	c->has_state = 1;	/* even a failed write may leave one */
 	if (write_state(c->sp, &c->env) == -1)
 		return (-1);
 	/* Refresh the claim's ctime: it is still alive. */
@@ -1245,24 +1257,56 @@ spool_unclaim(struct spool_claim *c)
 int
 spool_claim_remove(struct spool_claim *c)
 {
-	struct spool	*sp = c->sp;
-	int		 save;
+	return (spool_claim_remove_batch(&c, 1, NULL));
+}
 
-	/*
-	 * No state is saved first: the unlink, durable once the directory
-	 * is fsync'd, is the record that the message is done (INTERNALS 6).
-	 */
-	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
-		save = errno;
-		spool_claim_free(c);
-		errno = save;
+/*
+ * No state is saved first: the unlink, durable once the directory is
+ * fsync'd, is the record that the message is done (INTERNALS 4, 6).
+ * One fsync of active/ covers every unlink before it.  A state file is
+ * unlinked only where there may be one: none existed at the claim and
+ * none was written since means none exists (only the holder writes it).
+ */
+int
+spool_claim_remove_batch(struct spool_claim **cv, size_t n, int *errs)
+{
+	struct spool	*sp;
+	size_t		 i, removed = 0;
+	int		 first = 0;
+
+	if (n == 0)
+		return (0);
+	sp = cv[0]->sp;
+	for (i = 0; i < n; i++) {
+		if (errs != NULL)
+			errs[i] = 0;
+		if (unlinkat(sp->fd[D_ACTIVE], cv[i]->name, 0) == -1) {
+			if (errs != NULL)
+				errs[i] = errno;
+			if (first == 0)
+				first = errno;
+			spool_claim_free(cv[i]);
+			cv[i] = NULL;
+			continue;
+		}
+		removed++;
+	}
+	if (removed > 0 && fsync(sp->fd[D_ACTIVE]) == -1)
+		log_warn("spool: fsync active/ after %zu removals", removed);
+	for (i = 0; i < n; i++) {
+		if (cv[i] == NULL)
+			continue;
+		if (cv[i]->has_state && unlinkat(sp->fd[D_STATE],
+		    cv[i]->env.id, 0) == -1 && errno != ENOENT)
+			log_warn("%s: spool: unlink state/%s", cv[i]->env.id,
+			    cv[i]->env.id);
+		spool_claim_free(cv[i]);
+		cv[i] = NULL;
+	}
+	if (first != 0) {
+		errno = first;
 		return (-1);
 	}
-	if (fsync(sp->fd[D_ACTIVE]) == -1)
-		log_warn("%s: spool: fsync active/", c->env.id);
-	if (unlinkat(sp->fd[D_STATE], c->env.id, 0) == -1 && errno != ENOENT)
-		log_warn("%s: spool: unlink state/%s", c->env.id, c->env.id);
-	spool_claim_free(c);
 	return (0);
 }
 

@@ -178,6 +178,16 @@ int	 spool_claim_update(struct spool_claim *);
 int	 spool_unclaim(struct spool_claim *);
 /* Done with it: remove message and state (durable on return). */
 int	 spool_claim_remove(struct spool_claim *);
+/*
+ * The same for n claims at once, with one fsync of the claim directory
+ * for all (the cost of a removal is that fsync): every claim is freed
+ * and its pointer in the array set to NULL.  errs (n entries, or NULL)
+ * gets 0 or the errno of each claim's removal; -1 with the first such
+ * errno when one failed.  Holding finished claims to remove them
+ * together widens the window in which a crash re-delivers them
+ * (INTERNALS 6) to the whole batch: keep batches short.
+ */
+int	 spool_claim_remove_batch(struct spool_claim **, size_t n, int *errs);
 /* Move a corrupt message to corrupt/: never delivered, and never
  * deleted but by spool_delete. */
 int	 spool_quarantine(struct spool_claim *);
