@@ -359,7 +359,7 @@ secure_session(struct worker *w, const struct mx_target *t,
 
 	why[0] = '\0';
 	rc = starttls_client(w->conn, cfg, &w->tls, level, t->host, t->port,
-	    cfg->hostname, &rep, why, sizeof(why));
+	    cfg->hostname, (int)cfg->command_timeout, &rep, why, sizeof(why));
 	if (rc == STARTTLS_OK) {
 		if (rep.active) {
 			starttls_describe(&rep, smtp_conn_relay(w->conn), line,

@@ -8,7 +8,12 @@
  *   DOMAIN HOST[IP]:PORT pref=N up|down LATENCYms TEXT
  *
  * TEXT is the banner of a host that is up, the reason for one that is
- * down.  A domain whose primaries cannot be found (DNS failure, no
+ * down, then what STARTTLS at the domain's tls-outbound level found:
+ * "starttls=yes|no" and, after a handshake, "tls=TLSv1.3 cipher=NAME
+ * subject="CN=..." expires=Nd verify=ok|dane|"reason"".  A primary
+ * whose TLS fails the level (verify: a bad certificate; encrypt: no
+ * STARTTLS) is down: flush could not deliver to it.  A certificate that
+ * expires within TLS_EXPIRY_WARN_DAYS makes the exit status at least 1.  A domain whose primaries cannot be found (DNS failure, no
  * primary, loop to ourselves) gets one line with host "-", state
  * "unknown".  Exit status as a monitoring plugin: 0 every primary of every
  * domain up, 1 some primary down but every domain has one up, 2 some
@@ -44,6 +49,8 @@
 #include "core/log.h"
 #include "core/mx.h"
 #include "core/smtp_client.h"
+#include "core/starttls.h"
+#include "core/tls.h"
 #include "core/util.h"
 #include "spool/spool.h"
 
@@ -63,7 +70,8 @@ struct waiting {
 static int	 probe_domain(struct dns_resolver *, struct spool *,
 		    const char *, int, time_t);
 static int	 probe_host(const struct mx_target *, const char *, int,
-		    time_t, char *, size_t);
+		    time_t, struct starttls_contexts *, int *, char *, size_t);
+static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
 static void	 spawn_flush(const char *);
 static int64_t	 mono_ms(void);
@@ -78,11 +86,45 @@ mono_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT". */
+/* " starttls=yes tls=TLSv1.3 cipher=... subject=... expires=Nd verify=..." */
+static void
+tls_fields(const struct starttls_report *rep, char *buf, size_t size)
+{
+	const struct tls_info	*ti = &rep->info;
+	char			 subject[300], verify[160];
+
+	if (!rep->handshake) {
+		(void)snprintf(buf, size, " starttls=%s",
+		    rep->offered ? "yes" : "no");
+		return;
+	}
+	if (ti->verified)
+		(void)strlcpy(verify, ti->dane ? "dane" : "ok",
+		    sizeof(verify));
+	else
+		(void)snprintf(verify, sizeof(verify), "\"%s\"",
+		    ti->verify_error);
+	if (ti->has_cert)
+		(void)snprintf(subject, sizeof(subject), " subject=\"%s\" "
+		    "expires=%ldd", ti->subject, ti->expiry_days);
+	else
+		subject[0] = '\0';
+	(void)snprintf(buf, size, " starttls=yes tls=%s cipher=%s%s verify=%s",
+	    ti->protocol, ti->cipher, subject, verify);
+}
+
+/*
+ * 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT";
+ * *expiring set when the certificate expires within the warning days.
+ */
 static int
 probe_host(const struct mx_target *t, const char *domain, int quiet,
-    time_t cap, char *note, size_t notesize)
+    time_t cap, struct starttls_contexts *tls, int *expiring, char *note,
+    size_t notesize)
 {
+	struct starttls_report	 rep;
+	enum starttls_outcome	 st;
+	char			 tlstext[700], twhy[1024];
 	struct smtp_timeouts	 to;
 	struct smtp_conn	*c;
 	struct smtp_reply	 banner;
@@ -99,6 +141,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	to.data = to.command;
 	to.data_done = to.command;
 	strlcpy(text, "no address", sizeof(text));
+	tlstext[0] = '\0';
 	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
 	t0 = mono_ms();
 	for (j = 0; j < t->naddrs && !up; j++) {
@@ -119,6 +162,19 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 			smtp_close(c);
 			continue;
 		}
+		st = starttls_client(c, cfg, tls, config_tls_level(cfg,
+		    domain), t->host, t->port, cfg->hostname, (int)to.command,
+		    &rep, twhy, sizeof(twhy));
+		tls_fields(&rep, tlstext, sizeof(tlstext));
+		if (rep.handshake && rep.info.has_cert &&
+		    rep.info.expiry_days <= TLS_EXPIRY_WARN_DAYS)
+			*expiring = 1;
+		if (st == STARTTLS_FAIL) {
+			/* The level forbids delivery: down for flush too. */
+			strlcpy(text, twhy, sizeof(text));
+			smtp_close(c);
+			continue;
+		}
 		up = 1;
 		state = "up";
 		smtp_reply_string(&banner, text, sizeof(text));
@@ -126,8 +182,15 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		    "latency=%lldms ehlo=%s", (long long)time(NULL), t->host,
 		    smtp_conn_relay(c), (long long)(mono_ms() - t0),
 		    smtp_conn_ext(c)->keywords);
-		smtp_quit(c);
+		if (st == STARTTLS_RETRY_PLAIN) {
+			/* may: flush would go on in plaintext. */
+			strlcat(tlstext, " tls=failed", sizeof(tlstext));
+			smtp_close(c);
+		} else
+			smtp_quit(c);
 	}
+	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text))
+		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
 	if (!quiet)
 		printf("%s %s pref=%u %s %lldms %s\n", domain, relay, t->pref,
@@ -143,8 +206,10 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 {
 	struct mx_route		 route;
 	struct lookup_error	 e;
+	struct starttls_contexts tls;
 	char			 note[1024], best[1024], safe[600];
 	size_t			 i, nup = 0;
+	int			 expiring = 0;
 
 	if (dr == NULL || mx_route_lookup(dr, cfg, domain, &route, &e) !=
 	    DNS_OK) {
@@ -157,14 +222,16 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 		return (PROBE_UNKNOWN);
 	}
 	best[0] = '\0';
+	memset(&tls, 0, sizeof(tls));
 	for (i = 0; i < route.ntargets; i++) {
 		note[0] = '\0';
-		if (probe_host(&route.targets[i], domain, quiet, cap, note,
-		    sizeof(note))) {
+		if (probe_host(&route.targets[i], domain, quiet, cap, &tls,
+		    &expiring, note, sizeof(note))) {
 			if (nup++ == 0)
 				strlcpy(best, note, sizeof(best));
 		}
 	}
+	starttls_contexts_free(&tls);
 	if (nup > 0 && sp != NULL &&
 	    spool_domain_note_write(sp, domain, best) == -1)
 		log_warn("probe %s: cannot record the probe", domain);
@@ -172,7 +239,7 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	mx_route_free(&route);
 	if (nup == 0)
 		return (PROBE_CRITICAL);
-	return (nup == i ? PROBE_OK : PROBE_WARNING);
+	return (nup == i && !expiring ? PROBE_OK : PROBE_WARNING);
 }
 
 static int

@@ -54,8 +54,8 @@ context(const struct config *c, struct starttls_contexts *sc,
 enum starttls_outcome
 starttls_client(struct smtp_conn *conn, const struct config *c,
     struct starttls_contexts *sc, enum tls_level level, const char *host,
-    int port, const char *helo, struct starttls_report *rep, char *why,
-    size_t whysize)
+    int port, const char *helo, int timeout, struct starttls_report *rep,
+    char *why, size_t whysize)
 {
 	struct tlsa_record	*tlsa = NULL;
 	struct tls_client	*tc;
@@ -117,7 +117,7 @@ starttls_client(struct smtp_conn *conn, const struct config *c,
 		goto done;
 	}
 	if (tls_client_connect(tc, smtp_conn_fd(conn), host, host, tlsa,
-	    rep->level == TLS_LEVEL_DANE ? ntlsa : 0, (int)c->command_timeout,
+	    rep->level == TLS_LEVEL_DANE ? ntlsa : 0, timeout,
 	    &rep->info, &tconn, err, sizeof(err)) == -1) {
 		rep->handshake = rep->info.protocol[0] != '\0';
 		(void)snprintf(why, whysize, "TLS with %s failed: %s",

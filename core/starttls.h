@@ -44,14 +44,14 @@ enum starttls_outcome {
 
 /*
  * After smtp_greet(): STARTTLS at level on conn to the MX host (port
- * for the TLSA name; an address as host has no TLSA records), then EHLO
- * helo again.  why gets the reason for STARTTLS_FAIL and
+ * for the TLSA name; an address as host has no TLSA records), a
+ * handshake of at most timeout seconds, then EHLO helo again.  why gets the reason for STARTTLS_FAIL and
  * STARTTLS_RETRY_PLAIN, and for a may-level STARTTLS_OK that stayed in
  * plaintext after the server refused STARTTLS ("" otherwise).
  */
 enum starttls_outcome starttls_client(struct smtp_conn *,
 	    const struct config *, struct starttls_contexts *, enum tls_level,
-	    const char *host, int port, const char *helo,
+	    const char *host, int port, const char *helo, int timeout,
 	    struct starttls_report *, char *why, size_t);
 
 /* "Verified TLS connection ... TLSv1.3 with cipher X (256 bits)". */
