@@ -84,6 +84,7 @@ static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 listener(char **, int, unsigned);
 static void	 refuse_busy(int);
+static void	 refuse_unavailable(int);
 
 /* The `timeout` key in whole seconds for poll(2) (0: the default). */
 static int
@@ -429,7 +430,15 @@ serve(int in, int out)
 	r.in = in;
 	r.out = out;
 	peer_from_fd(&r, in);
-	r.sp = cmd_open_spool(1);
+	if (spool_open(cfg->spool, 1, &r.sp) == -1) {
+		/*
+		 * The client gets an SMTP answer it will retry on, not a
+		 * dropped connection (or, under inetd, our stderr).
+		 */
+		log_warn("spool %s", cfg->spool);
+		refuse_unavailable(out);
+		return (EXIT_TEMPFAIL);
+	}
 
 	memset(&p, 0, sizeof(p));
 	p.hostname = cfg->hostname;
@@ -550,6 +559,19 @@ refuse_busy(int fd)
 	if (n > 0 && (size_t)n < sizeof(line) &&
 	    write(fd, line, (size_t)n) == -1)
 		log_warn("421 to busy client");
+}
+
+static void
+refuse_unavailable(int fd)
+{
+	char	 line[512];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "421 4.3.0 %s Error: queue "
+	    "unavailable, try again later\r\n", cfg->hostname);
+	if (n > 0 && (size_t)n < sizeof(line) &&
+	    write(fd, line, (size_t)n) == -1)
+		log_warn("421 to client");
 }
 
 static int

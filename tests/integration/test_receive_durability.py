@@ -6,12 +6,13 @@ loses none that was acknowledged.  Checked through `mxfb status`.
 import os
 import random
 import re
+import socket
 import subprocess
 import threading
 
 import pytest
 
-from conftest import receive_stdio
+from conftest import MXFB, receive_stdio
 
 
 def body_of(mx, qid):
@@ -154,3 +155,28 @@ def test_kill9_at_random_points(mx):
         assert body_of(mx, m["id"]) in sent
     assert len(msgs) >= len(acked)
     print("kill9: acked %d, stored %d, sent %d" % (len(acked), len(msgs), len(sent)))
+
+
+def test_unusable_spool_gives_421_not_a_dropped_connection(mx):
+    """A spool receive cannot open (here: its path is a file) is a 421
+    the client retries on, never a silent hang-up or our stderr text on
+    the SMTP stream."""
+    path = os.path.join(mx.dir, "not-a-dir")
+    with open(path, "w") as f:
+        f.write("x")
+    mx.config(*[("spool %s" % path) if l.startswith("spool ") else l
+                for l in mx.base_lines()], replace_base=True)
+    client, server = socket.socketpair()
+    p = subprocess.Popen([MXFB, "receive"], stdin=server, stdout=server,
+                         stderr=subprocess.PIPE, env=mx.env())
+    server.close()
+    client.settimeout(10)
+    data = b""
+    while True:
+        chunk = client.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert p.wait(10) == 75
+    assert re.match(rb"^421 4\.3\.0 backup\.example\.test .*\r\n$", data), data
+    assert "not-a-dir" in p.stderr.read().decode()
