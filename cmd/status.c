@@ -478,7 +478,7 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 {
 	struct envelope	 env;
 	const struct recipient *r;
-	char		 when[64], safe[SAFE_SIZE];
+	char		 when[64], safe[SAFE_SIZE], notify[40];
 	size_t		 i;
 
 	memset(&env, 0, sizeof(env));
@@ -535,12 +535,18 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 			format_time(r->last_attempt, when, sizeof(when));
 			fprintf(f, ", last %s", when);
 		}
-		if (r->notify != 0)
-			fprintf(f, ", notify=%s%s%s%s",
-			    r->notify & NOTIFY_NEVER ? "never," : "",
-			    r->notify & NOTIFY_SUCCESS ? "success," : "",
-			    r->notify & NOTIFY_FAILURE ? "failure," : "",
-			    r->notify & NOTIFY_DELAY ? "delay," : "");
+		if (r->notify != 0) {
+			notify[0] = '\0';
+			if (r->notify & NOTIFY_NEVER)
+				strlcat(notify, ",never", sizeof(notify));
+			if (r->notify & NOTIFY_SUCCESS)
+				strlcat(notify, ",success", sizeof(notify));
+			if (r->notify & NOTIFY_FAILURE)
+				strlcat(notify, ",failure", sizeof(notify));
+			if (r->notify & NOTIFY_DELAY)
+				strlcat(notify, ",delay", sizeof(notify));
+			fprintf(f, ", notify=%s", notify + 1);
+		}
 		if (r->reported)
 			fputs(", reported", f);
 		fputc('\n', f);

@@ -403,3 +403,26 @@ def test_inject_spool_full(mx):
         assert queue_ids(mx) == [first, second]
     finally:
         subprocess.run(["umount", mx.spool], check=True)
+
+
+def test_status_id_shows_notify_list(mx):
+    """`status ID` lists a recipient's NOTIFY keywords comma-separated,
+    with no trailing comma."""
+    from conftest import receive_stdio
+    proc, raw = receive_stdio(mx)
+    assert raw.cmd("EHLO c.test")[0] == 250
+    assert raw.cmd("MAIL FROM:<a@example.org>")[0] == 250
+    assert raw.cmd("RCPT TO:<r@example.test> NOTIFY=DELAY,FAILURE")[0] == 250
+    assert raw.cmd("RCPT TO:<s@example.test> NOTIFY=NEVER")[0] == 250
+    assert raw.cmd("DATA")[0] == 354
+    raw.send(b"Subject: n\r\n\r\nx\r\n.\r\n")
+    code, text = raw.reply()
+    assert code == 250, text
+    raw.cmd("QUIT")
+    proc.wait(10)
+    (qid,) = [o["id"] for o in mx.status_json()]
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert re.search(r"<r@example\.test> queued, 0 attempts, "
+                     r"notify=failure,delay\n", out), out
+    assert re.search(r"<s@example\.test> queued, 0 attempts, "
+                     r"notify=never\n", out), out
