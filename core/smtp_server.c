@@ -114,6 +114,8 @@ static void	 log_reject(struct session *, const char *, const char *,
 static void	 safe_copy(char *, size_t, const char *);
 static size_t	 line_limit(const char *, size_t);
 static int	 param_split(char **, char **, char **);
+static void	 param_refuse(const char *, const char *const *, char *,
+		    size_t);
 static void	 do_helo(struct session *, const struct smtp_command *, int);
 static void	 do_mail(struct session *, const struct smtp_command *);
 static void	 do_rcpt(struct session *, const struct smtp_command *);
@@ -310,6 +312,32 @@ smtp_xtext_valid(const char *s, size_t maxlen)
 	return (n <= maxlen);
 }
 
+/* The parameters MAIL and RCPT know (RFC 1870, 6152, 6531, 3461). */
+static const char *const mail_params[] = {
+	"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", NULL
+};
+static const char *const rcpt_params[] = { "NOTIFY", "ORCPT", NULL };
+
+/*
+ * A parameter that did not parse: one we know, given twice or with a
+ * value missing or extra, is bad syntax (501, as Postfix); one we do
+ * not know is 555 (RFC 5321 4.1.1.11).
+ */
+static void
+param_refuse(const char *key, const char *const *known, char *rbuf,
+    size_t rsize)
+{
+	for (; *known != NULL; known++) {
+		if (strcasecmp(key, *known) == 0) {
+			snprintf(rbuf, rsize, "501 5.5.4 Bad %s parameter "
+			    "syntax (duplicate, or value missing or extra)",
+			    *known);
+			return;
+		}
+	}
+	strlcpy(rbuf, "555 5.5.4 Unsupported option", rsize);
+}
+
 /*
  * Next "KEY[=VALUE]" from *p (space separated); *p advances.  Returns 0
  * at the end, 1 for a parameter, -1 for bad syntax.
@@ -438,8 +466,7 @@ smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
 			}
 			txn->envid = xstrdup(val);
 		} else {
-			strlcpy(rbuf, "555 5.5.4 Unsupported option or "
-			    "duplicate parameter", rsize);
+			param_refuse(key, mail_params, rbuf, rsize);
 			return (-1);
 		}
 	}
@@ -564,8 +591,7 @@ smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
 			}
 			rcpt->orcpt = xstrdup(val);
 		} else {
-			strlcpy(rbuf, "555 5.5.4 Unsupported option or "
-			    "duplicate parameter", rsize);
+			param_refuse(key, rcpt_params, rbuf, rsize);
 			goto fail;
 		}
 	}

@@ -649,13 +649,41 @@ test_params(void **state)
 	    "RCPT TO:r@example.test\r\n"
 	    "RCPT TO:<r@example.test> NOTIFY=NEVER\r\n"
 	    "QUIT\r\n", 0);
-	assert_int_equal(count_replies(f, "555 5.5.4"), 3);
-	assert_int_equal(count_replies(f, "501 5.5.4"), 8);
+	/* RET twice is bad syntax (501), not an unknown parameter (555). */
+	assert_int_equal(count_replies(f, "555 5.5.4"), 2);
+	assert_int_equal(count_replies(f, "501 5.5.4"), 9);
 	assert_int_equal(count_replies(f, "553 5.6.7"), 2);
 	assert_int_equal(count_replies(f, "501 5.1.7"), 1);
 	assert_int_equal(count_replies(f, "501 5.1.3"), 2);
 	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
 	assert_int_equal(count_replies(f, "250 2.1.5"), 1);
+	fake_free(f);
+
+	/*
+	 * A known parameter twice, or without the value it needs, is a
+	 * syntax error (501); only an unknown one is 555 (RFC 5321
+	 * 4.1.1.11).
+	 */
+	f = fake_new();
+	run(f, EHLO
+	    "MAIL FROM:<a@b.test> ENVID=x ENVID=y\r\n"
+	    "MAIL FROM:<a@b.test> SIZE\r\n"
+	    "MAIL FROM:<a@b.test> SIZE=1 SIZE=2\r\n"
+	    "MAIL FROM:<a@b.test> SMTPUTF8=yes\r\n"
+	    "MAIL FROM:<a@b.test> AUTH=<>\r\n"
+	    "MAIL FROM:<a@b.test>\r\n"
+	    "RCPT TO:<r@example.test> NOTIFY=NEVER NOTIFY=NEVER\r\n"
+	    "RCPT TO:<r@example.test> ORCPT=rfc822;a ORCPT=rfc822;b\r\n"
+	    "RCPT TO:<r@example.test> ORCPT\r\n"
+	    "RCPT TO:<r@example.test> XFOO=1\r\n"
+	    "QUIT\r\n", 0);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad ENVID"), 1);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad SIZE"), 2);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad SMTPUTF8"), 1);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad NOTIFY"), 1);
+	assert_int_equal(count_replies(f, "501 5.5.4 Bad ORCPT"), 2);
+	assert_int_equal(count_replies(f, "555 5.5.4"), 2);
+	assert_int_equal(count_replies(f, "250 2.1.0"), 1);
 	fake_free(f);
 
 	/* ESMTP parameters need EHLO. */
