@@ -140,6 +140,13 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	}
 	if (cfg->recipients[0] == '\0')
 		return (0);
+	/*
+	 * RFC 5321 4.5.1: postmaster at every domain we serve MUST be
+	 * accepted, listed or not (the primary must have it too, so this
+	 * makes no backscatter).
+	 */
+	if (strcasecmp(a->local_plain, "postmaster") == 0)
+		return (0);
 	if (r->rcptlist == NULL &&
 	    (r->rcptlist = rcptlist_load(cfg->recipients, err,
 	    sizeof(err))) == NULL) {

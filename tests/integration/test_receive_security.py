@@ -169,3 +169,19 @@ def test_dot_crlf_inside_line_does_not_end(mx):
     data = mx.run("status", "-b", m["id"], check=True).stdout
     # RFC 5321 4.5.2: a leading dot is removed from every other line.
     assert data.endswith(b"\r\n\r\ntext.\r\n.\r\n \r\n")
+
+
+def test_postmaster_accepted_without_recipients_entry(mx):
+    """RFC 5321 4.5.1: postmaster at a domain we serve MUST be accepted,
+    even when the recipients file does not list it; other unlisted users
+    are still refused."""
+    rfile = mx.dir + "/recipients"
+    with open(rfile, "w") as f:
+        f.write("alice@example.test\n")
+    mx.config("recipients %s" % rfile)
+    proc, raw = session(mx)
+    assert raw.cmd("RCPT TO:<postmaster@example.test>")[0] == 250
+    assert raw.cmd("RCPT TO:<PostMaster@Example.Test>")[0] == 250
+    assert raw.cmd("RCPT TO:<postmaster@elsewhere.test>")[0] == 550
+    assert raw.cmd("RCPT TO:<postmaster2@example.test>")[0] == 550
+    end(proc, raw)
