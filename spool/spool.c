@@ -61,6 +61,10 @@ struct spool {
 	int	 dirfd;
 	int	 fd[D_COUNT];
 	char	 host[HOST_MAX + 1];	/* gethostname(), safe for names */
+	/* Removals not yet made durable (spool_claim_remove_nosync). */
+	size_t	 unsynced;
+	char	(*stale_state)[QUEUE_ID_SIZE];	/* unlink after the sync */
+	size_t	 nstale, stalecap;
 };
 
 struct spool_writer {
@@ -83,6 +87,7 @@ struct spool_claim {
 	char		*state0;	/* state as claimed, to see changes */
 	size_t		 state0len;
 	void		*map;
+	unsigned char	*copy;		/* small message: its bytes, read */
 	int		 verified;
 	int		 has_state;	/* state/ID existed or was written */
 };
@@ -108,7 +113,7 @@ static int	 foreach_sync(struct spool *, const char *, enum loc,
 static int	 foreach_batched(struct spool *, struct spool_batch_item *,
 		    const char *, enum loc, struct envelope *);
 static int	 read_envelope_fd(int, const char *, struct envelope *,
-		    uint64_t *);
+		    uint64_t *, unsigned char **);
 static int	 merge_state(struct spool *, struct envelope *, int *);
 static int	 find_active(struct spool *, const char *, char *, size_t);
 static int	 open_any(struct spool *, const char *, int, enum loc *);
@@ -224,6 +229,8 @@ spool_close(struct spool *sp)
 
 	if (sp == NULL)
 		return;
+	(void)spool_sync_removals(sp);
+	free(sp->stale_state);
 	for (i = 0; i < D_COUNT; i++)
 		if (sp->fd[i] != -1)
 			(void)close(sp->fd[i]);
@@ -351,9 +358,14 @@ decode_trailer(const char *trailer, size_t len, const char *id, uint64_t off,
 	return (0);
 }
 
+/*
+ * The envelope from the file's tail.  When the one read of the tail was
+ * the whole file and whole is not NULL, *whole gets a copy of the
+ * message bytes (NULL otherwise): no second read or mapping needed.
+ */
 static int
 read_envelope_fd(int fd, const char *id, struct envelope *env,
-    uint64_t *msgsize)
+    uint64_t *msgsize, unsigned char **whole)
 {
 	struct stat	 st;
 	char		 tail[SPOOL_TAIL];
@@ -383,6 +395,12 @@ read_envelope_fd(int fd, const char *id, struct envelope *env,
 	}
 	if (r == 0 && msgsize != NULL)
 		*msgsize = off;
+	if (whole != NULL)
+		*whole = NULL;
+	if (r == 0 && whole != NULL && n == (size_t)st.st_size && off > 0) {
+		*whole = xmalloc((size_t)off);
+		memcpy(*whole, tail, (size_t)off);
+	}
 	return (r);
 }
 
@@ -505,7 +523,7 @@ read_any(struct spool *sp, const char *id, int first, struct envelope *env)
 
 	if ((fd = open_any(sp, id, first, &where)) == -1)
 		return (-1);
-	if (read_envelope_fd(fd, id, env, NULL) == -1) {
+	if (read_envelope_fd(fd, id, env, NULL, NULL) == -1) {
 		save = errno;
 		(void)close(fd);
 		errno = save;
@@ -1075,7 +1093,7 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 	/* The claim's age is its ctime: make sure it is now. */
 	if (futimens(c->fd, NULL) == -1)
 		log_warn("%s: spool: futimens active/%s", id, c->name);
-	if (read_envelope_fd(c->fd, id, &c->env, &c->msgsize) == -1)
+	if (read_envelope_fd(c->fd, id, &c->env, &c->msgsize, &c->copy) == -1)
 		goto giveback;
 	if (merge_state(sp, &c->env, &c->has_state) == -1) {
 		save = errno;
@@ -1125,6 +1143,8 @@ spool_claim_message(struct spool_claim *c, const unsigned char **data,
 	}
 	if (c->msgsize == 0)
 		p = empty;
+	else if (c->copy != NULL)
+		p = c->copy;
 	else if (c->map != NULL)
 		p = c->map;
 	else {
@@ -1257,57 +1277,73 @@ spool_unclaim(struct spool_claim *c)
 int
 spool_claim_remove(struct spool_claim *c)
 {
-	return (spool_claim_remove_batch(&c, 1, NULL));
+	struct spool	*sp = c->sp;
+
+	if (spool_claim_remove_nosync(c) == -1)
+		return (-1);
+	(void)spool_sync_removals(sp);
+	return (0);
 }
 
 /*
  * No state is saved first: the unlink, durable once the directory is
  * fsync'd, is the record that the message is done (INTERNALS 4, 6).
- * One fsync of active/ covers every unlink before it.  A state file is
- * unlinked only where there may be one: none existed at the claim and
- * none was written since means none exists (only the holder writes it).
+ * The state file goes only after that fsync, so that a message that
+ * comes back after a system crash comes back with its state; and only
+ * where there may be one: none at the claim and none written since
+ * means none exists (only the holder writes it).
  */
 int
-spool_claim_remove_batch(struct spool_claim **cv, size_t n, int *errs)
+spool_claim_remove_nosync(struct spool_claim *c)
 {
-	struct spool	*sp;
-	size_t		 i, removed = 0;
-	int		 first = 0;
+	struct spool	*sp = c->sp;
+	int		 save;
 
-	if (n == 0)
-		return (0);
-	sp = cv[0]->sp;
-	for (i = 0; i < n; i++) {
-		if (errs != NULL)
-			errs[i] = 0;
-		if (unlinkat(sp->fd[D_ACTIVE], cv[i]->name, 0) == -1) {
-			if (errs != NULL)
-				errs[i] = errno;
-			if (first == 0)
-				first = errno;
-			spool_claim_free(cv[i]);
-			cv[i] = NULL;
-			continue;
-		}
-		removed++;
-	}
-	if (removed > 0 && fsync(sp->fd[D_ACTIVE]) == -1)
-		log_warn("spool: fsync active/ after %zu removals", removed);
-	for (i = 0; i < n; i++) {
-		if (cv[i] == NULL)
-			continue;
-		if (cv[i]->has_state && unlinkat(sp->fd[D_STATE],
-		    cv[i]->env.id, 0) == -1 && errno != ENOENT)
-			log_warn("%s: spool: unlink state/%s", cv[i]->env.id,
-			    cv[i]->env.id);
-		spool_claim_free(cv[i]);
-		cv[i] = NULL;
-	}
-	if (first != 0) {
-		errno = first;
+	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
+		save = errno;
+		spool_claim_free(c);
+		errno = save;
 		return (-1);
 	}
+	sp->unsynced++;
+	if (c->has_state) {
+		if (sp->nstale == sp->stalecap) {
+			sp->stalecap = sp->stalecap ? sp->stalecap * 2 : 16;
+			sp->stale_state = xreallocarray(sp->stale_state,
+			    sp->stalecap, sizeof(*sp->stale_state));
+		}
+		memcpy(sp->stale_state[sp->nstale++], c->env.id,
+		    QUEUE_ID_SIZE);
+	}
+	spool_claim_free(c);
 	return (0);
+}
+
+/* One fsync of active/ for every removal since the last. */
+int
+spool_sync_removals(struct spool *sp)
+{
+	size_t	 i;
+	int	 r = 0, save = 0;
+
+	if (sp->unsynced == 0)
+		return (0);
+	if (fsync(sp->fd[D_ACTIVE]) == -1) {
+		save = errno;
+		log_warn("spool: fsync active/ after %zu removals",
+		    sp->unsynced);
+		r = -1;
+	}
+	for (i = 0; i < sp->nstale; i++)
+		if (unlinkat(sp->fd[D_STATE], sp->stale_state[i], 0) == -1 &&
+		    errno != ENOENT)
+			log_warn("%s: spool: unlink state/%s",
+			    sp->stale_state[i], sp->stale_state[i]);
+	sp->unsynced = 0;
+	sp->nstale = 0;
+	if (r == -1)
+		errno = save;
+	return (r);
 }
 
 /* active/NAME to corrupt/ID, and its state file along. */
@@ -1362,6 +1398,7 @@ spool_claim_free(struct spool_claim *c)
 	if (c->fd != -1)
 		(void)close(c->fd);
 	envelope_free(&c->env);
+	free(c->copy);
 	free(c->state0);
 	free(c);
 }

@@ -162,8 +162,9 @@ struct spool_claim;
 int	 spool_claim(struct spool *, const char *id, struct spool_claim **);
 struct envelope *spool_claim_envelope(struct spool_claim *);
 /*
- * The message bytes, mapped read-only, checksum verified: -1 with
- * errno EBADMSG on mismatch (the caller then calls spool_quarantine).
+ * The message bytes (mapped read-only, or for a small message the copy
+ * read with the envelope), checksum verified: -1 with errno EBADMSG on
+ * mismatch (the caller then calls spool_quarantine).
  */
 int	 spool_claim_message(struct spool_claim *, const unsigned char **,
 	    size_t *);
@@ -179,15 +180,16 @@ int	 spool_unclaim(struct spool_claim *);
 /* Done with it: remove message and state (durable on return). */
 int	 spool_claim_remove(struct spool_claim *);
 /*
- * The same for n claims at once, with one fsync of the claim directory
- * for all (the cost of a removal is that fsync): every claim is freed
- * and its pointer in the array set to NULL.  errs (n entries, or NULL)
- * gets 0 or the errno of each claim's removal; -1 with the first such
- * errno when one failed.  Holding finished claims to remove them
- * together widens the window in which a crash re-delivers them
- * (INTERNALS 6) to the whole batch: keep batches short.
+ * The same in two steps, so that many removals share one fsync of the
+ * claim directory (that fsync is the cost of a removal).  remove_nosync
+ * unlinks the message at once: it is gone for every process, and a
+ * process killed afterwards re-delivers nothing; only a system crash
+ * before the next spool_sync_removals (or spool_close) can bring it
+ * back (INTERNALS 6).  Its state file is removed by that sync.  The
+ * claim is freed whatever the outcome.
  */
-int	 spool_claim_remove_batch(struct spool_claim **, size_t n, int *errs);
+int	 spool_claim_remove_nosync(struct spool_claim *);
+int	 spool_sync_removals(struct spool *);
 /* Move a corrupt message to corrupt/: never delivered, and never
  * deleted but by spool_delete. */
 int	 spool_quarantine(struct spool_claim *);

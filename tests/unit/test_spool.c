@@ -500,27 +500,26 @@ test_claim_cycle(void **state)
 }
 
 /*
- * Several claims removed with one directory fsync: messages with and
- * without a state file; one whose claim was taken away meanwhile fails
- * with ENOENT and the others are still removed.
+ * Removals without the fsync, then one sync for all: each message is
+ * gone at once; state files (one written during the claim, one left by
+ * an earlier claim) only go with the sync; a claim taken away meanwhile
+ * fails with ENOENT and the others are still removed.
  */
 static void
-test_claim_remove_batch(void **state)
+test_claim_remove_nosync(void **state)
 {
 	struct fixture		*f = *state;
 	struct spool_claim	*cv[4];
 	char			 id[4][QUEUE_ID_SIZE], p2[PATH_MAX], q[PATH_MAX];
 	DIR			*d;
 	struct dirent		*de;
-	int			 errs[4], i;
+	int			 i;
 
-	assert_int_equal(spool_claim_remove_batch(NULL, 0, NULL), 0);
+	assert_int_equal(spool_sync_removals(f->sp), 0);	/* nothing */
 	for (i = 0; i < 4; i++) {
 		make_msg(f->sp, body, "r@example.test", id[i]);
 		assert_int_equal(spool_claim(f->sp, id[i], &cv[i]), 0);
 	}
-	/* One with a state file (an update), one with state on disk from
-	 * an earlier claim. */
 	spool_claim_envelope(cv[1])->rcpts[1].state = RCPT_DEFERRED;
 	assert_int_equal(spool_claim_update(cv[1]), 0);
 	spool_claim_envelope(cv[2])->rcpts[1].state = RCPT_DEFERRED;
@@ -529,44 +528,39 @@ test_claim_remove_batch(void **state)
 	assert_int_equal(count_dir(f, "state"), 2);
 	assert_int_equal(count_dir(f, "active"), 4);
 
-	/* The single remove is a batch of one. */
-	assert_int_equal(spool_claim_remove(cv[0]), 0);
-	cv[0] = NULL;
-	assert_int_equal(count_dir(f, "active"), 3);
-	errno = 0;
-	assert_int_equal(spool_claim_remove_batch(&cv[1], 3, errs), 0);
-	for (i = 1; i < 4; i++)
-		assert_null(cv[i]);
-	assert_int_equal(count_dir(f, "active"), 0);
-	assert_int_equal(count_dir(f, "state"), 0);
-	assert_int_equal(count_dir(f, "queue"), 0);
-
-	/* A failure is reported per claim and the others go on. */
-	for (i = 0; i < 3; i++) {
-		make_msg(f->sp, body, "r@example.test", id[i]);
-		assert_int_equal(spool_claim(f->sp, id[i], &cv[i]), 0);
-	}
-	/* id[1]'s claim file is taken away behind the spool's back. */
+	/* id[3]'s claim file is taken away behind the spool's back. */
 	PATHF(p2, "%s/active", f->dir);
 	assert_non_null(d = opendir(p2));
 	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, id[1], QUEUE_ID_LEN) == 0)
+		if (strncmp(de->d_name, id[3], QUEUE_ID_LEN) == 0)
 			break;
 	assert_non_null(de);
 	PATHF(q, "%s/%s", p2, de->d_name);
 	(void)closedir(d);
 	assert_int_equal(unlink(q), 0);
+
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(spool_claim_remove_nosync(cv[i]), 0);
+		assert_int_equal(spool_exists(f->sp, id[i]), 0);
+	}
 	errno = 0;
-	assert_int_equal(spool_claim_remove_batch(cv, 3, errs), -1);
+	assert_int_equal(spool_claim_remove_nosync(cv[3]), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(errs[0], 0);
-	assert_int_equal(errs[1], ENOENT);
-	assert_int_equal(errs[2], 0);
-	for (i = 0; i < 3; i++)
-		assert_null(cv[i]);
 	assert_int_equal(count_dir(f, "active"), 0);
-	assert_int_equal(spool_exists(f->sp, id[0]), 0);
-	assert_int_equal(spool_exists(f->sp, id[2]), 0);
+	assert_int_equal(count_dir(f, "state"), 2);	/* until the sync */
+	assert_int_equal(spool_sync_removals(f->sp), 0);
+	assert_int_equal(count_dir(f, "state"), 0);
+	assert_int_equal(count_dir(f, "queue"), 0);
+
+	/* spool_close syncs what is left. */
+	make_msg(f->sp, body, "r@example.test", id[0]);
+	assert_int_equal(spool_claim(f->sp, id[0], &cv[0]), 0);
+	assert_int_equal(spool_claim_update(cv[0]), 0);
+	assert_int_equal(spool_claim_remove_nosync(cv[0]), 0);
+	assert_int_equal(count_dir(f, "state"), 1);
+	spool_close(f->sp);
+	assert_int_equal(spool_open(f->dir, 0, &f->sp), 0);
+	assert_int_equal(count_dir(f, "state"), 0);
 }
 
 static void
@@ -1166,7 +1160,7 @@ main(void)
 		T(test_foreach_order),
 		T(test_foreach_moving),
 		T(test_claim_cycle),
-		T(test_claim_remove_batch),
+		T(test_claim_remove_nosync),
 		T(test_unclaim_saves_state),
 		T(test_hold_release_delete),
 		T(test_quarantine_corrupt_body),
