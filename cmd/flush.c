@@ -8,7 +8,9 @@
  *   bounce, and flushes on other hosts sharing the spool never hand one
  *   message over twice.  The only duplicates possible are those of every
  *   MTA: a crash or a lost connection between the primary's 250 and our
- *   state update (at most the messages in flight).
+ *   state update (at most the messages in flight; after a system crash
+ *   also the last second's removals, up to 32 per worker, whose one
+ *   shared directory fsync had not happened yet).
  * - A message whose bytes do not match their checksum is never sent: it
  *   is moved to corrupt/ and logged.
  * - Per recipient: 2xx delivered, 5xx failed (kept for `bounce`), 4xx or
@@ -50,6 +52,8 @@
 #define USAGE	"mxfb flush [-C file] [-f] [-d domain] [queue-id ...]"
 #define SLICE_MIN	20	/* smallest slice of a domain for a worker */
 #define BUSY_RETRIES	20	/* multi-domain message claimed elsewhere */
+#define REMOVE_BATCH	32	/* delivered messages removed with one fsync */
+#define REMOVE_DELAY	1	/* seconds a delivered message may wait */
 
 struct job {
 	char		 domain[256];
@@ -88,6 +92,9 @@ struct worker {
 	char			 dead_reason[1024];
 	int			 reconnects;
 	struct counts		 n;
+	/* Removals not yet durable: one fsync for several. */
+	size_t			 nsent;
+	time_t			 sent_since;
 };
 
 static void	 rcpt_domain(const char *, char *, size_t);
@@ -111,6 +118,8 @@ static void	 record(struct worker *, const struct envelope *,
 		    const char *, const char *, const char *);
 static void	 finish(struct spool_claim *, struct envelope *);
 static void	 remove_done(struct spool *, const char *);
+static void	 remove_sent(struct worker *);
+static void	 add_sent(struct worker *, struct spool_claim *);
 static void	 run_parallel(struct spool *, struct selection *,
 		    struct counts *);
 
@@ -481,6 +490,41 @@ all_sent(const struct envelope *env, const size_t *idx, size_t n,
 }
 
 /*
+ * Make the worker's removals durable: one fsync of the claim directory
+ * for all of them instead of one each (a removal costs that fsync).
+ * Each message was unlinked when its delivery ended, so a killed flush
+ * re-delivers none of them; a system crash before this sync may (the
+ * duplicate of spool/INTERNALS 6, for at most a batch per worker).
+ */
+static void
+remove_sent(struct worker *w)
+{
+	if (w->nsent == 0)
+		return;
+	if (spool_sync_removals(w->sp) == -1)
+		log_warn("cannot make removals durable");
+	w->nsent = 0;
+}
+
+/* A delivered message leaves the spool; durable with its batch. */
+static void
+add_sent(struct worker *w, struct spool_claim *c)
+{
+	char	 id[QUEUE_ID_SIZE];
+
+	strlcpy(id, spool_claim_envelope(c)->id, sizeof(id));
+	if (spool_claim_remove_nosync(c) == -1) {
+		log_warn("%s: cannot remove delivered message", id);
+		return;
+	}
+	log_info("%s: removed", id);
+	if (w->nsent++ == 0)
+		w->sent_since = time(NULL);
+	if (w->nsent == REMOVE_BATCH)
+		remove_sent(w);
+}
+
+/*
  * Claim one message and deliver its recipients in w->domain.  *busy is
  * set when someone else holds the claim.
  */
@@ -500,6 +544,8 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	int			 r, st;
 
 	*busy = 0;
+	if (w->nsent > 0 && time(NULL) - w->sent_since >= REMOVE_DELAY)
+		remove_sent(w);
 	if (spool_claim(w->sp, id, &c) == -1) {
 		if (errno == ENOENT)
 			*busy = 1;
@@ -578,17 +624,11 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	r = smtp_deliver(w->conn, &m, res);
 	relay = smtp_conn_relay(w->conn);
 	if (all_sent(env, idx, n, res)) {
-		char	 qid[QUEUE_ID_SIZE];
-
 		for (i = 0; i < n; i++)
 			log_outcome(env, &env->rcpts[idx[i]], relay,
 			    res[i].dsn, "sent", res[i].reply);
 		w->n.delivered += n;
-		strlcpy(qid, env->id, sizeof(qid));
-		if (spool_claim_remove(c) == -1)
-			log_warn("%s: cannot remove delivered message", qid);
-		else
-			log_info("%s: removed", qid);
+		add_sent(w, c);
 		free(rc);
 		free(res);
 		free(idx);
@@ -678,6 +718,7 @@ run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
 			strlcpy(again[nagain++], j->ids[i], QUEUE_ID_SIZE);
 		}
 	}
+	remove_sent(&w);
 	/*
 	 * A message with recipients in several domains may be in another
 	 * worker's hands for its other domain: wait for it a little.
@@ -694,6 +735,7 @@ run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
 		nagain = k;
 	}
 	free(again);
+	remove_sent(&w);
 	if (w.conn != NULL)
 		smtp_quit(w.conn);
 	starttls_contexts_free(&w.tls);
