@@ -444,3 +444,35 @@ def test_probe_verify_level_bad_certificate_is_down(mx, dns, primary_factory,
     assert line["state"] == "down"
     assert "certificate has expired" in line["text"], line["text"]
     assert re.search(r"expires=-\d+d", line["text"]), line["text"]
+
+
+def test_probe_dane(mx, dns, primary_factory, certs):
+    cert = certs.valid("other.example.test")
+    c, _ = tls_primary(primary_factory, cert)
+    route(mx, dns, c.port, "tls-outbound dane")
+    secure_tlsa(dns, c.port, cert)
+    rc, (line,), p = probe(mx)
+    assert rc == 0, p.stdout
+    assert line["state"] == "up"
+    assert "verify=dane" in line["text"], line["text"]
+
+
+def test_probe_may_failed_handshake(mx, dns, primary_factory, certs):
+    """Under may a primary whose handshake fails is still up (flush
+    would deliver in plaintext), marked tls=failed."""
+    c, _ = tls_primary(primary_factory, certs.valid(MXHOST),
+                       maximum=ssl.TLSVersion.TLSv1_1)
+    route(mx, dns, c.port)
+    rc, (line,), p = probe(mx)
+    assert rc == 0, p.stdout
+    assert line["state"] == "up"
+    assert "starttls=yes" in line["text"] and "tls=failed" in line["text"]
+
+
+def test_probe_encrypt_without_starttls_is_down(mx, dns, primary_factory):
+    c, _ = tls_primary(primary_factory, None)
+    route(mx, dns, c.port, "tls-outbound encrypt")
+    rc, (line,), p = probe(mx)
+    assert rc == 2, p.stdout
+    assert line["state"] == "down"
+    assert "offers no STARTTLS" in line["text"], line["text"]
