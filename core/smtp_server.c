@@ -102,6 +102,7 @@ static const struct {
 static int	 poll_ms(int);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
+static int	 fd_wait(int, short, int);
 static void	 out_append(struct session *, const char *, size_t);
 static int	 out_flush(struct session *);
 static void	 reply(struct session *, const char *, ...)
@@ -172,18 +173,16 @@ fd_read(void *ctx, void *buf, size_t len, int timeout)
 	}
 }
 
+/* Wait until fd is ready for events, at most timeout seconds. */
 static int
-fd_write(void *ctx, const void *buf, size_t len, int timeout)
+fd_wait(int fd, short events, int timeout)
 {
-	struct smtp_io_fd	*f = ctx;
-	struct pollfd		 pfd;
-	const char		*p = buf;
-	ssize_t			 n;
-	int			 r;
+	struct pollfd	 pfd;
+	int		 r;
 
-	pfd.fd = f->out;
-	pfd.events = POLLOUT;
-	while (len > 0) {
+	pfd.fd = fd;
+	pfd.events = events;
+	for (;;) {
 		r = poll(&pfd, 1, poll_ms(timeout));
 		if (r == -1 && errno == EINTR)
 			continue;
@@ -193,16 +192,37 @@ fd_write(void *ctx, const void *buf, size_t len, int timeout)
 			errno = ETIMEDOUT;
 			return (-1);
 		}
+		return (0);
+	}
+}
+
+static int
+fd_write(void *ctx, const void *buf, size_t len, int timeout)
+{
+	struct smtp_io_fd	*f = ctx;
+	const char		*p = buf;
+	ssize_t			 n;
+
+	while (len > 0) {
 		/*
 		 * Never block past the timeout on a client that does not
-		 * read: MSG_DONTWAIT on sockets (pipes take write()).
+		 * read: MSG_DONTWAIT on sockets, tried first (a reply
+		 * nearly always fits: no poll), poll only when the socket
+		 * is full; pipes take poll and write().
 		 */
 		n = send(f->out, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n == -1 && errno == ENOTSOCK)
+		if (n == -1 && errno == ENOTSOCK) {
+			if (fd_wait(f->out, POLLOUT, timeout) == -1)
+				return (-1);
 			n = write(f->out, p, len);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN ||
-		    errno == EWOULDBLOCK))
+		}
+		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (fd_wait(f->out, POLLOUT, timeout) == -1)
+				return (-1);
+			continue;
+		}
 		if (n == -1)
 			return (-1);
 		p += n;
