@@ -64,10 +64,16 @@ usage(int help)
 static int
 run(const struct command *c, int argc, char **argv)
 {
-	int	 rc;
+	static char	 prefix[64];
+	int		 rc;
 
 	log_set_command(c->name);
-	argv[0] = (char *)c->name;
+	/*
+	 * getopt(3) prefixes its messages with argv[0]: make them read
+	 * "mxfb: status: invalid option -- 'x'" like every other error.
+	 */
+	(void)snprintf(prefix, sizeof(prefix), "mxfb: %s", c->name);
+	argv[0] = prefix;
 	/* Every command takes --help as its -h. */
 	if (argc > 1 && strcmp(argv[1], "--help") == 0)
 		argv[1] = (char *)"-h";

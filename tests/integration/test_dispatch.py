@@ -174,3 +174,14 @@ def test_bad_option_on_every_command(mx, cmd):
     skip_unbuilt(p, cmd)
     assert p.returncode == 64, (cmd, err(p))
     assert "usage: mxfb" in err(p)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_bad_option_message_names_program_and_command(mx, cmd):
+    """SPEC: errors read `mxfb: COMMAND: message`, getopt's too, whether
+    called as `mxfb CMD` or as `mxfb-CMD`."""
+    for p in (mx.run(cmd, "-Z"), mx.run("-Z", argv0="mxfb-%s" % cmd)):
+        skip_unbuilt(p, cmd)
+        assert p.returncode == 64, (cmd, err(p))
+        assert err(p).startswith("mxfb: %s: invalid option -- 'Z'\n" % cmd), \
+            (cmd, err(p))
