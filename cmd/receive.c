@@ -42,6 +42,8 @@
 #define USAGE \
 	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
 #define MAX_LISTEN	8
+#define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
+#define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
 
 /* The engine's NOTIFY bits are stored as they are. */
 _Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
@@ -67,6 +69,17 @@ static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_child;
 static int	 sigpipe_fds[2] = { -1, -1 };
 
+/* -l: a child tells the listener it is idle, or busy again. */
+struct child_note {
+	pid_t		 pid;
+	int		 idle;
+};
+static int	 note_fds[2] = { -1, -1 };	/* children -> listener */
+static int	 life_fds[2] = { -1, -1 };	/* read end: EOF once it stops */
+/* A child's copy of the listening sockets: closed by SIGUSR1. */
+static int	 child_lfd[MAX_LISTEN];
+static volatile sig_atomic_t child_stop;
+
 static int	 session_timeout(void);
 static int	 hook_mail(void *, const struct smtp_txn *, char *, size_t);
 static int	 hook_rcpt(void *, const struct smtp_txn *,
@@ -83,6 +96,8 @@ static int	 serve(int, int);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 listener(char **, int, unsigned);
+static int	 child_loop(int, const int *, int);
+static void	 on_child_stop(int);
 static void	 refuse_busy(int);
 static void	 refuse_unavailable(int);
 
@@ -581,22 +596,118 @@ refuse_unavailable(int fd)
 		log_warn("421 to client");
 }
 
+/*
+ * A child of the listener: serve the connection it was forked for, then
+ * accept the next ones itself, one at a time, up to SESSIONS_PER_CHILD
+ * (as Postfix's smtpd does): a fork costs more than a whole session on a
+ * small VM.  Each session is served as in a fresh child (serve() opens
+ * the spool and reads the recipients file anew).  The listener is told
+ * when the child waits (it then leaves accepting to the child) and when
+ * it is busy again.  An idle child ends after CHILD_IDLE seconds, or at
+ * once when the listener stops (the life pipe reaches EOF).
+ */
+/*
+ * The listener stops (SIGUSR1): let go of its sockets at once, so that
+ * the port is free while this child's session goes on, and end after it.
+ */
+static void
+on_child_stop(int sig)
+{
+	int	 i, saved = errno;
+
+	child_stop = 1;
+	for (i = 0; i < MAX_LISTEN; i++) {
+		if (child_lfd[i] != -1)
+			(void)close(child_lfd[i]);
+		child_lfd[i] = -1;
+	}
+	errno = saved;
+}
+
+static int
+child_loop(int fd, const int *lfd, int nspecs)
+{
+	struct pollfd		 pfd[MAX_LISTEN + 1];
+	struct child_note	 note;
+	struct sigaction	 sa;
+	sigset_t		 set;
+	int			 i, r, rc, served = 0;
+
+	for (i = 0; i < MAX_LISTEN; i++)
+		child_lfd[i] = i < nspecs ? lfd[i] : -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_child_stop;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1 ||
+	    sigprocmask(SIG_UNBLOCK, &set, NULL) == -1)
+		child_stop = 1;		/* one session, as before */
+	memset(&note, 0, sizeof(note));
+	note.pid = getpid();
+	for (;;) {
+		rc = serve(fd, fd);
+		(void)close(fd);
+		if (rc != 0 || ++served >= SESSIONS_PER_CHILD || child_stop)
+			return (rc);
+		note.idle = 1;
+		if (write(note_fds[1], &note, sizeof(note)) !=
+		    (ssize_t)sizeof(note))
+			return (0);
+		for (fd = -1; fd == -1; ) {
+			for (i = 0; i < nspecs; i++) {
+				pfd[i].fd = child_lfd[i];	/* -1: ignored */
+				pfd[i].events = POLLIN;
+			}
+			pfd[nspecs].fd = life_fds[0];
+			pfd[nspecs].events = POLLIN;
+			r = poll(pfd, nspecs + 1, CHILD_IDLE * 1000);
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r <= 0 || pfd[nspecs].revents != 0 || child_stop)
+				return (0);	/* idle too long, or stopped */
+			for (i = 0; i < nspecs && fd == -1; i++)
+				if (pfd[i].revents & POLLIN)
+					fd = accept4(child_lfd[i], NULL, NULL,
+					    SOCK_CLOEXEC);
+			/* EAGAIN: another process took it first. */
+		}
+		note.idle = 0;
+		if (write(note_fds[1], &note, sizeof(note)) !=
+		    (ssize_t)sizeof(note))
+			log_warn("note to the listener");
+	}
+}
+
 static int
 listener(char **specs, int nspecs, unsigned maxsessions)
 {
 	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
 	struct receiver		 r;
-	unsigned		 nchildren = 0;
+	struct child_note	*kids, note;	/* kids: busy or idle */
+	sigset_t		 usr1;
+	unsigned		 nchildren = 0, nidle = 0, k;
 	pid_t			 pid;
 	char			 drain[64];
-	int			 lfd[MAX_LISTEN], i, j, fd, status;
+	int			 lfd[MAX_LISTEN], i, fd, status, npfd;
 
 	for (i = 0; i < nspecs; i++)
 		if ((lfd[i] = listen_on(specs[i])) == -1)
 			return (EXIT_UNAVAIL);
-	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1) {
+	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    pipe2(note_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    pipe2(life_fds, O_CLOEXEC) == -1) {
 		log_cmd_error("pipe");
+		return (EXIT_SOFTWARE);
+	}
+	kids = xcalloc(maxsessions, sizeof(*kids));
+	/* Children inherit it blocked until their handler is in place. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &usr1, NULL) == -1) {
+		log_cmd_error("sigprocmask");
 		return (EXIT_SOFTWARE);
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -613,13 +724,19 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", specs[i]);
 	while (!got_term) {
-		for (i = 0; i < nspecs; i++) {
-			pfd[i].fd = lfd[i];
-			pfd[i].events = POLLIN;
+		/*
+		 * While a child is idle, accepting is left to it: no fork.
+		 */
+		pfd[0].fd = sigpipe_fds[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = note_fds[0];
+		pfd[1].events = POLLIN;
+		npfd = 2;
+		for (i = 0; nidle == 0 && i < nspecs; i++) {
+			pfd[npfd].fd = lfd[i];
+			pfd[npfd++].events = POLLIN;
 		}
-		pfd[nspecs].fd = sigpipe_fds[0];
-		pfd[nspecs].events = POLLIN;
-		if (poll(pfd, nspecs + 1, -1) == -1) {
+		if (poll(pfd, npfd, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_cmd_error("poll");
@@ -627,16 +744,36 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		}
 		while (read(sigpipe_fds[0], drain, sizeof(drain)) > 0)
 			;
+		while (read(note_fds[0], &note, sizeof(note)) ==
+		    (ssize_t)sizeof(note)) {
+			for (k = 0; k < nchildren; k++) {
+				if (kids[k].pid != note.pid)
+					continue;
+				if (note.idle && !kids[k].idle)
+					nidle++;
+				else if (!note.idle && kids[k].idle)
+					nidle--;
+				kids[k].idle = note.idle;
+				break;
+			}
+		}
 		if (got_child) {
 			got_child = 0;
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-				if (nchildren > 0)
-					nchildren--;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				for (k = 0; k < nchildren; k++)
+					if (kids[k].pid == pid)
+						break;
+				if (k == nchildren)
+					continue;
+				if (kids[k].idle)
+					nidle--;
+				kids[k] = kids[--nchildren];
+			}
 		}
 		if (got_term)
 			break;
-		for (i = 0; i < nspecs; i++) {
-			if (!(pfd[i].revents & POLLIN))
+		for (i = 0; i < npfd - 2; i++) {
+			if (!(pfd[i + 2].revents & POLLIN))
 				continue;
 			if ((fd = accept4(lfd[i], NULL, NULL,
 			    SOCK_CLOEXEC)) == -1) {
@@ -665,20 +802,26 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 				    sigaction(SIGTERM, &sa, NULL) == -1 ||
 				    sigaction(SIGINT, &sa, NULL) == -1)
 					_exit(EXIT_SOFTWARE);
-				for (j = 0; j < nspecs; j++)
-					close(lfd[j]);
 				close(sigpipe_fds[0]);
 				close(sigpipe_fds[1]);
 				sigpipe_fds[0] = sigpipe_fds[1] = -1;
-				_exit(serve(fd, fd));
+				close(note_fds[0]);
+				close(life_fds[1]);
+				_exit(child_loop(fd, lfd, nspecs));
 			}
-			nchildren++;
+			kids[nchildren].pid = pid;
+			kids[nchildren++].idle = 0;
 			close(fd);
 		}
 	}
 	for (i = 0; i < nspecs; i++)
 		close(lfd[i]);
-	log_info("stopped listening (%u sessions still running)", nchildren);
+	close(life_fds[1]);	/* idle children end */
+	for (k = 0; k < nchildren; k++)	/* busy ones free the port */
+		(void)kill(kids[k].pid, SIGUSR1);
+	log_info("stopped listening (%u sessions still running)",
+	    nchildren - nidle);
+	free(kids);
 	return (0);
 }
 
