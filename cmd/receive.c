@@ -14,16 +14,19 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +98,7 @@ static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
+static int	 drop_to_spool_owner(void);
 static int	 listener(char **, int, unsigned);
 static int	 child_loop(int, const int *, int);
 static void	 on_child_stop(int);
@@ -680,6 +684,44 @@ child_loop(int fd, const int *lfd, int nspecs)
 	}
 }
 
+/*
+ * Started as root (to bind port 25), -l serves its sessions as the
+ * owner of the spool directory once the sockets are bound, as Postfix
+ * runs smtpd as mail_owner and qmail-smtpd as qmaild: untrusted SMTP is
+ * never parsed as root, and what the sessions write belongs to the user
+ * flush and bounce run as.  A spool owned by root keeps root.
+ */
+static int
+drop_to_spool_owner(void)
+{
+	struct stat	 st;
+	struct passwd	*pw;
+	uid_t		 uid;
+	gid_t		 gid;
+
+	if (geteuid() != 0 || stat(cfg->spool, &st) == -1 || st.st_uid == 0)
+		return (0);
+	uid = st.st_uid;
+	gid = st.st_gid;
+	if ((pw = getpwuid(uid)) != NULL) {
+		gid = pw->pw_gid;
+		if (initgroups(pw->pw_name, gid) == -1) {
+			log_cmd_error("initgroups %s", pw->pw_name);
+			return (-1);
+		}
+	} else if (setgroups(1, &gid) == -1) {
+		log_cmd_error("setgroups");
+		return (-1);
+	}
+	if (setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1) {
+		log_cmd_error("setresuid %lu", (unsigned long)uid);
+		return (-1);
+	}
+	log_info("sessions run as uid %lu gid %lu (the owner of %s)",
+	    (unsigned long)uid, (unsigned long)gid, cfg->spool);
+	return (0);
+}
+
 static int
 listener(char **specs, int nspecs, unsigned maxsessions)
 {
@@ -696,6 +738,8 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	for (i = 0; i < nspecs; i++)
 		if ((lfd[i] = listen_on(specs[i])) == -1)
 			return (EXIT_UNAVAIL);
+	if (drop_to_spool_owner() == -1)
+		return (EXIT_UNAVAIL);
 	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(note_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(life_fds, O_CLOEXEC) == -1) {
