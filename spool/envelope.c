@@ -27,6 +27,7 @@ enum field_type {
 	F_TIME,		/* time_t >= 0 */
 	F_INT,		/* int >= 0 */
 	F_BOOL,		/* int 0 or 1 */
+	F_FLAG,		/* int 0 or 1, written only when 1 (absent: 0) */
 	F_U64,		/* uint64_t */
 	F_NOTIFY,	/* NOTIFY_* bits */
 	F_RET,		/* enum dsn_ret, "full" or "hdrs" */
@@ -74,6 +75,7 @@ static const struct field fields[] = {
 	R("last-error",		F_STR,	last_error,	1),
 	R("remote-mta",		F_STR,	remote_mta,	1),
 	R("reported",		F_BOOL,	reported,	1),
+	R("relayed",		F_FLAG,	relayed,	1),
 };
 #define NFIELDS	(sizeof(fields) / sizeof(fields[0]))
 
@@ -108,6 +110,22 @@ rcpt_state_name(enum rcpt_state s)
 	if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
 		return ("unknown");
 	return (state_names[s]);
+}
+
+int
+rcpt_report_owed(const struct recipient *r)
+{
+	if (r->reported)
+		return (0);
+	return (r->state == RCPT_FAILED ||
+	    (r->state == RCPT_DELIVERED && r->relayed));
+}
+
+int
+rcpt_finished(const struct recipient *r)
+{
+	return ((r->state == RCPT_DELIVERED || r->state == RCPT_FAILED) &&
+	    !rcpt_report_owed(r));
 }
 
 struct recipient *
@@ -241,10 +259,13 @@ encode_field(struct buf *b, const struct field *f, const void *base)
 		break;
 	case F_INT:
 	case F_BOOL:
+	case F_FLAG:
 	case F_NOTIFY:
 		memcpy(&v, p, sizeof(v));
-		if (f->type == F_BOOL)
+		if (f->type == F_BOOL || f->type == F_FLAG)
 			v = v != 0;
+		if (f->type == F_FLAG && v == 0)
+			return;
 		buf_str(b, f->name);
 		buf_add(b, " ", 1);
 		buf_u64(b, v < 0 ? 0 : (uint64_t)v);
@@ -433,8 +454,10 @@ decode_field(const struct field *f, void *base, const char *v, size_t vlen)
 		return (0);
 	case F_INT:
 	case F_BOOL:
+	case F_FLAG:
 	case F_NOTIFY:
-		if (parse_u64(v, vlen, f->type == F_BOOL ? 1 :
+		if (parse_u64(v, vlen, f->type == F_BOOL ||
+		    f->type == F_FLAG ? 1 :
 		    f->type == F_NOTIFY ? 15 : INT32_MAX, &n) == -1)
 			return (-1);
 		iv = (int)n;
@@ -598,6 +621,7 @@ envelope_state_merge(struct envelope *env, const char *buf, size_t len)
 		a->attempts = b->attempts;
 		a->last_attempt = b->last_attempt;
 		a->reported = b->reported;
+		a->relayed = b->relayed;
 		free(a->last_error);
 		free(a->remote_mta);
 		a->last_error = b->last_error;

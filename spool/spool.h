@@ -53,6 +53,9 @@ struct recipient {
 	char		*last_error;	/* last reply or reason, or NULL */
 	char		*remote_mta;	/* host that gave last_error, or NULL */
 	int		 reported;	/* failure/success already in a DSN */
+	int		 relayed;	/* delivered to a primary without DSN
+					   with NOTIFY=SUCCESS: an RFC 3461
+					   "relayed" report is owed */
 };
 
 struct envelope {
@@ -85,6 +88,13 @@ struct envelope {
 struct recipient *envelope_add_recipient(struct envelope *, const char *addr);
 void	 envelope_free(struct envelope *);	/* frees members, not env */
 const char *rcpt_state_name(enum rcpt_state);
+/*
+ * A DSN is owed for this recipient: failed, or relayed (delivered with
+ * a success report owed), and not yet reported.  Finished: nothing is
+ * left for flush or bounce (delivered or failed, no report owed).
+ */
+int	 rcpt_report_owed(const struct recipient *);
+int	 rcpt_finished(const struct recipient *);
 
 struct spool;
 

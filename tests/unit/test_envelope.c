@@ -54,6 +54,12 @@ fill(struct envelope *env)
 	r = envelope_add_recipient(env, odd);
 	r->state = RCPT_DELIVERED;
 	r->notify = NOTIFY_NEVER;
+	r = envelope_add_recipient(env, "w@example.test");
+	r->state = RCPT_DELIVERED;
+	r->notify = NOTIFY_SUCCESS | NOTIFY_FAILURE;
+	r->last_error = strdup("250 2.0.0 Ok: queued as 4Fq");
+	r->remote_mta = strdup("mx1.example.test");
+	r->relayed = 1;
 	r = envelope_add_recipient(env, "z@example.test");
 	r->state = RCPT_FAILED;
 	r->last_error = strdup("");
@@ -99,6 +105,7 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 		assert_str_eq(a->rcpts[i].last_error, b->rcpts[i].last_error);
 		assert_str_eq(a->rcpts[i].remote_mta, b->rcpts[i].remote_mta);
 		assert_int_equal(a->rcpts[i].reported, b->rcpts[i].reported);
+		assert_int_equal(a->rcpts[i].relayed, b->rcpts[i].relayed);
 	}
 }
 
@@ -118,6 +125,9 @@ test_round_trip(void **state)
 	assert_int_equal(envelope_decode(buf, len, &b), 0);
 	assert_env_equal(&a, &b);
 	envelope_free(&b);
+	/* "relayed" is written only when set: older readers stay happy. */
+	assert_non_null(memmem(buf, len, "\nrelayed 1\n", 11));
+	assert_null(memmem(buf, len, "relayed 0", 9));
 	free(buf);
 
 	/* Defaults (NULLs, RET unset, fresh state) round-trip too. */
@@ -223,6 +233,8 @@ test_garbled(void **state)
 	expect_bad(HEAD "rcpt x@y\nattempts 1x\nend\n");
 	expect_bad(HEAD "rcpt x@y\nattempts \nend\n");
 	expect_bad(HEAD "rcpt x@y\nreported 2\nend\n");
+	expect_bad(HEAD "rcpt x@y\nrelayed 2\nend\n");
+	expect_bad(HEAD "rcpt x@y\nrelayed 1\nrelayed 1\nend\n");
 	expect_bad(HEAD "rcpt x@y\nnotify 16\nend\n");
 	/* short escape */
 	expect_bad(HEAD "rcpt x@y\nlast-error a%0\nend\n");
@@ -266,7 +278,9 @@ test_state_merge(void **state)
 	a.rcpts[1].attempts = 9;
 	free(a.rcpts[0].last_error);
 	a.rcpts[0].last_error = strdup("550 5.1.1 no such user");
-	a.rcpts[2].remote_mta = strdup("mx2[127.0.0.3]");
+	a.rcpts[3].remote_mta = strdup("mx2[127.0.0.3]");
+	a.rcpts[2].reported = 1;
+	a.rcpts[2].relayed = 0;
 	assert_int_equal(envelope_state_encode(&a, &sbuf, &slen), 0);
 	assert_memory_equal(sbuf, "S1\n", 3);
 	assert_null(memmem(sbuf, slen, "sender", 6));
@@ -275,8 +289,8 @@ test_state_merge(void **state)
 
 	/* A state file for other recipients is refused; env unchanged. */
 	fill(&c);
-	free(c.rcpts[2].addr);
-	c.rcpts[2].addr = strdup("other@example.test");
+	free(c.rcpts[3].addr);
+	c.rcpts[3].addr = strdup("other@example.test");
 	assert_int_equal(envelope_state_merge(&c, sbuf, slen), -1);
 	assert_int_equal(errno, EBADMSG);
 	assert_int_equal(c.rcpts[1].state, RCPT_DELIVERED);
