@@ -538,6 +538,10 @@ rcpt_explain(struct buf *b, const struct dsn_report *rep,
 			buf_addf(&t, "relayed to host %s", remote);
 		else
 			buf_adds(&t, "relayed to the recipient's mail server");
+		if (err != NULL)
+			buf_addf(&t, ", which said: %s", err);
+		buf_adds(&t, "; that host does not issue delivery status "
+		    "notifications");
 		break;
 	}
 	buf_folded(b, t.data, TEXT_WIDTH, "    ");
@@ -555,12 +559,14 @@ human_part(struct buf *b, const struct envelope *env,
 {
 	char		 host[512], age[64], life[64], until[64];
 	size_t		 i;
-	int		 failed = 0, delayed = 0;
+	int		 failed = 0, delayed = 0, relayed = 0;
 
 	for (i = 0; i < nreps; i++) {
 		if (reps[i].reason == DSN_REASON_DELAYED)
 			delayed = 1;
-		else if (reps[i].reason != DSN_REASON_RELAYED)
+		else if (reps[i].reason == DSN_REASON_RELAYED)
+			relayed = 1;
+		else
 			failed = 1;
 	}
 	if (bsnprintf(host, sizeof(host), "%s", p->hostname) == -1)
@@ -589,9 +595,14 @@ human_part(struct buf *b, const struct envelope *env,
 		    "until it is %s old\r\n(until %s).\r\n\r\n", age, life,
 		    until);
 	}
-	if (!failed && !delayed)
-		buf_adds(b, "Your message was passed on to the mail server of "
-		    "the recipients\r\nlisted below.\r\n\r\n");
+	/* RFC 3461 6.2: NOTIFY=SUCCESS through a primary without DSN. */
+	if (relayed)
+		buf_adds(b, "Your message was successfully relayed to the mail "
+		    "server of the\r\nrecipients listed below.  That server "
+		    "does not issue delivery\r\nstatus notifications: you "
+		    "will receive no further notice of\r\nits delivery, "
+		    "although that server or others may still report\r\n"
+		    "errors.\r\n\r\n");
 	buf_addf(b, "%s is a backup (fallback) mail exchanger: it accepted "
 	    "your\r\nmessage while the recipients' own mail server could not "
 	    "be\r\nreached, and passes it on when that server is back.\r\n"
@@ -724,7 +735,7 @@ build_once(struct buf *b, const char *boundary, const struct envelope *env,
 	}
 	subject = failed ? "Undelivered Mail Returned to Sender" :
 	    delayed ? "Delayed Mail (still being retried)" :
-	    "Successful Mail Delivery Report";
+	    "Successful Mail Relay";
 
 	/* A warning or a success report needs no copy of the body. */
 	headers_only = env->ret == RET_HDRS || msg == NULL || !failed;
@@ -794,7 +805,8 @@ build_once(struct buf *b, const char *boundary, const struct envelope *env,
 		ret_type = headers_only ? "text/rfc822-headers" :
 		    "message/rfc822";
 	buf_addf(b, "%s\r\n", delim);
-	buf_header(b, "Content-Description", headers_only ?
+	buf_header(b, "Content-Description", !failed && !delayed ?
+	    "Relayed Message Headers" : headers_only ?
 	    "Undelivered Message Headers" : "Undelivered Message");
 	buf_header(b, "Content-Type", ret_type);
 	buf_header(b, "Content-Transfer-Encoding", inc8 ? "8bit" : "7bit");

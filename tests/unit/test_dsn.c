@@ -420,6 +420,66 @@ test_long_lines(void **state)
 	free(err);
 }
 
+/* RFC 3461 6.2: success through a primary that does not offer DSN. */
+static void
+test_relayed(void **state)
+{
+	struct dsn_report reps[2];
+	struct dsn_message m;
+
+	fixture();
+	env.envid = "QQ+2B314";
+	env.ret = RET_FULL;
+	rcpts[2].state = RCPT_DELIVERED;
+	rcpts[2].relayed = 1;
+	rcpts[2].notify = NOTIFY_SUCCESS | NOTIFY_FAILURE;
+	rcpts[2].orcpt = "rfc822;Dave@example.test";
+	rcpts[2].last_error = "250 2.0.0 Ok: queued as 4Fq";
+	rcpts[2].remote_mta = "mx1.example.test";
+	rcpts[2].last_attempt = 1700000250;
+	reps[0].rcpt = &rcpts[2];
+	reps[0].reason = DSN_REASON_RELAYED;
+	assert_int_equal(dsn_build(&env, (const unsigned char *)original,
+	    strlen(original), reps, 1, &params, &m), 0);
+	assert_wellformed(&m);
+	assert_true(contains(&m, "\r\nSubject: Successful Mail Relay\r\n"));
+	assert_true(contains(&m, "Original-Envelope-Id: QQ+314\r\n"));
+	assert_true(contains(&m, "Original-Recipient: rfc822;Dave@example.test"
+	    "\r\n"));
+	assert_true(contains(&m, "Final-Recipient: rfc822; dave@example.test"
+	    "\r\n"));
+	assert_true(contains(&m, "Action: relayed\r\n"));
+	assert_true(contains(&m, "Status: 2.0.0\r\n"));
+	assert_true(contains(&m, "Remote-MTA: dns; mx1.example.test\r\n"));
+	assert_true(contains(&m, "Diagnostic-Code: smtp; 250 2.0.0 Ok: "
+	    "queued as 4Fq\r\n"));
+	assert_true(contains(&m, "Last-Attempt-Date: "));
+	assert_false(contains(&m, "Will-Retry-Until"));
+	assert_false(contains(&m, "Action: failed"));
+	assert_true(contains(&m, "successfully relayed"));
+	assert_true(contains(&m, "does not issue delivery"));
+	assert_false(contains(&m, "could not\r\nbe delivered"));
+	/* Success reports carry the headers only, even with RET=FULL. */
+	assert_true(contains(&m, "Content-Type: text/rfc822-headers\r\n"));
+	assert_true(contains(&m, "Subject: hello\r\n"));
+	assert_false(contains(&m, "Body line"));
+	dsn_message_free(&m);
+
+	/* Together with a failure: both actions, the failure's subject. */
+	reps[1].rcpt = &rcpts[0];
+	reps[1].reason = DSN_REASON_FAILED;
+	assert_int_equal(dsn_build(&env, (const unsigned char *)original,
+	    strlen(original), reps, 2, &params, &m), 0);
+	assert_wellformed(&m);
+	assert_true(contains(&m, "Subject: Undelivered Mail Returned to "
+	    "Sender\r\n"));
+	assert_int_equal(count(&m, "Action: relayed\r\n"), 1);
+	assert_int_equal(count(&m, "Action: failed\r\n"), 1);
+	assert_true(contains(&m, "successfully relayed"));
+	assert_true(contains(&m, "Body line two.\r\n"));
+	dsn_message_free(&m);
+}
+
 static void
 test_no_reports(void **state)
 {
@@ -442,6 +502,7 @@ main(void)
 		cmocka_unit_test(test_ret_hdrs_and_limit),
 		cmocka_unit_test(test_eightbit_and_utf8),
 		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_relayed),
 		cmocka_unit_test(test_no_reports),
 	};
 
