@@ -990,12 +990,14 @@ int
 spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
     void *arg)
 {
-	struct entry		*ents = NULL;
+	struct entry		*ents = NULL, *states = NULL, key;
 	struct envelope		 env;
 	struct spool_batch	*batch = NULL;
 	struct spool_batch_item	*items = NULL;
 	char			 (*ids)[QUEUE_ID_SIZE] = NULL;
 	size_t			 n = 0, cap = 0, i, j, k, chunk;
+	size_t			 nstates = 0, statecap = 0;
+	int			 known_states = 0;
 	pid_t			 owner = getpid();
 	int			 r = 0, save, how;
 
@@ -1024,6 +1026,18 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	    spool_batch_new(&batch) == 0) {
 		items = xreallocarray(NULL, SPOOL_BATCH_MAX, sizeof(*items));
 		ids = xreallocarray(NULL, SPOOL_BATCH_MAX, sizeof(*ids));
+		/*
+		 * Which messages have a state file: only those are opened
+		 * in state/ (a message never tried has none, and a failed
+		 * lookup in a big directory costs as much as an open).
+		 */
+		if (scan_dir(sp, D_STATE, &states, &nstates, &statecap) ==
+		    0) {
+			known_states = 1;
+			if (nstates > 1)
+				qsort(states, nstates, sizeof(*states),
+				    entry_id_cmp);
+		}
 	}
 	for (i = 0; i < n && r == 0; i += chunk) {
 		chunk = n - i < SPOOL_BATCH_MAX ? n - i : SPOOL_BATCH_MAX;
@@ -1032,6 +1046,11 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 			ids[k][QUEUE_ID_LEN] = '\0';
 			items[k].name = ids[k];
 			items[k].state_dirfd = sp->fd[D_STATE];
+			memcpy(key.id, ents[i + k].id, QUEUE_ID_LEN);
+			if (known_states && (nstates == 0 || bsearch(&key,
+			    states, nstates, sizeof(*states), entry_id_cmp) ==
+			    NULL))
+				items[k].state_dirfd = -1;
 			/* Claimed ones have longer names: the slow way. */
 			items[k].dirfd = ents[i + k].loc == LOC_HOLD ?
 			    sp->fd[D_HOLD] : ents[i + k].loc == LOC_QUEUE ?
@@ -1074,6 +1093,7 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	free(items);
 	free(ids);
 	free(ents);
+	free(states);
 	errno = save;
 	return (r);
 }

@@ -352,6 +352,43 @@ collect_fn(const struct envelope *env, void *arg)
 	return (c->n == c->stop_at ? 7 : 0);
 }
 
+/* Listings merge the state of exactly the messages that have one. */
+static int
+state_fn(const struct envelope *env, void *arg)
+{
+	int	*n = arg;
+
+	n[0]++;
+	if (env->rcpts[0].state == RCPT_DEFERRED) {
+		n[1]++;
+		assert_int_equal(env->next_retry, 4242);
+	} else
+		assert_int_equal(env->next_retry, 0);
+	return (0);
+}
+
+static void
+test_foreach_states(void **state)
+{
+	struct fixture		*f = *state;
+	struct spool_claim	*c;
+	char			 ids[70][QUEUE_ID_SIZE];
+	int			 i, n[2];
+
+	for (i = 0; i < 70; i++)
+		make_msg(f->sp, body, "r@example.test", ids[i]);
+	for (i = 0; i < 70; i += 7) {
+		assert_int_equal(spool_claim(f->sp, ids[i], &c), 0);
+		spool_claim_envelope(c)->rcpts[0].state = RCPT_DEFERRED;
+		spool_claim_envelope(c)->next_retry = 4242;
+		assert_int_equal(spool_unclaim(c), 0);
+	}
+	memset(n, 0, sizeof(n));
+	assert_int_equal(spool_foreach(f->sp, state_fn, n), 0);
+	assert_int_equal(n[0], 70);
+	assert_int_equal(n[1], 10);
+}
+
 static void
 test_foreach_order(void **state)
 {
@@ -1158,6 +1195,7 @@ main(void)
 		T(test_large_message),
 		T(test_commit_as),
 		T(test_foreach_order),
+		T(test_foreach_states),
 		T(test_foreach_moving),
 		T(test_claim_cycle),
 		T(test_claim_remove_nosync),
