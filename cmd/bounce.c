@@ -3,10 +3,14 @@
  * mail to its senders as RFC 3464 delivery status notifications.
  *
  * Without IDs (cron): one pass over the queue.  Failed recipients not yet
- * reported get one DSN per message; a message past queue-lifetime gets a
- * final DSN (4.4.7) and leaves the spool; a message past delay-warning
- * gets one delay DSN, ever.  With IDs (administrator): those messages
- * are returned now (5.0.0) and removed.  NOTIFY (RFC 3461) and
+ * reported get one DSN per message, together with recipients delivered
+ * with NOTIFY=SUCCESS to a primary that does not offer DSN (RFC 3461
+ * 6.2: Action relayed, 2.0.0, recorded by flush as "relayed"; a primary
+ * that offers DSN got NOTIFY and reports itself); a message past
+ * queue-lifetime gets a final DSN (4.4.7) and leaves the spool; a
+ * message past delay-warning gets one delay DSN, ever.  With IDs
+ * (administrator): those messages are returned now (5.0.0; a relayed
+ * recipient still gets its 2.0.0) and removed.  NOTIFY (RFC 3461) and
  * bounce-policy decide which recipients are reported; mail from the null
  * sender (our own DSNs among it) is never bounced, only dropped, logged.
  *
@@ -47,7 +51,7 @@ static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* Kinds of DSN, part of the derived ID. */
 #define TAG_FINAL	'F'	/* expiry or administrator: then removed */
-#define TAG_REPORT	'R'	/* failed recipients, message stays */
+#define TAG_REPORT	'R'	/* failed or relayed recipients */
 #define TAG_DELAY	'D'	/* the one delay warning */
 
 struct bounce {
@@ -74,7 +78,9 @@ static int	 queue_dsn(struct bounce *, struct spool_claim *,
 static void	 mark_after_crash(struct bounce *, struct envelope *,
 		    const char *);
 static void	 recover_report(struct bounce *, struct spool_claim *);
-static int	 report_failures(struct bounce *, struct spool_claim *);
+static enum dsn_reason report_reason(const struct recipient *,
+		    enum dsn_reason);
+static int	 report_owed(struct bounce *, struct spool_claim *);
 static int	 expire(struct bounce *, struct spool_claim *);
 static int	 warn_delay(struct bounce *, struct spool_claim *);
 static void	 null_sender(struct bounce *, struct spool_claim *, int);
@@ -116,11 +122,26 @@ derive_id(const char *orig, int tag, unsigned gen, char *out)
 	out[QUEUE_ID_LEN] = '\0';
 }
 
-/* Delivered, or failed and already in a DSN. */
+/* Delivered or failed, and any report owed already in a DSN. */
 static int
 rcpt_done(const struct recipient *r)
 {
-	return (r->state == RCPT_DELIVERED || r->reported);
+	return (rcpt_finished(r));
+}
+
+/*
+ * What to tell about a recipient not done: a relayed one gets its
+ * success report whatever else happens to the message; a failed one its
+ * failure; the others what the caller says (expired, returned).
+ */
+static enum dsn_reason
+report_reason(const struct recipient *r, enum dsn_reason otherwise)
+{
+	if (r->state == RCPT_DELIVERED)
+		return (DSN_REASON_RELAYED);
+	if (r->state == RCPT_FAILED)
+		return (DSN_REASON_FAILED);
+	return (otherwise);
 }
 
 static int
@@ -167,6 +188,9 @@ policy_allows(const struct envelope *env, const struct recipient *r,
 		if (reason == DSN_REASON_FAILED)
 			return (r->state == RCPT_FAILED &&
 			    r->remote_mta != NULL);
+		/* The primary itself took it. */
+		if (reason == DSN_REASON_RELAYED)
+			return (r->remote_mta != NULL);
 		return (env->verified);
 	}
 	return (0);
@@ -277,10 +301,10 @@ done:
 }
 
 /*
- * A failure report with this ID exists but the recipients were not
- * marked (a crash between the two steps).  It holds the failures known
- * when it was made: those with a last attempt no later than its
- * arrival.  If that rule marks nothing, mark them all rather than
+ * A report of failed (or relayed) recipients with this ID exists but
+ * they were not marked (a crash between the two steps).  It holds the
+ * outcomes known when it was made: those with a last attempt no later
+ * than its arrival.  If that rule marks nothing, mark them all rather than
  * finding the same ID forever.
  */
 static void
@@ -299,15 +323,14 @@ mark_after_crash(struct bounce *b, struct envelope *env, const char *dsnid)
 	}
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (r->state == RCPT_FAILED && !r->reported &&
-		    r->last_attempt <= made) {
+		if (rcpt_report_owed(r) && r->last_attempt <= made) {
 			r->reported = 1;
 			marked = 1;
 		}
 	}
 	for (i = 0; !marked && i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (r->state == RCPT_FAILED && !r->reported)
+		if (rcpt_report_owed(r))
 			r->reported = 1;
 	}
 	log_info("%s: sender non-delivery notification: %s (found after "
@@ -323,8 +346,7 @@ recover_report(struct bounce *b, struct spool_claim *c)
 	size_t		 i;
 
 	for (i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].state == RCPT_FAILED &&
-		    !env->rcpts[i].reported)
+		if (rcpt_report_owed(&env->rcpts[i]))
 			break;
 	if (i == env->nrcpts)
 		return;
@@ -333,37 +355,45 @@ recover_report(struct bounce *b, struct spool_claim *c)
 		mark_after_crash(b, env, dsnid);
 }
 
-/* Failed recipients not yet reported: one DSN for all of them. */
+/*
+ * Failed and relayed recipients not yet reported: one DSN for all of
+ * them.
+ */
 static int
-report_failures(struct bounce *b, struct spool_claim *c)
+report_owed(struct bounce *b, struct spool_claim *c)
 {
 	struct envelope		*env = spool_claim_envelope(c);
 	struct dsn_report	*reps;
 	struct recipient	*r;
+	enum dsn_reason		 reason;
 	const char		*why;
 	char			 dsnid[QUEUE_ID_SIZE], safe[512];
-	size_t			 i, n = 0, nfailed = 0;
+	size_t			 i, n = 0, nowed = 0;
 	unsigned		 gen;
-	int			 rv = 0;
+	int			 rv = 0, failure = 0;
 
 	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (r->state != RCPT_FAILED || r->reported)
+		if (!rcpt_report_owed(r))
 			continue;
-		nfailed++;
-		why = suppressed_why(env, r, DSN_REASON_FAILED, 0);
+		nowed++;
+		reason = report_reason(r, DSN_REASON_FAILED);
+		why = suppressed_why(env, r, reason, 0);
 		if (why != NULL) {
-			log_info("%s: to=<%s>, status=bounced, no notification "
+			log_info("%s: to=<%s>, status=%s, no notification "
 			    "(%s)", env->id, log_safe(safe, sizeof(safe),
-			    r->addr), why);
+			    r->addr), reason == DSN_REASON_RELAYED ? "relayed" :
+			    "bounced", why);
 			continue;
 		}
+		if (reason == DSN_REASON_FAILED)
+			failure = 1;
 		reps[n].rcpt = r;
-		reps[n].reason = DSN_REASON_FAILED;
+		reps[n].reason = reason;
 		n++;
 	}
-	if (nfailed == 0)
+	if (nowed == 0)
 		goto out;
 	gen = count_reported(env);
 	if (n > 0) {
@@ -375,13 +405,14 @@ report_failures(struct bounce *b, struct spool_claim *c)
 			rv = 0;
 			goto out;
 		}
-		log_info("%s: sender non-delivery notification: %s", env->id,
-		    dsnid);
-		b->bounced++;
+		log_info("%s: sender %s notification: %s", env->id, failure ?
+		    "non-delivery" : "delivery status", dsnid);
+		if (failure)
+			b->bounced++;
 	}
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (r->state == RCPT_FAILED)
+		if (rcpt_report_owed(r))
 			r->reported = 1;
 	}
 out:
@@ -407,14 +438,14 @@ expire(struct bounce *b, struct spool_claim *c)
 		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
-		reason = r->state == RCPT_FAILED ? DSN_REASON_FAILED :
-		    DSN_REASON_EXPIRED;
+		reason = report_reason(r, DSN_REASON_EXPIRED);
 		dsn_status(r, reason, st, sizeof(st));
 		why = suppressed_why(env, r, reason, 0);
 		log_info("%s: to=<%s>, delay=%lld, dsn=%s, status=%s, %s%s%s",
 		    env->id, log_safe(safe, sizeof(safe), r->addr),
 		    (long long)(b->now - env->arrival), st,
-		    reason == DSN_REASON_FAILED ? "bounced" : "expired",
+		    reason == DSN_REASON_FAILED ? "bounced" :
+		    reason == DSN_REASON_RELAYED ? "relayed" : "expired",
 		    why ? "not returned (" : "returned to sender",
 		    why ? why : "", why ? ")" : "");
 		if (why != NULL)
@@ -491,9 +522,10 @@ null_sender(struct bounce *b, struct spool_claim *c, int expired)
 
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (r->state == RCPT_FAILED && !r->reported) {
-			log_info("%s: to=<%s>, status=bounced, not returned: "
+		if (rcpt_report_owed(r)) {
+			log_info("%s: to=<%s>, status=%s, not returned: "
 			    "the sender is <>", env->id,
+			    r->state == RCPT_FAILED ? "bounced" : "relayed",
 			    log_safe(safe, sizeof(safe), r->addr));
 			r->reported = 1;
 		}
@@ -545,8 +577,7 @@ needs_work(const struct bounce *b, const struct envelope *env)
 	if (age >= cfg->queue_lifetime || all_done(env))
 		return (1);
 	for (i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].state == RCPT_FAILED &&
-		    !env->rcpts[i].reported)
+		if (rcpt_report_owed(&env->rcpts[i]))
 			return (1);
 	if (cfg->delay_warning > 0 && !env->warned &&
 	    age >= cfg->delay_warning && env->sender[0] != '\0')
@@ -585,7 +616,7 @@ process(struct bounce *b, const char *id)
 			goto fail;
 		return;
 	}
-	if (report_failures(b, c) == -1)
+	if (report_owed(b, c) == -1)
 		goto fail;
 	if (cfg->delay_warning > 0 && !env->warned &&
 	    age >= cfg->delay_warning && warn_delay(b, c) == -1)
@@ -638,6 +669,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 	struct envelope		*env = spool_claim_envelope(c);
 	struct dsn_report	*reps;
 	struct recipient	*r;
+	enum dsn_reason		 reason;
 	const char		*why;
 	char			 dsnid[QUEUE_ID_SIZE], safe[512];
 	size_t			 i, n = 0;
@@ -656,16 +688,20 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
-		why = suppressed_why(env, r, DSN_REASON_ADMIN, 1);
-		log_info("%s: to=<%s>, dsn=5.0.0, status=returned by the "
-		    "administrator (uid %lu)%s%s%s", env->id,
-		    log_safe(safe, sizeof(safe), r->addr),
+		reason = r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
+		    DSN_REASON_ADMIN;
+		why = suppressed_why(env, r, reason, 1);
+		log_info("%s: to=<%s>, dsn=%s, status=%s (uid %lu)%s%s%s",
+		    env->id, log_safe(safe, sizeof(safe), r->addr),
+		    reason == DSN_REASON_RELAYED ? "2.0.0" : "5.0.0",
+		    reason == DSN_REASON_RELAYED ? "relayed, removed by the "
+		    "administrator" : "returned by the administrator",
 		    (unsigned long)getuid(), why ? ", no notification (" : "",
 		    why ? why : "", why ? ")" : "");
 		if (why != NULL)
 			continue;
 		reps[n].rcpt = r;
-		reps[n].reason = DSN_REASON_ADMIN;
+		reps[n].reason = reason;
 		n++;
 	}
 	if (n > 0) {
