@@ -37,6 +37,7 @@
 #include <sodium.h>
 
 #include "cmd/cmd.h"
+#include "cmd/queue_ops.h"
 #include "core/config.h"
 #include "core/dsn.h"
 #include "core/log.h"
@@ -791,7 +792,7 @@ cmd_bounce(int argc, char **argv)
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct bounce	 b;
-	int		 ch, rv, quiet = 0;
+	int		 ch, i, rv, quiet = 0;
 
 	while ((ch = getopt_long(argc, argv, "C:hq", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -818,9 +819,15 @@ cmd_bounce(int argc, char **argv)
 
 	memset(&b, 0, sizeof(b));
 	b.now = time(NULL);
-	b.sp = cmd_open_spool(0);
-	rv = argc > 0 ? bounce_ids(&b, argc, argv) : bounce_pass(&b);
-	spool_close(b.sp);
+	if ((b.sp = queue_open_existing()) == NULL) {
+		/* A spool no mail has reached yet: an empty queue. */
+		for (i = 0; i < argc; i++)
+			log_cmd_errorx("%s: no such message", argv[i]);
+		rv = argc > 0 ? 1 : 0;
+	} else {
+		rv = argc > 0 ? bounce_ids(&b, argc, argv) : bounce_pass(&b);
+		spool_close(b.sp);
+	}
 	if (!quiet && (rv == 0 || rv == 1 || rv == EXIT_TEMPFAIL))
 		printf("bounced %u, delayed %u, expired %u\n", b.bounced,
 		    b.delayed, b.expired);
