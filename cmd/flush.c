@@ -17,6 +17,10 @@
  *   no connection deferred with back-off (retry-min doubling to
  *   retry-max).  A message leaves the spool only when every recipient is
  *   delivered, or failed and already reported by bounce.
+ * - NOTIFY=SUCCESS (RFC 3461): a primary offering DSN gets the parameters
+ *   and reports itself; when it does not, the recipient is delivered
+ *   "relayed" (its 2xx kept as last error) and the message stays until
+ *   bounce has sent the sender an Action: relayed report (6.2).
  * - Messages are grouped by recipient domain; each group goes over as few
  *   connections as possible (RSET between messages), and up to
  *   flush-concurrency groups (or slices of a big group) are delivered in
@@ -112,7 +116,9 @@ static void	 log_outcome(const struct envelope *, const struct recipient *,
 		    const char *, const char *, const char *, const char *);
 static void	 drop_connection(struct worker *);
 static int	 all_sent(const struct envelope *, const size_t *, size_t,
-		    const struct smtp_result *);
+		    const struct smtp_result *, int);
+static int	 relay_report_due(const struct worker *,
+		    const struct envelope *, const struct recipient *);
 static void	 record(struct worker *, const struct envelope *,
 		    struct recipient *, int, const char *, const char *,
 		    const char *, const char *, const char *);
@@ -196,8 +202,7 @@ select_message(const struct envelope *env, void *arg)
 	first[0] = '\0';
 	for (i = 0; i < env->nrcpts; i++) {
 		if (!pending(&env->rcpts[i])) {
-			if (env->rcpts[i].state == RCPT_FAILED &&
-			    !env->rcpts[i].reported)
+			if (rcpt_report_owed(&env->rcpts[i]))
 				finished = 0;
 			continue;
 		}
@@ -251,8 +256,8 @@ remove_done(struct spool *sp, const char *id)
 		return;
 	env = spool_claim_envelope(c);
 	for (i = 0; i < env->nrcpts; i++) {
-		if (pending(&env->rcpts[i]) || (env->rcpts[i].state ==
-		    RCPT_FAILED && !env->rcpts[i].reported)) {
+		if (pending(&env->rcpts[i]) ||
+		    rcpt_report_owed(&env->rcpts[i])) {
 			if (spool_unclaim(c) == -1)
 				log_warn("%s: unclaim", id);
 			return;
@@ -334,8 +339,7 @@ finish(struct spool_claim *c, struct envelope *env)
 			if (env->rcpts[i].state == RCPT_DEFERRED &&
 			    env->rcpts[i].attempts > attempts)
 				attempts = env->rcpts[i].attempts;
-		} else if (env->rcpts[i].state == RCPT_FAILED &&
-		    !env->rcpts[i].reported)
+		} else if (rcpt_report_owed(&env->rcpts[i]))
 			left = 1;
 	}
 	if (!left) {
@@ -461,18 +465,33 @@ drop_connection(struct worker *w)
 }
 
 /*
+ * A 2xx for this recipient means a success report for bounce to make:
+ * NOTIFY=SUCCESS, and the primary did not offer DSN to pass it on
+ * (RFC 3461 6.2).  Never for mail from <>.
+ */
+static int
+relay_report_due(const struct worker *w, const struct envelope *env,
+    const struct recipient *r)
+{
+	return ((r->notify & NOTIFY_SUCCESS) && env->sender[0] != '\0' &&
+	    !smtp_conn_ext(w->conn)->dsn);
+}
+
+/*
  * Did this attempt finish the message: every recipient it carried got a
- * 2xx, and every other one is delivered or already reported?  Then the
+ * 2xx (owing no success report), and every other one is finished?  Then the
  * message is removed without first saving the new states (one fsync, not
  * three, per message); a crash before the removal is durable re-delivers
  * it, exactly like a crash between the primary's 250 and any update.
  */
 static int
 all_sent(const struct envelope *env, const size_t *idx, size_t n,
-    const struct smtp_result *res)
+    const struct smtp_result *res, int report_due)
 {
 	size_t	 i, k;
 
+	if (report_due)
+		return (0);
 	for (i = 0; i < n; i++)
 		if (res[i].code / 100 != 2)
 			return (0);
@@ -481,9 +500,7 @@ all_sent(const struct envelope *env, const size_t *idx, size_t n,
 			;
 		if (k < n)
 			continue;
-		if (env->rcpts[i].state != RCPT_DELIVERED &&
-		    !(env->rcpts[i].state == RCPT_FAILED &&
-		    env->rcpts[i].reported))
+		if (!rcpt_finished(&env->rcpts[i]))
 			return (0);
 	}
 	return (1);
@@ -541,7 +558,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	size_t			 len;
 	char			 dom[256], why[1024], dsn[16];
 	const char		*relay;
-	int			 r, st;
+	int			 r, st, report_due;
 
 	*busy = 0;
 	if (w->nsent > 0 && time(NULL) - w->sent_since >= REMOVE_DELAY)
@@ -623,7 +640,11 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	m.nrcpts = n;
 	r = smtp_deliver(w->conn, &m, res);
 	relay = smtp_conn_relay(w->conn);
-	if (all_sent(env, idx, n, res)) {
+	for (report_due = 0, i = 0; i < n; i++)
+		if (res[i].code / 100 == 2 &&
+		    relay_report_due(w, env, &env->rcpts[idx[i]]))
+			report_due = 1;
+	if (all_sent(env, idx, n, res, report_due)) {
 		for (i = 0; i < n; i++)
 			log_outcome(env, &env->rcpts[idx[i]], relay,
 			    res[i].dsn, "sent", res[i].reply);
@@ -651,10 +672,16 @@ deliver_one(struct worker *w, const char *id, int *busy)
 		else
 			strlcpy(why, res[i].reply, sizeof(why));
 		strlcpy(dsn, res[i].dsn, sizeof(dsn));
-		if (res[i].code / 100 == 2)
+		if (res[i].code / 100 == 2) {
 			record(w, env, rp, RCPT_DELIVERED, relay, dsn, "sent",
 			    why, smtp_conn_host(w->conn));
-		else if (res[i].code / 100 == 5) {
+			/* Its Diagnostic-Code: the primary's own reply. */
+			if (relay_report_due(w, env, rp)) {
+				rp->relayed = 1;
+				rp->reported = 0;
+				rp->last_error = xstrdup(res[i].reply);
+			}
+		} else if (res[i].code / 100 == 5) {
 			/* last_error is the primary's own reply. */
 			record(w, env, rp, RCPT_FAILED, relay, dsn, "bounced",
 			    why, res[i].from_peer ? smtp_conn_host(w->conn) :
