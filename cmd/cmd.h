@@ -5,6 +5,8 @@
 #ifndef MXFB_CMD_H
 #define MXFB_CMD_H
 
+#include <stddef.h>
+
 struct spool;
 
 int	 cmd_receive(int, char **);
@@ -24,6 +26,8 @@ void	 cmd_set_config_file(const char *);
 void	 cmd_load_config(void);
 /* The same with another exit status (probe: 3, as monitoring plugins). */
 void	 cmd_load_config_or_exit(int);
+/* Load without exiting: -1 with "file:line: reason" in err. */
+int	 cmd_try_load_config(char *err, size_t errsize);
 /* Open the spool (creating it with create); exits 73/74 on error. */
 struct spool *cmd_open_spool(int create);
 /* Exit 64 with a message unless every argv[0..argc) is a queue ID. */

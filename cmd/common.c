@@ -32,11 +32,19 @@ cmd_load_config_or_exit(int status)
 {
 	char	 err[1024];
 
-	if (config_load(config_file, err, sizeof(err)) == -1) {
+	if (cmd_try_load_config(err, sizeof(err)) == -1) {
 		log_cmd_errorx("%s", err);
 		exit(status);
 	}
+}
+
+int
+cmd_try_load_config(char *err, size_t errsize)
+{
+	if (config_load(config_file, err, errsize) == -1)
+		return (-1);
 	log_init("mxfb", cfg->log_stderr);
+	return (0);
 }
 
 struct spool *

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -96,6 +97,9 @@ static int	 hook_starttls(void *, struct smtp_io *, char *, size_t);
 static void	 spawn_flush(const char *);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int);
+static int	 stderr_is_client(void);
+static int	 inetd_refuse(const char *);
+static int	 inetd_session(void);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 drop_to_spool_owner(void);
@@ -601,6 +605,70 @@ refuse_unavailable(int fd)
 }
 
 /*
+ * inetd and its relatives often hand the connection over as stderr too:
+ * then nothing of ours may be written there, or it would reach the
+ * client as if it were SMTP (and show it our file names).
+ */
+static int
+stderr_is_client(void)
+{
+	struct stat	 in, er;
+
+	if (fstat(0, &in) == -1 || fstat(2, &er) == -1)
+		return (0);
+	return (S_ISSOCK(in.st_mode) && in.st_dev == er.st_dev &&
+	    in.st_ino == er.st_ino);
+}
+
+/* The client learns only that we cannot serve it now; the log, why. */
+static int
+inetd_refuse(const char *why)
+{
+	static const char line[] =
+	    "421 4.3.5 Service not available: server configuration error\r\n";
+
+	openlog("mxfb/receive", LOG_PID | LOG_NDELAY, LOG_MAIL);
+	syslog(LOG_ERR, "%s", why);
+	closelog();
+	(void)write(1, line, sizeof(line) - 1);
+	return (EXIT_CONFIG);
+}
+
+/* One session on fds 0/1, as inetd, tcpserver or systemd start us. */
+static int
+inetd_session(void)
+{
+	char	 err[1024];
+	int	 quiet, fd;
+
+	if ((quiet = stderr_is_client())) {
+		if ((fd = open("/dev/null", O_WRONLY)) == -1 ||
+		    dup2(fd, 2) == -1)
+			return (inetd_refuse("receive: /dev/null as stderr"));
+		if (fd != 2)
+			(void)close(fd);
+	}
+	if (cmd_try_load_config(err, sizeof(err)) == -1) {
+		if (quiet)
+			return (inetd_refuse(err));
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
+	if (quiet && cfg->log_stderr)
+		log_init("mxfb", 0);	/* stderr is the client: syslog */
+	if (cfg->tls_cert[0] != '\0' && tls_server_new(cfg->tls_cert,
+	    cfg->tls_key, cfg->tls_ciphers, &tls_server, err,
+	    sizeof(err)) == -1) {
+		/* Never a quiet plaintext fallback. */
+		if (quiet)
+			return (inetd_refuse(err));
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
+	return (serve(0, 1));
+}
+
+/*
  * A child of the listener: serve the connection it was forked for, then
  * accept the next ones itself, one at a time, up to SESSIONS_PER_CHILD
  * (as Postfix's smtpd does): a fork costs more than a whole session on a
@@ -905,6 +973,8 @@ cmd_receive(int argc, char **argv)
 	}
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
+	if (nspecs == 0)
+		return (inetd_session());
 	cmd_load_config();
 	if (cfg->tls_cert[0] != '\0' && tls_server_new(cfg->tls_cert,
 	    cfg->tls_key, cfg->tls_ciphers, &tls_server, err,
@@ -913,8 +983,6 @@ cmd_receive(int argc, char **argv)
 		log_cmd_errorx("%s", err);
 		return (EXIT_CONFIG);
 	}
-	if (nspecs == 0)
-		return (serve(0, 1));
 	if (maxsessions == 0)
 		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
 	return (listener(specs, nspecs, (unsigned)maxsessions));
