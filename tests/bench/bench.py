@@ -1269,12 +1269,14 @@ def main():
         for c in (b.cpu_mx, b.cpu_pf, b.cpu_sink, b.cpu_floor):
             c.remove()
     log("finished in %.0f s" % (time.monotonic() - t0))
-    report(b)
-    if os.environ.get("BENCH_WORKFILE"):
-        with open(os.environ["BENCH_WORKFILE"], "w") as f:
-            f.write(work)            # removed by the parent, outside
-    else:
-        remove_later(work)
+    try:
+        report(b)
+    finally:
+        if os.environ.get("BENCH_WORKFILE"):
+            with open(os.environ["BENCH_WORKFILE"], "w") as f:
+                f.write(work)        # removed by the parent, outside
+        else:
+            remove_later(work)
     return 0
 
 
