@@ -1,0 +1,46 @@
+"""A spool directory made by the administrator (install -d ...) that no
+mail has reached yet is an empty queue for every cron command: no error,
+no exit 73 every five minutes, and nothing created by read-only runs."""
+import os
+
+
+def fresh(mx):
+    os.mkdir(mx.spool, 0o700)
+    return mx
+
+
+def test_bounce_on_fresh_spool(mx):
+    fresh(mx)
+    p = mx.run("bounce")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == "bounced 0, delayed 0, expired 0"
+    p = mx.run("bounce", "-q")
+    assert p.returncode == 0 and p.stdout == b""
+
+
+def test_bounce_id_on_fresh_spool_is_missing(mx):
+    fresh(mx)
+    p = mx.run("bounce", "0000000000000000A")
+    assert p.returncode == 1
+    assert b"no such message" in p.stderr
+
+
+def test_flush_on_fresh_spool(mx):
+    fresh(mx)
+    p = mx.run("flush")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == "delivered 0, deferred 0, failed 0"
+    assert b"No such file" not in p.stderr
+
+
+def test_status_on_fresh_spool(mx):
+    fresh(mx)
+    p = mx.run("status")
+    assert p.returncode == 0 and p.stdout == b""
+
+
+def test_missing_spool_directory_is_an_error(mx):
+    # A spool that does not exist at all is a configuration mistake.
+    p = mx.run("bounce")
+    assert p.returncode == 73
+    assert b"spool" in p.stderr
