@@ -547,6 +547,9 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 				strlcat(notify, ",delay", sizeof(notify));
 			fprintf(f, ", notify=%s", notify + 1);
 		}
+		/* RFC 3461 6.2: bounce owes the sender a "relayed" DSN. */
+		if (r->relayed && !r->reported)
+			fputs(", relayed (success report due)", f);
 		if (r->reported)
 			fputs(", reported", f);
 		fputc('\n', f);
