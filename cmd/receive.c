@@ -100,6 +100,7 @@ static int	 serve(int, int);
 static int	 stderr_is_client(void);
 static int	 inetd_refuse(const char *);
 static int	 inetd_session(void);
+static int	 load_tls(char *, size_t);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 drop_to_spool_owner(void);
@@ -634,6 +635,19 @@ inetd_refuse(const char *why)
 	return (EXIT_CONFIG);
 }
 
+/*
+ * STARTTLS's certificate and key, when configured: loaded (and the key's
+ * permissions checked) once, as the user that serves the sessions.
+ */
+static int
+load_tls(char *err, size_t errsize)
+{
+	if (cfg->tls_cert[0] == '\0')
+		return (0);
+	return (tls_server_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
+	    &tls_server, err, errsize));
+}
+
 /* One session on fds 0/1, as inetd, tcpserver or systemd start us. */
 static int
 inetd_session(void)
@@ -656,9 +670,7 @@ inetd_session(void)
 	}
 	if (quiet && cfg->log_stderr)
 		log_init("mxfb", 0);	/* stderr is the client: syslog */
-	if (cfg->tls_cert[0] != '\0' && tls_server_new(cfg->tls_cert,
-	    cfg->tls_key, cfg->tls_ciphers, &tls_server, err,
-	    sizeof(err)) == -1) {
+	if (load_tls(err, sizeof(err)) == -1) {
 		/* Never a quiet plaintext fallback. */
 		if (quiet)
 			return (inetd_refuse(err));
@@ -800,7 +812,7 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	sigset_t		 usr1;
 	unsigned		 nchildren = 0, nidle = 0, k;
 	pid_t			 pid;
-	char			 drain[64];
+	char			 drain[64], err[1024];
 	int			 lfd[MAX_LISTEN], i, fd, status, npfd;
 
 	for (i = 0; i < nspecs; i++)
@@ -808,6 +820,11 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 			return (EXIT_UNAVAIL);
 	if (drop_to_spool_owner() == -1)
 		return (EXIT_UNAVAIL);
+	/* The key is read with the privileges that serve the sessions. */
+	if (load_tls(err, sizeof(err)) == -1) {
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
 	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(note_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(life_fds, O_CLOEXEC) == -1) {
@@ -940,7 +957,7 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 int
 cmd_receive(int argc, char **argv)
 {
-	char		*specs[MAX_LISTEN], err[1024];
+	char		*specs[MAX_LISTEN];
 	const char	*errstr;
 	long long	 maxsessions = 0;
 	int		 ch, nspecs = 0;
@@ -976,13 +993,6 @@ cmd_receive(int argc, char **argv)
 	if (nspecs == 0)
 		return (inetd_session());
 	cmd_load_config();
-	if (cfg->tls_cert[0] != '\0' && tls_server_new(cfg->tls_cert,
-	    cfg->tls_key, cfg->tls_ciphers, &tls_server, err,
-	    sizeof(err)) == -1) {
-		/* Never a quiet plaintext fallback. */
-		log_cmd_errorx("%s", err);
-		return (EXIT_CONFIG);
-	}
 	if (maxsessions == 0)
 		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
 	return (listener(specs, nspecs, (unsigned)maxsessions));
