@@ -208,18 +208,29 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	struct lookup_error	 e;
 	struct starttls_contexts tls;
 	char			 note[1024], best[1024], safe[600];
+	const char		*word;
 	size_t			 i, nup = 0;
 	int			 expiring = 0;
+	enum dns_status		 rc;
 
-	if (dr == NULL || mx_route_lookup(dr, cfg, domain, &route, &e) !=
-	    DNS_OK) {
+	if (dr == NULL)
+		rc = DNS_TEMP;
+	else
+		rc = mx_route_lookup(dr, cfg, domain, &route, &e);
+	if (rc != DNS_OK) {
 		if (dr == NULL)
 			strlcpy(e.text, "no resolver", sizeof(e.text));
 		log_safe(safe, sizeof(safe), e.text);
+		/*
+		 * A name that does not exist or takes no mail (Null MX) has
+		 * no primary for certain: critical.  Otherwise we cannot
+		 * tell (DNS failure, or we are the best MX ourselves).
+		 */
+		word = rc == DNS_PERM ? "down" : "unknown";
 		if (!quiet)
-			printf("%s - pref=- unknown 0ms %s\n", domain, safe);
-		log_info("probe %s: unknown (%s)", domain, safe);
-		return (PROBE_UNKNOWN);
+			printf("%s - pref=- %s 0ms %s\n", domain, word, safe);
+		log_info("probe %s: %s (%s)", domain, word, safe);
+		return (rc == DNS_PERM ? PROBE_CRITICAL : PROBE_UNKNOWN);
 	}
 	best[0] = '\0';
 	memset(&tls, 0, sizeof(tls));

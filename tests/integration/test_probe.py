@@ -130,6 +130,22 @@ def test_unknown_when_dns_fails_or_loops(mx, dns, primary_factory):
     assert "loops back to myself" in lines[0]["text"]
 
 
+def test_nxdomain_or_null_mx_is_critical(mx, dns, primary_factory):
+    """A relay domain whose name does not exist, or that publishes a Null
+    MX (RFC 7505), has no primary for certain: critical (2), not
+    unknown."""
+    c, _ = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port)
+    mx.config("smtp-port %d" % c.port, "relay-domain gone.test",
+              "relay-domain nullmx.test", *FAST)
+    dns.mx("nullmx.test", 0, ".")
+    for domain in ("gone.test", "nullmx.test"):
+        rc, lines, _ = probe(mx, domain)
+        assert rc == 2, lines
+        assert lines[0]["state"] == "down"
+        assert lines[0]["relay"] == "-"
+
+
 def test_critical_beats_unknown(mx, dns, primary_factory):
     from dnslib import RCODE
     c, _ = primary_factory("127.0.0.2")
