@@ -303,8 +303,10 @@ record(struct worker *w, const struct envelope *env, struct recipient *r,
 	r->last_attempt = now;
 	free(r->last_error);
 	free(r->remote_mta);
+	free(r->status);
 	r->last_error = NULL;
 	r->remote_mta = NULL;
+	r->status = dsn != NULL ? xstrdup(dsn) : NULL;
 	r->state = state;
 	if (state == RCPT_DELIVERED) {
 		w->n.delivered++;

@@ -339,6 +339,9 @@ dsn_status(const struct recipient *r, enum dsn_reason reason, char *buf,
 
 	if (r->last_error != NULL)
 		class = enhanced_code(r->last_error, code, sizeof(code));
+	/* No code in the text (our own reason): the one flush recorded. */
+	if (class == 0 && r->status != NULL)
+		class = enhanced_code(r->status, code, sizeof(code));
 	switch (reason) {
 	case DSN_REASON_FAILED:
 		status = class == '5' ? code : "5.0.0";

@@ -74,6 +74,7 @@ static const struct field fields[] = {
 	R("last-attempt",	F_TIME,	last_attempt,	1),
 	R("last-error",		F_STR,	last_error,	1),
 	R("remote-mta",		F_STR,	remote_mta,	1),
+	R("status",		F_STR,	status,		1),
 	R("reported",		F_BOOL,	reported,	1),
 	R("relayed",		F_FLAG,	relayed,	1),
 };
@@ -149,6 +150,7 @@ recipient_free(struct recipient *r)
 	free(r->orcpt);
 	free(r->last_error);
 	free(r->remote_mta);
+	free(r->status);
 }
 
 void
@@ -624,9 +626,11 @@ envelope_state_merge(struct envelope *env, const char *buf, size_t len)
 		a->relayed = b->relayed;
 		free(a->last_error);
 		free(a->remote_mta);
+		free(a->status);
 		a->last_error = b->last_error;
 		a->remote_mta = b->remote_mta;
-		b->last_error = b->remote_mta = NULL;
+		a->status = b->status;
+		b->last_error = b->remote_mta = b->status = NULL;
 	}
 	envelope_free(&st);
 	return (0);

@@ -52,6 +52,8 @@ struct recipient {
 	time_t		 last_attempt;	/* 0: never */
 	char		*last_error;	/* last reply or reason, or NULL */
 	char		*remote_mta;	/* host that gave last_error, or NULL */
+	char		*status;	/* RFC 3463 code of the last outcome
+					   ("4.4.1"), or NULL */
 	int		 reported;	/* failure/success already in a DSN */
 	int		 relayed;	/* delivered to a primary without DSN
 					   with NOTIFY=SUCCESS: an RFC 3461

@@ -50,6 +50,7 @@ fill(struct envelope *env)
 	r->last_attempt = 1795838000;
 	r->last_error = strdup("451 4.3.0 try\r\nagain later");
 	r->remote_mta = strdup("mx1.example.test[127.0.0.2]");
+	r->status = strdup("4.3.0");
 	r->reported = 1;
 	r = envelope_add_recipient(env, odd);
 	r->state = RCPT_DELIVERED;
@@ -104,6 +105,7 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 		    b->rcpts[i].last_attempt);
 		assert_str_eq(a->rcpts[i].last_error, b->rcpts[i].last_error);
 		assert_str_eq(a->rcpts[i].remote_mta, b->rcpts[i].remote_mta);
+		assert_str_eq(a->rcpts[i].status, b->rcpts[i].status);
 		assert_int_equal(a->rcpts[i].reported, b->rcpts[i].reported);
 		assert_int_equal(a->rcpts[i].relayed, b->rcpts[i].relayed);
 	}
