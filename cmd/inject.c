@@ -47,6 +47,7 @@ static int	 default_sender(char *, size_t);
 static int	 write_chunk(struct spool_writer *, struct body_state *,
 		    const unsigned char *, size_t);
 static int	 spool_exit_code(int);
+static char	*unbracket(char *);
 
 /*
  * A deliberately simple address check: exactly one '@' with something
@@ -171,6 +172,19 @@ spool_exit_code(int error)
 	return (EXIT_IOERR);
 }
 
+/* "<addr>" -> "addr" (in place); anything else is returned as it is. */
+static char *
+unbracket(char *s)
+{
+	size_t	 len = strlen(s);
+
+	if (len >= 2 && s[0] == '<' && s[len - 1] == '>') {
+		s[len - 1] = '\0';
+		return (s + 1);
+	}
+	return (s);
+}
+
 int
 cmd_inject(int argc, char **argv)
 {
@@ -186,7 +200,7 @@ cmd_inject(int argc, char **argv)
 	char		 id[QUEUE_ID_SIZE], date[64], sender[ADDRESS_MAX + 1];
 	char		 safe[ADDRESS_MAX * 4 + 1], safe2[ADDRESS_MAX * 4 + 1];
 	char		*header = NULL;
-	const char	*sender_arg = NULL;
+	char		*sender_arg = NULL;
 	uint64_t	 total = 0;
 	ssize_t		 n;
 	int		 ch, i, j, r, utf8 = 0, dup, save_errno;
@@ -212,6 +226,12 @@ cmd_inject(int argc, char **argv)
 
 	cmd_load_config();
 
+	/* As sendmail does, "<a@b>" is the address a@b. */
+	if (sender_arg != NULL)
+		sender_arg = unbracket(sender_arg);
+	for (i = 0; i < argc; i++)
+		argv[i] = unbracket(argv[i]);
+
 	/* Addresses first: nothing is created for a command that fails. */
 	if (sender_arg == NULL) {
 		if (default_sender(sender, sizeof(sender)) == -1 ||
@@ -220,8 +240,7 @@ cmd_inject(int argc, char **argv)
 			    "the user name and hostname; use -f");
 			return (EXIT_DATAERR);
 		}
-	} else if (strcmp(sender_arg, "") == 0 ||
-	    strcmp(sender_arg, "<>") == 0)
+	} else if (strcmp(sender_arg, "") == 0)
 		sender[0] = '\0';
 	else if (!address_valid(sender_arg, &utf8)) {
 		log_safe(safe, sizeof(safe), sender_arg);

@@ -79,7 +79,7 @@ def test_inject_refuses_bad_data(mx, data):
 
 
 @pytest.mark.parametrize("addr", ["", "user", "a b@example.test",
-                                  "<u@example.test>", "a@b@example.test",
+                                  "<u@example.test", "a@b@example.test",
                                   "@example.test", "u@", "u\x01@example.test",
                                   "x" * 250 + "@example.test"])
 def test_inject_refuses_bad_recipient(mx, addr):
@@ -91,7 +91,7 @@ def test_inject_refuses_bad_recipient(mx, addr):
     assert len(queue_ids(mx)) == 1
 
 
-@pytest.mark.parametrize("sender", ["a b@example.org", "<x@example.org>",
+@pytest.mark.parametrize("sender", ["a b@example.org", "<x@example.org",
                                     "nobody", "a@b@c"])
 def test_inject_refuses_bad_sender(mx, sender):
     mx.inject("a@example.org", ["u@example.test"], MSG_LF)
@@ -426,3 +426,18 @@ def test_status_id_shows_notify_list(mx):
                      r"notify=failure,delay\n", out), out
     assert re.search(r"<s@example\.test> queued, 0 attempts, "
                      r"notify=never\n", out), out
+
+
+def test_inject_takes_addresses_in_angle_brackets(mx):
+    """As sendmail: -f '<a@b>' and '<rcpt>' are those addresses; '<>' is
+    the null sender."""
+    qid = mx.inject("<alice@sender.test>", ["<bob@example.test>"],
+                    "Subject: br\n\nx\n")
+    (o,) = [m for m in mx.status_json() if m["id"] == qid]
+    assert o["sender"] == "alice@sender.test"
+    assert [r["addr"] for r in o["recipients"]] == ["bob@example.test"]
+    qid = mx.inject("<>", ["bob@example.test"], "Subject: null\n\nx\n")
+    (o,) = [m for m in mx.status_json() if m["id"] == qid]
+    assert o["sender"] == ""
+    p = mx.run("inject", "-f", "<a@b>x", "bob@example.test", input=b"x\n")
+    assert p.returncode == 65
