@@ -4,8 +4,9 @@
 #   make check      unit tests (cmocka) and integration tests (pytest)
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
-#   make STATIC=1   link ldns/OpenSSL/libsodium/libbsd statically (faster start;
-#                   STATIC=full: all static, not PIE: fastest, see below)
+#   make STATIC=    dynamic build (default STATIC=1 where the archives exist:
+#                   ldns/OpenSSL/libsodium/libbsd static; STATIC=full: all
+#                   static, not PIE: fastest start, see below)
 #   make install    PREFIX, DESTDIR, SYSCONFDIR, MANDIR honoured
 #   make deps       install the Debian packages the build and tests need
 
@@ -41,8 +42,13 @@ DYN_LIBS = $(PKG_LIBS) -lssl -lcrypto
 # (no dynamic loader, no relocations), at the price of ASLR for the
 # binary's own code and of glibc's NSS (getaddrinfo of a host *name* in
 # `receive -l`) needing the same glibc at run time.  Sanitizer and fuzz
-# builds are always dynamic.
-STATIC  ?=
+# builds are always dynamic.  Default: STATIC=1 where the six archives
+# are installed (Debian's -dev packages ship them), else dynamic;
+# `make STATIC=` forces a dynamic build.
+STATIC_ARCHIVES = $(foreach l,ldns ssl crypto sodium bsd md,$(firstword \
+	   $(wildcard /usr/lib/$(shell $(CC) -dumpmachine 2>/dev/null)/lib$(l).a \
+	   /usr/lib/lib$(l).a /usr/local/lib/lib$(l).a)))
+STATIC  ?= $(if $(word 6,$(STATIC_ARCHIVES)),1,)
 STATIC_DEPS = -lldns -lssl -lcrypto -lsodium -lbsd -lmd
 ifeq ($(STATIC),1)
 LIBS     = -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic -lpthread -ldl
