@@ -32,6 +32,8 @@ int	 cmd_try_load_config(char *err, size_t errsize);
 struct spool *cmd_open_spool(int create);
 /* Exit 64 with a message unless every argv[0..argc) is a queue ID. */
 void	 cmd_check_ids(int argc, char **argv);
+/* Start `mxfb -C FILE flush -f -d DOMAIN` detached; 0 once started. */
+int	 cmd_spawn_flush(const char *domain);
 /* "usage: mxfb COMMAND ..." to stderr (or stdout for -h) and exit. */
 void	 cmd_usage(const char *usage, int help) __attribute__((noreturn));
 

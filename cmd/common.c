@@ -1,11 +1,17 @@
 /*
  * common.c - what every command shares: the -C file, loading the
- * configuration (exit 78 on error), opening the spool, checking IDs.
+ * configuration (exit 78 on error), opening the spool, checking IDs,
+ * starting a detached flush (ETRN, probe -F).
  */
+#include <sys/types.h>
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "core/config.h"
@@ -80,4 +86,65 @@ cmd_usage(const char *text, int help)
 {
 	fprintf(help ? stdout : stderr, "usage: %s\n", text);
 	exit(help ? 0 : EXIT_USAGE);
+}
+
+/*
+ * `mxfb -C FILE flush -f -d DOMAIN`, detached (double fork, setsid,
+ * stdio on /dev/null) so that the caller (an SMTP session, probe) never
+ * waits for it.  $MXFB_ETRN_COMMAND, when set, is run instead of this
+ * binary (for tests).
+ */
+int
+cmd_spawn_flush(const char *domain)
+{
+	const char	*prog;
+	char		*argv[8], dom[256];
+	pid_t		 pid;
+	int		 fd, status;
+
+	if (strlcpy(dom, domain, sizeof(dom)) >= sizeof(dom))
+		return (-1);
+	ascii_lower(dom);
+	if ((prog = getenv("MXFB_ETRN_COMMAND")) == NULL || *prog == '\0')
+		prog = "/proc/self/exe";
+	if ((pid = fork()) == -1) {
+		log_warn("flush %s: fork", dom);
+		return (-1);
+	}
+	if (pid == 0) {
+		if (setsid() == -1)
+			_exit(1);
+		if ((pid = fork()) == -1)
+			_exit(1);
+		if (pid > 0)
+			_exit(0);
+		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
+		    dup2(fd, 0) == -1 || dup2(fd, 1) == -1 ||
+		    dup2(fd, 2) == -1)
+			_exit(1);
+		if (fd > 2)
+			(void)close(fd);
+		closefrom(3);
+		argv[0] = (char *)"mxfb";
+		argv[1] = (char *)"-C";
+		argv[2] = (char *)cfg->file;
+		argv[3] = (char *)"flush";
+		argv[4] = (char *)"-f";
+		argv[5] = (char *)"-d";
+		argv[6] = dom;
+		argv[7] = NULL;
+		execv(prog, argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			log_warn("flush %s: waitpid", dom);
+			return (-1);
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warnx("flush %s: could not be started", dom);
+		return (-1);
+	}
+	return (0);
 }

@@ -73,7 +73,6 @@ static int	 probe_host(const struct mx_target *, const char *, int,
 		    time_t, struct starttls_contexts *, int *, char *, size_t);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
-static void	 spawn_flush(const char *);
 static int64_t	 mono_ms(void);
 
 static int64_t
@@ -286,59 +285,6 @@ collect_waiting(const struct envelope *env, void *arg)
 	return (0);
 }
 
-/*
- * `mxfb -C FILE flush -f -d DOMAIN`, detached (double fork, setsid,
- * stdio on /dev/null) so that probe returns at once.
- */
-static void
-spawn_flush(const char *domain)
-{
-	char	*argv[8], dom[256];
-	pid_t	 pid;
-	int	 fd, status;
-
-	strlcpy(dom, domain, sizeof(dom));
-	if ((pid = fork()) == -1) {
-		log_warn("probe %s: fork", dom);
-		return;
-	}
-	if (pid == 0) {
-		if (setsid() == -1)
-			_exit(1);
-		if ((pid = fork()) == -1)
-			_exit(1);
-		if (pid > 0)
-			_exit(0);
-		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
-		    dup2(fd, 0) == -1 || dup2(fd, 1) == -1 ||
-		    dup2(fd, 2) == -1)
-			_exit(1);
-		if (fd > 2)
-			(void)close(fd);
-		closefrom(3);
-		argv[0] = "mxfb";
-		argv[1] = "-C";
-		argv[2] = (char *)cfg->file;
-		argv[3] = "flush";
-		argv[4] = "-f";
-		argv[5] = "-d";
-		argv[6] = dom;
-		argv[7] = NULL;
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) == -1) {
-		if (errno != EINTR) {
-			log_warn("probe %s: waitpid", dom);
-			return;
-		}
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		log_warnx("probe %s: could not start flush", dom);
-	else
-		log_info("probe %s: primary up, flush started", dom);
-}
-
 int
 cmd_probe(int argc, char **argv)
 {
@@ -446,7 +392,9 @@ cmd_probe(int argc, char **argv)
 			ascii_lower(dom);
 			for (k = 0; k < w.n; k++)
 				if (strcmp(w.domains[k], dom) == 0)
-					spawn_flush(dom);
+					if (cmd_spawn_flush(dom) == 0)
+						log_info("probe %s: primary up, "
+						    "flush started", dom);
 		}
 		free(w.domains);
 	}

@@ -94,7 +94,6 @@ static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
 static int	 hook_starttls(void *, struct smtp_io *, char *, size_t);
-static void	 spawn_flush(const char *);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int);
 static int	 stderr_is_client(void);
@@ -282,61 +281,6 @@ hook_data_abort(void *ctx)
 	r->w = NULL;
 }
 
-/*
- * Start `mxfb -C FILE flush -f -d DOMAIN` detached (double fork,
- * setsid, stdio on /dev/null) so that the session never waits for it.
- */
-static void
-spawn_flush(const char *domain)
-{
-	const char	*prog;
-	char		*argv[8], dom[ADDRESS_DOMAIN_MAX + 1];
-	pid_t		 pid;
-	int		 fd, status;
-
-	strlcpy(dom, domain, sizeof(dom));
-	ascii_lower(dom);
-	if ((prog = getenv("MXFB_ETRN_COMMAND")) == NULL || *prog == '\0')
-		prog = "/proc/self/exe";
-	if ((pid = fork()) == -1) {
-		log_warn("ETRN %s: fork", dom);
-		return;
-	}
-	if (pid == 0) {
-		if (setsid() == -1)
-			_exit(1);
-		if ((pid = fork()) == -1)
-			_exit(1);
-		if (pid > 0)
-			_exit(0);
-		if ((fd = open("/dev/null", O_RDWR)) == -1 ||
-		    dup2(fd, 0) == -1 || dup2(fd, 1) == -1 ||
-		    dup2(fd, 2) == -1)
-			_exit(1);
-		if (fd > 2)
-			close(fd);
-		closefrom(3);
-		argv[0] = "mxfb";
-		argv[1] = "-C";
-		argv[2] = (char *)cfg->file;
-		argv[3] = "flush";
-		argv[4] = "-f";
-		argv[5] = "-d";
-		argv[6] = dom;
-		argv[7] = NULL;
-		execv(prog, argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) == -1) {
-		if (errno != EINTR) {
-			log_warn("ETRN %s: waitpid", dom);
-			return;
-		}
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		log_warnx("ETRN %s: could not start flush", dom);
-}
-
 static int
 hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
 {
@@ -360,7 +304,7 @@ hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
 	}
 	if (spool_domain_lock(r->sp, cfg->relays[i].name, &fd) == 0) {
 		close(fd);
-		spawn_flush(cfg->relays[i].name);
+		(void)cmd_spawn_flush(cfg->relays[i].name);
 		log_info("ETRN %s from %s[%s]: flush started",
 		    cfg->relays[i].name, "unknown", r->addr);
 	} else if (errno == EWOULDBLOCK)
