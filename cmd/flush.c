@@ -926,6 +926,10 @@ cmd_flush(int argc, char **argv)
 	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
+	/* Named messages that are not there: say so (not an error). */
+	for (i = 0; i < (size_t)argc; i++)
+		if (spool_exists(sp, argv[i]) == 0)
+			log_cmd_errorx("%s: no such message", argv[i]);
 
 	if (s.domain != NULL) {
 		if (spool_domain_lock(sp, s.domain, &lockfd) == -1) {

@@ -44,3 +44,13 @@ def test_missing_spool_directory_is_an_error(mx):
     p = mx.run("bounce")
     assert p.returncode == 73
     assert b"spool" in p.stderr
+
+
+def test_flush_names_missing_ids(mx):
+    """flush ID... for a message that is not there says so on stderr (and
+    still exits 0: nothing failed to run)."""
+    qid = mx.inject("a@sender.test", ["u@example.test"], "Subject: x\n\nx\n")
+    mx.run("delete", qid, check=True)
+    p = mx.run("flush", qid)
+    assert p.returncode == 0
+    assert ("%s: no such message" % qid).encode() in p.stderr
