@@ -68,6 +68,7 @@ static struct tls_conn *conn_new(SSL *, int, int, int, char *, size_t);
 static int	 drive(struct tls_conn *, int (*)(SSL *), int64_t, char *,
 		    size_t, const char *);
 static void	 fill_info(struct tls_conn *);
+static ssize_t	 transfer(struct tls_conn *, int, void *, size_t);
 static void	 name_string(const X509_NAME *, char *, size_t);
 
 int
@@ -744,33 +745,43 @@ tls_write_timeout(void *ctx, const void *buf, size_t len, int timeout)
 	return (0);
 }
 
-ssize_t
-tls_read(void *ctx, void *buf, size_t len)
+/*
+ * One SSL_read or SSL_write.  The caller polls only for the direction it
+ * asked for (input for a read, output for a write); when TLS needs the
+ * other one (a renegotiation, a key update), wait for it here.
+ */
+static ssize_t
+transfer(struct tls_conn *c, int writing, void *buf, size_t len)
 {
-	struct tls_conn	*c = ctx;
-	int		 n, e, w;
+	int	 n, e, w, want_self, want_other, fd;
+	short	 ev;
 
 	if (len > INT32_MAX)
 		len = INT32_MAX;
+	want_self = writing ? SSL_ERROR_WANT_WRITE : SSL_ERROR_WANT_READ;
+	want_other = writing ? SSL_ERROR_WANT_READ : SSL_ERROR_WANT_WRITE;
+	fd = writing ? c->rfd : c->wfd;
+	ev = writing ? POLLIN : POLLOUT;
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
-		if ((n = SSL_read(c->ssl, buf, (int)len)) > 0)
+		n = writing ? SSL_write(c->ssl, buf, (int)len) :
+		    SSL_read(c->ssl, buf, (int)len);
+		if (n > 0)
 			return (n);
 		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_ZERO_RETURN)
+		if (!writing && e == SSL_ERROR_ZERO_RETURN)
 			return (0);
-		if (e == SSL_ERROR_WANT_READ) {
+		if (e == want_self) {
 			errno = EAGAIN;
 			return (-1);
 		}
-		if (e != SSL_ERROR_WANT_WRITE) {
+		if (e != want_other) {
 			if (e != SSL_ERROR_SYSCALL || errno == 0)
 				errno = EPROTO;
 			return (-1);
 		}
-		/* The caller polls for input only: wait for output here. */
-		w = wait_fd(c->wfd, POLLOUT, now_ms() +
+		w = wait_fd(fd, ev, now_ms() +
 		    (int64_t)(c->timeout > 0 ? c->timeout : 300) * 1000);
 		if (w == 0) {
 			errno = ETIMEDOUT;
@@ -782,38 +793,15 @@ tls_read(void *ctx, void *buf, size_t len)
 }
 
 ssize_t
+tls_read(void *ctx, void *buf, size_t len)
+{
+	return (transfer(ctx, 0, buf, len));
+}
+
+ssize_t
 tls_write(void *ctx, const void *buf, size_t len)
 {
-	struct tls_conn	*c = ctx;
-	int		 n, e, w;
-
-	if (len > INT32_MAX)
-		len = INT32_MAX;
-	for (;;) {
-		ERR_clear_error();
-		errno = 0;
-		if ((n = SSL_write(c->ssl, buf, (int)len)) > 0)
-			return (n);
-		e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_WRITE) {
-			errno = EAGAIN;
-			return (-1);
-		}
-		if (e != SSL_ERROR_WANT_READ) {
-			if (e != SSL_ERROR_SYSCALL || errno == 0)
-				errno = EPROTO;
-			return (-1);
-		}
-		/* The caller polls for output only: wait for input here. */
-		w = wait_fd(c->rfd, POLLIN, now_ms() +
-		    (int64_t)(c->timeout > 0 ? c->timeout : 300) * 1000);
-		if (w == 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
-		if (w == -1)
-			return (-1);
-	}
+	return (transfer(ctx, 1, (void *)buf, len));
 }
 
 int
