@@ -150,22 +150,11 @@ static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {
 	struct smtp_io_fd	*f = ctx;
-	struct pollfd		 pfd;
 	ssize_t			 n;
-	int			 r;
 
-	pfd.fd = f->in;
-	pfd.events = POLLIN;
 	for (;;) {
-		r = poll(&pfd, 1, poll_ms(timeout));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
+		if (fd_wait(f->in, POLLIN, timeout) == -1)
 			return (-1);
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
 		n = read(f->in, buf, len);
 		if (n == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
