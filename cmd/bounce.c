@@ -76,6 +76,8 @@ static const char *suppressed_why(const struct envelope *,
 static int	 queue_dsn(struct bounce *, struct spool_claim *,
 		    const struct dsn_report *, size_t, int, unsigned,
 		    char *);
+static int	 queue_final(struct bounce *, struct spool_claim *,
+		    struct dsn_report *, size_t);
 static void	 mark_after_crash(struct bounce *, struct envelope *,
 		    const char *);
 static void	 recover_report(struct bounce *, struct spool_claim *);
@@ -430,7 +432,7 @@ expire(struct bounce *b, struct spool_claim *c)
 	struct recipient	*r;
 	enum dsn_reason		 reason;
 	const char		*why;
-	char			 dsnid[QUEUE_ID_SIZE], safe[512], st[16];
+	char			 safe[512], st[16];
 	size_t			 i, n = 0;
 	int			 rv;
 
@@ -455,16 +457,8 @@ expire(struct bounce *b, struct spool_claim *c)
 		reps[n].reason = reason;
 		n++;
 	}
-	if (n > 0) {
-		rv = queue_dsn(b, c, reps, n, TAG_FINAL, 0, dsnid);
-		free(reps);
-		if (rv == -1)
-			return (-1);
-		log_info("%s: sender non-delivery notification: %s%s",
-		    env->id, dsnid, rv == 1 ? " (found after an interrupted "
-		    "run)" : "");
-	} else
-		free(reps);
+	if ((rv = queue_final(b, c, reps, n)) == -1)
+		return (-1);
 	b->expired++;
 	finish(b, c, 1);
 	return (0);
@@ -672,7 +666,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 	struct recipient	*r;
 	enum dsn_reason		 reason;
 	const char		*why;
-	char			 dsnid[QUEUE_ID_SIZE], safe[512];
+	char			 safe[512];
 	size_t			 i, n = 0;
 	int			 rv;
 
@@ -705,20 +699,38 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		reps[n].reason = reason;
 		n++;
 	}
-	if (n > 0) {
-		rv = queue_dsn(b, c, reps, n, TAG_FINAL, 0, dsnid);
-		free(reps);
-		if (rv == -1)
-			return (-1);
-		log_info("%s: sender non-delivery notification: %s%s",
-		    env->id, dsnid, rv == 1 ? " (found after an interrupted "
-		    "run)" : "");
-		if (rv == 0)
-			b->bounced++;
-	} else
-		free(reps);
+	if ((rv = queue_final(b, c, reps, n)) == -1)
+		return (-1);
+	if (rv == 0)
+		b->bounced++;
 	finish(b, c, 1);
 	return (0);
+}
+
+/*
+ * The last DSN of a message that then leaves the spool (expiry, or the
+ * administrator's bounce ID): queued and logged, reps freed.  Returns
+ * what queue_dsn does, or 2 when there was nothing to report.
+ */
+static int
+queue_final(struct bounce *b, struct spool_claim *c, struct dsn_report *reps,
+    size_t n)
+{
+	char	 dsnid[QUEUE_ID_SIZE];
+	int	 rv;
+
+	if (n == 0) {
+		free(reps);
+		return (2);
+	}
+	rv = queue_dsn(b, c, reps, n, TAG_FINAL, 0, dsnid);
+	free(reps);
+	if (rv == -1)
+		return (-1);
+	log_info("%s: sender non-delivery notification: %s%s",
+	    spool_claim_envelope(c)->id, dsnid, rv == 1 ?
+	    " (found after an interrupted run)" : "");
+	return (rv);
 }
 
 /* 0 done, 1 no such message, 2 busy or failed. */
