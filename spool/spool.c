@@ -133,6 +133,8 @@ static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
 		    char *, size_t);
 static void	 move_to_corrupt(struct spool *, const char *, const char *);
 static int	 process_gone(pid_t);
+static int	 move_message(struct spool *, const char *, enum subdir,
+		    enum subdir);
 static int	 domain_file(const char *, const char *, char *, size_t);
 
 /* Opening and closing. */
@@ -1435,32 +1437,32 @@ spool_claim_free(struct spool_claim *c)
 
 /* Queue surgery. */
 
-int
-spool_hold(struct spool *sp, const char *id)
+/* One atomic step between queue/ and hold/, made durable. */
+static int
+move_message(struct spool *sp, const char *id, enum subdir from,
+    enum subdir to)
 {
 	if (!queue_id_valid(id)) {
 		errno = EINVAL;
 		return (-1);
 	}
-	if (renameat(sp->fd[D_QUEUE], id, sp->fd[D_HOLD], id) == -1)
+	if (renameat(sp->fd[from], id, sp->fd[to], id) == -1)
 		return (-1);
-	if (fsync(sp->fd[D_HOLD]) == -1)
+	if (fsync(sp->fd[to]) == -1)
 		return (-1);
 	return (0);
 }
 
 int
+spool_hold(struct spool *sp, const char *id)
+{
+	return (move_message(sp, id, D_QUEUE, D_HOLD));
+}
+
+int
 spool_release(struct spool *sp, const char *id)
 {
-	if (!queue_id_valid(id)) {
-		errno = EINVAL;
-		return (-1);
-	}
-	if (renameat(sp->fd[D_HOLD], id, sp->fd[D_QUEUE], id) == -1)
-		return (-1);
-	if (fsync(sp->fd[D_QUEUE]) == -1)
-		return (-1);
-	return (0);
+	return (move_message(sp, id, D_HOLD, D_QUEUE));
 }
 
 int
