@@ -25,6 +25,19 @@ PYTHON  ?= /usr/bin/python3
 PKGS     = libbsd-overlay ldns libsodium
 VERSION  = 0.1
 
+# A fresh Debian machine: the first `make` (or `make check`) installs what
+# is missing through `make deps` when run as root, else stops with the
+# exact apt-get line.
+NODEPS_GOALS = deps clean
+ifeq ($(filter $(NODEPS_GOALS),$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo ok),ok)
+$(info mxfb: build dependencies missing; running make deps)
+ifneq ($(shell $(MAKE) --no-print-directory -s deps 1>&2 && echo ok),ok)
+$(error mxfb: install the packages above, then run make again)
+endif
+endif
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
