@@ -9,9 +9,11 @@
  *   status ID...    envelope and headers of those messages (-j: JSON)
  *   status -b ID... the raw message bytes, as stored (CRLF)
  *
- * Guarantees: read-only; memory stays bounded however long the queue is
- * (the spool walk reads one envelope at a time and this file keeps only
- * totals, and for -s one entry per domain); an empty queue prints
+ * Guarantees: never changes the queue (a listing may refresh the
+ * spool's status.cache: spool/listcache.c); memory stays bounded however
+ * long the queue is (the spool walk reads one envelope at a time and
+ * this file keeps only totals, and for -s one entry per domain); an
+ * empty queue prints
  * nothing; JSON output is valid whatever bytes the envelopes hold
  * (invalid UTF-8 becomes U+FFFD).  Exit 1 when an ID is not in the
  * queue (the others are still shown), 64 for a malformed ID.
@@ -726,7 +728,7 @@ cmd_status(int argc, char **argv)
 		}
 	} else if (summary) {
 		memset(&table, 0, sizeof(table));
-		r = spool_foreach(sp, summary_one, &table);
+		r = spool_list(sp, summary_one, &table);
 		if (r == -1) {
 			log_cmd_error("spool %s", cfg->spool);
 			rc = EXIT_IOERR;
@@ -737,7 +739,7 @@ cmd_status(int argc, char **argv)
 		l.out = stdout;
 		l.json = json;
 		l.now = time(NULL);
-		if (spool_foreach(sp, list_one, &l) == -1) {
+		if (spool_list(sp, list_one, &l) == -1) {
 			log_cmd_error("spool %s", cfg->spool);
 			rc = EXIT_IOERR;
 		}

@@ -1804,3 +1804,31 @@ spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 	*fdp = fd;
 	return (0);
 }
+
+/* For spool/listcache.c (spool_private.h). */
+
+int
+spool_private_fd(struct spool *sp, enum spool_fd which)
+{
+	switch (which) {
+	case SPOOL_FD_ROOT:
+		return (sp->dirfd);
+	case SPOOL_FD_TMP:
+		return (sp->fd[D_TMP]);
+	case SPOOL_FD_QUEUE:
+		return (sp->fd[D_QUEUE]);
+	case SPOOL_FD_HOLD:
+		return (sp->fd[D_HOLD]);
+	case SPOOL_FD_ACTIVE:
+		return (sp->fd[D_ACTIVE]);
+	case SPOOL_FD_STATE:
+		return (sp->fd[D_STATE]);
+	}
+	return (-1);
+}
+
+const char *
+spool_private_host(struct spool *sp)
+{
+	return (sp->host);
+}

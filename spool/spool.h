@@ -153,6 +153,17 @@ int	 spool_free_bytes(struct spool *, uint64_t *);
 int	 spool_foreach(struct spool *,
 	    int (*fn)(const struct envelope *, void *), void *);
 
+/*
+ * The listing status shows: the same walk, but from the spool's
+ * status.cache when queue/, hold/, active/ and state/ are exactly as
+ * they were when a full walk wrote it (spool/listcache.c).  Envelopes
+ * it hands out carry only id, arrival, size, sender, held, claimed,
+ * next_retry and per recipient addr, state, attempts and last_error:
+ * for display, never for delivery decisions.
+ */
+int	 spool_list(struct spool *,
+	    int (*fn)(const struct envelope *, void *), void *);
+
 /* Read one message's envelope (with state) without claiming it. */
 int	 spool_read_envelope(struct spool *, const char *id, struct envelope *);
 /* Open the message bytes read-only (for status -b); caller closes. */

@@ -50,4 +50,13 @@ void	 spool_batch_free(struct spool_batch *);
 int	 spool_batch_read(struct spool_batch *, struct spool_batch_item *,
 	    size_t);
 
+/* For spool/listcache.c: the spool's directories and host name. */
+enum spool_fd {
+	SPOOL_FD_ROOT, SPOOL_FD_TMP, SPOOL_FD_QUEUE, SPOOL_FD_HOLD,
+	SPOOL_FD_ACTIVE, SPOOL_FD_STATE
+};
+struct spool;
+int	 spool_private_fd(struct spool *, enum spool_fd);
+const char *spool_private_host(struct spool *);
+
 #endif

@@ -1029,7 +1029,7 @@ class Bench:
             "flush -f once), queues grown to %d by copying files under new "
             "queue IDs" % (seed, n))
 
-    def status_one(self, key, cmd, cpu, showq=False):
+    def status_one(self, key, cmd, cpu, showq=False, env=None):
         """Median wall time of REPEAT runs, output to a file; peak RSS of
         the command itself (through the rusage helper) and, for
         postqueue, of the showq daemon that does the work."""
@@ -1040,7 +1040,7 @@ class Bench:
             with open(out, "w") as f:
                 t0 = time.monotonic()
                 run([os.path.join(self.bin, "rusage"), ruf] + cmd, cpu=cpu,
-                    stdout=f, timeout=600)
+                    stdout=f, timeout=600, env=env)
                 secs = time.monotonic() - t0
             with open(ruf) as f:
                 rss = int(dict(x.split("=") for x in f.read().split())
@@ -1061,6 +1061,23 @@ class Bench:
         self.fill_status_queues()
         st = self.mxfb("status")
         self.record("status-queue", mxfb=st.count(), postfix=self.pf.count())
+        # Full scans: every message file read (a queue that changed
+        # since the last listing), the status.cache neither read nor
+        # written.
+        nocache = dict(os.environ, MXFB_NO_STATUS_CACHE="1")
+        self.attempt("status-full-mxfb", self.status_one, "status-full-mxfb",
+                     st.cmd("status"), self.cpu_mx, env=nocache)
+        self.attempt("status-s-full-mxfb", self.status_one,
+                     "status-s-full-mxfb", st.cmd("status", "-s"),
+                     self.cpu_mx, env=nocache)
+        # An unchanged queue listed again, as an administrator does: one
+        # listing writes status.cache (the directories must be over a
+        # second old for that), the measured ones use it.
+        time.sleep(2.1)
+        run(st.cmd("status"), stdout=subprocess.DEVNULL)
+        if not os.path.exists(os.path.join(st.spool, "status.cache")):
+            log("status: no status.cache written; cached figures are "
+                "full scans")
         self.attempt("status-mxfb", self.status_one, "status-mxfb",
                      st.cmd("status"), self.cpu_mx)
         self.attempt("status-s-mxfb", self.status_one, "status-s-mxfb",
@@ -1144,7 +1161,10 @@ def report(b):
                  fmt_rate(p), ratio(m and m["rate"], p and p["rate"]),
                  TARGETS["drain"], ""))
     p = R.get("status-postfix")
-    for key, label in (("status-mxfb", "status"), ("status-s-mxfb", "status -s")):
+    for key, label in (("status-mxfb", "status"),
+                       ("status-s-mxfb", "status -s"),
+                       ("status-full-mxfb", "status full scan"),
+                       ("status-s-full-mxfb", "status -s full scan")):
         m = R.get(key)
         rows.append(("%s, %d msgs (s, vs postqueue -p)" % (label, STATUS_MSGS),
                      "%.2fs %.1fMiB" % (m["seconds"], m["rss_kb"] / 1024) if m else "n/a",
@@ -1166,11 +1186,12 @@ def report(b):
         print("%-*s  %-16s  %-16s  %6s  %6s  %s" % (
             w, fig, mv, pv, "%.2f" % rt if rt is not None else "-",
             ("%.1fx" % tg + mark) if tg else "", fr))
-    sm = R.get("status-mxfb")
-    if sm:
+    sms = [R[k] for k in ("status-mxfb", "status-s-mxfb", "status-full-mxfb",
+                          "status-s-full-mxfb") if R.get(k)]
+    if sms:
+        rss = max(sm["rss_kb"] for sm in sms)
         print("status peak RSS %.1f MiB (limit 16 MiB): %s" % (
-            sm["rss_kb"] / 1024,
-            "ok" if sm["rss_kb"] <= STATUS_RSS_LIMIT_KB else "MISS"))
+            rss / 1024, "ok" if rss <= STATUS_RSS_LIMIT_KB else "MISS"))
     for n in b.notes:
         print("note:", n)
 

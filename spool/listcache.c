@@ -1,0 +1,582 @@
+/*
+ * listcache.c - spool_list(): the listing `status` shows, from a cache
+ * file when the queue has not changed since it was written.
+ *
+ * A full listing opens and reads every message file and state file:
+ * at 100,000 messages that is 200,000 opens, most of a second of kernel
+ * time.  Yet an administrator typically runs status again and again on
+ * a queue that only grows while the primary is down and changes
+ * everywhere only when flush runs.  So the listing a full scan produced
+ * is kept in the spool's status.cache, together with what identifies
+ * the four directories it came from (queue/, hold/, active/, state/:
+ * device, inode, size, mtime, ctime), and the next listing uses it only
+ * when all four are still exactly the same.
+ *
+ * Why that is safe: every change the spool makes to what a listing
+ * shows is a rename, link or unlink in one of those directories (files
+ * are written once and never modified in place; state changes are a
+ * rename into state/; claims, holds, releases and deletions move or
+ * unlink names), and each such step updates the directory's mtime and
+ * ctime.  The one hole is a change within the same clock tick as the
+ * time stamp recorded (file system time stamps are coarse), so a cache
+ * is written only when every directory's time stamps are over a second
+ * older than the start of the scan, and only when the directories are
+ * identical before and after it (nothing moved meanwhile).
+ *
+ * Guarantees: the cache is an accelerator, never a source of truth: it
+ * is written like every spool file (temp, fsync, rename), it carries a
+ * BLAKE2b hash of its records that is checked before anything from it
+ * is shown, and any doubt (other format, other directories, short file,
+ * bad hash, NFS, MXFB_NO_STATUS_CACHE set) means a full scan.  Failing
+ * to write it (read-only spool, disk full) is silent.  Only status uses
+ * it: flush and bounce always read the messages themselves.  Memory
+ * stays bounded: records are streamed through one buffer.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "spool/spool.h"
+#include "spool/spool_private.h"
+
+#define CACHE_NAME	"status.cache"
+#define CACHE_MAGIC	"MXFBLC1\n"
+#define CACHE_HASH_LEN	16
+#define CACHE_BUF	(256 * 1024)
+#define CACHE_NDIRS	4
+#define NFS_MAGIC	0x6969
+#define NO_STRING	UINT32_MAX
+
+struct dir_key {
+	uint64_t	 dev, ino, size;
+	int64_t		 mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
+struct cache_header {
+	char		 magic[8];
+	struct dir_key	 dirs[CACHE_NDIRS];
+	uint64_t	 records;
+	uint64_t	 length;	/* bytes of records after the header */
+	unsigned char	 hash[CACHE_HASH_LEN];
+};
+
+struct cache_writer {
+	crypto_generichash_state hash;	/* first: needs 64-byte alignment */
+	int		 fd;		/* -1: not writing */
+	char		 tmp[128];
+	char		*buf;
+	size_t		 len;
+	uint64_t	 records, length;
+	int		 (*fn)(const struct envelope *, void *);
+	void		*arg;
+};
+
+static int	 dirs_key(struct spool *, struct dir_key *);
+static int	 keys_trusted(const struct dir_key *, time_t);
+static int	 cache_read(struct spool *, const struct dir_key *,
+		    int (*)(const struct envelope *, void *), void *, int *);
+static int	 cache_fill(int, char **, size_t *, size_t *, size_t,
+		    uint64_t *);
+static int	 record_decode(const char *, size_t, struct envelope *,
+		    struct recipient **, size_t *);
+static void	 writer_start(struct spool *, struct cache_writer *);
+static int	 writer_record(const struct envelope *, void *);
+static void	 writer_flush(struct cache_writer *);
+static void	 writer_finish(struct spool *, struct cache_writer *,
+		    const struct dir_key *);
+
+static const int list_dirs[CACHE_NDIRS] = {
+	SPOOL_FD_QUEUE, SPOOL_FD_HOLD, SPOOL_FD_ACTIVE, SPOOL_FD_STATE
+};
+
+static int
+dirs_key(struct spool *sp, struct dir_key *k)
+{
+	struct stat	 st;
+	int		 i;
+
+	memset(k, 0, sizeof(*k) * CACHE_NDIRS);
+	for (i = 0; i < CACHE_NDIRS; i++) {
+		if (fstat(spool_private_fd(sp, list_dirs[i]), &st) == -1)
+			return (-1);
+		k[i].dev = (uint64_t)st.st_dev;
+		k[i].ino = (uint64_t)st.st_ino;
+		k[i].size = (uint64_t)st.st_size;
+		k[i].mtime_sec = (int64_t)st.st_mtim.tv_sec;
+		k[i].mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+		k[i].ctime_sec = (int64_t)st.st_ctim.tv_sec;
+		k[i].ctime_nsec = (int64_t)st.st_ctim.tv_nsec;
+	}
+	return (0);
+}
+
+/* Every time stamp over a second before the scan began. */
+static int
+keys_trusted(const struct dir_key *k, time_t start)
+{
+	int	 i;
+
+	for (i = 0; i < CACHE_NDIRS; i++)
+		if (k[i].mtime_sec >= (int64_t)start - 1 ||
+		    k[i].ctime_sec >= (int64_t)start - 1)
+			return (0);
+	return (1);
+}
+
+/* Encoding: little helpers over a growing buffer. */
+
+static void
+put(struct cache_writer *w, const void *p, size_t n)
+{
+	if (w->len + n > CACHE_BUF)
+		writer_flush(w);
+	if (w->fd == -1)
+		return;
+	if (n > CACHE_BUF) {
+		/* Bigger than the buffer: straight through. */
+		crypto_generichash_update(&w->hash, p, n);
+		if (write_all(w->fd, p, n) == -1) {
+			(void)close(w->fd);
+			w->fd = -1;
+		}
+		w->length += n;
+		return;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void
+put_u32(struct cache_writer *w, uint32_t v)
+{
+	put(w, &v, sizeof(v));
+}
+
+static void
+put_u64(struct cache_writer *w, uint64_t v)
+{
+	put(w, &v, sizeof(v));
+}
+
+static void
+put_str(struct cache_writer *w, const char *s)
+{
+	size_t	 n;
+
+	if (s == NULL) {
+		put_u32(w, NO_STRING);
+		return;
+	}
+	n = strlen(s);
+	put_u32(w, (uint32_t)n);
+	put(w, s, n + 1);
+}
+
+static size_t
+str_size(const char *s)
+{
+	return (sizeof(uint32_t) + (s != NULL ? strlen(s) + 1 : 0));
+}
+
+/*
+ * Record: u32 length of what follows; the ID; u32 flags (1 held,
+ * 2 claimed); u64 arrival, size, next-retry; sender; u32 recipients;
+ * per recipient u32 state, u32 attempts, address, last error.  Strings
+ * are u32 length (NO_STRING: NULL) and the bytes with their NUL.
+ * Native byte order: the cache never leaves this host (not on NFS).
+ */
+static int
+writer_record(const struct envelope *env, void *arg)
+{
+	struct cache_writer *w = arg;
+	const struct recipient *r;
+	size_t		 i, len;
+
+	if (w->fd != -1 && env->nrcpts < UINT32_MAX) {
+		len = QUEUE_ID_LEN + 2 * sizeof(uint32_t) +
+		    3 * sizeof(uint64_t) + str_size(env->sender);
+		for (i = 0; i < env->nrcpts; i++)
+			len += 2 * sizeof(uint32_t) +
+			    str_size(env->rcpts[i].addr) +
+			    str_size(env->rcpts[i].last_error);
+		if (len >= UINT32_MAX) {
+			writer_finish(NULL, w, NULL);
+		} else {
+			put_u32(w, (uint32_t)len);
+			put(w, env->id, QUEUE_ID_LEN);
+			put_u32(w, (env->held ? 1U : 0U) |
+			    (env->claimed ? 2U : 0U));
+			put_u64(w, (uint64_t)env->arrival);
+			put_u64(w, env->size);
+			put_u64(w, (uint64_t)env->next_retry);
+			put_str(w, env->sender);
+			put_u32(w, (uint32_t)env->nrcpts);
+			for (i = 0; i < env->nrcpts; i++) {
+				r = &env->rcpts[i];
+				put_u32(w, (uint32_t)r->state);
+				put_u32(w, (uint32_t)r->attempts);
+				put_str(w, r->addr);
+				put_str(w, r->last_error);
+			}
+			w->records++;
+		}
+	}
+	return (w->fn(env, w->arg));
+}
+
+static void
+writer_flush(struct cache_writer *w)
+{
+	if (w->fd != -1 && w->len > 0) {
+		crypto_generichash_update(&w->hash, (unsigned char *)w->buf,
+		    w->len);
+		if (write_all(w->fd, w->buf, w->len) == -1) {
+			(void)close(w->fd);
+			w->fd = -1;
+		}
+		w->length += w->len;
+	}
+	w->len = 0;
+}
+
+static void
+writer_start(struct spool *sp, struct cache_writer *w)
+{
+	struct cache_header h;
+
+	w->fd = -1;
+	w->buf = NULL;
+	(void)bsnprintf(w->tmp, sizeof(w->tmp), "%s.%s.%ld", CACHE_NAME,
+	    spool_private_host(sp), (long)getpid());
+	w->fd = openat(spool_private_fd(sp, SPOOL_FD_TMP), w->tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd == -1)
+		return;
+	/* Room for the header, written last. */
+	memset(&h, 0, sizeof(h));
+	if (write_all(w->fd, &h, sizeof(h)) == -1) {
+		(void)close(w->fd);
+		w->fd = -1;
+		(void)unlinkat(spool_private_fd(sp, SPOOL_FD_TMP), w->tmp, 0);
+		return;
+	}
+	w->buf = xmalloc(CACHE_BUF);
+	crypto_generichash_init(&w->hash, NULL, 0, CACHE_HASH_LEN);
+}
+
+/*
+ * key: the scan saw these directories unchanged throughout, and old
+ * enough: header, fsync, rename into place.  NULL (or any failure): the
+ * temp file goes.  sp NULL: only stop writing.
+ */
+static void
+writer_finish(struct spool *sp, struct cache_writer *w,
+    const struct dir_key *key)
+{
+	struct cache_header h;
+	int		 tmpfd, ok;
+
+	if (sp == NULL) {
+		if (w->fd != -1)
+			(void)close(w->fd);
+		w->fd = -1;
+		return;
+	}
+	tmpfd = spool_private_fd(sp, SPOOL_FD_TMP);
+	writer_flush(w);
+	if (w->fd != -1 && key != NULL) {
+		memset(&h, 0, sizeof(h));
+		memcpy(h.magic, CACHE_MAGIC, sizeof(h.magic));
+		memcpy(h.dirs, key, sizeof(h.dirs));
+		h.records = w->records;
+		h.length = w->length;
+		crypto_generichash_final(&w->hash, h.hash, sizeof(h.hash));
+		ok = pwrite(w->fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+		    fsync(w->fd) == 0;
+		if (close(w->fd) == -1)
+			ok = 0;
+		w->fd = -1;
+		if (ok && renameat(tmpfd, w->tmp, spool_private_fd(sp,
+		    SPOOL_FD_ROOT), CACHE_NAME) == 0)
+			goto done;
+	}
+	if (w->fd != -1)
+		(void)close(w->fd);
+	w->fd = -1;
+	(void)unlinkat(tmpfd, w->tmp, 0);
+done:
+	free(w->buf);
+	w->buf = NULL;
+}
+
+/* Decoding, bounds-checked although the hash was: never trust a file. */
+
+static int
+get(const char **p, const char *end, void *v, size_t n)
+{
+	if ((size_t)(end - *p) < n)
+		return (-1);
+	memcpy(v, *p, n);
+	*p += n;
+	return (0);
+}
+
+static int
+get_str(const char **p, const char *end, char **s)
+{
+	uint32_t	 n;
+
+	if (get(p, end, &n, sizeof(n)) == -1)
+		return (-1);
+	if (n == NO_STRING) {
+		*s = NULL;
+		return (0);
+	}
+	if ((size_t)(end - *p) <= n || (*p)[n] != '\0' ||
+	    memchr(*p, '\0', n) != NULL)
+		return (-1);
+	*s = (char *)(uintptr_t)*p;
+	*p += n + 1;
+	return (0);
+}
+
+static int
+record_decode(const char *p, size_t len, struct envelope *env,
+    struct recipient **rcpts, size_t *rcap)
+{
+	const char	*end = p + len;
+	uint64_t	 arrival, size, next;
+	uint32_t	 flags, n, state, attempts, i;
+
+	memset(env, 0, sizeof(*env));
+	if (get(&p, end, env->id, QUEUE_ID_LEN) == -1)
+		return (-1);
+	env->id[QUEUE_ID_LEN] = '\0';
+	if (!queue_id_valid(env->id) ||
+	    get(&p, end, &flags, sizeof(flags)) == -1 ||
+	    get(&p, end, &arrival, sizeof(arrival)) == -1 ||
+	    get(&p, end, &size, sizeof(size)) == -1 ||
+	    get(&p, end, &next, sizeof(next)) == -1 ||
+	    get_str(&p, end, &env->sender) == -1 ||
+	    get(&p, end, &n, sizeof(n)) == -1)
+		return (-1);
+	/* Each recipient takes at least 16 bytes: n is bounded by len. */
+	if (n > len / 16)
+		return (-1);
+	if (n > *rcap) {
+		*rcpts = xreallocarray(*rcpts, n, sizeof(**rcpts));
+		*rcap = n;
+	}
+	env->held = (flags & 1) != 0;
+	env->claimed = (flags & 2) != 0;
+	env->arrival = (time_t)arrival;
+	env->size = size;
+	env->next_retry = (time_t)next;
+	env->rcpts = *rcpts;
+	env->nrcpts = n;
+	for (i = 0; i < n; i++) {
+		memset(&env->rcpts[i], 0, sizeof(env->rcpts[i]));
+		if (get(&p, end, &state, sizeof(state)) == -1 ||
+		    get(&p, end, &attempts, sizeof(attempts)) == -1 ||
+		    state > RCPT_FAILED || attempts > INT32_MAX ||
+		    get_str(&p, end, &env->rcpts[i].addr) == -1 ||
+		    get_str(&p, end, &env->rcpts[i].last_error) == -1)
+			return (-1);
+		env->rcpts[i].state = (enum rcpt_state)state;
+		env->rcpts[i].attempts = (int)attempts;
+	}
+	return (p == end ? 0 : -1);
+}
+
+/*
+ * Make at least need bytes available at buf[*off] (reading more of fd,
+ * at most *left), moving what is unread to the front and growing the
+ * buffer when a record is bigger than it.  0 when they are there.
+ */
+static int
+cache_fill(int fd, char **buf, size_t *cap, size_t *have, size_t need,
+    uint64_t *left)
+{
+	ssize_t	 r;
+	size_t	 want;
+
+	if (need > *cap) {
+		*buf = xreallocarray(*buf, 1, need);
+		*cap = need;
+	}
+	while (*have < need) {
+		want = *cap - *have;
+		if (want > *left)
+			want = (size_t)*left;
+		if (want == 0)
+			return (-1);
+		r = read(fd, *buf + *have, want);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return (-1);
+		*have += (size_t)r;
+		*left -= (uint64_t)r;
+	}
+	return (0);
+}
+
+/*
+ * *used = 0: no usable cache for these directories, nothing shown.
+ * *used = 1: its records went to fn; the return value is fn's when it
+ * stopped the walk, 0 when all were shown, -1 (EBADMSG) when the file
+ * broke midway (impossible short of a bug: its hash was checked).
+ */
+static int
+cache_read(struct spool *sp, const struct dir_key *now,
+    int (*fn)(const struct envelope *, void *), void *arg, int *used)
+{
+	struct cache_header h;
+	struct envelope	 env;
+	struct recipient *rcpts = NULL;
+	crypto_generichash_state hs;
+	unsigned char	 hash[CACHE_HASH_LEN];
+	struct stat	 st;
+	char		*buf = NULL;
+	size_t		 cap = CACHE_BUF, have = 0, off, rcap = 0;
+	uint64_t	 left, records = 0;
+	uint32_t	 len;
+	ssize_t		 r;
+	int		 fd, rc = 0;
+
+	*used = 0;
+	fd = openat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return (0);
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    memcmp(h.magic, CACHE_MAGIC, sizeof(h.magic)) != 0 ||
+	    memcmp(h.dirs, now, sizeof(h.dirs)) != 0 ||
+	    fstat(fd, &st) == -1 ||
+	    (uint64_t)st.st_size != sizeof(h) + h.length) {
+		(void)close(fd);
+		return (0);
+	}
+	buf = xmalloc(cap);
+
+	/* Pass 1: the hash, before anything is shown. */
+	crypto_generichash_init(&hs, NULL, 0, sizeof(hash));
+	for (left = h.length; left > 0; left -= (uint64_t)r) {
+		r = pread(fd, buf, left < cap ? (size_t)left : cap,
+		    (off_t)(st.st_size - (off_t)left));
+		if (r <= 0)
+			break;
+		crypto_generichash_update(&hs, (unsigned char *)buf,
+		    (size_t)r);
+	}
+	crypto_generichash_final(&hs, hash, sizeof(hash));
+	if (left != 0 || sodium_memcmp(hash, h.hash, sizeof(hash)) != 0 ||
+	    lseek(fd, (off_t)sizeof(h), SEEK_SET) == -1) {
+		free(buf);
+		(void)close(fd);
+		return (0);
+	}
+
+	/* Pass 2: the records. */
+	*used = 1;
+	left = h.length;
+	off = 0;
+	for (;;) {
+		if (off == have && left == 0)
+			break;
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		off = 0;
+		if (cache_fill(fd, &buf, &cap, &have, sizeof(len), &left) ==
+		    -1)
+			goto broken;
+		memcpy(&len, buf, sizeof(len));
+		if (cache_fill(fd, &buf, &cap, &have, sizeof(len) +
+		    (size_t)len, &left) == -1 ||
+		    record_decode(buf + sizeof(len), len, &env, &rcpts,
+		    &rcap) == -1)
+			goto broken;
+		off = sizeof(len) + (size_t)len;
+		records++;
+		if ((rc = fn(&env, arg)) != 0)
+			goto done;
+		/* Take the next records from the buffer while they fit. */
+		while (have - off >= sizeof(len)) {
+			memcpy(&len, buf + off, sizeof(len));
+			if (have - off - sizeof(len) < len)
+				break;
+			if (record_decode(buf + off + sizeof(len), len, &env,
+			    &rcpts, &rcap) == -1)
+				goto broken;
+			off += sizeof(len) + (size_t)len;
+			records++;
+			if ((rc = fn(&env, arg)) != 0)
+				goto done;
+		}
+	}
+	if (records != h.records)
+		goto broken;
+done:
+	free(rcpts);
+	free(buf);
+	(void)close(fd);
+	return (rc);
+broken:
+	log_warnx("spool: %s is damaged; removed", CACHE_NAME);
+	(void)unlinkat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME, 0);
+	free(rcpts);
+	free(buf);
+	(void)close(fd);
+	errno = EBADMSG;
+	return (-1);
+}
+
+int
+spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
+    void *arg)
+{
+	struct cache_writer w;
+	struct dir_key	 before[CACHE_NDIRS], after[CACHE_NDIRS];
+	struct statfs	 sf;
+	time_t		 start;
+	int		 r, used, save, cache;
+
+	cache = getenv("MXFB_NO_STATUS_CACHE") == NULL &&
+	    fstatfs(spool_private_fd(sp, SPOOL_FD_ROOT), &sf) == 0 &&
+	    sf.f_type != NFS_MAGIC && dirs_key(sp, before) == 0;
+	if (cache) {
+		r = cache_read(sp, before, fn, arg, &used);
+		if (used)
+			return (r);
+	}
+	if (!cache)
+		return (spool_foreach(sp, fn, arg));
+
+	now_tv(&start, NULL);
+	memset(&w, 0, sizeof(w));
+	w.fn = fn;
+	w.arg = arg;
+	writer_start(sp, &w);
+	if (w.fd == -1)
+		return (spool_foreach(sp, fn, arg));
+	r = spool_foreach(sp, writer_record, &w);
+	save = errno;
+	writer_finish(sp, &w, r == 0 && dirs_key(sp, after) == 0 &&
+	    memcmp(before, after, sizeof(before)) == 0 &&
+	    keys_trusted(before, start) ? before : NULL);
+	errno = save;
+	return (r);
+}
