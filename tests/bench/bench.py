@@ -1066,10 +1066,10 @@ class Bench:
         # written.
         nocache = dict(os.environ, MXFB_NO_STATUS_CACHE="1")
         self.attempt("status-full-mxfb", self.status_one, "status-full-mxfb",
-                     st.cmd("status"), self.cpu_mx, env=nocache)
+                     st.cmd("status"), self.cpu_mx, False, nocache)
         self.attempt("status-s-full-mxfb", self.status_one,
                      "status-s-full-mxfb", st.cmd("status", "-s"),
-                     self.cpu_mx, env=nocache)
+                     self.cpu_mx, False, nocache)
         # An unchanged queue listed again, as an administrator does: one
         # listing writes status.cache (the directories must be over a
         # second old for that), the measured ones use it.
