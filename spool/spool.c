@@ -253,6 +253,16 @@ spool_close(struct spool *sp)
 }
 
 int
+spool_is_at(struct spool *sp, const char *dir)
+{
+	struct stat	 a, b;
+
+	if (stat(dir, &a) == -1 || fstat(sp->dirfd, &b) == -1)
+		return (-1);
+	return (a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+}
+
+int
 spool_free_bytes(struct spool *sp, uint64_t *bytes)
 {
 	struct statvfs	 vfs;

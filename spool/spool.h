@@ -103,6 +103,8 @@ struct spool;
 /* Open (and with create, make) the spool directory tree. */
 int	 spool_open(const char *dir, int create, struct spool **);
 void	 spool_close(struct spool *);
+/* 1 when dir still names the directory sp was opened at, else 0 (-1). */
+int	 spool_is_at(struct spool *, const char *dir);
 
 /*
  * Writing a new message: begin (creates a file in tmp/ and picks the

@@ -180,3 +180,25 @@ def test_unusable_spool_gives_421_not_a_dropped_connection(mx):
     assert p.wait(10) == 75
     assert re.match(rb"^421 4\.3\.0 backup\.example\.test .*\r\n$", data), data
     assert "not-a-dir" in p.stderr.read().decode()
+
+
+def test_listener_follows_a_replaced_spool(mx):
+    """receive -l keeps the spool open from one session to the next (a
+    child serves many); when the spool's path names another directory
+    (the administrator moved it aside and made a new one), the next
+    session writes into the new one, never into the old, unlinked one."""
+    import smtplib
+    _, port = mx.listen()
+    for i in range(2):
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            s.sendmail("a@example.org", ["u@example.test"],
+                       b"Subject: %d\r\n\r\nbody\r\n" % i)
+        if i == 0:
+            assert len(mx.status_json()) == 1
+            os.rename(mx.spool, mx.spool + ".old")
+            os.mkdir(mx.spool, 0o700)
+    listed = mx.status_json()
+    assert len(listed) == 1
+    raw = mx.run("status", "-b", listed[0]["id"], check=True).stdout
+    assert b"Subject: 1\r\n" in raw
+    assert len(os.listdir(os.path.join(mx.spool + ".old", "queue"))) == 1
