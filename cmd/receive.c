@@ -13,6 +13,8 @@
  * after spool_writer_commit() returned 0.
  */
 #include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -28,6 +30,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +76,19 @@ static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_child;
 static int	 sigpipe_fds[2] = { -1, -1 };
 
-/* -l: a child tells the listener it is idle, or busy again. */
-struct child_note {
-	pid_t		 pid;
-	int		 idle;
+/*
+ * -l: which children are idle (waiting to accept), in memory shared
+ * with the listener: one slot per child, written by the child, cleared
+ * by the listener when it reaps the child.  Only when a child takes a
+ * connection and sees no other idle child does it wake the listener
+ * (a byte on the note pipe), which then accepts itself again: no
+ * system call and no wake-up per session otherwise.
+ */
+struct child_slot {
+	atomic_int	 idle;
 };
+static struct child_slot *slots;	/* maxsessions of them */
+static unsigned	 nslots;
 static int	 note_fds[2] = { -1, -1 };	/* children -> listener */
 static int	 life_fds[2] = { -1, -1 };	/* read end: EOF once it stops */
 /* A child's copy of the listening sockets: closed by SIGUSR1. */
@@ -104,7 +115,7 @@ static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 drop_to_spool_owner(void);
 static int	 listener(char **, int, unsigned);
-static int	 child_loop(int, const int *, int);
+static int	 child_loop(int, const int *, int, unsigned);
 static void	 on_child_stop(int);
 static void	 refuse_busy(int);
 static void	 refuse_unavailable(int);
@@ -641,10 +652,10 @@ inetd_session(void)
  * small VM.  Each session is served as in a fresh child (the recipients
  * file is read anew), except that the spool stays open from one session
  * to the next while its path still names the same directory (two system
- * calls instead of sixteen to open it again).  The listener is told
- * when the child waits (it then leaves accepting to the child) and when
- * it is busy again.  An idle child ends after CHILD_IDLE seconds, or at
- * once when the listener stops (the life pipe reaches EOF).
+ * calls instead of sixteen to open it again).  While a child waits, its
+ * shared slot says so and the listener leaves accepting to it (see
+ * struct child_slot).  An idle child ends after CHILD_IDLE seconds, or
+ * at once when the listener stops (the life pipe reaches EOF).
  */
 /*
  * The listener stops (SIGUSR1): let go of its sockets at once, so that
@@ -664,15 +675,77 @@ on_child_stop(int sig)
 	errno = saved;
 }
 
-static int
-child_loop(int fd, const int *lfd, int nspecs)
+/*
+ * This child (slot me) is busy again: if no other child is idle, wake
+ * the listener so that it accepts.  (Sequentially consistent: of two
+ * children turning busy at once, at least one sees the other busy.)
+ */
+static void
+child_busy(unsigned me)
 {
-	struct pollfd		 pfd[MAX_LISTEN + 1];
-	struct child_note	 note;
+	unsigned	 k;
+	char		 c = 0;
+
+	atomic_store(&slots[me].idle, 0);
+	for (k = 0; k < nslots; k++)
+		if (k != me && atomic_load(&slots[k].idle))
+			return;
+	if (write(note_fds[1], &c, 1) == -1 && errno != EAGAIN)
+		log_warn("note to the listener");
+}
+
+/*
+ * Wait for a connection on the listening sockets: epoll with
+ * EPOLLEXCLUSIVE, so that one idle child wakes per connection, not all
+ * of them.  -1: stop (idle too long, the listener went away, SIGUSR1).
+ */
+static int
+child_accept(int *epfd, int nspecs)
+{
+	struct epoll_event	 ev[MAX_LISTEN + 1];
+	int			 i, n, fd;
+
+	if (*epfd == -1) {
+		if ((*epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+			return (-1);
+		for (i = 0; i <= nspecs; i++) {
+			memset(&ev[0], 0, sizeof(ev[0]));
+			ev[0].events = i < nspecs ? EPOLLIN | EPOLLEXCLUSIVE :
+			    EPOLLIN;
+			ev[0].data.u32 = (uint32_t)i;
+			if (epoll_ctl(*epfd, EPOLL_CTL_ADD, i < nspecs ?
+			    child_lfd[i] : life_fds[0], &ev[0]) == -1)
+				return (-1);
+		}
+	}
+	for (;;) {
+		if (child_stop)
+			return (-1);
+		n = epoll_wait(*epfd, ev, nspecs + 1, CHILD_IDLE * 1000);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0 || child_stop)
+			return (-1);
+		for (i = 0; i < n; i++)
+			if (ev[i].data.u32 == (uint32_t)nspecs)
+				return (-1);	/* EOF: the listener stopped */
+		for (i = 0; i < n; i++) {
+			fd = accept4(child_lfd[ev[i].data.u32], NULL, NULL,
+			    SOCK_CLOEXEC);
+			if (fd != -1)
+				return (fd);
+			/* EAGAIN: another process took it first. */
+		}
+	}
+}
+
+static int
+child_loop(int fd, const int *lfd, int nspecs, unsigned me)
+{
 	struct sigaction	 sa;
 	struct spool		*sp = NULL;
 	sigset_t		 set;
-	int			 i, r, rc, served = 0;
+	int			 i, rc, served = 0, epfd = -1;
 
 	for (i = 0; i < MAX_LISTEN; i++)
 		child_lfd[i] = i < nspecs ? lfd[i] : -1;
@@ -685,47 +758,23 @@ child_loop(int fd, const int *lfd, int nspecs)
 	if (sigaction(SIGUSR1, &sa, NULL) == -1 ||
 	    sigprocmask(SIG_UNBLOCK, &set, NULL) == -1)
 		child_stop = 1;		/* one session, as before */
-	memset(&note, 0, sizeof(note));
-	note.pid = getpid();
 	for (;;) {
 		rc = serve(fd, fd, &sp);
 		(void)close(fd);
-		if (rc != 0 || ++served >= SESSIONS_PER_CHILD || child_stop) {
-			spool_close(sp);
-			return (rc);
+		if (rc != 0 || ++served >= SESSIONS_PER_CHILD || child_stop)
+			break;
+		atomic_store(&slots[me].idle, 1);
+		fd = child_accept(&epfd, nspecs);
+		child_busy(me);		/* also when leaving: not idle now */
+		if (fd == -1) {
+			rc = 0;
+			break;
 		}
-		note.idle = 1;
-		if (write(note_fds[1], &note, sizeof(note)) !=
-		    (ssize_t)sizeof(note)) {
-			spool_close(sp);
-			return (0);
-		}
-		for (fd = -1; fd == -1; ) {
-			for (i = 0; i < nspecs; i++) {
-				pfd[i].fd = child_lfd[i];	/* -1: ignored */
-				pfd[i].events = POLLIN;
-			}
-			pfd[nspecs].fd = life_fds[0];
-			pfd[nspecs].events = POLLIN;
-			r = poll(pfd, nspecs + 1, CHILD_IDLE * 1000);
-			if (r == -1 && errno == EINTR)
-				continue;
-			if (r <= 0 || pfd[nspecs].revents != 0 ||
-			    child_stop) {
-				spool_close(sp);
-				return (0);	/* idle too long, or stopped */
-			}
-			for (i = 0; i < nspecs && fd == -1; i++)
-				if (pfd[i].revents & POLLIN)
-					fd = accept4(child_lfd[i], NULL, NULL,
-					    SOCK_CLOEXEC);
-			/* EAGAIN: another process took it first. */
-		}
-		note.idle = 0;
-		if (write(note_fds[1], &note, sizeof(note)) !=
-		    (ssize_t)sizeof(note))
-			log_warn("note to the listener");
 	}
+	if (epfd != -1)
+		(void)close(epfd);
+	spool_close(sp);
+	return (rc);
 }
 
 /*
@@ -772,9 +821,13 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
 	struct receiver		 r;
-	struct child_note	*kids, note;	/* kids: busy or idle */
+	struct kid {
+		pid_t		 pid;
+		unsigned	 slot;
+	}			*kids;
+	unsigned char		*slot_used;
 	sigset_t		 usr1;
-	unsigned		 nchildren = 0, nidle = 0, k;
+	unsigned		 nchildren = 0, nidle = 0, k, slot;
 	pid_t			 pid;
 	char			 drain[64], err[1024];
 	int			 lfd[MAX_LISTEN], i, fd, status, npfd;
@@ -796,6 +849,13 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		return (EXIT_SOFTWARE);
 	}
 	kids = xcalloc(maxsessions, sizeof(*kids));
+	slot_used = xcalloc(maxsessions, 1);
+	slots = mmap(NULL, maxsessions * sizeof(*slots), PROT_READ |
+	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (slots == MAP_FAILED) {
+		log_cmd_error("mmap");
+		return (EXIT_SOFTWARE);
+	}
 	/* Children inherit it blocked until their handler is in place. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -820,6 +880,9 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		/*
 		 * While a child is idle, accepting is left to it: no fork.
 		 */
+		for (nidle = 0, k = 0; k < nchildren; k++)
+			if (atomic_load(&slots[kids[k].slot].idle))
+				nidle++;
 		pfd[0].fd = sigpipe_fds[0];
 		pfd[0].events = POLLIN;
 		pfd[1].fd = note_fds[0];
@@ -837,19 +900,8 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		}
 		while (read(sigpipe_fds[0], drain, sizeof(drain)) > 0)
 			;
-		while (read(note_fds[0], &note, sizeof(note)) ==
-		    (ssize_t)sizeof(note)) {
-			for (k = 0; k < nchildren; k++) {
-				if (kids[k].pid != note.pid)
-					continue;
-				if (note.idle && !kids[k].idle)
-					nidle++;
-				else if (!note.idle && kids[k].idle)
-					nidle--;
-				kids[k].idle = note.idle;
-				break;
-			}
-		}
+		while (read(note_fds[0], drain, sizeof(drain)) > 0)
+			;
 		if (got_child) {
 			got_child = 0;
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -858,14 +910,18 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 						break;
 				if (k == nchildren)
 					continue;
-				if (kids[k].idle)
-					nidle--;
+				/* Died idle (killed): not idle any more. */
+				atomic_store(&slots[kids[k].slot].idle, 0);
+				slot_used[kids[k].slot] = 0;
 				kids[k] = kids[--nchildren];
 			}
 		}
 		if (got_term)
 			break;
-		for (i = 0; i < npfd - 2; i++) {
+		for (nidle = 0, k = 0; k < nchildren; k++)
+			if (atomic_load(&slots[kids[k].slot].idle))
+				nidle++;
+		for (i = 0; nidle == 0 && i < npfd - 2; i++) {
 			if (!(pfd[i + 2].revents & POLLIN))
 				continue;
 			if ((fd = accept4(lfd[i], NULL, NULL,
@@ -884,6 +940,11 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 				close(fd);
 				continue;
 			}
+			for (slot = 0; slot_used[slot]; slot++)
+				;	/* nchildren < maxsessions: one is free */
+			if (slot + 1 > nslots)
+				nslots = slot + 1;
+			atomic_store(&slots[slot].idle, 0);
 			if ((pid = fork()) == -1) {
 				log_warn("fork");
 				close(fd);
@@ -900,10 +961,11 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 				sigpipe_fds[0] = sigpipe_fds[1] = -1;
 				close(note_fds[0]);
 				close(life_fds[1]);
-				_exit(child_loop(fd, lfd, nspecs));
+				_exit(child_loop(fd, lfd, nspecs, slot));
 			}
+			slot_used[slot] = 1;
 			kids[nchildren].pid = pid;
-			kids[nchildren++].idle = 0;
+			kids[nchildren++].slot = slot;
 			close(fd);
 		}
 	}
@@ -915,6 +977,9 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	log_info("stopped listening (%u sessions still running)",
 	    nchildren - nidle);
 	free(kids);
+	free(slot_used);
+	(void)munmap(slots, maxsessions * sizeof(*slots));
+	slots = NULL;
 	return (0);
 }
 

@@ -607,3 +607,51 @@ def test_listen_as_root_serves_sessions_as_spool_owner(mx, tmp_path):
             proc.stderr.read().decode()
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def listener_children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def greeted_within(port, seconds):
+    t0 = time.time()
+    r = RawSmtp(socket.create_connection(("127.0.0.1", port), timeout=5))
+    r.sock.settimeout(5)
+    assert r.reply()[0] == 220
+    assert time.time() - t0 < seconds
+    return r
+
+
+def test_listen_children_killed_while_idle(mx):
+    """Idle children take the next connections themselves (the listener
+    does not accept while one waits, and is woken when the last one
+    turns busy); a child killed while idle must not count as waiting:
+    clients are still greeted at once."""
+    proc, port = mx.listen()
+    held = [connect_greeted(port) for _ in range(2)]
+    for r in held:
+        assert r.cmd("EHLO c.test")[0] == 250
+        r.cmd("QUIT")
+        r.close()
+    deadline = time.time() + 5
+    while len(listener_children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    kids = listener_children(proc.pid)
+    assert len(kids) >= 2, kids     # (mx.listen's probe may have made one)
+    for k in kids[:-1]:
+        os.kill(k, signal.SIGKILL)
+    time.sleep(0.3)
+    # The survivor takes this one; the next needs the listener awake.
+    first = greeted_within(port, 2)
+    second = greeted_within(port, 2)
+    for r in (first, second):
+        assert r.cmd("QUIT")[0] == 221
+        r.close()
+    time.sleep(0.2)
+    for k in listener_children(proc.pid):
+        os.kill(k, signal.SIGKILL)
+    time.sleep(0.3)
+    r = greeted_within(port, 2)
+    assert r.cmd("QUIT")[0] == 221
+    assert proc.poll() is None
