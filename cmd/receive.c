@@ -444,6 +444,7 @@ serve(int in, int out, struct spool **spp)
 	p.hard_error_limit = 20;
 	p.error_sleep = 1;
 	p.tls_required = cfg->tls_required;
+	p.postmaster_domain = cfg->nrelays > 0 ? cfg->relays[0].name : NULL;
 
 	memset(&h, 0, sizeof(h));
 	h.ctx = &r;

@@ -872,20 +872,45 @@ do_mail(struct session *s, const struct smtp_command *cmd)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/*
+ * RFC 5321 4.5.1: "RCPT TO:<Postmaster>", without a domain, MUST be
+ * accepted: it becomes postmaster@ the domain the caller names (for
+ * receive, its first relay domain).  The command's parameters stay.
+ */
+static const char *
+postmaster_arg(const struct session *s, const char *arg, char *buf,
+    size_t size)
+{
+	const char	*p = arg;
+
+	if (s->p->postmaster_domain == NULL || strncasecmp(p, "TO:", 3) != 0)
+		return (arg);
+	for (p += 3; *p == ' '; p++)
+		;
+	if (strncasecmp(p, "<postmaster>", 12) != 0 ||
+	    (p[12] != '\0' && p[12] != ' '))
+		return (arg);
+	if ((size_t)snprintf(buf, size, "TO:<postmaster@%s>%s",
+	    s->p->postmaster_domain, p + 12) >= size)
+		return (arg);
+	return (buf);
+}
+
 static void
 do_rcpt(struct session *s, const struct smtp_command *cmd)
 {
 	struct address		 a;
 	struct smtp_rcpt	 r;
 	char			 rbuf[SMTP_REPLY_MAX];
+	char			 pm[SMTP_CMDLINE_MAX + 300];
 	size_t			 i;
 
 	if (!s->txn.active) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (smtp_parse_rcpt(cmd->arg, s->esmtp, &s->txn, &a, &r, rbuf,
-	    sizeof(rbuf)) == -1) {
+	if (smtp_parse_rcpt(postmaster_arg(s, cmd->arg, pm, sizeof(pm)),
+	    s->esmtp, &s->txn, &a, &r, rbuf, sizeof(rbuf)) == -1) {
 		log_reject(s, "RCPT", rbuf,
 		    strncasecmp(cmd->arg, "TO:", 3) == 0 ? cmd->arg + 3 :
 		    cmd->arg);

@@ -99,6 +99,8 @@ struct smtp_params {
 	int		 hard_error_limit;	/* 20: then 421 and hang up */
 	int		 error_sleep;	/* seconds per reply beyond soft */
 	int		 tls_required;	/* MAIL before STARTTLS: 530 5.7.0 */
+	const char	*postmaster_domain;	/* RCPT TO:<Postmaster> is
+					   postmaster@ this (NULL: 501) */
 };
 
 /*

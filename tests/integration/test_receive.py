@@ -655,3 +655,30 @@ def test_listen_children_killed_while_idle(mx):
     r = greeted_within(port, 2)
     assert r.cmd("QUIT")[0] == 221
     assert proc.poll() is None
+
+
+def test_bare_postmaster_accepted(mx, tmp_path):
+    """RFC 5321 4.5.1: RCPT TO:<Postmaster> (no domain, any case) MUST be
+    accepted; it is postmaster@ the first relay domain, listed in the
+    recipients file or not, with its parameters kept.  Other bare local
+    parts stay refused."""
+    rcpts = tmp_path / "rcpts"
+    rcpts.write_text("known@example.test\n")
+    lines = [l for l in mx.base_lines() if not l.startswith("relay-domain")]
+    mx.config(*lines, "relay-domain Example.TEST.", "relay-domain other.test",
+              "recipients %s" % rcpts, replace_base=True)
+    proc, raw = receive_stdio(mx)
+    raw.cmd("EHLO c.test")
+    assert raw.cmd("MAIL FROM:<a@b.test>")[0] == 250
+    assert raw.cmd("RCPT TO:<Postmaster>")[0] == 250
+    assert raw.cmd("RCPT TO: <POSTMASTER> NOTIFY=NEVER")[0] == 250
+    assert raw.cmd("RCPT TO:<webmaster>")[0] == 501
+    assert raw.cmd("RCPT TO:<postmaster>x")[0] == 501
+    assert raw.cmd("DATA")[0] == 354
+    raw.send("Subject: hi\r\n\r\nbody\r\n.\r\n")
+    assert raw.reply()[0] == 250
+    raw.cmd("QUIT")
+    finish(proc)
+    m = one_message(mx)
+    assert [r["addr"].lower() for r in m["recipients"]] == \
+        ["postmaster@example.test"]
