@@ -86,10 +86,6 @@ struct cache_writer {
 
 static int	 dirs_key(struct spool *, struct dir_key *);
 static int	 keys_trusted(const struct dir_key *, time_t);
-static int	 cache_read(struct spool *, const struct dir_key *,
-		    int (*)(const struct envelope *, void *), void *, int *);
-static int	 cache_fill(int, char **, size_t *, size_t *, size_t,
-		    uint64_t *);
 static int	 record_decode(const char *, size_t, struct envelope *,
 		    struct recipient **, size_t *);
 static void	 writer_start(struct spool *, struct cache_writer *);
@@ -101,6 +97,7 @@ static void	 writer_finish(struct spool *, struct cache_writer *,
 static const int list_dirs[CACHE_NDIRS] = {
 	SPOOL_FD_QUEUE, SPOOL_FD_HOLD, SPOOL_FD_ACTIVE, SPOOL_FD_STATE
 };
+#define CACHE_STATE	3	/* list_dirs[3] */
 
 static int
 dirs_key(struct spool *sp, struct dir_key *k)
@@ -402,168 +399,264 @@ record_decode(const char *p, size_t len, struct envelope *env,
 }
 
 /*
- * Make at least need bytes available at buf[*off] (reading more of fd,
- * at most *left), moving what is unread to the front and growing the
- * buffer when a record is bigger than it.  0 when they are there.
+ * A validated cache file, read through a window: window() returns the
+ * file's bytes [off, off + n), valid until the next call.
  */
-static int
-cache_fill(int fd, char **buf, size_t *cap, size_t *have, size_t need,
-    uint64_t *left)
+struct cache_file {
+	int		 fd;
+	struct cache_header h;
+	uint64_t	 size;
+	char		*buf;
+	size_t		 cap;
+	uint64_t	 wpos;
+	size_t		 wlen;
+	/* The index of records, for the incremental listing. */
+	char		(*ids)[QUEUE_ID_LEN];
+	uint64_t	*offs;		/* of each record's length field */
+	size_t		 n;
+	struct recipient *rcpts;
+	size_t		 rcap;
+};
+
+static const char *
+window(struct cache_file *cf, uint64_t off, size_t n)
 {
 	ssize_t	 r;
 	size_t	 want;
 
-	if (need > *cap) {
-		*buf = xreallocarray(*buf, 1, need);
-		*cap = need;
+	if (off >= cf->wpos && off - cf->wpos + n <= cf->wlen)
+		return (cf->buf + (off - cf->wpos));
+	if (off > cf->size || n > cf->size - off)
+		return (NULL);
+	if (n > cf->cap) {
+		cf->buf = xreallocarray(cf->buf, 1, n);
+		cf->cap = n;
 	}
-	while (*have < need) {
-		want = *cap - *have;
-		if (want > *left)
-			want = (size_t)*left;
-		if (want == 0)
+	want = cf->cap;
+	if (want > cf->size - off)
+		want = (size_t)(cf->size - off);
+	if ((r = pread(cf->fd, cf->buf, want, (off_t)off)) < 0 ||
+	    (size_t)r < n)
+		return (NULL);
+	cf->wpos = off;
+	cf->wlen = (size_t)r;
+	return (cf->buf);
+}
+
+static void
+cache_close(struct cache_file *cf)
+{
+	if (cf->fd != -1)
+		(void)close(cf->fd);
+	free(cf->buf);
+	free(cf->ids);
+	free(cf->offs);
+	free(cf->rcpts);
+	memset(cf, 0, sizeof(*cf));
+	cf->fd = -1;
+}
+
+/* Open status.cache and check magic, length and hash: 0 when sound. */
+static int
+cache_open(struct spool *sp, struct cache_file *cf)
+{
+	crypto_generichash_state hs;
+	unsigned char	 hash[CACHE_HASH_LEN];
+	struct stat	 st;
+	const char	*p;
+	uint64_t	 off;
+	size_t		 n;
+
+	memset(cf, 0, sizeof(*cf));
+	cf->fd = openat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (cf->fd == -1)
+		return (-1);
+	if (pread(cf->fd, &cf->h, sizeof(cf->h), 0) != (ssize_t)sizeof(cf->h) ||
+	    memcmp(cf->h.magic, CACHE_MAGIC, sizeof(cf->h.magic)) != 0 ||
+	    fstat(cf->fd, &st) == -1 ||
+	    (uint64_t)st.st_size != sizeof(cf->h) + cf->h.length)
+		goto bad;
+	cf->size = (uint64_t)st.st_size;
+	cf->cap = CACHE_BUF;
+	cf->buf = xmalloc(cf->cap);
+	crypto_generichash_init(&hs, NULL, 0, sizeof(hash));
+	for (off = sizeof(cf->h); off < cf->size; off += n) {
+		n = cf->size - off < CACHE_BUF ? (size_t)(cf->size - off) :
+		    CACHE_BUF;
+		if ((p = window(cf, off, n)) == NULL)
+			goto bad;
+		crypto_generichash_update(&hs, (const unsigned char *)p, n);
+	}
+	crypto_generichash_final(&hs, hash, sizeof(hash));
+	if (sodium_memcmp(hash, cf->h.hash, sizeof(hash)) != 0)
+		goto bad;
+	return (0);
+bad:
+	cache_close(cf);
+	return (-1);
+}
+
+/* The record at off: its length and its bytes; NULL when malformed. */
+static const char *
+record_at(struct cache_file *cf, uint64_t off, uint32_t *len)
+{
+	const char	*p;
+
+	if ((p = window(cf, off, sizeof(*len))) == NULL)
+		return (NULL);
+	memcpy(len, p, sizeof(*len));
+	return (window(cf, off + sizeof(*len), *len));
+}
+
+static void
+cache_damaged(struct spool *sp)
+{
+	log_warnx("spool: %s is damaged; removed", CACHE_NAME);
+	(void)unlinkat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME, 0);
+	errno = EBADMSG;
+}
+
+/*
+ * Every record to fn.  fn's value when it stops the walk, 0 when all
+ * were shown, -1 (EBADMSG) when a record is malformed (impossible short
+ * of a bug: the hash was checked).
+ */
+static int
+cache_stream(struct spool *sp, struct cache_file *cf,
+    int (*fn)(const struct envelope *, void *), void *arg)
+{
+	struct envelope	 env;
+	const char	*p;
+	uint64_t	 off, records = 0;
+	uint32_t	 len;
+	int		 rc;
+
+	for (off = sizeof(cf->h); off < cf->size;
+	    off += sizeof(len) + (uint64_t)len) {
+		if ((p = record_at(cf, off, &len)) == NULL ||
+		    record_decode(p, len, &env, &cf->rcpts, &cf->rcap) == -1) {
+			cache_damaged(sp);
 			return (-1);
-		r = read(fd, *buf + *have, want);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return (-1);
-		*have += (size_t)r;
-		*left -= (uint64_t)r;
+		}
+		records++;
+		if ((rc = fn(&env, arg)) != 0)
+			return (rc);
+	}
+	if (records != cf->h.records) {
+		cache_damaged(sp);
+		return (-1);
 	}
 	return (0);
 }
 
-/*
- * *used = 0: no usable cache for these directories, nothing shown.
- * *used = 1: its records went to fn; the return value is fn's when it
- * stopped the walk, 0 when all were shown, -1 (EBADMSG) when the file
- * broke midway (impossible short of a bug: its hash was checked).
- */
+/* The IDs and offsets of all records, in ID order: 0, or -1. */
 static int
-cache_read(struct spool *sp, const struct dir_key *now,
-    int (*fn)(const struct envelope *, void *), void *arg, int *used)
+index_build(struct cache_file *cf)
 {
-	struct cache_header h;
-	struct envelope	 env;
-	struct recipient *rcpts = NULL;
-	crypto_generichash_state hs;
-	unsigned char	 hash[CACHE_HASH_LEN];
-	struct stat	 st;
-	char		*buf = NULL;
-	size_t		 cap = CACHE_BUF, have = 0, off, rcap = 0;
-	uint64_t	 left, records = 0;
+	const char	*p;
+	uint64_t	 off;
 	uint32_t	 len;
-	ssize_t		 r;
-	int		 fd, rc = 0;
 
-	*used = 0;
-	fd = openat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME,
-	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1)
-		return (0);
-	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    memcmp(h.magic, CACHE_MAGIC, sizeof(h.magic)) != 0 ||
-	    memcmp(h.dirs, now, sizeof(h.dirs)) != 0 ||
-	    fstat(fd, &st) == -1 ||
-	    (uint64_t)st.st_size != sizeof(h) + h.length) {
-		(void)close(fd);
-		return (0);
+	if (cf->h.records > cf->h.length / (sizeof(len) + QUEUE_ID_LEN))
+		return (-1);
+	cf->ids = xreallocarray(NULL, cf->h.records + 1, sizeof(*cf->ids));
+	cf->offs = xreallocarray(NULL, cf->h.records + 1, sizeof(*cf->offs));
+	for (off = sizeof(cf->h); off < cf->size;
+	    off += sizeof(len) + (uint64_t)len) {
+		if (cf->n == cf->h.records ||
+		    (p = window(cf, off, sizeof(len) + QUEUE_ID_LEN)) == NULL)
+			return (-1);
+		memcpy(&len, p, sizeof(len));
+		if (len < QUEUE_ID_LEN || (cf->n > 0 && memcmp(p + sizeof(len),
+		    cf->ids[cf->n - 1], QUEUE_ID_LEN) <= 0))
+			return (-1);
+		memcpy(cf->ids[cf->n], p + sizeof(len), QUEUE_ID_LEN);
+		cf->offs[cf->n++] = off;
 	}
-	buf = xmalloc(cap);
+	return (cf->n == cf->h.records ? 0 : -1);
+}
 
-	/* Pass 1: the hash, before anything is shown. */
-	crypto_generichash_init(&hs, NULL, 0, sizeof(hash));
-	for (left = h.length; left > 0; left -= (uint64_t)r) {
-		r = pread(fd, buf, left < cap ? (size_t)left : cap,
-		    (off_t)(st.st_size - (off_t)left));
-		if (r <= 0)
-			break;
-		crypto_generichash_update(&hs, (unsigned char *)buf,
-		    (size_t)r);
-	}
-	crypto_generichash_final(&hs, hash, sizeof(hash));
-	if (left != 0 || sodium_memcmp(hash, h.hash, sizeof(hash)) != 0 ||
-	    lseek(fd, (off_t)sizeof(h), SEEK_SET) == -1) {
-		free(buf);
-		(void)close(fd);
-		return (0);
-	}
+static int
+id_cmp(const void *key, const void *elem)
+{
+	return (memcmp(key, elem, QUEUE_ID_LEN));
+}
 
-	/* Pass 2: the records. */
-	*used = 1;
-	left = h.length;
-	off = 0;
-	for (;;) {
-		if (off == have && left == 0)
-			break;
-		memmove(buf, buf + off, have - off);
-		have -= off;
-		off = 0;
-		if (cache_fill(fd, &buf, &cap, &have, sizeof(len), &left) ==
-		    -1)
-			goto broken;
-		memcpy(&len, buf, sizeof(len));
-		if (cache_fill(fd, &buf, &cap, &have, sizeof(len) +
-		    (size_t)len, &left) == -1 ||
-		    record_decode(buf + sizeof(len), len, &env, &rcpts,
-		    &rcap) == -1)
-			goto broken;
-		off = sizeof(len) + (size_t)len;
-		records++;
-		if ((rc = fn(&env, arg)) != 0)
-			goto done;
-		/* Take the next records from the buffer while they fit. */
-		while (have - off >= sizeof(len)) {
-			memcpy(&len, buf + off, sizeof(len));
-			if (have - off - sizeof(len) < len)
-				break;
-			if (record_decode(buf + off + sizeof(len), len, &env,
-			    &rcpts, &rcap) == -1)
-				goto broken;
-			off += sizeof(len) + (size_t)len;
-			records++;
-			if ((rc = fn(&env, arg)) != 0)
-				goto done;
-		}
-	}
-	if (records != h.records)
-		goto broken;
-done:
-	free(rcpts);
-	free(buf);
-	(void)close(fd);
-	return (rc);
-broken:
-	log_warnx("spool: %s is damaged; removed", CACHE_NAME);
-	(void)unlinkat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME, 0);
-	free(rcpts);
-	free(buf);
-	(void)close(fd);
-	errno = EBADMSG;
-	return (-1);
+static ssize_t
+index_find(struct cache_file *cf, const char *id)
+{
+	const char	(*hit)[QUEUE_ID_LEN];
+
+	if (cf->n == 0)
+		return (-1);
+	hit = bsearch(id, cf->ids, cf->n, sizeof(*cf->ids), id_cmp);
+	return (hit == NULL ? -1 : (ssize_t)(hit - cf->ids));
+}
+
+static int
+index_has(void *ctx, const char *id)
+{
+	return (index_find(ctx, id) != -1);
+}
+
+static int
+index_get(void *ctx, const char *id, struct envelope *env)
+{
+	struct cache_file *cf = ctx;
+	const char	*p;
+	ssize_t		 i;
+	uint32_t	 len;
+
+	if ((i = index_find(cf, id)) == -1)
+		return (0);
+	if ((p = record_at(cf, cf->offs[i], &len)) == NULL ||
+	    record_decode(p, len, env, &cf->rcpts, &cf->rcap) == -1 ||
+	    memcmp(env->id, id, QUEUE_ID_LEN) != 0)
+		return (-1);
+	return (1);
 }
 
 int
 spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
     void *arg)
 {
+	struct spool_cache_hook hook;
 	struct cache_writer w;
+	struct cache_file cf;
 	struct dir_key	 before[CACHE_NDIRS], after[CACHE_NDIRS];
 	struct statfs	 sf;
 	time_t		 start;
-	int		 r, used, save, cache;
+	int		 r, save, have = 0;
 
-	cache = getenv("MXFB_NO_STATUS_CACHE") == NULL &&
-	    fstatfs(spool_private_fd(sp, SPOOL_FD_ROOT), &sf) == 0 &&
-	    sf.f_type != NFS_MAGIC && dirs_key(sp, before) == 0;
-	if (cache) {
-		r = cache_read(sp, before, fn, arg, &used);
-		if (used)
-			return (r);
-	}
-	if (!cache)
+	if (getenv("MXFB_NO_STATUS_CACHE") != NULL ||
+	    fstatfs(spool_private_fd(sp, SPOOL_FD_ROOT), &sf) == -1 ||
+	    sf.f_type == NFS_MAGIC || dirs_key(sp, before) == -1)
 		return (spool_foreach(sp, fn, arg));
+
+	memset(&hook, 0, sizeof(hook));
+	if (cache_open(sp, &cf) == 0) {
+		/* Nothing changed: the cache is the listing. */
+		if (memcmp(cf.h.dirs, before, sizeof(before)) == 0) {
+			r = cache_stream(sp, &cf, fn, arg);
+			save = errno;
+			cache_close(&cf);
+			errno = save;
+			return (r);
+		}
+		/*
+		 * Messages came, went or moved, but no state file changed:
+		 * every message the cache lists shows what it showed then
+		 * (its file never changes); only the others are read.
+		 */
+		if (memcmp(&cf.h.dirs[CACHE_STATE], &before[CACHE_STATE],
+		    sizeof(before[CACHE_STATE])) == 0 && index_build(&cf) == 0) {
+			hook.ctx = &cf;
+			hook.has = index_has;
+			hook.get = index_get;
+		}
+		have = 1;
+	}
 
 	now_tv(&start, NULL);
 	memset(&w, 0, sizeof(w));
@@ -571,12 +664,20 @@ spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	w.arg = arg;
 	writer_start(sp, &w);
 	if (w.fd == -1)
-		return (spool_foreach(sp, fn, arg));
-	r = spool_foreach(sp, writer_record, &w);
+		r = spool_foreach_cached(sp, hook.ctx != NULL ? &hook : NULL,
+		    fn, arg);
+	else {
+		r = spool_foreach_cached(sp, hook.ctx != NULL ? &hook : NULL,
+		    writer_record, &w);
+		save = errno;
+		writer_finish(sp, &w, r == 0 && dirs_key(sp, after) == 0 &&
+		    memcmp(before, after, sizeof(before)) == 0 &&
+		    keys_trusted(before, start) ? before : NULL);
+		errno = save;
+	}
 	save = errno;
-	writer_finish(sp, &w, r == 0 && dirs_key(sp, after) == 0 &&
-	    memcmp(before, after, sizeof(before)) == 0 &&
-	    keys_trusted(before, start) ? before : NULL);
+	if (have)
+		cache_close(&cf);
 	errno = save;
 	return (r);
 }

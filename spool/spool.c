@@ -1002,6 +1002,13 @@ int
 spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
     void *arg)
 {
+	return (spool_foreach_cached(sp, NULL, fn, arg));
+}
+
+int
+spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
+    int (*fn)(const struct envelope *, void *), void *arg)
+{
 	struct entry		*ents = NULL, *states = NULL, key;
 	struct envelope		 env;
 	struct spool_batch	*batch = NULL;
@@ -1067,6 +1074,9 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 			items[k].dirfd = ents[i + k].loc == LOC_HOLD ?
 			    sp->fd[D_HOLD] : ents[i + k].loc == LOC_QUEUE ?
 			    sp->fd[D_QUEUE] : -1;
+			/* Known to the cache: nothing to read. */
+			if (hook != NULL && hook->has(hook->ctx, ids[k]))
+				items[k].dirfd = items[k].state_dirfd = -1;
 		}
 		/* A callback that forked must not share the parent's ring. */
 		if (batch != NULL && getpid() != owner) {
@@ -1085,6 +1095,13 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 
 			memcpy(id, ents[i + k].id, QUEUE_ID_LEN);
 			id[QUEUE_ID_LEN] = '\0';
+			if (hook != NULL && hook->get(hook->ctx, id, &env) == 1) {
+				/* The cache's memory: not freed here. */
+				env.held = loc == LOC_HOLD;
+				env.claimed = loc == LOC_ACTIVE;
+				r = fn(&env, arg);
+				continue;
+			}
 			if (batch != NULL && loc != LOC_ACTIVE)
 				how = foreach_batched(sp, &items[k], id, loc,
 				    &env);

@@ -50,12 +50,28 @@ void	 spool_batch_free(struct spool_batch *);
 int	 spool_batch_read(struct spool_batch *, struct spool_batch_item *,
 	    size_t);
 
+/*
+ * spool_foreach with envelopes from elsewhere (spool/listcache.c): for
+ * each message, in ID order, has() says whether get() will provide it
+ * (its files are then not read); get() returns 1 with env filled (its
+ * memory stays the provider's; the walk sets held and claimed from
+ * where the message is now), 0 or -1 when the files must be read after
+ * all.
+ */
+struct spool;
+struct spool_cache_hook {
+	void	*ctx;
+	int	(*has)(void *, const char *id);
+	int	(*get)(void *, const char *id, struct envelope *);
+};
+int	 spool_foreach_cached(struct spool *, const struct spool_cache_hook *,
+	    int (*)(const struct envelope *, void *), void *);
+
 /* For spool/listcache.c: the spool's directories and host name. */
 enum spool_fd {
 	SPOOL_FD_ROOT, SPOOL_FD_TMP, SPOOL_FD_QUEUE, SPOOL_FD_HOLD,
 	SPOOL_FD_ACTIVE, SPOOL_FD_STATE
 };
-struct spool;
 int	 spool_private_fd(struct spool *, enum spool_fd);
 const char *spool_private_host(struct spool *);
 

@@ -132,3 +132,33 @@ def test_recent_changes_are_not_cached(mx):
     listing(mx, "-s")
     assert os.path.exists(cache_path(mx))
     assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+
+
+def test_new_mail_reuses_the_cache(mx):
+    """Messages arrived, moved or went, but no state file changed: the
+    listing reads only the new messages and takes the others from the
+    cache (shown by a message file damaged in place, which only the
+    cache still lists), with held/claimed from where each is now."""
+    ids = fill(mx)
+    build_cache(mx)
+    with open(os.path.join(mx.spool, "queue", ids[3]), "r+b") as f:
+        f.truncate(10)
+    new = mx.inject("a@example.org", ["n@example.test"], MSG)
+    mx.run("release", ids[1], check=True)
+    mx.run("hold", ids[4], check=True)
+    mx.run("delete", ids[0], check=True)
+    listed = {o["id"]: o for o in mx.status_json()}
+    assert sorted(listed) == sorted([ids[1], ids[2], ids[3], ids[4], new])
+    assert listed[new]["recipients"][0]["addr"] == "n@example.test"
+    assert [listed[i]["held"] for i in (ids[1], ids[2], ids[4])] == \
+        [False, False, True]
+    full = [json.loads(line)["id"] for line in
+            listing(mx, "-j", env=NOCACHE)[0].decode().splitlines()]
+    assert ids[3] not in full
+    # Once a state file changes, everything is read again.
+    lines = [l for l in mx.base_lines() if not l.startswith("relay-domain")]
+    mx.config(*lines, "relay-domain example.test via [127.0.0.2]:%d" %
+              free_port("127.0.0.2"), replace_base=True)
+    mx.run("flush", "-f")
+    assert ids[3] not in [o["id"] for o in mx.status_json()]
+    assert_same_as_full_scan(mx)
