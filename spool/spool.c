@@ -101,6 +101,8 @@ struct entry {
 static int	 mkdir_p(const char *);
 static void	 host_name(char *, size_t);
 static int	 claim_name(struct spool *, const char *, char *, size_t);
+static int	 process_stat(pid_t, char *, size_t, char **);
+static int	 process_start(pid_t, unsigned long long *);
 static int	 pread_all(int, void *, size_t, off_t);
 static int	 parse_hex(const char *, size_t, uint64_t *);
 static int	 read_footer(const char *, uint64_t, uint64_t *, uint32_t *);
@@ -132,7 +134,7 @@ static int	 entry_id_cmp(const void *, const void *);
 static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
 		    char *, size_t);
 static void	 move_to_corrupt(struct spool *, const char *, const char *);
-static int	 process_gone(pid_t);
+static int	 process_gone(pid_t, unsigned long long);
 static int	 move_message(struct spool *, const char *, enum subdir,
 		    enum subdir);
 static int	 domain_file(const char *, const char *, char *, size_t);
@@ -277,8 +279,20 @@ spool_free_bytes(struct spool *sp, uint64_t *bytes)
 static int
 claim_name(struct spool *sp, const char *id, char *buf, size_t size)
 {
-	return (bsnprintf(buf, size, "%s.%s.%ld", id, sp->host,
-	    (long)getpid()));
+	static pid_t		 pid;
+	static unsigned long long start;
+
+	/* Once per process (a forked child has its own). */
+	if (pid != getpid()) {
+		pid = getpid();
+		if (process_start(pid, &start) == -1)
+			start = 0;
+	}
+	if (start == 0)
+		return (bsnprintf(buf, size, "%s.%s.%ld", id, sp->host,
+		    (long)pid));
+	return (bsnprintf(buf, size, "%s.%s.%ld-%llu", id, sp->host,
+	    (long)pid, start));
 }
 
 /* Reading message files. */
@@ -1537,31 +1551,77 @@ spool_delete(struct spool *sp, const char *id)
  * host, no such pid) or when it is older than timeout.  Fills id.
  */
 /*
- * A local claimer is gone when its pid no longer exists, or is a zombie
- * (killed, not yet reaped by its parent: it will never touch the claim).
+ * /proc/PID/stat read into buf; *fields points just after "pid (comm) ",
+ * at the state letter (comm may hold anything: the last ')' ends it).
  */
 static int
-process_gone(pid_t pid)
+process_stat(pid_t pid, char *buf, size_t size, char **fields)
 {
-	char	 path[64], buf[512];
+	char	 path[64];
 	char	*p;
 	ssize_t	 n;
 	int	 fd;
 
-	if (kill(pid, 0) == -1)
-		return (errno == ESRCH);
 	if (bsnprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid) == -1 ||
 	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return (0);
-	n = read(fd, buf, sizeof(buf) - 1);
+		return (-1);
+	n = read(fd, buf, size - 1);
 	(void)close(fd);
 	if (n <= 0)
-		return (0);
+		return (-1);
 	buf[n] = '\0';
-	/* "pid (comm) S ...": comm may hold anything, so the last ')'. */
-	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0')
+		return (-1);
+	*fields = p + 2;
+	return (0);
+}
+
+/* Field 22 of /proc/PID/stat: when the process started (clock ticks). */
+static int
+process_start(pid_t pid, unsigned long long *start)
+{
+	char		 buf[1024];
+	char		*p, *end;
+	int		 field;
+
+	if (process_stat(pid, buf, sizeof(buf), &p) == -1)
+		return (-1);
+	for (field = 3; field < 22 && p != NULL; field++)
+		if ((p = strchr(p, ' ')) != NULL)
+			p++;
+	if (p == NULL)
+		return (-1);
+	errno = 0;
+	*start = strtoull(p, &end, 10);
+	if (errno != 0 || end == p || *start == 0)
+		return (-1);
+	return (0);
+}
+
+/*
+ * A local claimer is gone when its pid no longer exists, is a zombie
+ * (killed, not yet reaped by its parent: it will never touch the claim),
+ * or, when the claim names the claimer's start time (start != 0), now
+ * belongs to a process that started at another time: the claimer died
+ * and its pid was reused, which would otherwise hold the message until
+ * claim-timeout.  Start times are the kernel's ticks since boot: no
+ * clock is compared with another.
+ */
+static int
+process_gone(pid_t pid, unsigned long long start)
+{
+	unsigned long long now_start;
+	char		 buf[1024];
+	char		*p;
+
+	if (kill(pid, 0) == -1)
+		return (errno == ESRCH);
+	if (process_stat(pid, buf, sizeof(buf), &p) == -1)
 		return (0);
-	return (p[2] == 'Z' || p[2] == 'X');
+	if (p[0] == 'Z' || p[0] == 'X')
+		return (1);
+	return (start != 0 && process_start(pid, &now_start) == 0 &&
+	    now_start != start);
 }
 
 static int
@@ -1569,10 +1629,12 @@ claim_is_stale(struct spool *sp, const char *name, time_t now,
     time_t timeout, char *id, size_t idsize)
 {
 	struct stat	 st;
-	const char	*dot, *host;
+	const char	*dot, *host, *dash;
 	const char	*errstr;
+	char		 num[32];
 	long long	 pid;
-	size_t		 hlen;
+	unsigned long long start = 0;
+	size_t		 hlen, plen;
 
 	if (strlen(name) <= QUEUE_ID_LEN + 1 || name[QUEUE_ID_LEN] != '.' ||
 	    idsize < QUEUE_ID_SIZE)
@@ -1585,9 +1647,20 @@ claim_is_stale(struct spool *sp, const char *name, time_t now,
 	if ((dot = strrchr(host, '.')) == NULL)
 		return (0);
 	hlen = (size_t)(dot - host);
-	pid = strtonum(dot + 1, 1, INT_MAX, &errstr);
+	/* PID, or PID-START (the claimer's start time, see claim_name). */
+	plen = (dash = strchr(dot + 1, '-')) != NULL ?
+	    (size_t)(dash - dot - 1) : strlen(dot + 1);
+	if (plen >= sizeof(num))
+		return (0);
+	memcpy(num, dot + 1, plen);
+	num[plen] = '\0';
+	pid = strtonum(num, 1, INT_MAX, &errstr);
+	if (dash != NULL && errstr == NULL)
+		start = (unsigned long long)strtonum(dash + 1, 1, LLONG_MAX,
+		    &errstr);
 	if (errstr == NULL && hlen == strlen(sp->host) &&
-	    memcmp(host, sp->host, hlen) == 0 && process_gone((pid_t)pid))
+	    memcmp(host, sp->host, hlen) == 0 &&
+	    process_gone((pid_t)pid, start))
 		return (1);
 	if (fstatat(sp->fd[D_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return (0);	/* gone meanwhile */

@@ -184,3 +184,33 @@ def test_held_message_never_bounced(mx):
     # What is left is the DSN to the sender, from the null sender.
     assert [o["sender"] for o in left] == [""]
     assert [r["addr"] for r in left[0]["recipients"]] == ["a@example.org"]
+
+
+def _start_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+@pytest.mark.parametrize("same_process", [True, False])
+def test_claim_of_a_reused_pid(mx, dns, primary_factory, same_process):
+    """Claims name the claimer's pid and start time (active/ID.HOST.PID-
+    START).  A claim whose pid is alive but started at another time
+    belongs to a dead claimer whose pid was reused: flush takes it back
+    at once instead of after claim-timeout.  The live claimer's own
+    claim is left alone."""
+    ctl, rec = primary_factory("127.0.0.2")
+    lines = [l for l in mx.base_lines() if not l.startswith("relay-domain")]
+    mx.config(*lines, "relay-domain example.test via [127.0.0.2]:%d" %
+              ctl.port, replace_base=True)
+    qid = mx.inject("a@example.org", ["r@example.test"], MSG)
+    start = _start_ticks(os.getpid()) + (0 if same_process else 1)
+    dst = os.path.join(mx.spool, "active", "%s.%s.%d-%d" % (
+        qid, socket.gethostname(), os.getpid(), start))
+    os.rename(os.path.join(mx.spool, "queue", qid), dst)
+    mx.run("flush", "-f", check=True)
+    if same_process:
+        assert rec.messages == []
+        assert os.path.exists(dst)
+    else:
+        assert [m["rcpts"] for m in rec.messages] == [["r@example.test"]]
+        assert mx.status_json() == []
