@@ -43,7 +43,7 @@
 #define WRITE_BUF	(64 * 1024)
 #define TMP_MAX_AGE	(24 * 60 * 60)
 #define HOST_MAX	64
-#define NAME_MAX_LEN	(QUEUE_ID_LEN + 1 + HOST_MAX + 1 + 24)
+#define NAME_MAX_LEN	(QUEUE_ID_LEN + 1 + HOST_MAX + 1 + 48)	/* PID-START */
 
 enum loc { LOC_QUEUE, LOC_HOLD, LOC_ACTIVE, LOC_CORRUPT, LOC_NONE };
 
