@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,7 @@ struct session {
 	struct smtp_io		*io;
 	const struct smtp_hooks	*h;
 
-	char		 ibuf[IBUF_SIZE];
-	size_t		 ipos, iend;
+	size_t		 ipos, iend;	/* the client's bytes: ibuf[ipos..iend) */
 	char		*obuf;
 	size_t		 olen, ocap;
 	int		 closing;	/* QUIT, 421 or lost connection */
@@ -83,6 +83,8 @@ struct session {
 
 	struct smtp_txn	 txn;
 	struct data_state *d;
+
+	char		 ibuf[IBUF_SIZE];	/* last: never cleared (below) */
 };
 
 static const struct {
@@ -1405,7 +1407,13 @@ smtp_session(const struct smtp_params *p, const struct smtp_io *io,
 	size_t		 len, off;
 	int		 r, quit, i;
 
-	s = xcalloc(1, sizeof(*s));
+	/*
+	 * Everything but the input buffer is cleared: 64 KB of zeros are 16
+	 * page faults, a tenth of an inetd-started session's cost, and the
+	 * buffer is only ever read below iend.
+	 */
+	s = xmalloc(sizeof(*s));
+	memset(s, 0, offsetof(struct session, ibuf));
 	s->p = p;
 	s->iobuf = *io;
 	s->io = &s->iobuf;
