@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@
 #define CACHE_HASH_LEN	16
 #define CACHE_BUF	(256 * 1024)
 #define CACHE_NDIRS	4
+#define CACHE_MIN	1000	/* smaller listings are not worth a cache */
 #define NFS_MAGIC	0x6969
 #define NO_STRING	UINT32_MAX
 
@@ -86,6 +88,7 @@ struct cache_writer {
 
 static int	 dirs_key(struct spool *, struct dir_key *);
 static int	 keys_trusted(const struct dir_key *, time_t);
+static uint64_t	 cache_min(void);
 static int	 record_decode(const char *, size_t, struct envelope *,
 		    struct recipient **, size_t *);
 static void	 writer_start(struct spool *, struct cache_writer *);
@@ -118,6 +121,22 @@ dirs_key(struct spool *sp, struct dir_key *k)
 		k[i].ctime_nsec = (int64_t)st.st_ctim.tv_nsec;
 	}
 	return (0);
+}
+
+/*
+ * Listings of fewer messages than this (MXFB_STATUS_CACHE_MIN, default
+ * CACHE_MIN) are not cached: they are read in milliseconds anyway.
+ */
+static uint64_t
+cache_min(void)
+{
+	const char	*s, *errstr;
+	long long	 n;
+
+	if ((s = getenv("MXFB_STATUS_CACHE_MIN")) == NULL)
+		return (CACHE_MIN);
+	n = strtonum(s, 0, LLONG_MAX, &errstr);
+	return (errstr == NULL ? (uint64_t)n : CACHE_MIN);
 }
 
 /* Every time stamp over a second before the scan began. */
@@ -672,7 +691,8 @@ spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
 		save = errno;
 		writer_finish(sp, &w, r == 0 && dirs_key(sp, after) == 0 &&
 		    memcmp(before, after, sizeof(before)) == 0 &&
-		    keys_trusted(before, start) ? before : NULL);
+		    keys_trusted(before, start) && w.records >= cache_min() ?
+		    before : NULL);
 		errno = save;
 	}
 	save = errno;

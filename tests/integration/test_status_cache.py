@@ -5,9 +5,20 @@ import json
 import os
 import time
 
+import pytest
+
 from conftest import free_port
 
 MSG = b"Subject: cached\n\nbody\n"
+
+
+@pytest.fixture(autouse=True)
+def cache_small_queues(monkeypatch):
+    """Queues under 1,000 messages are not cached by default: these
+    tests use a few messages and lower the threshold."""
+    monkeypatch.setenv("MXFB_STATUS_CACHE_MIN", "1")
+
+
 NOCACHE = {"MXFB_NO_STATUS_CACHE": "1"}
 VIEWS = [(), ("-j",), ("-s",), ("-s", "-j")]
 
@@ -162,3 +173,18 @@ def test_new_mail_reuses_the_cache(mx):
     mx.run("flush", "-f")
     assert ids[3] not in [o["id"] for o in mx.status_json()]
     assert_same_as_full_scan(mx)
+
+
+def test_small_queues_are_not_cached(mx, monkeypatch):
+    monkeypatch.delenv("MXFB_STATUS_CACHE_MIN")
+    fill(mx)
+    settle()
+    listing(mx)
+    assert not os.path.exists(cache_path(mx))
+    monkeypatch.setenv("MXFB_STATUS_CACHE_MIN", "6")
+    listing(mx)
+    assert not os.path.exists(cache_path(mx))
+    monkeypatch.setenv("MXFB_STATUS_CACHE_MIN", "5")
+    listing(mx)
+    assert os.path.exists(cache_path(mx))
+    assert os.listdir(os.path.join(mx.spool, "tmp")) == []
