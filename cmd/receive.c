@@ -736,6 +736,9 @@ child_accept(int *epfd, int nspecs)
 			if (fd != -1)
 				return (fd);
 			/* EAGAIN: another process took it first. */
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				return (-1);	/* shut down: stopping */
 		}
 	}
 }
@@ -970,8 +973,15 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 			close(fd);
 		}
 	}
-	for (i = 0; i < nspecs; i++)
+	/*
+	 * Stop listening now, for every process that shares the sockets:
+	 * the port is refused at once, not only once each child has run
+	 * and closed its copy.
+	 */
+	for (i = 0; i < nspecs; i++) {
+		(void)shutdown(lfd[i], SHUT_RDWR);
 		close(lfd[i]);
+	}
 	close(life_fds[1]);	/* idle children end */
 	for (k = 0; k < nchildren; k++)	/* busy ones free the port */
 		(void)kill(kids[k].pid, SIGUSR1);
