@@ -102,6 +102,7 @@ static int	 mkdir_p(const char *);
 static void	 host_name(char *, size_t);
 static int	 claim_name(struct spool *, const char *, char *, size_t);
 static int	 process_stat(pid_t, char *, size_t, char **);
+static int	 stat_start(const char *, unsigned long long *);
 static int	 process_start(pid_t, unsigned long long *);
 static int	 pread_all(int, void *, size_t, off_t);
 static int	 parse_hex(const char *, size_t, uint64_t *);
@@ -1547,10 +1548,6 @@ spool_delete(struct spool *sp, const char *id)
 /* Crash recovery. */
 
 /*
- * Is the claim NAME stale?  Yes when its process is known dead (this
- * host, no such pid) or when it is older than timeout.  Fills id.
- */
-/*
  * /proc/PID/stat read into buf; *fields points just after "pid (comm) ",
  * at the state letter (comm may hold anything: the last ')' ends it).
  */
@@ -1576,16 +1573,16 @@ process_stat(pid_t pid, char *buf, size_t size, char **fields)
 	return (0);
 }
 
-/* Field 22 of /proc/PID/stat: when the process started (clock ticks). */
+/*
+ * Field 22 of /proc/PID/stat, from the fields process_stat found: when
+ * the process started (clock ticks after boot).
+ */
 static int
-process_start(pid_t pid, unsigned long long *start)
+stat_start(const char *p, unsigned long long *start)
 {
-	char		 buf[1024];
-	char		*p, *end;
+	char		*end;
 	int		 field;
 
-	if (process_stat(pid, buf, sizeof(buf), &p) == -1)
-		return (-1);
 	for (field = 3; field < 22 && p != NULL; field++)
 		if ((p = strchr(p, ' ')) != NULL)
 			p++;
@@ -1596,6 +1593,17 @@ process_start(pid_t pid, unsigned long long *start)
 	if (errno != 0 || end == p || *start == 0)
 		return (-1);
 	return (0);
+}
+
+static int
+process_start(pid_t pid, unsigned long long *start)
+{
+	char	 buf[1024];
+	char	*p;
+
+	if (process_stat(pid, buf, sizeof(buf), &p) == -1)
+		return (-1);
+	return (stat_start(p, start));
 }
 
 /*
@@ -1620,10 +1628,14 @@ process_gone(pid_t pid, unsigned long long start)
 		return (0);
 	if (p[0] == 'Z' || p[0] == 'X')
 		return (1);
-	return (start != 0 && process_start(pid, &now_start) == 0 &&
+	return (start != 0 && stat_start(p, &now_start) == 0 &&
 	    now_start != start);
 }
 
+/*
+ * Is the claim NAME stale?  Yes when its process is known gone (this
+ * host: see process_gone) or when it is older than timeout.  Fills id.
+ */
 static int
 claim_is_stale(struct spool *sp, const char *name, time_t now,
     time_t timeout, char *id, size_t idsize)
