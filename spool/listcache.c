@@ -77,8 +77,10 @@ struct cache_header {
 
 struct cache_writer {
 	crypto_generichash_state hash;	/* first: needs 64-byte alignment */
-	int		 fd;		/* -1: not writing */
-	char		 tmp[128];
+	struct spool	*sp;
+	int		 fd;		/* -1: no temp file (yet) */
+	int		 failed;	/* writing stopped: nothing is kept */
+	char		 tmp[128];	/* "": no temp file made */
 	char		*buf;
 	size_t		 len;
 	uint64_t	 records, length;
@@ -91,14 +93,14 @@ static int	 keys_trusted(const struct dir_key *, time_t);
 static uint64_t	 cache_min(void);
 static int	 record_decode(const char *, size_t, struct envelope *,
 		    struct recipient **, size_t *);
-static void	 writer_start(struct spool *, struct cache_writer *);
+static void	 writer_start(struct spool *, struct cache_writer *,
+		    int (*)(const struct envelope *, void *), void *);
 static int	 writer_record(const struct envelope *, void *);
 static void	 writer_flush(struct cache_writer *);
-static void	 writer_finish(struct spool *, struct cache_writer *,
-		    const struct dir_key *);
+static void	 writer_finish(struct cache_writer *, const struct dir_key *);
 
-static const int list_dirs[CACHE_NDIRS] = {
-	SPOOL_FD_QUEUE, SPOOL_FD_HOLD, SPOOL_FD_ACTIVE, SPOOL_FD_STATE
+static const enum subdir list_dirs[CACHE_NDIRS] = {
+	D_QUEUE, D_HOLD, D_ACTIVE, D_STATE
 };
 #define CACHE_STATE	3	/* list_dirs[3] */
 
@@ -110,7 +112,7 @@ dirs_key(struct spool *sp, struct dir_key *k)
 
 	memset(k, 0, sizeof(*k) * CACHE_NDIRS);
 	for (i = 0; i < CACHE_NDIRS; i++) {
-		if (fstat(spool_private_fd(sp, list_dirs[i]), &st) == -1)
+		if (fstat(spool_private_dirfd(sp, list_dirs[i]), &st) == -1)
 			return (-1);
 		k[i].dev = (uint64_t)st.st_dev;
 		k[i].ino = (uint64_t)st.st_ino;
@@ -152,27 +154,76 @@ keys_trusted(const struct dir_key *k, time_t start)
 	return (1);
 }
 
-/* Encoding: little helpers over a growing buffer. */
+/*
+ * Writing.  Records go to a buffer; the temp file is made only when the
+ * buffer fills or the listing is kept, so that a small queue (below
+ * cache_min) costs no file at all.  Any failure (disk full...) only
+ * stops the writing: the listing goes on.
+ */
+
+static void
+writer_stop(struct cache_writer *w)
+{
+	if (w->fd != -1)
+		(void)close(w->fd);
+	w->fd = -1;
+	w->failed = 1;
+}
+
+/* The temp file, with room for the header (written last). */
+static void
+writer_open(struct cache_writer *w)
+{
+	struct cache_header h;
+
+	if (w->fd != -1 || w->failed)
+		return;
+	(void)bsnprintf(w->tmp, sizeof(w->tmp), "%s.%s.%ld", CACHE_NAME,
+	    spool_private_host(w->sp), (long)getpid());
+	w->fd = openat(spool_private_dirfd(w->sp, D_TMP), w->tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd == -1) {
+		w->failed = 1;
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	if (write_all(w->fd, &h, sizeof(h)) == -1)
+		writer_stop(w);
+}
+
+static void
+writer_write(struct cache_writer *w, const void *p, size_t n)
+{
+	writer_open(w);
+	if (w->failed)
+		return;
+	crypto_generichash_update(&w->hash, p, n);
+	if (write_all(w->fd, p, n) == -1)
+		writer_stop(w);
+	w->length += n;
+}
+
+static void
+writer_flush(struct cache_writer *w)
+{
+	if (w->len > 0)
+		writer_write(w, w->buf, w->len);
+	w->len = 0;
+}
 
 static void
 put(struct cache_writer *w, const void *p, size_t n)
 {
 	if (w->len + n > CACHE_BUF)
 		writer_flush(w);
-	if (w->fd == -1)
+	if (w->failed)
 		return;
-	if (n > CACHE_BUF) {
-		/* Bigger than the buffer: straight through. */
-		crypto_generichash_update(&w->hash, p, n);
-		if (write_all(w->fd, p, n) == -1) {
-			(void)close(w->fd);
-			w->fd = -1;
-		}
-		w->length += n;
-		return;
+	if (n > CACHE_BUF)
+		writer_write(w, p, n);	/* bigger than the buffer */
+	else {
+		memcpy(w->buf + w->len, p, n);
+		w->len += n;
 	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
 }
 
 static void
@@ -221,99 +272,65 @@ writer_record(const struct envelope *env, void *arg)
 	const struct recipient *r;
 	size_t		 i, len;
 
-	if (w->fd != -1 && env->nrcpts < UINT32_MAX) {
-		len = QUEUE_ID_LEN + 2 * sizeof(uint32_t) +
-		    3 * sizeof(uint64_t) + str_size(env->sender);
-		for (i = 0; i < env->nrcpts; i++)
-			len += 2 * sizeof(uint32_t) +
-			    str_size(env->rcpts[i].addr) +
-			    str_size(env->rcpts[i].last_error);
-		if (len >= UINT32_MAX) {
-			writer_finish(NULL, w, NULL);
-		} else {
-			put_u32(w, (uint32_t)len);
-			put(w, env->id, QUEUE_ID_LEN);
-			put_u32(w, (env->held ? 1U : 0U) |
-			    (env->claimed ? 2U : 0U));
-			put_u64(w, (uint64_t)env->arrival);
-			put_u64(w, env->size);
-			put_u64(w, (uint64_t)env->next_retry);
-			put_str(w, env->sender);
-			put_u32(w, (uint32_t)env->nrcpts);
-			for (i = 0; i < env->nrcpts; i++) {
-				r = &env->rcpts[i];
-				put_u32(w, (uint32_t)r->state);
-				put_u32(w, (uint32_t)r->attempts);
-				put_str(w, r->addr);
-				put_str(w, r->last_error);
-			}
-			w->records++;
-		}
+	if (w->failed)
+		return (w->fn(env, w->arg));
+	len = QUEUE_ID_LEN + 2 * sizeof(uint32_t) + 3 * sizeof(uint64_t) +
+	    str_size(env->sender);
+	for (i = 0; i < env->nrcpts; i++)
+		len += 2 * sizeof(uint32_t) + str_size(env->rcpts[i].addr) +
+		    str_size(env->rcpts[i].last_error);
+	if (len >= UINT32_MAX) {
+		writer_stop(w);
+		return (w->fn(env, w->arg));
 	}
+	put_u32(w, (uint32_t)len);
+	put(w, env->id, QUEUE_ID_LEN);
+	put_u32(w, (env->held ? 1U : 0U) | (env->claimed ? 2U : 0U));
+	put_u64(w, (uint64_t)env->arrival);
+	put_u64(w, env->size);
+	put_u64(w, (uint64_t)env->next_retry);
+	put_str(w, env->sender);
+	put_u32(w, (uint32_t)env->nrcpts);
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		put_u32(w, (uint32_t)r->state);
+		put_u32(w, (uint32_t)r->attempts);
+		put_str(w, r->addr);
+		put_str(w, r->last_error);
+	}
+	w->records++;
 	return (w->fn(env, w->arg));
 }
 
 static void
-writer_flush(struct cache_writer *w)
+writer_start(struct spool *sp, struct cache_writer *w,
+    int (*fn)(const struct envelope *, void *), void *arg)
 {
-	if (w->fd != -1 && w->len > 0) {
-		crypto_generichash_update(&w->hash, (unsigned char *)w->buf,
-		    w->len);
-		if (write_all(w->fd, w->buf, w->len) == -1) {
-			(void)close(w->fd);
-			w->fd = -1;
-		}
-		w->length += w->len;
-	}
-	w->len = 0;
-}
-
-static void
-writer_start(struct spool *sp, struct cache_writer *w)
-{
-	struct cache_header h;
-
+	memset(w, 0, sizeof(*w));
+	w->sp = sp;
 	w->fd = -1;
-	w->buf = NULL;
-	(void)bsnprintf(w->tmp, sizeof(w->tmp), "%s.%s.%ld", CACHE_NAME,
-	    spool_private_host(sp), (long)getpid());
-	w->fd = openat(spool_private_fd(sp, SPOOL_FD_TMP), w->tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (w->fd == -1)
-		return;
-	/* Room for the header, written last. */
-	memset(&h, 0, sizeof(h));
-	if (write_all(w->fd, &h, sizeof(h)) == -1) {
-		(void)close(w->fd);
-		w->fd = -1;
-		(void)unlinkat(spool_private_fd(sp, SPOOL_FD_TMP), w->tmp, 0);
-		return;
-	}
+	w->fn = fn;
+	w->arg = arg;
 	w->buf = xmalloc(CACHE_BUF);
 	crypto_generichash_init(&w->hash, NULL, 0, CACHE_HASH_LEN);
 }
 
 /*
- * key: the scan saw these directories unchanged throughout, and old
- * enough: header, fsync, rename into place.  NULL (or any failure): the
- * temp file goes.  sp NULL: only stop writing.
+ * key: the walk saw these directories unchanged throughout, and old
+ * enough, and listed enough messages: header, fsync, rename into place.
+ * NULL (or any failure): whatever was written goes.
  */
 static void
-writer_finish(struct spool *sp, struct cache_writer *w,
-    const struct dir_key *key)
+writer_finish(struct cache_writer *w, const struct dir_key *key)
 {
 	struct cache_header h;
-	int		 tmpfd, ok;
+	int		 ok;
 
-	if (sp == NULL) {
-		if (w->fd != -1)
-			(void)close(w->fd);
-		w->fd = -1;
-		return;
-	}
-	tmpfd = spool_private_fd(sp, SPOOL_FD_TMP);
+	if (key == NULL)
+		writer_stop(w);
 	writer_flush(w);
-	if (w->fd != -1 && key != NULL) {
+	writer_open(w);		/* a listing that fitted in the buffer */
+	if (!w->failed) {
 		memset(&h, 0, sizeof(h));
 		memcpy(h.magic, CACHE_MAGIC, sizeof(h.magic));
 		memcpy(h.dirs, key, sizeof(h.dirs));
@@ -325,14 +342,14 @@ writer_finish(struct spool *sp, struct cache_writer *w,
 		if (close(w->fd) == -1)
 			ok = 0;
 		w->fd = -1;
-		if (ok && renameat(tmpfd, w->tmp, spool_private_fd(sp,
-		    SPOOL_FD_ROOT), CACHE_NAME) == 0)
+		if (ok && renameat(spool_private_dirfd(w->sp, D_TMP), w->tmp,
+		    spool_private_rootfd(w->sp), CACHE_NAME) == 0)
 			goto done;
+		w->failed = 1;
 	}
-	if (w->fd != -1)
-		(void)close(w->fd);
-	w->fd = -1;
-	(void)unlinkat(tmpfd, w->tmp, 0);
+	writer_stop(w);
+	if (w->tmp[0] != '\0')
+		(void)unlinkat(spool_private_dirfd(w->sp, D_TMP), w->tmp, 0);
 done:
 	free(w->buf);
 	w->buf = NULL;
@@ -487,7 +504,7 @@ cache_open(struct spool *sp, struct cache_file *cf)
 	size_t		 n;
 
 	memset(cf, 0, sizeof(*cf));
-	cf->fd = openat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME,
+	cf->fd = openat(spool_private_rootfd(sp), CACHE_NAME,
 	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (cf->fd == -1)
 		return (-1);
@@ -532,7 +549,7 @@ static void
 cache_damaged(struct spool *sp)
 {
 	log_warnx("spool: %s is damaged; removed", CACHE_NAME);
-	(void)unlinkat(spool_private_fd(sp, SPOOL_FD_ROOT), CACHE_NAME, 0);
+	(void)unlinkat(spool_private_rootfd(sp), CACHE_NAME, 0);
 	errno = EBADMSG;
 }
 
@@ -649,7 +666,7 @@ spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	int		 r, save, have = 0;
 
 	if (getenv("MXFB_NO_STATUS_CACHE") != NULL ||
-	    fstatfs(spool_private_fd(sp, SPOOL_FD_ROOT), &sf) == -1 ||
+	    fstatfs(spool_private_rootfd(sp), &sf) == -1 ||
 	    sf.f_type == NFS_MAGIC || dirs_key(sp, before) == -1)
 		return (spool_foreach(sp, fn, arg));
 
@@ -678,24 +695,14 @@ spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	}
 
 	now_tv(&start, NULL);
-	memset(&w, 0, sizeof(w));
-	w.fn = fn;
-	w.arg = arg;
-	writer_start(sp, &w);
-	if (w.fd == -1)
-		r = spool_foreach_cached(sp, hook.ctx != NULL ? &hook : NULL,
-		    fn, arg);
-	else {
-		r = spool_foreach_cached(sp, hook.ctx != NULL ? &hook : NULL,
-		    writer_record, &w);
-		save = errno;
-		writer_finish(sp, &w, r == 0 && dirs_key(sp, after) == 0 &&
-		    memcmp(before, after, sizeof(before)) == 0 &&
-		    keys_trusted(before, start) && w.records >= cache_min() ?
-		    before : NULL);
-		errno = save;
-	}
+	writer_start(sp, &w, fn, arg);
+	r = spool_foreach_cached(sp, hook.ctx != NULL ? &hook : NULL,
+	    writer_record, &w);
 	save = errno;
+	writer_finish(&w, r == 0 && dirs_key(sp, after) == 0 &&
+	    memcmp(before, after, sizeof(before)) == 0 &&
+	    keys_trusted(before, start) && w.records >= cache_min() ?
+	    before : NULL);
 	if (have)
 		cache_close(&cf);
 	errno = save;

@@ -47,11 +47,6 @@
 
 enum loc { LOC_QUEUE, LOC_HOLD, LOC_ACTIVE, LOC_CORRUPT, LOC_NONE };
 
-enum subdir {
-	D_TMP, D_QUEUE, D_HOLD, D_ACTIVE, D_STATE, D_CORRUPT, D_DOMAINS,
-	D_COUNT
-};
-
 static const char *subdir_names[D_COUNT] = {
 	"tmp", "queue", "hold", "active", "state", "corrupt", "domains"
 };
@@ -1920,23 +1915,15 @@ spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 /* For spool/listcache.c (spool_private.h). */
 
 int
-spool_private_fd(struct spool *sp, enum spool_fd which)
+spool_private_dirfd(struct spool *sp, enum subdir which)
 {
-	switch (which) {
-	case SPOOL_FD_ROOT:
-		return (sp->dirfd);
-	case SPOOL_FD_TMP:
-		return (sp->fd[D_TMP]);
-	case SPOOL_FD_QUEUE:
-		return (sp->fd[D_QUEUE]);
-	case SPOOL_FD_HOLD:
-		return (sp->fd[D_HOLD]);
-	case SPOOL_FD_ACTIVE:
-		return (sp->fd[D_ACTIVE]);
-	case SPOOL_FD_STATE:
-		return (sp->fd[D_STATE]);
-	}
-	return (-1);
+	return (sp->fd[which]);
+}
+
+int
+spool_private_rootfd(struct spool *sp)
+{
+	return (sp->dirfd);
 }
 
 const char *

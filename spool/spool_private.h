@@ -67,12 +67,16 @@ struct spool_cache_hook {
 int	 spool_foreach_cached(struct spool *, const struct spool_cache_hook *,
 	    int (*)(const struct envelope *, void *), void *);
 
-/* For spool/listcache.c: the spool's directories and host name. */
-enum spool_fd {
-	SPOOL_FD_ROOT, SPOOL_FD_TMP, SPOOL_FD_QUEUE, SPOOL_FD_HOLD,
-	SPOOL_FD_ACTIVE, SPOOL_FD_STATE
+/*
+ * The spool's directories (spool/INTERNALS, section 1), and for
+ * spool/listcache.c the descriptors and host name of an open spool.
+ */
+enum subdir {
+	D_TMP, D_QUEUE, D_HOLD, D_ACTIVE, D_STATE, D_CORRUPT, D_DOMAINS,
+	D_COUNT
 };
-int	 spool_private_fd(struct spool *, enum spool_fd);
+int	 spool_private_dirfd(struct spool *, enum subdir);
+int	 spool_private_rootfd(struct spool *);
 const char *spool_private_host(struct spool *);
 
 #endif

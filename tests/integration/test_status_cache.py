@@ -188,3 +188,34 @@ def test_small_queues_are_not_cached(mx, monkeypatch):
     listing(mx)
     assert os.path.exists(cache_path(mx))
     assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+
+
+def test_full_disk_writes_no_cache_and_lists_all(mx):
+    """The spool's file system is full: the cache cannot be written, the
+    listing is complete all the same, exit 0, and nothing is left in
+    tmp/ (a 1 MiB tmpfs, root only)."""
+    import subprocess
+    os.makedirs(mx.spool, exist_ok=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                        mx.spool], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: %s" % p.stderr.decode().strip())
+    try:
+        mx.config("queue-minfree 0")
+        ids = fill(mx)
+        with open(os.path.join(mx.spool, "filler"), "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        settle()
+        for view in VIEWS:
+            cached, err = listing(mx, *view)
+            full, _ = listing(mx, *view, env=NOCACHE)
+            assert cached == full, err
+        assert sorted(o["id"] for o in mx.status_json()) == sorted(ids)
+        assert not os.path.exists(cache_path(mx))
+        assert os.listdir(os.path.join(mx.spool, "tmp")) == []
+    finally:
+        subprocess.run(["umount", "-l", mx.spool])
