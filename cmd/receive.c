@@ -88,7 +88,7 @@ struct child_slot {
 	atomic_int	 idle;
 };
 static struct child_slot *slots;	/* maxsessions of them */
-static unsigned	 nslots;
+static unsigned	 nslots;		/* slots ever used: [0, nslots) */
 static int	 note_fds[2] = { -1, -1 };	/* children -> listener */
 static int	 life_fds[2] = { -1, -1 };	/* read end: EOF once it stops */
 /* A child's copy of the listening sockets: closed by SIGUSR1. */
@@ -114,6 +114,7 @@ static int	 load_tls(char *, size_t);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
 static int	 drop_to_spool_owner(void);
+static unsigned	 count_idle(const pid_t *);
 static int	 listener(char **, int, unsigned);
 static int	 child_loop(int, const int *, int, unsigned);
 static void	 on_child_stop(int);
@@ -819,17 +820,25 @@ drop_to_spool_owner(void)
 	return (0);
 }
 
+/* The listener: how many of its children (kids, by slot) are idle. */
+static unsigned
+count_idle(const pid_t *kids)
+{
+	unsigned	 k, n = 0;
+
+	for (k = 0; k < nslots; k++)
+		if (kids[k] != 0 && atomic_load(&slots[k].idle))
+			n++;
+	return (n);
+}
+
 static int
 listener(char **specs, int nspecs, unsigned maxsessions)
 {
 	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
 	struct receiver		 r;
-	struct kid {
-		pid_t		 pid;
-		unsigned	 slot;
-	}			*kids;
-	unsigned char		*slot_used;
+	pid_t			*kids;	/* by slot: its child, 0: free */
 	sigset_t		 usr1;
 	unsigned		 nchildren = 0, nidle = 0, k, slot;
 	pid_t			 pid;
@@ -853,7 +862,6 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		return (EXIT_SOFTWARE);
 	}
 	kids = xcalloc(maxsessions, sizeof(*kids));
-	slot_used = xcalloc(maxsessions, 1);
 	slots = mmap(NULL, maxsessions * sizeof(*slots), PROT_READ |
 	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (slots == MAP_FAILED) {
@@ -884,9 +892,7 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		/*
 		 * While a child is idle, accepting is left to it: no fork.
 		 */
-		for (nidle = 0, k = 0; k < nchildren; k++)
-			if (atomic_load(&slots[kids[k].slot].idle))
-				nidle++;
+		nidle = count_idle(kids);
 		pfd[0].fd = sigpipe_fds[0];
 		pfd[0].events = POLLIN;
 		pfd[1].fd = note_fds[0];
@@ -909,22 +915,20 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		if (got_child) {
 			got_child = 0;
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				for (k = 0; k < nchildren; k++)
-					if (kids[k].pid == pid)
+				for (k = 0; k < nslots; k++)
+					if (kids[k] == pid)
 						break;
-				if (k == nchildren)
+				if (k == nslots)
 					continue;
 				/* Died idle (killed): not idle any more. */
-				atomic_store(&slots[kids[k].slot].idle, 0);
-				slot_used[kids[k].slot] = 0;
-				kids[k] = kids[--nchildren];
+				atomic_store(&slots[k].idle, 0);
+				kids[k] = 0;
+				nchildren--;
 			}
 		}
 		if (got_term)
 			break;
-		for (nidle = 0, k = 0; k < nchildren; k++)
-			if (atomic_load(&slots[kids[k].slot].idle))
-				nidle++;
+		nidle = count_idle(kids);
 		for (i = 0; nidle == 0 && i < npfd - 2; i++) {
 			if (!(pfd[i + 2].revents & POLLIN))
 				continue;
@@ -944,11 +948,10 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 				close(fd);
 				continue;
 			}
-			for (slot = 0; slot_used[slot]; slot++)
+			for (slot = 0; kids[slot] != 0; slot++)
 				;	/* nchildren < maxsessions: one is free */
 			if (slot + 1 > nslots)
 				nslots = slot + 1;
-			atomic_store(&slots[slot].idle, 0);
 			if ((pid = fork()) == -1) {
 				log_warn("fork");
 				close(fd);
@@ -967,9 +970,8 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 				close(life_fds[1]);
 				_exit(child_loop(fd, lfd, nspecs, slot));
 			}
-			slot_used[slot] = 1;
-			kids[nchildren].pid = pid;
-			kids[nchildren++].slot = slot;
+			kids[slot] = pid;
+			nchildren++;
 			close(fd);
 		}
 	}
@@ -983,12 +985,12 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 		close(lfd[i]);
 	}
 	close(life_fds[1]);	/* idle children end */
-	for (k = 0; k < nchildren; k++)	/* busy ones free the port */
-		(void)kill(kids[k].pid, SIGUSR1);
+	for (k = 0; k < nslots; k++)	/* busy ones free the port */
+		if (kids[k] != 0)
+			(void)kill(kids[k], SIGUSR1);
 	log_info("stopped listening (%u sessions still running)",
 	    nchildren - nidle);
 	free(kids);
-	free(slot_used);
 	(void)munmap(slots, maxsessions * sizeof(*slots));
 	slots = NULL;
 	return (0);
