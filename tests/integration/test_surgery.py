@@ -214,3 +214,38 @@ def test_claim_of_a_reused_pid(mx, dns, primary_factory, same_process):
     else:
         assert [m["rcpts"] for m in rec.messages] == [["r@example.test"]]
         assert mx.status_json() == []
+
+
+def test_flush_claims_name_its_start_time(mx):
+    """The claims flush makes carry its pid and start time: active/ID.
+    HOST.PID-START, START as /proc/PID/stat field 22 gives it (seen
+    while the primary says nothing)."""
+    import subprocess
+    import time
+    from conftest import MXFB
+    silent = socket.socket()
+    silent.bind(("127.0.0.2", 0))
+    silent.listen(5)
+    lines = [l for l in mx.base_lines() if not l.startswith("relay-domain")]
+    mx.config(*lines, "relay-domain example.test via [127.0.0.2]:%d" %
+              silent.getsockname()[1], "command-timeout 5s",
+              replace_base=True)
+    qid = mx.inject("a@example.org", ["r@example.test"], MSG)
+    flush = subprocess.Popen([MXFB, "flush", "-f"], env=mx.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        active = os.path.join(mx.spool, "active")
+        deadline = time.time() + 5
+        names = []
+        while not names and time.time() < deadline:
+            names = os.listdir(active)
+            time.sleep(0.02)
+        assert len(names) == 1, names
+        m = re.fullmatch(r"%s\.(.+)\.(\d+)-(\d+)" % qid, names[0])
+        assert m, names[0]
+        # flush itself or one of its workers: alive, and started then.
+        assert int(m.group(3)) == _start_ticks(int(m.group(2)))
+    finally:
+        flush.kill()
+        flush.wait()
+        silent.close()
