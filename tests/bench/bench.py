@@ -1118,6 +1118,31 @@ def fmt_rate(r):
     return s
 
 
+def inetd_bounds(R):
+    """What any program started per connection could reach against
+    Postfix on this machine, from the floor (a trivial static responder
+    under the same tcpserver): connection cost at most the floor's rate;
+    receive at 1 msg/conn at most Postfix's CPU per message over the
+    floor's CPU per process start plus mxfb's own CPU per message once
+    started (receive -l at the same concurrency).  The receive bound
+    assumes CPU is the limit, as it is at C=4 and C=16 here; at C=1 the
+    fsync latency comes on top.  Returns (figure, bound, target)."""
+    out = []
+    floor, pf = R.get("connect-floor"), R.get("connect-postfix")
+    if floor and pf and floor.get("rate") and pf.get("rate"):
+        out.append(("connect+EHLO+QUIT, tcpserver",
+                    floor["rate"] / pf["rate"], TARGETS["connect"]))
+    fcpu = floor and floor.get("cpu_ms")
+    for conc in CONCURRENCY:
+        p = R.get("receive-postfix-c%d-m1" % conc)
+        m = R.get("receive-listen-c%d-m1" % conc)
+        if fcpu and p and m and p.get("cpu_ms") and m.get("cpu_ms"):
+            out.append(("receive tcpserver C=%d 1/conn" % conc,
+                        p["cpu_ms"] / (fcpu + m["cpu_ms"]),
+                        TARGETS["receive-inetd"]))
+    return out
+
+
 def report(b):
     R = b.results
     rows = []        # figure, mxfb, postfix, ratio, target, fsync fraction
@@ -1203,6 +1228,10 @@ def report(b):
         rss = max(sm["rss_kb"] for sm in sms)
         print("status peak RSS %.1f MiB (limit 16 MiB): %s" % (
             rss / 1024, "ok" if rss <= STATUS_RSS_LIMIT_KB else "MISS"))
+    bounds = inetd_bounds(R)
+    for fig, bound, tg in bounds:
+        print("bound: %s: at most %.2fx on this machine (target %.1fx%s)" % (
+            fig, bound, tg, ": out of reach" if bound < tg else ""))
     for n in b.notes:
         print("note:", n)
 
@@ -1219,6 +1248,8 @@ def report(b):
                    "ratio": r[3], "target": r[4], "fsync_fraction": r[5]}
                   for r in rows],
         "notes": b.notes,
+        "inetd_bounds": [{"figure": f, "bound": v, "target": t}
+                         for f, v, t in bounds],
     }
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "bench.json")
