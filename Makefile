@@ -28,9 +28,13 @@ VERSION  = 0.1
 # A fresh Debian machine: the first `make` (or `make check`) installs what
 # is missing through `make deps` when run as root, else stops with the
 # exact apt-get line.
+# Plain `make` needs the build's libraries only; cmocka only the goals
+# that build the unit tests.
 NODEPS_GOALS = deps clean
+TEST_GOALS   = check unit asan
+NEED_PKGS    = $(PKGS) $(if $(filter $(TEST_GOALS),$(MAKECMDGOALS)),cmocka)
 ifeq ($(filter $(NODEPS_GOALS),$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo ok),ok)
+ifneq ($(shell pkg-config --exists $(NEED_PKGS) 2>/dev/null && echo ok),ok)
 $(info mxfb: build dependencies missing; running make deps)
 ifneq ($(shell $(MAKE) --no-print-directory -s deps 1>&2 && echo ok),ok)
 $(error mxfb: install the packages above, then run make again)
