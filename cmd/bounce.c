@@ -22,9 +22,14 @@
  * updated (recipients reported, warned set) or the original removed.
  * A kill -9 between the two leaves the original claimed; the next run
  * recovers the claim, derives the same ID, finds the DSN there and
- * finishes the update: no DSN is lost and none is made twice.  The one
- * window left: if a flush delivers (and so removes) that DSN between
- * the crash and the next bounce run, the next run makes it again.
+ * finishes the update: no DSN is lost and none is made twice.  A flush
+ * between the crash and the next run would deliver (and so remove) the
+ * DSN, and the run would then make it again: the DSN's envelope names
+ * what it reports on ("about"), and flush holds it back until the
+ * original has recorded it.  The next run finds such a DSN from either
+ * side: the original's own work (recover_found), or, when the original
+ * needs nothing else (an administrator's return, delay warnings since
+ * turned off), the held-back DSN itself (recover_original).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -50,10 +55,10 @@
 static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 #define ID_TIME_LEN	11
 
-/* Kinds of DSN, part of the derived ID. */
-#define TAG_FINAL	'F'	/* expiry or administrator: then removed */
-#define TAG_REPORT	'R'	/* failed or relayed recipients */
-#define TAG_DELAY	'D'	/* the one delay warning */
+/* Kinds of DSN (core/dsn.h), part of the derived ID. */
+#define TAG_FINAL	DSN_KIND_FINAL
+#define TAG_REPORT	DSN_KIND_REPORT
+#define TAG_DELAY	DSN_KIND_DELAY
 
 struct bounce {
 	struct spool	*sp;
@@ -78,6 +83,8 @@ static int	 queue_dsn(struct bounce *, struct spool_claim *,
 		    char *);
 static int	 queue_final(struct bounce *, struct spool_claim *,
 		    struct dsn_report *, size_t);
+static int	 recover_found(struct bounce *, struct spool_claim *);
+static void	 recover_original(struct bounce *, const char *);
 static void	 mark_after_crash(struct bounce *, struct envelope *,
 		    const char *);
 static void	 recover_report(struct bounce *, struct spool_claim *);
@@ -227,6 +234,7 @@ queue_dsn(struct bounce *b, struct spool_claim *c,
 	struct recipient	*r;
 	struct dsn_params	 p;
 	struct dsn_message	 m;
+	struct dsn_about	 about;
 	struct spool_writer	*w;
 	const unsigned char	*msg;
 	size_t			 msglen;
@@ -273,6 +281,11 @@ queue_dsn(struct bounce *b, struct spool_claim *c,
 	denv.ret = RET_UNSET;
 	denv.eightbit = m.eightbit;
 	denv.smtputf8 = m.smtputf8;
+	memset(&about, 0, sizeof(about));
+	(void)strlcpy(about.orig, env->id, sizeof(about.orig));
+	about.kind = tag;
+	about.gen = gen;
+	denv.about = dsn_about_format(&about);
 	r = envelope_add_recipient(&denv, env->sender);
 	/* A notification never asks for one about itself (RFC 3461). */
 	r->notify = NOTIFY_NEVER;
@@ -356,6 +369,58 @@ recover_report(struct bounce *b, struct spool_claim *c)
 	derive_id(env->id, TAG_REPORT, count_reported(env), dsnid);
 	if (spool_exists(b->sp, dsnid) == 1)
 		mark_after_crash(b, env, dsnid);
+}
+
+/*
+ * Notifications an interrupted run made about this message but did not
+ * record in it: record them now.  Returns 1 when one was the final
+ * report, and the message is gone with it.
+ */
+static int
+recover_found(struct bounce *b, struct spool_claim *c)
+{
+	struct envelope	*env = spool_claim_envelope(c);
+	char		 dsnid[QUEUE_ID_SIZE];
+
+	recover_report(b, c);
+	if (!env->warned) {
+		derive_id(env->id, TAG_DELAY, 0, dsnid);
+		if (spool_exists(b->sp, dsnid) == 1) {
+			env->warned = 1;
+			log_info("%s: sender delay notification: %s (found "
+			    "after an interrupted run)", env->id, dsnid);
+		}
+	}
+	derive_id(env->id, TAG_FINAL, 0, dsnid);
+	if (spool_exists(b->sp, dsnid) != 1)
+		return (0);
+	log_info("%s: sender non-delivery notification: %s (found after an "
+	    "interrupted run)", env->id, dsnid);
+	finish(b, c, 1);
+	return (1);
+}
+
+/*
+ * One of our notifications is queued whose original has not recorded it
+ * (flush holds it back until then): the original's run was interrupted.
+ * Finish that now, whatever else the original needs or not.
+ */
+static void
+recover_original(struct bounce *b, const char *about)
+{
+	struct dsn_about	 a;
+	struct envelope		 orig;
+	int			 pending;
+
+	if (dsn_about_parse(about, &a) == -1)
+		return;
+	memset(&orig, 0, sizeof(orig));
+	if (spool_read_envelope(b->sp, a.orig, &orig) == -1)
+		return;
+	pending = !orig.claimed && !dsn_about_recorded(&a, &orig);
+	envelope_free(&orig);
+	if (pending)
+		process(b, a.orig);
 }
 
 /*
@@ -600,7 +665,8 @@ process(struct bounce *b, const char *id)
 		null_sender(b, c, age >= cfg->queue_lifetime);
 		return;
 	}
-	recover_report(b, c);
+	if (recover_found(b, c))
+		return;
 	if (all_done(env)) {
 		/* Nothing left to do (a crash came before the removal). */
 		finish(b, c, 1);
@@ -636,6 +702,8 @@ visit(const struct envelope *env, void *arg)
 	struct bounce	*b = arg;
 	char		 id[QUEUE_ID_SIZE];
 
+	if (env->sender[0] == '\0' && env->about != NULL)
+		recover_original(b, env->about);
 	if (!needs_work(b, env))
 		return (0);
 	(void)strlcpy(id, env->id, sizeof(id));

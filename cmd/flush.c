@@ -47,6 +47,7 @@
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/dsn.h"
 #include "core/log.h"
 #include "core/mx.h"
 #include "core/smtp_client.h"
@@ -68,6 +69,7 @@ struct job {
 };
 
 struct selection {
+	struct spool	*sp;
 	int		 force;
 	const char	*domain;
 	char		**ids;
@@ -105,6 +107,7 @@ struct worker {
 static void	 rcpt_domain(const char *, char *, size_t);
 static int	 pending(const struct recipient *);
 static int	 select_message(const struct envelope *, void *);
+static int	 dsn_unrecorded(struct spool *, const struct envelope *);
 static struct job *job_for(struct selection *, const char *);
 static void	 job_add(struct job *, const char *, int);
 static void	 run_job(struct spool *, const struct job *, size_t, size_t,
@@ -199,6 +202,8 @@ select_message(const struct envelope *env, void *arg)
 			return (0);
 	} else if (!s->force && env->next_retry > s->now)
 		return (0);
+	if (env->about != NULL && dsn_unrecorded(s->sp, env))
+		return (0);
 
 	first[0] = '\0';
 	for (i = 0; i < env->nrcpts; i++) {
@@ -244,6 +249,33 @@ select_message(const struct envelope *env, void *arg)
 		job_add(job_for(s, dom), env->id, multi);
 	}
 	return (0);
+}
+
+/*
+ * One of our notifications whose original has not yet recorded it (a
+ * bounce run interrupted between the two steps, or still running): held
+ * back until the next bounce run has, so that run finds it queued and
+ * makes no second one (see core/dsn.h).  1 held back, 0 deliverable.
+ */
+static int
+dsn_unrecorded(struct spool *sp, const struct envelope *env)
+{
+	struct dsn_about	 a;
+	struct envelope		 orig;
+	int			 recorded;
+
+	if (dsn_about_parse(env->about, &a) == -1)
+		return (0);
+	memset(&orig, 0, sizeof(orig));
+	if (spool_read_envelope(sp, a.orig, &orig) == -1)
+		return (0);	/* gone (or unreadable: nothing to wait for) */
+	recorded = dsn_about_recorded(&a, &orig);
+	envelope_free(&orig);
+	if (recorded)
+		return (0);
+	log_info("%s: held back until bounce has recorded it in %s (an "
+	    "interrupted or running bounce)", env->id, a.orig);
+	return (1);
 }
 
 static void
@@ -931,6 +963,7 @@ cmd_flush(int argc, char **argv)
 		if (spool_exists(sp, argv[i]) == 0)
 			log_cmd_errorx("%s: no such message", argv[i]);
 
+	s.sp = sp;
 	if (s.domain != NULL) {
 		if (spool_domain_lock(sp, s.domain, &lockfd) == -1) {
 			if (errno == EWOULDBLOCK || errno == EAGAIN) {

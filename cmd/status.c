@@ -33,6 +33,7 @@
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
 #include "core/config.h"
+#include "core/dsn.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "spool/spool.h"
@@ -479,6 +480,7 @@ static int
 show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 {
 	struct envelope	 env;
+	struct dsn_about about;
 	const struct recipient *r;
 	char		 when[64], safe[SAFE_SIZE], notify[40];
 	size_t		 i;
@@ -511,6 +513,11 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	if (env.envid != NULL)
 		fprintf(f, "envid: %s\n", text_safe(safe, sizeof(safe),
 		    env.envid));
+	if (env.about != NULL && dsn_about_parse(env.about, &about) == 0)
+		fprintf(f, "notification about: %s (%s)\n", about.orig,
+		    about.kind == DSN_KIND_REPORT ? "failure report" :
+		    about.kind == DSN_KIND_DELAY ? "delay warning" :
+		    "final report");
 	fprintf(f, "ret: %s\n", env.ret == RET_FULL ? "full" :
 	    env.ret == RET_HDRS ? "hdrs" : "unset");
 	fprintf(f, "body: %s%s\n", env.eightbit ? "8bitmime" : "7bit",

@@ -12,6 +12,7 @@
  * here touches the spool or the network.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -880,4 +881,67 @@ dsn_message_free(struct dsn_message *m)
 	free(m->data);
 	m->data = NULL;
 	m->len = 0;
+}
+
+char *
+dsn_about_format(const struct dsn_about *a)
+{
+	char	*s;
+
+	(void)xasprintf(&s, "%s %c %u", a->orig, a->kind, a->gen);
+	return (s);
+}
+
+int
+dsn_about_parse(const char *s, struct dsn_about *a)
+{
+	const char	*errstr;
+	const char	*p;
+	size_t		 n;
+
+	memset(a, 0, sizeof(*a));
+	if ((p = strchr(s, ' ')) == NULL)
+		return (-1);
+	n = (size_t)(p - s);
+	if (n != QUEUE_ID_LEN)
+		return (-1);
+	memcpy(a->orig, s, n);
+	a->orig[n] = '\0';
+	if (!queue_id_valid(a->orig))
+		return (-1);
+	p++;
+	if ((*p != DSN_KIND_FINAL && *p != DSN_KIND_REPORT &&
+	    *p != DSN_KIND_DELAY) || p[1] != ' ' || p[2] == '\0')
+		return (-1);
+	a->kind = *p;
+	a->gen = (unsigned)strtonum(p + 2, 0, UINT_MAX, &errstr);
+	if (errstr != NULL)
+		return (-1);
+	return (0);
+}
+
+int
+dsn_about_recorded(const struct dsn_about *a, const struct envelope *orig)
+{
+	size_t		 i;
+	unsigned	 reported = 0;
+
+	/* Gone: removed after its final report, delivered, or deleted. */
+	if (orig == NULL)
+		return (1);
+	/* bounce leaves held mail alone: nothing would ever record it. */
+	if (orig->held)
+		return (1);
+	switch (a->kind) {
+	case DSN_KIND_REPORT:
+		for (i = 0; i < orig->nrcpts; i++)
+			if (orig->rcpts[i].reported)
+				reported++;
+		return (reported > a->gen);
+	case DSN_KIND_DELAY:
+		return (orig->warned != 0);
+	default:
+		/* A final report is recorded by the original's removal. */
+		return (0);
+	}
 }

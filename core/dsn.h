@@ -73,6 +73,38 @@ int	 dsn_build(const struct envelope *orig, const unsigned char *msg,
 void	 dsn_message_free(struct dsn_message *);
 
 /*
+ * What one of our notifications reports on, kept in its envelope
+ * ("about"): the original's queue ID, the kind of report and, for
+ * failure reports, how many of the original's recipients were already
+ * reported when it was made.  bounce commits the notification first and
+ * records it in the original second (reported flags, warned, or the
+ * original's removal); flush delivers a notification only once that
+ * record is durable, so that a bounce killed between the two steps and
+ * run again finds the notification still queued and makes no second one.
+ */
+#define DSN_KIND_FINAL	'F'	/* expiry or administrator: then removed */
+#define DSN_KIND_REPORT	'R'	/* failed or relayed recipients */
+#define DSN_KIND_DELAY	'D'	/* the one delay warning */
+
+struct dsn_about {
+	char		 orig[QUEUE_ID_SIZE];
+	int		 kind;		/* DSN_KIND_* */
+	unsigned	 gen;		/* recipients reported before it */
+};
+
+/* "ORIGID KIND GEN"; returns a new string. */
+char	*dsn_about_format(const struct dsn_about *);
+/* Parse that; 0, or -1 when malformed. */
+int	 dsn_about_parse(const char *, struct dsn_about *);
+/*
+ * Has the original recorded this notification?  orig: its envelope as
+ * read now, or NULL when it is gone (removed or unreadable).  1 yes (or
+ * nothing left to wait for), 0 not yet.
+ */
+int	 dsn_about_recorded(const struct dsn_about *,
+	    const struct envelope *orig);
+
+/*
  * Decode RFC 3461 xtext ("a+2Bb" -> "a+b") into buf.  Returns 0, or -1
  * when the input is malformed, does not fit, or decodes to a control
  * character (the caller then shows the text as it came).

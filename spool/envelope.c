@@ -63,6 +63,7 @@ static const struct field fields[] = {
 	E("smtputf8",		F_BOOL,	smtputf8,	0, 0),
 	E("8bitmime",		F_BOOL,	eightbit,	0, 0),
 	E("verified",		F_BOOL,	verified,	0, 0),
+	E("about",		F_STR,	about,		0, 0),
 	E("checksum",		F_SUM,	checksum,	0, 1),
 	E("size",		F_U64,	size,		0, 1),
 	E("next-retry",		F_TIME,	next_retry,	1, 0),
@@ -167,6 +168,7 @@ envelope_free(struct envelope *env)
 	free(env->client_addr);
 	free(env->client_name);
 	free(env->envid);
+	free(env->about);
 	memset(env, 0, sizeof(*env));
 }
 

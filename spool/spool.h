@@ -71,6 +71,7 @@ struct envelope {
 	int		 smtputf8;	/* SMTPUTF8 given at MAIL */
 	int		 eightbit;	/* BODY=8BITMIME given at MAIL */
 	int		 verified;	/* passed a recipients check */
+	char		*about;		/* a DSN of ours: "ORIGID KIND GEN", or NULL */
 	unsigned char	 checksum[32];	/* BLAKE2b-256 of the message bytes */
 	uint64_t	 size;		/* message bytes as stored (CRLF) */
 	struct recipient *rcpts;

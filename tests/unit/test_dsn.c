@@ -490,6 +490,60 @@ test_no_reports(void **state)
 	    strlen(original), NULL, 0, &params, &m), -1);
 }
 
+static void
+test_about(void **state)
+{
+	static const char *bad[] = {
+		"", "1NH0SM7AY82HK4F6V", "1NH0SM7AY82HK4F6V R", "1NH0SM7AY82HK4F6V R ",
+		"1NH0SM7AY82HK4F6V X 0", "1NH0SM7AY82HK4F6V RR 0",
+		"1NH0SM7AY82HK4F6 R 0", "1NH0SM7AY82HK4F6VV R 0",
+		"1nh0sm7ay82hk4f6v R 0", "1NH0SM7AY82HK4F6V R -1",
+		"1NH0SM7AY82HK4F6V R 4294967296", "1NH0SM7AY82HK4F6V R 1x",
+		"1NH0SM7AY82HK4F6V  R 0",
+	};
+	struct dsn_about	 a, b;
+	struct envelope		 orig;
+	struct recipient	*r;
+	char			*s;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(dsn_about_parse(bad[i], &a), -1);
+
+	memset(&a, 0, sizeof(a));
+	strlcpy(a.orig, "1NH0SM7AY82HK4F6V", sizeof(a.orig));
+	a.kind = DSN_KIND_REPORT;
+	a.gen = 1;
+	s = dsn_about_format(&a);
+	assert_string_equal(s, "1NH0SM7AY82HK4F6V R 1");
+	assert_int_equal(dsn_about_parse(s, &b), 0);
+	free(s);
+	assert_string_equal(b.orig, a.orig);
+	assert_int_equal(b.kind, DSN_KIND_REPORT);
+	assert_int_equal(b.gen, 1);
+
+	/* Recorded: a report once more recipients than gen are reported. */
+	assert_int_equal(dsn_about_recorded(&a, NULL), 1);
+	memset(&orig, 0, sizeof(orig));
+	r = envelope_add_recipient(&orig, "a@example.test");
+	r->reported = 1;
+	(void)envelope_add_recipient(&orig, "b@example.test");
+	assert_int_equal(dsn_about_recorded(&a, &orig), 0);
+	orig.rcpts[1].reported = 1;
+	assert_int_equal(dsn_about_recorded(&a, &orig), 1);
+	/* A delay warning by the warned flag; a final report never. */
+	a.kind = DSN_KIND_DELAY;
+	assert_int_equal(dsn_about_recorded(&a, &orig), 0);
+	orig.warned = 1;
+	assert_int_equal(dsn_about_recorded(&a, &orig), 1);
+	a.kind = DSN_KIND_FINAL;
+	assert_int_equal(dsn_about_recorded(&a, &orig), 0);
+	/* Held mail is left alone by bounce: nothing to wait for. */
+	orig.held = 1;
+	assert_int_equal(dsn_about_recorded(&a, &orig), 1);
+	envelope_free(&orig);
+}
+
 int
 main(void)
 {
@@ -504,6 +558,7 @@ main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_relayed),
 		cmocka_unit_test(test_no_reports),
+		cmocka_unit_test(test_about),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -33,6 +33,7 @@ fill(struct envelope *env)
 	env->client_addr = strdup("::ffff:127.0.0.1");
 	env->client_name = strdup(odd);
 	env->envid = strdup("QQ+2Bxyz");
+	env->about = strdup("1NH0SM7AY82HK4F6V R 2");
 	env->ret = RET_HDRS;
 	env->smtputf8 = 1;
 	env->eightbit = 1;
@@ -86,6 +87,7 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 	assert_str_eq(a->client_addr, b->client_addr);
 	assert_str_eq(a->client_name, b->client_name);
 	assert_str_eq(a->envid, b->envid);
+	assert_str_eq(a->about, b->about);
 	assert_int_equal(a->ret, b->ret);
 	assert_int_equal(a->smtputf8, b->smtputf8);
 	assert_int_equal(a->eightbit, b->eightbit);
