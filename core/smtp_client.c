@@ -682,6 +682,18 @@ send_body(struct smtp_conn *c, const struct smtp_message *m)
 	return (flush_out(c, c->to.data, "sending message body"));
 }
 
+/* Any byte with the high bit set? */
+static int
+has_8bit(const unsigned char *p, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] & 0x80)
+			return (1);
+	return (0);
+}
+
 int
 smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
     struct smtp_result *res)
@@ -698,6 +710,21 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 		for (i = 0; i < m->nrcpts; i++)
 			set_local_result(&res[i], 550, "5.6.7", "SMTPUTF8 is "
 			    "required, but was not offered by host %s",
+			    c->relay);
+		return (0);
+	}
+	/*
+	 * RFC 5321 2.4 and RFC 6152: no 8-bit data to a server that did not
+	 * offer 8BITMIME.  The body is never converted (it would break
+	 * signatures), so 8-bit content the sender declared goes back to it
+	 * as RFC 3463's "conversion required and not supported"; a message
+	 * declared 8BITMIME whose bytes are all 7-bit goes as it is.
+	 */
+	if (m->eightbit && !c->ext.eightbitmime && has_8bit(m->data, m->len)) {
+		for (i = 0; i < m->nrcpts; i++)
+			set_local_result(&res[i], 554, "5.6.3", "8-bit message "
+			    "content (BODY=8BITMIME), but host %s does not offer "
+			    "8BITMIME, and mxfb does not convert messages",
 			    c->relay);
 		return (0);
 	}

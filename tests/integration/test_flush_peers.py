@@ -222,6 +222,44 @@ def test_smtputf8_needed_not_offered(mx, dns, raw_factory):
     assert "SMTPUTF8" in raw.messages[0]["mail"]
 
 
+def test_8bit_content_needs_8bitmime(mx, dns, raw_factory):
+    """RFC 5321 2.4, RFC 6152: no 8-bit data to a primary that does not
+    offer 8BITMIME, and mxfb never converts the body: returned with
+    5.6.3.  Declared 8BITMIME but all 7-bit: passed on, without BODY."""
+    raw = raw_factory("127.0.0.2", ehlo=("PIPELINING", "ENHANCEDSTATUSCODES"))
+    setup_domain(mx, dns, raw.port)
+    _, port = mx.listen()
+    eight = "Subject: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode()
+    seven = b"Subject: 7bit\r\n\r\nHello\r\n"
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.test")
+        s.sendmail("s@sender.test", ["a@example.test"], eight,
+                   mail_options=["BODY=8BITMIME"])
+    counts, lines = flush(mx)
+    assert counts == (0, 0, 1)
+    assert lines[0]["dsn"] == "5.6.3"
+    assert "does not offer 8BITMIME" in lines[0]["why"]
+    assert raw.messages == []
+    assert not any(c.startswith("MAIL") for c in raw.commands)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.test")
+        s.sendmail("s@sender.test", ["b@example.test"], seven,
+                   mail_options=["BODY=8BITMIME"])
+    counts, _ = flush(mx)
+    assert counts == (1, 0, 0)
+    assert "BODY" not in raw.messages[0]["mail"].upper()
+    # Offered: the 8-bit message goes, declared.
+    raw.ehlo = ["PIPELINING", "8BITMIME"]
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.test")
+        s.sendmail("s@sender.test", ["c@example.test"], eight,
+                   mail_options=["BODY=8BITMIME"])
+    counts, _ = flush(mx)
+    assert counts == (1, 0, 0)
+    assert "BODY=8BITMIME" in raw.messages[1]["mail"].upper()
+    assert "Gr\u00fc\u00dfe".encode() in raw.messages[1]["data"]
+
+
 def test_size_limit_of_primary(mx, dns, raw_factory):
     raw = raw_factory("127.0.0.2", ehlo=("PIPELINING", "SIZE 200"))
     setup_domain(mx, dns, raw.port)
