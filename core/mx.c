@@ -111,11 +111,37 @@ literal_address(const char *host, int port, struct sockaddr_storage *ss)
 	return (0);
 }
 
+/* An MX host's addresses as self-detection looked them up. */
+struct known_host {
+	char			 host[256];
+	enum dns_status		 st;
+	struct sockaddr_storage	*addrs;
+	size_t			 naddrs;
+	struct lookup_error	 e;
+};
+
+/* A target with these addresses (taken over). */
+static void
+add_target_addrs(struct mx_route *r, const char *host, unsigned pref,
+    int port, struct sockaddr_storage *addrs, size_t naddrs)
+{
+	struct mx_target	*t;
+
+	r->targets = xreallocarray(r->targets, r->ntargets + 1,
+	    sizeof(*r->targets));
+	t = &r->targets[r->ntargets++];
+	memset(t, 0, sizeof(*t));
+	strlcpy(t->host, host, sizeof(t->host));
+	t->pref = pref;
+	t->port = port;
+	t->addrs = addrs;
+	t->naddrs = naddrs;
+}
+
 static enum dns_status
 add_target(struct dns_resolver *dr, struct mx_route *r, const char *host,
     unsigned pref, int port, struct lookup_error *e)
 {
-	struct mx_target	*t;
 	struct sockaddr_storage	*addrs = NULL, ss;
 	size_t			 naddrs = 0;
 	enum dns_status		 st;
@@ -131,15 +157,7 @@ add_target(struct dns_resolver *dr, struct mx_route *r, const char *host,
 		if (naddrs == 0)
 			return (DNS_PERM);
 	}
-	r->targets = xreallocarray(r->targets, r->ntargets + 1,
-	    sizeof(*r->targets));
-	t = &r->targets[r->ntargets++];
-	memset(t, 0, sizeof(*t));
-	strlcpy(t->host, host, sizeof(t->host));
-	t->pref = pref;
-	t->port = port;
-	t->addrs = addrs;
-	t->naddrs = naddrs;
+	add_target_addrs(r, host, pref, port, addrs, naddrs);
 	return (DNS_OK);
 }
 
@@ -197,8 +215,9 @@ route_mx(struct dns_resolver *dr, const struct config *c, const char *domain,
     struct mx_route *r, struct lookup_error *e)
 {
 	struct mx_record	*mx = NULL;
-	struct sockaddr_storage	*addrs;
-	size_t			 nmx = 0, i, j, keep, naddrs;
+	struct sockaddr_storage	*addrs, ss;
+	struct known_host	*known, *k;
+	size_t			 nmx = 0, i, j, keep, naddrs, nknown = 0;
 	int			 looped, temp = 0, port = c->smtp_port;
 	enum dns_status		 st;
 	struct lookup_error	 e1;
@@ -238,40 +257,59 @@ route_mx(struct dns_resolver *dr, const struct config *c, const char *domain,
 		return (DNS_OK);
 	}
 
-	/* Self-detection needs every host's addresses. */
+	/*
+	 * Self-detection needs every host's addresses; they are kept (by
+	 * host: mx_select reorders) for the targets, not looked up twice.
+	 */
+	known = xcalloc(nmx, sizeof(*known));
 	for (i = 0; i < nmx; i++) {
 		if (same_host(mx[i].host, c->hostname)) {
 			mx[i].self = 1;
 			continue;
 		}
-		addrs = NULL;
-		naddrs = 0;
-		st = dns_lookup_addrs(dr, mx[i].host, port, &addrs, &naddrs,
-		    &e1);
-		if (st == DNS_TEMP) {
+		k = &known[nknown++];
+		strlcpy(k->host, mx[i].host, sizeof(k->host));
+		k->st = dns_lookup_addrs(dr, mx[i].host, port, &k->addrs,
+		    &k->naddrs, &k->e);
+		if (k->st == DNS_TEMP) {
 			temp = 1;
 			if (e != NULL)
-				*e = e1;
+				*e = k->e;
 		}
-		for (j = 0; j < naddrs; j++)
+		for (j = 0; j < k->naddrs; j++)
 			if (dns_is_local_address(dr,
-			    (struct sockaddr *)&addrs[j]))
+			    (struct sockaddr *)&k->addrs[j]))
 				mx[i].self = 1;
-		free(addrs);
 	}
 	keep = mx_select(mx, nmx, c->hostname, &looped);
-	if (looped) {
-		free(mx);
-		goto loop;
-	}
-	for (i = 0; i < keep; i++) {
-		st = add_target(dr, r, mx[i].host, mx[i].pref, port, &e1);
+	for (i = 0; i < keep && !looped; i++) {
+		k = NULL;
+		for (j = 0; j < nknown && !literal_address(mx[i].host, port,
+		    &ss); j++)
+			if (strcmp(known[j].host, mx[i].host) == 0)
+				k = &known[j];
+		if (k == NULL)
+			st = add_target(dr, r, mx[i].host, mx[i].pref, port,
+			    &e1);
+		else if ((st = k->st) == DNS_OK && k->naddrs == 0)
+			st = DNS_PERM;
+		else if (st == DNS_OK) {
+			add_target_addrs(r, mx[i].host, mx[i].pref, port,
+			    k->addrs, k->naddrs);
+			k->addrs = NULL;	/* the target has them now */
+		} else
+			e1 = k->e;
 		if (st == DNS_TEMP)
 			temp = 1;
 		if (st != DNS_OK && e != NULL)
 			*e = e1;
 	}
+	for (j = 0; j < nknown; j++)
+		free(known[j].addrs);
+	free(known);
 	free(mx);
+	if (looped)
+		goto loop;
 	if (r->ntargets > 0)
 		return (DNS_OK);
 	if (e != NULL) {

@@ -354,3 +354,21 @@ def test_via_ipv6_literal(mx, dns):
         assert rec.messages[0]["rcpts"] == ["a@v6.test"]
     finally:
         c.stop()
+
+
+def test_each_host_looked_up_once(mx, dns, primary_factory):
+    """Self-detection resolves every MX host; the delivery targets reuse
+    those addresses instead of asking the DNS again."""
+    c, rec = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port, primaries=(
+        ("mx1.example.test", "127.0.0.2", 10),
+        ("mx2.example.test", "127.0.0.2", 15)))
+    mx.inject("sender@sender.test", ["a@example.test"], message())
+    del dns.queries[:]
+    assert flush(mx)[0] == (1, 0, 0)
+    asked = [q for q in dns.queries if q[1] in ("A", "AAAA")]
+    for host in ("mx1.example.test", "mx2.example.test",
+                 "backup.example.test"):
+        for t in ("A", "AAAA"):
+            assert asked.count((host, t)) <= 1, (host, t, asked)
+    assert dns.queries.count(("example.test", "MX")) == 1
