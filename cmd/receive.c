@@ -116,6 +116,8 @@ static void	 on_signal(int);
 static int	 drop_to_spool_owner(void);
 static unsigned	 count_idle(const pid_t *);
 static int	 listener(char **, int, unsigned);
+static int	 activated_sockets(int *, char **, size_t);
+static int	 serve_listening(int *, char **, int, int, unsigned);
 static int	 child_loop(int, const int *, int, unsigned);
 static void	 on_child_stop(int);
 static void	 refuse_busy(int);
@@ -835,6 +837,112 @@ count_idle(const pid_t *kids)
 static int
 listener(char **specs, int nspecs, unsigned maxsessions)
 {
+	int	 lfd[MAX_LISTEN], i;
+
+	for (i = 0; i < nspecs; i++)
+		if ((lfd[i] = listen_on(specs[i])) == -1)
+			return (EXIT_UNAVAIL);
+	return (serve_listening(lfd, specs, nspecs, 0, maxsessions));
+}
+
+/*
+ * systemd socket activation with Accept=no (sd_listen_fds(3)): the
+ * listening sockets come as fds 3.. when LISTEN_PID is ours.  Under
+ * Accept=yes fd 3 is the connection itself, not listening: then 0 and
+ * the session is served on fd 0/1 as under inetd (moved there when fd 0
+ * is not a socket).  The variables are
+ * removed either way (nothing started from here inherits them).
+ * Returns how many sockets (names: their addresses, for the log), -1
+ * on a malformed set.
+ */
+static int
+activated_sockets(int *lfd, char **names, size_t namesize)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	const char		*pidstr, *nstr, *errstr;
+	char			 host[64], serv[16];
+	long long		 pid, n;
+	int			 i, on, fl;
+
+	pidstr = getenv("LISTEN_PID");
+	nstr = getenv("LISTEN_FDS");
+	if (pidstr == NULL || nstr == NULL)
+		return (0);
+	pid = strtonum(pidstr, 1, INT_MAX, &errstr);
+	if (errstr != NULL)
+		pid = 0;
+	n = strtonum(nstr, 0, INT_MAX, &errstr);
+	(void)unsetenv("LISTEN_PID");
+	(void)unsetenv("LISTEN_FDS");
+	(void)unsetenv("LISTEN_FDNAMES");
+	if (pid != (long long)getpid() || (errstr == NULL && n == 0))
+		return (0);
+	len = sizeof(on);
+	if (getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == -1)
+		return (0);
+	if (on == 0) {
+		/*
+		 * Accept=yes: fd 3 is the connection.  Without
+		 * StandardInput=socket, fd 0 is not: serve fd 3 there.
+		 */
+		len = sizeof(on);
+		if (getsockopt(0, SOL_SOCKET, SO_TYPE, &on, &len) == -1 &&
+		    errno == ENOTSOCK) {
+			if (dup2(3, 0) == -1 || dup2(3, 1) == -1) {
+				log_cmd_error("socket activation: dup2");
+				return (-1);
+			}
+			(void)close(3);
+		}
+		return (0);
+	}
+	if (errstr != NULL || n > MAX_LISTEN) {
+		log_cmd_errorx("socket activation: LISTEN_FDS=%s (at most "
+		    "%d)", nstr, MAX_LISTEN);
+		return (-1);
+	}
+	for (i = 0; i < n; i++) {
+		lfd[i] = 3 + i;
+		len = sizeof(on);
+		if (getsockopt(lfd[i], SOL_SOCKET, SO_ACCEPTCONN, &on,
+		    &len) == -1 || on == 0) {
+			log_cmd_errorx("socket activation: fd %d is not a "
+			    "listening socket", lfd[i]);
+			return (-1);
+		}
+		if ((fl = fcntl(lfd[i], F_GETFL)) == -1 ||
+		    fcntl(lfd[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
+		    fcntl(lfd[i], F_SETFD, FD_CLOEXEC) == -1) {
+			log_cmd_error("socket activation: fd %d", lfd[i]);
+			return (-1);
+		}
+		len = sizeof(ss);
+		names[i] = xmalloc(namesize);
+		if (getsockname(lfd[i], (struct sockaddr *)&ss, &len) == 0 &&
+		    getnameinfo((struct sockaddr *)&ss, len, host,
+		    sizeof(host), serv, sizeof(serv), NI_NUMERICHOST |
+		    NI_NUMERICSERV) == 0)
+			(void)snprintf(names[i], namesize, "%s%s%s:%s (fd %d, "
+			    "socket activation)", ss.ss_family == AF_INET6 ?
+			    "[" : "", host, ss.ss_family == AF_INET6 ? "]" :
+			    "", serv, lfd[i]);
+		else
+			(void)snprintf(names[i], namesize, "fd %d (socket "
+			    "activation)", lfd[i]);
+	}
+	return ((int)n);
+}
+
+/*
+ * Serve the listening sockets lfd (names for the log) until SIGTERM.
+ * inherited: they belong to whoever passed them (systemd), which keeps
+ * listening after us: closed, never shut down.
+ */
+static int
+serve_listening(int *lfd, char **specs, int nspecs, int inherited,
+    unsigned maxsessions)
+{
 	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
 	struct receiver		 r;
@@ -843,11 +951,8 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	unsigned		 nchildren = 0, nidle = 0, k, slot;
 	pid_t			 pid;
 	char			 drain[64], err[1024];
-	int			 lfd[MAX_LISTEN], i, fd, status, npfd;
+	int			 i, fd, status, npfd;
 
-	for (i = 0; i < nspecs; i++)
-		if ((lfd[i] = listen_on(specs[i])) == -1)
-			return (EXIT_UNAVAIL);
 	if (drop_to_spool_owner() == -1)
 		return (EXIT_UNAVAIL);
 	/* The key is read with the privileges that serve the sessions. */
@@ -981,7 +1086,8 @@ listener(char **specs, int nspecs, unsigned maxsessions)
 	 * and closed its copy.
 	 */
 	for (i = 0; i < nspecs; i++) {
-		(void)shutdown(lfd[i], SHUT_RDWR);
+		if (!inherited)
+			(void)shutdown(lfd[i], SHUT_RDWR);
 		close(lfd[i]);
 	}
 	close(life_fds[1]);	/* idle children end */
@@ -1002,7 +1108,7 @@ cmd_receive(int argc, char **argv)
 	char		*specs[MAX_LISTEN];
 	const char	*errstr;
 	long long	 maxsessions = 0;
-	int		 ch, nspecs = 0;
+	int		 ch, nspecs = 0, nact = 0, lfd[MAX_LISTEN], i, rc;
 
 	while ((ch = getopt(argc, argv, "C:c:hl:")) != -1) {
 		switch (ch) {
@@ -1032,10 +1138,21 @@ cmd_receive(int argc, char **argv)
 	}
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
-	if (nspecs == 0)
-		return (inetd_session());
+	if (nspecs == 0) {
+		if ((nact = activated_sockets(lfd, specs, 128)) == 0)
+			return (inetd_session());
+		if (nact == -1)
+			return (EXIT_UNAVAIL);
+	}
 	cmd_load_config();
 	if (maxsessions == 0)
 		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
+	if (nact > 0) {
+		rc = serve_listening(lfd, specs, nact, 1,
+		    (unsigned)maxsessions);
+		for (i = 0; i < nact; i++)
+			free(specs[i]);
+		return (rc);
+	}
 	return (listener(specs, nspecs, (unsigned)maxsessions));
 }
