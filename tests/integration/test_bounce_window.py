@@ -82,12 +82,21 @@ def finish_and_check(mx, srec, qid, dsn_id):
     assert dsns(mx) == []
 
 
-def test_delay_warning_not_sent_twice(mx, dns, primary_factory):
-    prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
-                             "delay-warning 1s")
+def deferred(mx, dns, primary_factory, lifetime, warning, age=0):
+    """One message for bob, whom the primary defers, at least age
+    seconds old.  Returns (sender MX recorder, queue ID)."""
+    prec, srec = setup_peers(mx, dns, primary_factory,
+                             "queue-lifetime " + lifetime,
+                             "delay-warning " + warning)
     prec.rcpt_replies["bob@example.test"] = DEFER
     qid = mx.inject("alice@example.org", ["bob@example.test"], message())
-    wait_age(mx, qid, 1)
+    if age:
+        wait_age(mx, qid, age)
+    return srec, qid
+
+
+def test_delay_warning_not_sent_twice(mx, dns, primary_factory):
+    srec, qid = deferred(mx, dns, primary_factory, "1h", "1s", age=1)
     dsn_id = crash_after_commit(mx, qid)
     finish_and_check(mx, srec, qid, dsn_id)
     [m] = originals(mx)
@@ -111,11 +120,7 @@ def test_failure_report_not_sent_twice(mx, dns, primary_factory):
 
 
 def test_expiry_report_not_sent_twice(mx, dns, primary_factory):
-    prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 2s",
-                             "delay-warning 0")
-    prec.rcpt_replies["bob@example.test"] = DEFER
-    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
-    wait_age(mx, qid, 2)
+    srec, qid = deferred(mx, dns, primary_factory, "2s", "0", age=2)
     dsn_id = crash_after_commit(mx, qid)
     finish_and_check(mx, srec, qid, dsn_id)
     assert originals(mx) == []
@@ -127,10 +132,7 @@ def test_admin_return_finished_by_the_next_cron_run(
     original's removal: the original is neither expired nor owed any
     report, so only the held-back notification tells the next plain
     `bounce` (cron) to finish the return."""
-    prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
-                             "delay-warning 0")
-    prec.rcpt_replies["bob@example.test"] = DEFER
-    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
+    srec, qid = deferred(mx, dns, primary_factory, "1h", "0")
     dsn_id = crash_after_commit(mx, qid, qid)
     finish_and_check(mx, srec, qid, dsn_id)
     assert originals(mx) == []
@@ -141,11 +143,7 @@ def test_delay_warning_recorded_after_warnings_are_turned_off(
     """The administrator turned delay warnings off before the rerun:
     the original needs nothing more from bounce, and the notification
     made before is still recorded and sent once."""
-    prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
-                             "delay-warning 1s")
-    prec.rcpt_replies["bob@example.test"] = DEFER
-    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
-    wait_age(mx, qid, 1)
+    srec, qid = deferred(mx, dns, primary_factory, "1h", "1s", age=1)
     dsn_id = crash_after_commit(mx, qid)
     prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
                              "delay-warning 0")
@@ -157,11 +155,7 @@ def test_notification_about_a_deleted_original_is_delivered(
         mx, dns, primary_factory):
     """Nothing to wait for once the original is gone: an administrator's
     delete after the crash lets the notification go at once."""
-    prec, srec = setup_peers(mx, dns, primary_factory, "queue-lifetime 1h",
-                             "delay-warning 1s")
-    prec.rcpt_replies["bob@example.test"] = DEFER
-    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
-    wait_age(mx, qid, 1)
+    srec, qid = deferred(mx, dns, primary_factory, "1h", "1s", age=1)
     crash_after_commit(mx, qid)
     assert mx.run("delete", qid).returncode == 0
     flush(mx, "-f")

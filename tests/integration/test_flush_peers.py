@@ -231,31 +231,25 @@ def test_8bit_content_needs_8bitmime(mx, dns, raw_factory):
     _, port = mx.listen()
     eight = "Subject: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n".encode()
     seven = b"Subject: 7bit\r\n\r\nHello\r\n"
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
-        s.ehlo("client.test")
-        s.sendmail("s@sender.test", ["a@example.test"], eight,
-                   mail_options=["BODY=8BITMIME"])
-    counts, lines = flush(mx)
+
+    def send_and_flush(rcpt, data):
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+            s.ehlo("client.test")
+            s.sendmail("s@sender.test", [rcpt], data,
+                       mail_options=["BODY=8BITMIME"])
+        return flush(mx)
+
+    counts, lines = send_and_flush("a@example.test", eight)
     assert counts == (0, 0, 1)
     assert lines[0]["dsn"] == "5.6.3"
     assert "does not offer 8BITMIME" in lines[0]["why"]
     assert raw.messages == []
     assert not any(c.startswith("MAIL") for c in raw.commands)
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
-        s.ehlo("client.test")
-        s.sendmail("s@sender.test", ["b@example.test"], seven,
-                   mail_options=["BODY=8BITMIME"])
-    counts, _ = flush(mx)
-    assert counts == (1, 0, 0)
+    assert send_and_flush("b@example.test", seven)[0] == (1, 0, 0)
     assert "BODY" not in raw.messages[0]["mail"].upper()
     # Offered: the 8-bit message goes, declared.
     raw.ehlo = ["PIPELINING", "8BITMIME"]
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
-        s.ehlo("client.test")
-        s.sendmail("s@sender.test", ["c@example.test"], eight,
-                   mail_options=["BODY=8BITMIME"])
-    counts, _ = flush(mx)
-    assert counts == (1, 0, 0)
+    assert send_and_flush("c@example.test", eight)[0] == (1, 0, 0)
     assert "BODY=8BITMIME" in raw.messages[1]["mail"].upper()
     assert "Gr\u00fc\u00dfe".encode() in raw.messages[1]["data"]
 
