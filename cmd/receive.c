@@ -917,6 +917,8 @@ activated_sockets(int *lfd, char **names, size_t namesize)
 			log_cmd_error("socket activation: fd %d", lfd[i]);
 			return (-1);
 		}
+	}
+	for (i = 0; i < n; i++) {
 		len = sizeof(ss);
 		names[i] = xmalloc(namesize);
 		if (getsockname(lfd[i], (struct sockaddr *)&ss, &len) == 0 &&
