@@ -504,6 +504,18 @@ expire(struct bounce *b, struct spool_claim *c)
 	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
+		reason = report_reason(r, DSN_REASON_EXPIRED);
+		if (rcpt_done(r) || suppressed_why(env, r, reason, 0) != NULL)
+			continue;
+		reps[n].rcpt = r;
+		reps[n].reason = reason;
+		n++;
+	}
+	if ((rv = queue_final(b, c, reps, n)) == -1)
+		return (-1);
+	/* Logged once the notification is safe in the spool. */
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
 		reason = report_reason(r, DSN_REASON_EXPIRED);
@@ -516,14 +528,7 @@ expire(struct bounce *b, struct spool_claim *c)
 		    reason == DSN_REASON_RELAYED ? "relayed" : "expired",
 		    why ? "not returned (" : "returned to sender",
 		    why ? why : "", why ? ")" : "");
-		if (why != NULL)
-			continue;
-		reps[n].rcpt = r;
-		reps[n].reason = reason;
-		n++;
 	}
-	if ((rv = queue_final(b, c, reps, n)) == -1)
-		return (-1);
 	b->expired++;
 	finish(b, c, 1);
 	return (0);
@@ -749,6 +754,19 @@ admin_return(struct bounce *b, struct spool_claim *c)
 	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
+		reason = r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
+		    DSN_REASON_ADMIN;
+		if (rcpt_done(r) || suppressed_why(env, r, reason, 1) != NULL)
+			continue;
+		reps[n].rcpt = r;
+		reps[n].reason = reason;
+		n++;
+	}
+	if ((rv = queue_final(b, c, reps, n)) == -1)
+		return (-1);
+	/* Logged once the notification is safe in the spool. */
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
 		reason = r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
@@ -761,14 +779,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		    "administrator" : "returned by the administrator",
 		    (unsigned long)getuid(), why ? ", no notification (" : "",
 		    why ? why : "", why ? ")" : "");
-		if (why != NULL)
-			continue;
-		reps[n].rcpt = r;
-		reps[n].reason = reason;
-		n++;
 	}
-	if ((rv = queue_final(b, c, reps, n)) == -1)
-		return (-1);
 	if (rv == 0)
 		b->bounced++;
 	finish(b, c, 1);

@@ -388,8 +388,10 @@ finish(struct spool_claim *c, struct envelope *env)
 	if (attempts > 0)
 		env->next_retry = now + backoff_delay(attempts, cfg->retry_min,
 		    cfg->retry_max);
+	strlcpy(id, env->id, sizeof(id));	/* env goes with the claim */
 	if (spool_unclaim(c) == -1)
-		log_warn("%s: cannot return message to the queue", env->id);
+		log_warn("%s: cannot return message to the queue with its "
+		    "new state", id);
 }
 
 /*
