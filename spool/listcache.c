@@ -446,10 +446,12 @@ struct cache_file {
 	size_t		 cap;
 	uint64_t	 wpos;
 	size_t		 wlen;
-	/* The index of records, for the incremental listing. */
-	char		(*ids)[QUEUE_ID_LEN];
-	uint64_t	*offs;		/* of each record's length field */
-	size_t		 n;
+	/* Where has() and get() are in the records (incremental listing). */
+	struct cursor {
+		uint64_t	 off;		/* next record's length field */
+		char		 last[QUEUE_ID_LEN];	/* ID before it */
+		int		 bad;		/* out of order: stop */
+	}		 has, get;
 	struct recipient *rcpts;
 	size_t		 rcap;
 };
@@ -485,8 +487,6 @@ cache_close(struct cache_file *cf)
 	if (cf->fd != -1)
 		(void)close(cf->fd);
 	free(cf->buf);
-	free(cf->ids);
-	free(cf->offs);
 	free(cf->rcpts);
 	memset(cf, 0, sizeof(*cf));
 	cf->fd = -1;
@@ -586,67 +586,65 @@ cache_stream(struct spool *sp, struct cache_file *cf,
 	return (0);
 }
 
-/* The IDs and offsets of all records, in ID order: 0, or -1. */
+/*
+ * The walk asks has() and get() about IDs in increasing order, and the
+ * records are in increasing ID order (the hash was checked): each keeps
+ * a cursor that only moves forward, instead of an index of every record
+ * in memory.  Finds the record of id: 1 and its offset, 0 when there is
+ * none (or the records are out of order: then never again).
+ */
 static int
-index_build(struct cache_file *cf)
+cursor_find(struct cache_file *cf, struct cursor *cur, const char *id,
+    uint64_t *off)
 {
+	const char	*p;
+	uint32_t	 len;
+	int		 c;
+
+	if (cur->off == 0)
+		cur->off = sizeof(cf->h);
+	while (!cur->bad && cur->off < cf->size) {
+		if ((p = window(cf, cur->off, sizeof(len) + QUEUE_ID_LEN)) ==
+		    NULL)
+			break;
+		memcpy(&len, p, sizeof(len));
+		p += sizeof(len);
+		if (len < QUEUE_ID_LEN || (cur->off > sizeof(cf->h) &&
+		    memcmp(p, cur->last, QUEUE_ID_LEN) <= 0))
+			break;
+		if ((c = memcmp(p, id, QUEUE_ID_LEN)) == 0) {
+			*off = cur->off;
+			return (1);
+		}
+		if (c > 0)
+			return (0);
+		memcpy(cur->last, p, QUEUE_ID_LEN);
+		cur->off += sizeof(len) + (uint64_t)len;
+	}
+	cur->bad = 1;
+	return (0);
+}
+
+static int
+cursor_has(void *ctx, const char *id)
+{
+	struct cache_file *cf = ctx;
+	uint64_t	 off;
+
+	return (cursor_find(cf, &cf->has, id, &off));
+}
+
+static int
+cursor_get(void *ctx, const char *id, struct envelope *env)
+{
+	struct cache_file *cf = ctx;
 	const char	*p;
 	uint64_t	 off;
 	uint32_t	 len;
 
-	if (cf->h.records > cf->h.length / (sizeof(len) + QUEUE_ID_LEN))
-		return (-1);
-	cf->ids = xreallocarray(NULL, cf->h.records + 1, sizeof(*cf->ids));
-	cf->offs = xreallocarray(NULL, cf->h.records + 1, sizeof(*cf->offs));
-	for (off = sizeof(cf->h); off < cf->size;
-	    off += sizeof(len) + (uint64_t)len) {
-		if (cf->n == cf->h.records ||
-		    (p = window(cf, off, sizeof(len) + QUEUE_ID_LEN)) == NULL)
-			return (-1);
-		memcpy(&len, p, sizeof(len));
-		if (len < QUEUE_ID_LEN || (cf->n > 0 && memcmp(p + sizeof(len),
-		    cf->ids[cf->n - 1], QUEUE_ID_LEN) <= 0))
-			return (-1);
-		memcpy(cf->ids[cf->n], p + sizeof(len), QUEUE_ID_LEN);
-		cf->offs[cf->n++] = off;
-	}
-	return (cf->n == cf->h.records ? 0 : -1);
-}
-
-static int
-id_cmp(const void *key, const void *elem)
-{
-	return (memcmp(key, elem, QUEUE_ID_LEN));
-}
-
-static ssize_t
-index_find(struct cache_file *cf, const char *id)
-{
-	const char	(*hit)[QUEUE_ID_LEN];
-
-	if (cf->n == 0)
-		return (-1);
-	hit = bsearch(id, cf->ids, cf->n, sizeof(*cf->ids), id_cmp);
-	return (hit == NULL ? -1 : (ssize_t)(hit - cf->ids));
-}
-
-static int
-index_has(void *ctx, const char *id)
-{
-	return (index_find(ctx, id) != -1);
-}
-
-static int
-index_get(void *ctx, const char *id, struct envelope *env)
-{
-	struct cache_file *cf = ctx;
-	const char	*p;
-	ssize_t		 i;
-	uint32_t	 len;
-
-	if ((i = index_find(cf, id)) == -1)
+	if (!cursor_find(cf, &cf->get, id, &off))
 		return (0);
-	if ((p = record_at(cf, cf->offs[i], &len)) == NULL ||
+	if ((p = record_at(cf, off, &len)) == NULL ||
 	    record_decode(p, len, env, &cf->rcpts, &cf->rcap) == -1 ||
 	    memcmp(env->id, id, QUEUE_ID_LEN) != 0)
 		return (-1);
@@ -686,10 +684,10 @@ spool_list(struct spool *sp, int (*fn)(const struct envelope *, void *),
 		 * (its file never changes); only the others are read.
 		 */
 		if (memcmp(&cf.h.dirs[CACHE_STATE], &before[CACHE_STATE],
-		    sizeof(before[CACHE_STATE])) == 0 && index_build(&cf) == 0) {
+		    sizeof(before[CACHE_STATE])) == 0) {
 			hook.ctx = &cf;
-			hook.has = index_has;
-			hook.get = index_get;
+			hook.has = cursor_has;
+			hook.get = cursor_get;
 		}
 		have = 1;
 	}
