@@ -27,9 +27,10 @@
  * DSN, and the run would then make it again: the DSN's envelope names
  * what it reports on ("about"), and flush holds it back until the
  * original has recorded it.  The next run finds such a DSN from either
- * side: the original's own work (recover_found), or, when the original
- * needs nothing else (an administrator's return, delay warnings since
- * turned off), the held-back DSN itself (recover_original).
+ * side: the original's own work (recover_report, and the derived ID found
+ * by warn_delay and expire), or, when the original needs nothing else
+ * (an administrator's return, delay warnings since turned off), the
+ * held-back DSN itself (recover_original).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -83,8 +84,10 @@ static int	 queue_dsn(struct bounce *, struct spool_claim *,
 		    char *);
 static int	 queue_final(struct bounce *, struct spool_claim *,
 		    struct dsn_report *, size_t);
-static int	 recover_found(struct bounce *, struct spool_claim *);
-static void	 recover_original(struct bounce *, const char *);
+static void	 recover_original(struct bounce *, const struct envelope *);
+static enum dsn_reason final_reason(const struct recipient *, int);
+static struct dsn_report *final_reports(const struct envelope *, int,
+		    size_t *);
 static void	 mark_after_crash(struct bounce *, struct envelope *,
 		    const char *);
 static void	 recover_report(struct bounce *, struct spool_claim *);
@@ -372,55 +375,49 @@ recover_report(struct bounce *b, struct spool_claim *c)
 }
 
 /*
- * Notifications an interrupted run made about this message but did not
- * record in it: record them now.  Returns 1 when one was the final
- * report, and the message is gone with it.
- */
-static int
-recover_found(struct bounce *b, struct spool_claim *c)
-{
-	struct envelope	*env = spool_claim_envelope(c);
-	char		 dsnid[QUEUE_ID_SIZE];
-
-	recover_report(b, c);
-	if (!env->warned) {
-		derive_id(env->id, TAG_DELAY, 0, dsnid);
-		if (spool_exists(b->sp, dsnid) == 1) {
-			env->warned = 1;
-			log_info("%s: sender delay notification: %s (found "
-			    "after an interrupted run)", env->id, dsnid);
-		}
-	}
-	derive_id(env->id, TAG_FINAL, 0, dsnid);
-	if (spool_exists(b->sp, dsnid) != 1)
-		return (0);
-	log_info("%s: sender non-delivery notification: %s (found after an "
-	    "interrupted run)", env->id, dsnid);
-	finish(b, c, 1);
-	return (1);
-}
-
-/*
- * One of our notifications is queued whose original has not recorded it
- * (flush holds it back until then): the original's run was interrupted.
- * Finish that now, whatever else the original needs or not.
+ * One of our notifications (dsn) is queued that its original has not
+ * recorded (flush holds it back until then): the original's run was
+ * interrupted between the two steps.  Record it now.  A failure report
+ * is found again by the original's own processing (recover_report); a
+ * delay warning or a final report by the time the original needs it
+ * (warn_delay, expire: the derived ID exists), but an administrator's
+ * return, or a delay warning with warnings turned off since, would wait
+ * for ever: those are finished here, from the notification's side.
  */
 static void
-recover_original(struct bounce *b, const char *about)
+recover_original(struct bounce *b, const struct envelope *dsn)
 {
 	struct dsn_about	 a;
-	struct envelope		 orig;
+	struct envelope		 orig, *env;
+	struct spool_claim	*c;
 	int			 pending;
 
-	if (dsn_about_parse(about, &a) == -1)
+	if (dsn_about_parse(dsn->about, &a) == -1)
 		return;
 	memset(&orig, 0, sizeof(orig));
 	if (spool_read_envelope(b->sp, a.orig, &orig) == -1)
 		return;
 	pending = !orig.claimed && !dsn_about_recorded(&a, &orig);
 	envelope_free(&orig);
-	if (pending)
+	if (!pending)
+		return;
+	if (a.kind == TAG_REPORT) {
 		process(b, a.orig);
+		return;
+	}
+	if (spool_claim(b->sp, a.orig, &c) == -1)
+		return;		/* someone else has it, or it is gone */
+	env = spool_claim_envelope(c);
+	if (dsn_about_recorded(&a, env)) {
+		finish(b, c, 0);
+		return;
+	}
+	log_info("%s: sender %s notification: %s (found after an interrupted "
+	    "run)", env->id, a.kind == TAG_DELAY ? "delay" : "non-delivery",
+	    dsn->id);
+	if (a.kind == TAG_DELAY)
+		env->warned = 1;
+	finish(b, c, a.kind == TAG_FINAL);
 }
 
 /*
@@ -501,16 +498,7 @@ expire(struct bounce *b, struct spool_claim *c)
 	size_t			 i, n = 0;
 	int			 rv;
 
-	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
-	for (i = 0; i < env->nrcpts; i++) {
-		r = &env->rcpts[i];
-		reason = report_reason(r, DSN_REASON_EXPIRED);
-		if (rcpt_done(r) || suppressed_why(env, r, reason, 0) != NULL)
-			continue;
-		reps[n].rcpt = r;
-		reps[n].reason = reason;
-		n++;
-	}
+	reps = final_reports(env, 0, &n);
 	if ((rv = queue_final(b, c, reps, n)) == -1)
 		return (-1);
 	/* Logged once the notification is safe in the spool. */
@@ -518,7 +506,7 @@ expire(struct bounce *b, struct spool_claim *c)
 		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
-		reason = report_reason(r, DSN_REASON_EXPIRED);
+		reason = final_reason(r, 0);
 		dsn_status(r, reason, st, sizeof(st));
 		why = suppressed_why(env, r, reason, 0);
 		log_info("%s: to=<%s>, delay=%lld, dsn=%s, status=%s, %s%s%s",
@@ -532,6 +520,38 @@ expire(struct bounce *b, struct spool_claim *c)
 	b->expired++;
 	finish(b, c, 1);
 	return (0);
+}
+
+/* Why a recipient is in a final report: expiry, or the administrator. */
+static enum dsn_reason
+final_reason(const struct recipient *r, int admin)
+{
+	if (!admin)
+		return (report_reason(r, DSN_REASON_EXPIRED));
+	return (r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
+	    DSN_REASON_ADMIN);
+}
+
+/* The recipients a final report tells of (*n of them; free the array). */
+static struct dsn_report *
+final_reports(const struct envelope *env, int admin, size_t *n)
+{
+	struct dsn_report	*reps;
+	struct recipient	*r;
+	size_t			 i;
+
+	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
+	*n = 0;
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		reps[*n].reason = final_reason(r, admin);
+		if (rcpt_done(r) ||
+		    suppressed_why(env, r, reps[*n].reason, admin) != NULL)
+			continue;
+		reps[*n].rcpt = r;
+		(*n)++;
+	}
+	return (reps);
 }
 
 /* The one delay warning for recipients still waiting. */
@@ -670,8 +690,7 @@ process(struct bounce *b, const char *id)
 		null_sender(b, c, age >= cfg->queue_lifetime);
 		return;
 	}
-	if (recover_found(b, c))
-		return;
+	recover_report(b, c);
 	if (all_done(env)) {
 		/* Nothing left to do (a crash came before the removal). */
 		finish(b, c, 1);
@@ -708,7 +727,7 @@ visit(const struct envelope *env, void *arg)
 	char		 id[QUEUE_ID_SIZE];
 
 	if (env->sender[0] == '\0' && env->about != NULL)
-		recover_original(b, env->about);
+		recover_original(b, env);
 	if (!needs_work(b, env))
 		return (0);
 	(void)strlcpy(id, env->id, sizeof(id));
@@ -751,17 +770,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		return (0);
 	}
 	recover_report(b, c);
-	reps = xreallocarray(NULL, env->nrcpts, sizeof(*reps));
-	for (i = 0; i < env->nrcpts; i++) {
-		r = &env->rcpts[i];
-		reason = r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
-		    DSN_REASON_ADMIN;
-		if (rcpt_done(r) || suppressed_why(env, r, reason, 1) != NULL)
-			continue;
-		reps[n].rcpt = r;
-		reps[n].reason = reason;
-		n++;
-	}
+	reps = final_reports(env, 1, &n);
 	if ((rv = queue_final(b, c, reps, n)) == -1)
 		return (-1);
 	/* Logged once the notification is safe in the spool. */
@@ -769,8 +778,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		r = &env->rcpts[i];
 		if (rcpt_done(r))
 			continue;
-		reason = r->state == RCPT_DELIVERED ? DSN_REASON_RELAYED :
-		    DSN_REASON_ADMIN;
+		reason = final_reason(r, 1);
 		why = suppressed_why(env, r, reason, 1);
 		log_info("%s: to=<%s>, dsn=%s, status=%s (uid %lu)%s%s%s",
 		    env->id, log_safe(safe, sizeof(safe), r->addr),
