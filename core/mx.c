@@ -284,21 +284,24 @@ route_mx(struct dns_resolver *dr, const struct config *c, const char *domain,
 	keep = mx_select(mx, nmx, c->hostname, &looped);
 	for (i = 0; i < keep && !looped; i++) {
 		k = NULL;
-		for (j = 0; j < nknown && !literal_address(mx[i].host, port,
-		    &ss); j++)
-			if (strcmp(known[j].host, mx[i].host) == 0)
-				k = &known[j];
+		if (!literal_address(mx[i].host, port, &ss))
+			for (j = 0; j < nknown && k == NULL; j++)
+				if (strcmp(known[j].host, mx[i].host) == 0)
+					k = &known[j];
 		if (k == NULL)
 			st = add_target(dr, r, mx[i].host, mx[i].pref, port,
 			    &e1);
-		else if ((st = k->st) == DNS_OK && k->naddrs == 0)
-			st = DNS_PERM;
-		else if (st == DNS_OK) {
-			add_target_addrs(r, mx[i].host, mx[i].pref, port,
-			    k->addrs, k->naddrs);
-			k->addrs = NULL;	/* the target has them now */
-		} else
+		else {
+			/* As add_target would have it, error text included. */
 			e1 = k->e;
+			st = k->st == DNS_OK && k->naddrs == 0 ? DNS_PERM :
+			    k->st;
+			if (st == DNS_OK) {
+				add_target_addrs(r, mx[i].host, mx[i].pref,
+				    port, k->addrs, k->naddrs);
+				k->addrs = NULL;	/* the target's now */
+			}
+		}
 		if (st == DNS_TEMP)
 			temp = 1;
 		if (st != DNS_OK && e != NULL)

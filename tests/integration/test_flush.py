@@ -372,3 +372,20 @@ def test_each_host_looked_up_once(mx, dns, primary_factory):
         for t in ("A", "AAAA"):
             assert asked.count((host, t)) <= 1, (host, t, asked)
     assert dns.queries.count(("example.test", "MX")) == 1
+
+
+def test_reason_names_the_host_without_address(mx, dns, primary_factory):
+    """mx1's lookup fails (SERVFAIL: a deferral), mx2 exists but has no
+    address: the reason given is mx2's, from its own lookup (the
+    addresses self-detection found are reused, their errors too)."""
+    from dnslib import RCODE, TXT
+    setup_domain(mx, dns, free_port("127.0.0.2"), primaries=())
+    dns.mx("example.test", 10, "mx1.example.test")
+    dns.rcodes["mx1.example.test"] = RCODE.SERVFAIL
+    dns.mx("example.test", 15, "mx2.example.test")
+    dns.add("mx2.example.test", "TXT", TXT("no address here"))
+    mx.inject("sender@sender.test", ["a@example.test"], message())
+    counts, lines = flush(mx)
+    assert counts == (0, 1, 0)
+    assert "no address record for mx2.example.test" in lines[0]["why"], \
+        lines
