@@ -40,6 +40,7 @@
 #include "cmd/cmd.h"
 #include "core/address.h"
 #include "core/config.h"
+#include "core/dns.h"
 #include "core/log.h"
 #include "core/smtp_server.h"
 #include "core/tls.h"
@@ -861,7 +862,7 @@ activated_sockets(int *lfd, char **names, size_t namesize)
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	const char		*pidstr, *nstr, *errstr;
-	char			 host[64], serv[16];
+	char			 host[64];
 	long long		 pid, n;
 	int			 i, on, fl;
 
@@ -920,18 +921,15 @@ activated_sockets(int *lfd, char **names, size_t namesize)
 	}
 	for (i = 0; i < n; i++) {
 		len = sizeof(ss);
+		memset(&ss, 0, sizeof(ss));
+		(void)getsockname(lfd[i], (struct sockaddr *)&ss, &len);
+		dns_addr_string((struct sockaddr *)&ss, host, sizeof(host));
 		names[i] = xmalloc(namesize);
-		if (getsockname(lfd[i], (struct sockaddr *)&ss, &len) == 0 &&
-		    getnameinfo((struct sockaddr *)&ss, len, host,
-		    sizeof(host), serv, sizeof(serv), NI_NUMERICHOST |
-		    NI_NUMERICSERV) == 0)
-			(void)snprintf(names[i], namesize, "%s%s%s:%s (fd %d, "
-			    "socket activation)", ss.ss_family == AF_INET6 ?
-			    "[" : "", host, ss.ss_family == AF_INET6 ? "]" :
-			    "", serv, lfd[i]);
-		else
-			(void)snprintf(names[i], namesize, "fd %d (socket "
-			    "activation)", lfd[i]);
+		(void)snprintf(names[i], namesize, "%s%s%s:%u (fd %d, socket "
+		    "activation)", ss.ss_family == AF_INET6 ? "[" : "", host,
+		    ss.ss_family == AF_INET6 ? "]" : "", ntohs(ss.ss_family ==
+		    AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		    ((struct sockaddr_in *)&ss)->sin_port), lfd[i]);
 	}
 	return ((int)n);
 }
