@@ -11,7 +11,6 @@ import signal
 import smtplib
 import socket
 import subprocess
-import time
 
 from conftest import MXFB
 
@@ -46,15 +45,6 @@ def listening():
 def send(port, rcpt="bob@example.test"):
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
         c.sendmail("alice@sender.test", [rcpt], MSG)
-
-
-def wait_for(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_accept_no_serves_the_inherited_socket(mx):
