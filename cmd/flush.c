@@ -24,7 +24,9 @@
  * - Messages are grouped by recipient domain; each group goes over as few
  *   connections as possible (RSET between messages), and up to
  *   flush-concurrency groups (or slices of a big group) are delivered in
- *   parallel by forked workers.
+ *   parallel by forked workers (always at least one: flush itself never
+ *   delivers, so a worker that crashes is reported, its claims go back
+ *   and its mail is recorded as deferred; flush then exits 70).
  * - With -d, at most one flush per domain runs at a time: a second one
  *   exits 0 at once (ETRN and probe -F start them freely).
  */
@@ -130,7 +132,10 @@ static void	 finish(struct spool_claim *, struct envelope *);
 static void	 remove_done(struct spool *, const char *);
 static void	 remove_sent(struct worker *);
 static void	 add_sent(struct worker *, struct spool_claim *);
-static void	 run_parallel(struct spool *, struct selection *,
+static void	 worker_died(struct spool *, const struct selection *,
+		    const struct job *, size_t, size_t, pid_t, int,
+		    struct counts *);
+static int	 run_parallel(struct spool *, struct selection *,
 		    struct counts *);
 
 static void
@@ -811,19 +816,81 @@ run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
 }
 
 /*
- * Slices of at most one domain each, up to flush-concurrency at a time,
- * each in a forked worker that reports its counts through a pipe.
+ * A worker ended by a signal or an unexpected exit: its claims go back
+ * to the queue at once (it is reaped, so they are stale), and each
+ * message of its share that it did not get to (a pending recipient in
+ * its domain with no attempt in this run) is recorded as deferred with
+ * the reason, one attempt, so that it is neither silent nor retried in
+ * a loop.
  */
 static void
+worker_died(struct spool *sp, const struct selection *s, const struct job *j,
+    size_t from, size_t to, pid_t pid, int status, struct counts *total)
+{
+	struct worker		 w;
+	struct spool_claim	*c;
+	struct envelope		*env;
+	struct recipient	*r;
+	char			 why[512], dom[256];
+	size_t			 i, k;
+	int			 touched;
+
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "worker for %s (pid %ld) died: "
+		    "signal %d", j->domain, (long)pid, WTERMSIG(status));
+	else
+		snprintf(why, sizeof(why), "worker for %s (pid %ld) died: "
+		    "exit status %d", j->domain, (long)pid,
+		    WEXITSTATUS(status));
+	log_warnx("%s", why);
+	if (spool_recover(sp, cfg->claim_timeout) == -1)
+		log_warn("spool recovery");
+	memset(&w, 0, sizeof(w));
+	w.sp = sp;
+	w.domain = j->domain;
+	for (i = from; i < to; i++) {
+		if (spool_claim(sp, j->ids[i], &c) == -1)
+			continue;	/* finished, or in other hands */
+		env = spool_claim_envelope(c);
+		for (touched = 0, k = 0; k < env->nrcpts; k++) {
+			r = &env->rcpts[k];
+			rcpt_domain(r->addr, dom, sizeof(dom));
+			if (!pending(r) || strcmp(dom, j->domain) != 0 ||
+			    r->last_attempt >= s->now)
+				continue;
+			record(&w, env, r, RCPT_DEFERRED, "none", "4.3.0",
+			    "deferred", why, NULL);
+			touched = 1;
+		}
+		if (touched)
+			finish(c, env);
+		else if (spool_unclaim(c) == -1)
+			log_warn("%s: unclaim", j->ids[i]);
+	}
+	total->deferred += w.n.deferred;
+}
+
+/*
+ * Slices of at most one domain each, up to flush-concurrency at a time,
+ * each in a forked worker that reports its counts through a pipe (also
+ * a single slice: a worker that crashes is then reported and its mail
+ * recorded, instead of taking flush down with it).  Returns how many
+ * workers died.
+ */
+static int
 run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 {
-	struct {
+	struct slice {
 		size_t	 job, from, to;
 	}		*slices = NULL;
-	size_t		 nslices = 0, i, next = 0, per, k;
+	struct kid {
+		pid_t	 pid;
+		size_t	 slice;
+	}		*kids;
+	size_t		 nslices = 0, i, next = 0, per, k, nkids;
 	unsigned	 conc = cfg->flush_concurrency ? cfg->flush_concurrency
 			    : 1, running = 0;
-	int		 p[2], status;
+	int		 p[2], status, died = 0;
 	pid_t		 pid;
 	struct counts	 c;
 	ssize_t		 n;
@@ -842,21 +909,20 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 			nslices++;
 		}
 	}
-	if (nslices == 1 || conc == 1) {
-		for (i = 0; i < nslices; i++)
-			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
-			    slices[i].to, total);
-		free(slices);
-		return;
-	}
+	if (nslices == 0)
+		return (0);
+	if (conc > nslices)
+		conc = (unsigned)nslices;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_warn("pipe");
 		for (i = 0; i < nslices; i++)
 			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
 			    slices[i].to, total);
 		free(slices);
-		return;
+		return (0);
 	}
+	nkids = conc;
+	kids = xcalloc(nkids, sizeof(*kids));
 	while (next < nslices || running > 0) {
 		if (next < nslices && running < conc) {
 			if ((pid = fork()) == -1) {
@@ -870,10 +936,7 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 					continue;
 				}
 				conc = running;	/* wait for one to end */
-			}
-		}
-		if (next < nslices && running < conc) {
-			if (pid == 0) {
+			} else if (pid == 0) {
 				memset(&c, 0, sizeof(c));
 				(void)close(p[0]);
 				run_job(sp, &s->jobs[slices[next].job],
@@ -881,20 +944,27 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 				if (write_all(p[1], &c, sizeof(c)) == -1)
 					_exit(EXIT_IOERR);
 				_exit(0);
+			} else {
+				for (k = 0; kids[k].pid != 0; k++)
+					;
+				kids[k].pid = pid;
+				kids[k].slice = next;
+				running++;
+				next++;
+				continue;
 			}
-			running++;
-			next++;
-			continue;
 		}
 		if ((pid = wait(&status)) == -1) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		for (k = 0; k < nkids && kids[k].pid != pid; k++)
+			;
+		if (k == nkids)
+			continue;	/* not a worker of ours */
+		kids[k].pid = 0;
 		running--;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			log_warnx("flush worker %ld ended abnormally",
-			    (long)pid);
 		/*
 		 * Records are written whole (smaller than PIPE_BUF); a worker
 		 * that died wrote none, so never wait for one.
@@ -904,10 +974,18 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 			total->deferred += c.deferred;
 			total->failed += c.failed;
 		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			i = kids[k].slice;
+			worker_died(sp, s, &s->jobs[slices[i].job],
+			    slices[i].from, slices[i].to, pid, status, total);
+			died++;
+		}
 	}
 	(void)close(p[0]);
 	(void)close(p[1]);
+	free(kids);
 	free(slices);
+	return (died);
 }
 
 int
@@ -917,7 +995,7 @@ cmd_flush(int argc, char **argv)
 	struct counts		 total;
 	struct spool		*sp;
 	char			 domain[256];
-	int			 ch, lockfd = -1;
+	int			 ch, lockfd = -1, died;
 	size_t			 i;
 
 	memset(&s, 0, sizeof(s));
@@ -988,7 +1066,7 @@ cmd_flush(int argc, char **argv)
 	for (i = 0; i < s.ndone; i++)
 		remove_done(sp, s.done[i]);
 	memset(&total, 0, sizeof(total));
-	run_parallel(sp, &s, &total);
+	died = run_parallel(sp, &s, &total);
 
 	printf("delivered %u, deferred %u, failed %u\n", total.delivered,
 	    total.deferred, total.failed);
@@ -1003,5 +1081,6 @@ cmd_flush(int argc, char **argv)
 	if (lockfd != -1)
 		(void)close(lockfd);
 	spool_close(sp);
-	return (0);
+	/* A delivery process died: cron mails the administrator. */
+	return (died > 0 ? EXIT_SOFTWARE : 0);
 }
