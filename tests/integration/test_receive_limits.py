@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import RawSmtp, receive_stdio
+from conftest import MXFB, RawSmtp, free_port, receive_stdio, wait_port
 from test_receive_durability import send_message, tmp_files
 
 
@@ -89,7 +89,7 @@ def test_command_line_has_a_deadline(mx):
     elapsed = time.time() - start
     t.join()
     assert code == 421 and "4.4.2" in text, text
-    assert 1.5 < elapsed < 3.5, elapsed
+    assert 1.5 < elapsed < 4.5, elapsed
     assert "timeout after NOOP from unknown[local]" in finish(proc)
 
 
@@ -121,7 +121,7 @@ def test_slow_data_gets_421_and_nothing_queued(mx):
     elapsed = time.time() - start
     t.join()
     assert code == 421 and "4.4.2" in text, text
-    assert 1.5 < elapsed < 4, elapsed
+    assert 1.5 < elapsed < 5, elapsed
     log = finish(proc)
     assert "data too slow after DATA from unknown[local]" in log, log
     assert "min-data-rate 500" in log, log
@@ -213,7 +213,7 @@ def test_listen_tricklers_do_not_stop_others(mx):
     for name in ("cmd", "data"):
         (code, text), elapsed = results[name]
         assert code == 421 and "4.4.2" in text, (name, text)
-        assert elapsed < 4, (name, elapsed)
+        assert elapsed < 5, (name, elapsed)
     rcpts = sorted(m["recipients"][0]["addr"] for m in mx.status_json())
     assert rcpts == ["fast%d@example.test" % i for i in range(3)]
     assert tmp_files(mx) == []
@@ -283,6 +283,44 @@ def test_sessions_per_client_default_is_50(mx):
     other.cmd("QUIT")
     for r in held:
         r.close()
+
+
+def test_sessions_per_client_ipv6(mx):
+    """Over IPv6 the limit counts the client's /64 (here ::1's); an IPv4
+    client of the same listener process is counted apart.  (Other
+    addresses of one /64 cannot be had on loopback: smtp_client_key's
+    unit test shows the grouping.)"""
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    mx.config("max-sessions-per-client 1")
+    port = free_port()
+    proc = subprocess.Popen([MXFB, "receive", "-l", "[::1]:%d" % port,
+                             "-l", "127.0.0.1:%d" % port], env=mx.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    mx.procs.append(proc)
+    wait_port("127.0.0.1", port)
+    v6 = ("::1", port)
+    deadline = time.time() + 10
+    while True:
+        try:
+            held = wait_greeted(v6)
+            break
+        except OSError:
+            assert time.time() < deadline, "no IPv6 listener"
+            time.sleep(0.05)
+    r, (code, text) = greeted(v6)
+    assert code == 421 and "4.7.0" in text, text
+    assert "too many connections from ::1" in text, text
+    r.close()
+    v4 = wait_greeted(("127.0.0.1", port))
+    assert v4.cmd("NOOP")[0] == 250
+    assert held.cmd("NOOP")[0] == 250
+    for r in (held, v4):
+        r.cmd("QUIT")
 
 
 # ---- point 7: disk space at MAIL and during DATA
