@@ -5,9 +5,12 @@
  * connection, at most -c at a time.
  *
  * This file is the glue between the protocol engine (core/smtp_server)
- * and the spool: relay policy at RCPT, free space at MAIL, the spool
- * writer for DATA, ETRN, and STARTTLS through core/tls when tls-cert is
- * set (loaded once at start: a bad certificate or key is exit 78).
+ * and the spool: relay policy at RCPT, free space at MAIL (and every
+ * megabyte of DATA), the spool writer for DATA, ETRN, and STARTTLS
+ * through core/tls when tls-cert is set (loaded once at start: a bad
+ * certificate or key is exit 78).  Under -l, max-sessions-per-client is
+ * counted where connections are accepted, in the slots the listener
+ * shares with its children.
  * Start-up stays cheap: no DNS, no spool scan; the recipients file is
  * read at the first RCPT that needs it.  A 250 after DATA is sent only
  * after spool_writer_commit() returned 0.
@@ -52,6 +55,7 @@
 #define MAX_LISTEN	8
 #define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
 #define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
+#define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
 
 /* The engine's NOTIFY bits are stored as they are. */
 _Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
@@ -68,6 +72,8 @@ struct receiver {
 	int			 have_peer;
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	struct rcptlist		*rcptlist;
+	uint64_t		 written;	/* message bytes to the spool */
+	uint64_t		 next_check;	/* free space again from here */
 };
 
 /* tls-cert/tls-key, loaded once before any session (NULL: no TLS). */
@@ -87,9 +93,16 @@ static int	 sigpipe_fds[2] = { -1, -1 };
  */
 struct child_slot {
 	atomic_int	 idle;
+	/*
+	 * The client of the session it serves (smtp_client_key), for
+	 * max-sessions-per-client; SMTP_CLIENT_NONE between sessions.
+	 */
+	_Atomic uint64_t client;
 };
 static struct child_slot *slots;	/* maxsessions of them */
 static unsigned	 nslots;		/* slots ever used: [0, nslots) */
+static atomic_uint *slots_used;		/* the same, shared with children */
+#define SLOTS_SIZE(n)	((n) * sizeof(struct child_slot) + sizeof(atomic_uint))
 static int	 note_fds[2] = { -1, -1 };	/* children -> listener */
 static int	 life_fds[2] = { -1, -1 };	/* read end: EOF once it stops */
 /* A child's copy of the listening sockets: closed by SIGUSR1. */
@@ -121,7 +134,8 @@ static int	 activated_sockets(int *, char **, size_t);
 static int	 serve_listening(int *, char **, int, int, unsigned);
 static int	 child_loop(int, const int *, int, unsigned);
 static void	 on_child_stop(int);
-static void	 refuse_busy(int);
+static void	 refuse_busy(int, const char *);
+static int	 client_refused(unsigned, int, const struct sockaddr_storage *);
 static void	 refuse_unavailable(int);
 
 /* The `timeout` key in whole seconds for poll(2) (0: the default). */
@@ -134,21 +148,37 @@ session_timeout(void)
 	    (int)cfg->timeout);
 }
 
+/*
+ * Room for the message before it is promised: queue-minfree, plus the
+ * SIZE the client declared (RFC 1870: 452 when it does not fit now).
+ */
 static int
 hook_mail(void *ctx, const struct smtp_txn *txn, char *reply, size_t size)
 {
 	struct receiver	*r = ctx;
-	uint64_t	 avail;
+	uint64_t	 avail, need;
 
-	if (cfg->queue_minfree == 0)
+	need = cfg->queue_minfree;
+	if (txn->size_param > UINT64_MAX - need)
+		need = UINT64_MAX;
+	else
+		need += txn->size_param;
+	if (need == 0)
 		return (0);
 	if (spool_free_bytes(r->sp, &avail) == -1) {
 		log_warn("spool %s: free space", cfg->spool);
 		return (0);
 	}
-	if (avail < cfg->queue_minfree) {
-		log_warnx("spool %s: %llu bytes free, below queue-minfree",
-		    cfg->spool, (unsigned long long)avail);
+	if (avail < need) {
+		if (txn->size_param > 0)
+			log_warnx("spool %s: %llu bytes free, less than "
+			    "SIZE=%llu plus queue-minfree", cfg->spool,
+			    (unsigned long long)avail,
+			    (unsigned long long)txn->size_param);
+		else
+			log_warnx("spool %s: %llu bytes free, below "
+			    "queue-minfree", cfg->spool,
+			    (unsigned long long)avail);
 		strlcpy(reply, "452 4.3.1 Insufficient system storage", size);
 		return (-1);
 	}
@@ -219,15 +249,39 @@ hook_data_begin(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		return (-1);
 	}
 	strlcpy(txn->id, id, sizeof(txn->id));
+	r->written = 0;
+	r->next_check = FREE_CHECK_EVERY;
 	return (0);
 }
 
+/*
+ * The message text into the spool.  Every FREE_CHECK_EVERY bytes the
+ * free space is looked at again: a message without SIZE (or bigger than
+ * it said) must not eat into queue-minfree, the room flush and bounce
+ * need.  Running short fails the write as ENOSPC: the engine reads the
+ * message to its end, answers 452 4.3.1 and aborts it.
+ */
 static int
 hook_data_write(void *ctx, const void *buf, size_t len)
 {
 	struct receiver	*r = ctx;
+	uint64_t	 avail;
 	int		 saved;
 
+	r->written += len;
+	if (r->written >= r->next_check && cfg->queue_minfree > 0) {
+		while (r->next_check <= r->written)
+			r->next_check += FREE_CHECK_EVERY;
+		if (spool_free_bytes(r->sp, &avail) == 0 &&
+		    avail < cfg->queue_minfree) {
+			log_warnx("spool %s: %llu bytes free after %llu "
+			    "bytes of a message, below queue-minfree",
+			    cfg->spool, (unsigned long long)avail,
+			    (unsigned long long)r->written);
+			errno = ENOSPC;
+			return (-1);
+		}
+	}
 	if (spool_writer_write(r->w, buf, len) == -1) {
 		saved = errno;
 		log_warn("spool %s: write", cfg->spool);
@@ -444,6 +498,7 @@ serve(int in, int out, struct spool **spp)
 	p.max_size = cfg->max_size;
 	p.max_recipients = cfg->max_recipients;
 	p.timeout = session_timeout();
+	p.min_data_rate = cfg->min_data_rate;
 	p.soft_error_limit = 10;
 	p.hard_error_limit = 20;
 	p.error_sleep = 1;
@@ -545,17 +600,56 @@ on_signal(int sig)
 	errno = saved;
 }
 
+/* 421 4.7.0 to a connection over max-sessions (or, from: per client). */
 static void
-refuse_busy(int fd)
+refuse_busy(int fd, const char *from)
 {
 	char	 line[512];
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many "
-	    "connections\r\n", cfg->hostname);
+	    "connections%s%s\r\n", cfg->hostname, from != NULL ? " from " :
+	    "", from != NULL ? from : "");
 	if (n > 0 && (size_t)n < sizeof(line) &&
 	    write(fd, line, (size_t)n) == -1)
 		log_warn("421 to busy client");
+}
+
+/*
+ * max-sessions-per-client: the connection fd from ss, accepted for slot
+ * me (by the child itself, or by the listener before it forks), is one
+ * too many when the slots of running sessions then hold more than the
+ * limit of its client (smtp_client_key): it gets 421 4.7.0 and is
+ * closed, and 1 is returned.  Otherwise the slot keeps the client until
+ * the session ends.  The slot is written before the others are read,
+ * so of two connections accepted at once at the limit, each sees the
+ * other: both are refused, never both let in.
+ */
+static int
+client_refused(unsigned me, int fd, const struct sockaddr_storage *ss)
+{
+	char		 host[64];
+	uint64_t	 key;
+	unsigned	 k, n = 0, used;
+
+	if (cfg->max_sessions_per_client == 0 ||
+	    (key = smtp_client_key((const struct sockaddr *)ss)) ==
+	    SMTP_CLIENT_NONE)
+		return (0);
+	atomic_store(&slots[me].client, key);
+	used = atomic_load(slots_used);
+	for (k = 0; k < used; k++)
+		if (atomic_load(&slots[k].client) == key)
+			n++;
+	if (n <= cfg->max_sessions_per_client)
+		return (0);
+	atomic_store(&slots[me].client, SMTP_CLIENT_NONE);
+	dns_addr_string((const struct sockaddr *)ss, host, sizeof(host));
+	log_warnx("too many connections from unknown[%s] (%u): refused",
+	    host, cfg->max_sessions_per_client);
+	refuse_busy(fd, host);
+	(void)close(fd);
+	return (1);
 }
 
 static void
@@ -688,11 +782,12 @@ on_child_stop(int sig)
 static void
 child_busy(unsigned me)
 {
-	unsigned	 k;
+	unsigned	 k, used;
 	char		 c = 0;
 
 	atomic_store(&slots[me].idle, 0);
-	for (k = 0; k < nslots; k++)
+	used = atomic_load(slots_used);
+	for (k = 0; k < used; k++)
 		if (k != me && atomic_load(&slots[k].idle))
 			return;
 	if (write(note_fds[1], &c, 1) == -1 && errno != EAGAIN)
@@ -705,9 +800,10 @@ child_busy(unsigned me)
  * of them.  -1: stop (idle too long, the listener went away, SIGUSR1).
  */
 static int
-child_accept(int *epfd, int nspecs)
+child_accept(int *epfd, int nspecs, struct sockaddr_storage *ss)
 {
 	struct epoll_event	 ev[MAX_LISTEN + 1];
+	socklen_t		 len;
 	int			 i, n, fd;
 
 	if (*epfd == -1) {
@@ -735,8 +831,9 @@ child_accept(int *epfd, int nspecs)
 			if (ev[i].data.u32 == (uint32_t)nspecs)
 				return (-1);	/* EOF: the listener stopped */
 		for (i = 0; i < n; i++) {
-			fd = accept4(child_lfd[ev[i].data.u32], NULL, NULL,
-			    SOCK_CLOEXEC);
+			len = sizeof(*ss);
+			fd = accept4(child_lfd[ev[i].data.u32],
+			    (struct sockaddr *)ss, &len, SOCK_CLOEXEC);
 			if (fd != -1)
 				return (fd);
 			/* EAGAIN: another process took it first. */
@@ -751,6 +848,7 @@ static int
 child_loop(int fd, const int *lfd, int nspecs, unsigned me)
 {
 	struct sigaction	 sa;
+	struct sockaddr_storage	 ss;
 	struct spool		*sp = NULL;
 	sigset_t		 set;
 	int			 i, rc, served = 0, epfd = -1;
@@ -769,10 +867,14 @@ child_loop(int fd, const int *lfd, int nspecs, unsigned me)
 	for (;;) {
 		rc = serve(fd, fd, &sp);
 		(void)close(fd);
+		atomic_store(&slots[me].client, SMTP_CLIENT_NONE);
 		if (rc != 0 || ++served >= SESSIONS_PER_CHILD || child_stop)
 			break;
 		atomic_store(&slots[me].idle, 1);
-		fd = child_accept(&epfd, nspecs);
+		/* A refused client leaves this child idle: no wake-up. */
+		while ((fd = child_accept(&epfd, nspecs, &ss)) != -1 &&
+		    client_refused(me, fd, &ss))
+			;
 		child_busy(me);		/* also when leaving: not idle now */
 		if (fd == -1) {
 			rc = 0;
@@ -946,6 +1048,8 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
 	struct receiver		 r;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
 	pid_t			*kids;	/* by slot: its child, 0: free */
 	sigset_t		 usr1;
 	unsigned		 nchildren = 0, nidle = 0, k, slot;
@@ -967,12 +1071,15 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 		return (EXIT_SOFTWARE);
 	}
 	kids = xcalloc(maxsessions, sizeof(*kids));
-	slots = mmap(NULL, maxsessions * sizeof(*slots), PROT_READ |
+	slots = mmap(NULL, SLOTS_SIZE(maxsessions), PROT_READ |
 	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (slots == MAP_FAILED) {
 		log_cmd_error("mmap");
 		return (EXIT_SOFTWARE);
 	}
+	slots_used = (atomic_uint *)(void *)(slots + maxsessions);
+	for (k = 0; k < maxsessions; k++)
+		atomic_store(&slots[k].client, SMTP_CLIENT_NONE);
 	/* Children inherit it blocked until their handler is in place. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
@@ -1027,6 +1134,8 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 					continue;
 				/* Died idle (killed): not idle any more. */
 				atomic_store(&slots[k].idle, 0);
+				atomic_store(&slots[k].client,
+				    SMTP_CLIENT_NONE);
 				kids[k] = 0;
 				nchildren--;
 			}
@@ -1037,8 +1146,9 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 		for (i = 0; nidle == 0 && i < npfd - 2; i++) {
 			if (!(pfd[i + 2].revents & POLLIN))
 				continue;
-			if ((fd = accept4(lfd[i], NULL, NULL,
-			    SOCK_CLOEXEC)) == -1) {
+			sslen = sizeof(ss);
+			if ((fd = accept4(lfd[i], (struct sockaddr *)&ss,
+			    &sslen, SOCK_CLOEXEC)) == -1) {
 				if (errno != EAGAIN && errno != EINTR &&
 				    errno != ECONNABORTED)
 					log_warn("accept");
@@ -1049,16 +1159,22 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 				peer_from_fd(&r, fd);
 				log_warnx("too many connections (%u): refused "
 				    "unknown[%s]", nchildren, r.addr);
-				refuse_busy(fd);
+				refuse_busy(fd, NULL);
 				close(fd);
 				continue;
 			}
 			for (slot = 0; kids[slot] != 0; slot++)
 				;	/* nchildren < maxsessions: one is free */
-			if (slot + 1 > nslots)
+			if (slot + 1 > nslots) {
 				nslots = slot + 1;
+				atomic_store(slots_used, nslots);
+			}
+			if (client_refused(slot, fd, &ss))
+				continue;
 			if ((pid = fork()) == -1) {
 				log_warn("fork");
+				atomic_store(&slots[slot].client,
+				    SMTP_CLIENT_NONE);
 				close(fd);
 				continue;
 			}
@@ -1097,7 +1213,7 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 	log_info("stopped listening (%u sessions still running)",
 	    nchildren - nidle);
 	free(kids);
-	(void)munmap(slots, maxsessions * sizeof(*slots));
+	(void)munmap(slots, SLOTS_SIZE(maxsessions));
 	slots = NULL;
 	return (0);
 }

@@ -81,6 +81,9 @@ static const struct key keys[] = {
 	{ "timeout",		K_DURATION,	FLD(timeout),	1, NOMAX },
 	{ "queue-minfree",	K_SIZE,		FLD(queue_minfree), 0, NOMAX },
 	{ "max-sessions",	K_UINT,		FLD(max_sessions), 1, 100000 },
+	{ "max-sessions-per-client", K_UINT,	FLD(max_sessions_per_client),
+	    0, 100000 },
+	{ "min-data-rate",	K_SIZE,		FLD(min_data_rate), 0, NOMAX },
 	{ "flush-concurrency",	K_UINT,		FLD(flush_concurrency), 1, 1000 },
 	{ "connect-timeout",	K_DURATION,	FLD(connect_timeout), 1, NOMAX },
 	{ "command-timeout",	K_DURATION,	FLD(command_timeout), 1, NOMAX },
@@ -154,6 +157,8 @@ set_defaults(struct config *c)
 	c->timeout = 300;
 	c->queue_minfree = 100ULL * 1024 * 1024;
 	c->max_sessions = 100;
+	c->max_sessions_per_client = 50;
+	c->min_data_rate = 500;
 	c->flush_concurrency = 4;
 	c->connect_timeout = 30;
 	c->command_timeout = 300;

@@ -66,6 +66,10 @@ struct config {
 	time_t		 timeout;		/* timeout, 300s: idle client */
 	uint64_t	 queue_minfree;		/* queue-minfree, 100M */
 	unsigned	 max_sessions;		/* max-sessions, 100: receive -l */
+	unsigned	 max_sessions_per_client; /* max-sessions-per-client, 50,
+						   0 = no limit: receive -l */
+	uint64_t	 min_data_rate;		/* min-data-rate, 500 bytes/s,
+						   0 = no limit */
 
 	/* flush and probe */
 	unsigned	 flush_concurrency;	/* flush-concurrency, 4 */

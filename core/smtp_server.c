@@ -9,9 +9,18 @@
  * reply must be seen before the client can go on: 354, 221, 421).  In
  * DATA only <CR><LF>.<CR><LF> ends the message; any bare CR, bare LF or
  * NUL marks the message bad, it is read to that real end and refused.
+ *
+ * Time limits, as Postfix's smtpd_per_record_deadline and
+ * smtpd_min_data_rate: a command line must arrive whole within the
+ * timeout (a client trickling a byte at a time cannot keep a session),
+ * and the message text by a deadline that starts at one timeout after
+ * DATA and grows by a second for every min_data_rate bytes received.
+ * Both are checked only when a read must wait: a client whose input is
+ * already buffered costs no clock reading.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -56,6 +65,8 @@ struct data_state {
 	char		 buf[DBUF_SIZE];
 	size_t		 len;
 	size_t		 hdrlen;	/* our Received: header */
+	int64_t		 start;		/* now_ms() at the 354 */
+	uint64_t	 nread_start;	/* session->nread counted from here */
 };
 
 struct session {
@@ -68,6 +79,9 @@ struct session {
 	char		*obuf;
 	size_t		 olen, ocap;
 	int		 closing;	/* QUIT, 421 or lost connection */
+	uint64_t	 nread;		/* bytes read from the client */
+	int64_t		 deadline;	/* now_ms() by which the line (or the
+					   message) must be in; 0: none */
 
 	char		 client[320];	/* "unknown[192.0.2.1]" */
 	char		 helo[256];
@@ -102,6 +116,7 @@ static const struct {
 };
 
 static int	 poll_ms(int);
+static int64_t	 now_ms(void);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
 static int	 fd_wait(int, short, int);
@@ -127,6 +142,7 @@ static void	 do_etrn(struct session *, const struct smtp_command *);
 static void	 do_starttls(struct session *, const struct smtp_command *);
 static void	 do_command(struct session *, char *);
 static int	 read_data(struct session *);
+static void	 data_deadline(struct session *);
 static void	 data_emit(struct session *, const char *, size_t);
 static void	 data_flush(struct session *);
 static void	 data_finish(struct session *);
@@ -146,6 +162,17 @@ poll_ms(int timeout)
 	if (timeout > INT_MAX / 1000)
 		return (INT_MAX);
 	return (timeout * 1000);
+}
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+static int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return (0);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 static ssize_t
@@ -618,6 +645,37 @@ smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
 	return (-1);
 }
 
+uint64_t
+smtp_client_key(const struct sockaddr *sa)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	const unsigned char		*b;
+	uint64_t			 key = 0;
+	int				 i;
+
+	if (sa == NULL)
+		return (SMTP_CLIENT_NONE);
+	if (sa->sa_family == AF_INET) {
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		b = (const unsigned char *)&sin->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		b = sin6->sin6_addr.s6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			for (i = 0; i < 8; i++)
+				key = key << 8 | b[i];
+			return (key);
+		}
+		b += 12;
+	} else
+		return (SMTP_CLIENT_NONE);
+	/* IPv4 as ff00::/32 + the address: a multicast prefix. */
+	for (i = 0; i < 4; i++)
+		key = key << 8 | b[i];
+	return (0xff00000000000000ULL | key);
+}
+
 void
 smtp_txn_reset(struct smtp_txn *txn)
 {
@@ -707,6 +765,8 @@ static int
 fill(struct session *s)
 {
 	ssize_t	 n;
+	int64_t	 left = 0;
+	int	 timeout = s->p->timeout;
 
 	if (out_flush(s) == -1)
 		return (0);
@@ -717,13 +777,32 @@ fill(struct session *s)
 	}
 	if (s->iend == sizeof(s->ibuf))
 		return (1);
-	n = s->io->read(s->io->ctx, s->ibuf + s->iend,
-	    sizeof(s->ibuf) - s->iend, s->p->timeout);
+	/* No read waits past the deadline (rounded up to a second). */
+	if (s->deadline > 0 && (left = s->deadline - now_ms()) <= 0) {
+		n = -1;
+		errno = ETIMEDOUT;
+	} else {
+		if (s->deadline > 0 && left < (int64_t)timeout * 1000)
+			timeout = (int)((left + 999) / 1000);
+		n = s->io->read(s->io->ctx, s->ibuf + s->iend,
+		    sizeof(s->ibuf) - s->iend, timeout);
+	}
 	if (n > 0) {
 		s->iend += n;
+		s->nread += n;
 		return (1);
 	}
-	if (n == -1 && errno == ETIMEDOUT) {
+	if (n == -1 && errno == ETIMEDOUT && s->d != NULL &&
+	    s->deadline > 0 && now_ms() >= s->deadline) {
+		log_info("data too slow after DATA from %s: %llu bytes in "
+		    "%llds, min-data-rate %llu", s->client,
+		    (unsigned long long)(s->nread - s->d->nread_start),
+		    (long long)((now_ms() - s->d->start) / 1000),
+		    (unsigned long long)s->p->min_data_rate);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded (data too "
+		    "slow)", s->p->hostname);
+		out_flush(s);
+	} else if (n == -1 && errno == ETIMEDOUT) {
 		log_info("timeout after %s from %s", s->last_cmd, s->client);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->p->hostname);
@@ -751,12 +830,16 @@ read_line(struct session *s, char **line, size_t *len)
 			*line = s->ibuf + s->ipos;
 			*len = nl - *line + 1;
 			s->ipos += *len;
+			s->deadline = 0;
 			return (overlong ? 2 : 1);
 		}
 		if (s->iend - s->ipos >= SMTP_CMDLINE_MAX) {
 			overlong = 1;
 			s->ipos = s->iend;
 		}
+		/* The whole line within timeout, from the first wait. */
+		if (s->deadline == 0 && s->p->timeout > 0)
+			s->deadline = now_ms() + (int64_t)s->p->timeout * 1000;
 		if (fill(s) == 0)
 			return (0);
 	}
@@ -1142,6 +1225,28 @@ data_emit(struct session *s, const char *p, size_t n)
 }
 
 /*
+ * The message's deadline: a timeout after the 354, plus a second for
+ * every min_data_rate bytes received since.  Without a rate, or without
+ * a timeout, each read waits timeout as before.
+ */
+static void
+data_deadline(struct session *s)
+{
+	struct data_state	*d = s->d;
+	uint64_t		 credit;
+
+	if (s->p->min_data_rate == 0 || s->p->timeout <= 0) {
+		s->deadline = 0;
+		return;
+	}
+	credit = (s->nread - d->nread_start) / s->p->min_data_rate;
+	if (credit > (uint64_t)INT32_MAX)
+		credit = INT32_MAX;	/* a deadline decades away */
+	s->deadline = d->start + ((int64_t)s->p->timeout + (int64_t)credit) *
+	    1000;
+}
+
+/*
  * Read the message up to CRLF.CRLF.  Returns 1 at that end, 0 when the
  * connection ended first.
  */
@@ -1155,6 +1260,7 @@ read_data(struct session *s)
 	for (;;) {
 		if (s->ipos == s->iend) {
 			s->ipos = s->iend = 0;
+			data_deadline(s);
 			if (fill(s) == 0)
 				return (0);
 		}
@@ -1183,6 +1289,7 @@ read_data(struct session *s)
 			case DATA_DOT_CR:
 				if (c == '\n') {
 					s->ipos = p + 1 - s->ibuf;
+					s->deadline = 0;
 					return (1);
 				}
 				/* ".\r" then not LF: a bare CR. */
@@ -1302,6 +1409,10 @@ do_data(struct session *s, const struct smtp_command *cmd)
 	s->d = xcalloc(1, sizeof(*s->d));
 	s->d->pos = DATA_BOL;
 	s->d->in_headers = 1;
+	/* What the client pipelined after DATA counts as received now. */
+	s->d->nread_start = s->nread - (s->iend - s->ipos);
+	if (s->p->min_data_rate > 0)
+		s->d->start = now_ms();
 	if (received_header(s, hdr, sizeof(hdr)) == -1) {
 		s->d->write_errno = EIO;
 	} else {

@@ -11,7 +11,10 @@
  * bytes is read to its real end (CRLF.CRLF only) and then refused with
  * nothing committed, and that replies to pipelined commands come out in
  * order, flushed only when the client's input is exhausted or the
- * reply must be synchronous.
+ * reply must be synchronous.  A slow client cannot hold a session: each
+ * command line must arrive whole within the timeout, and DATA at least
+ * at min_data_rate on average (after a grace of one timeout), else 421
+ * 4.4.2 and nothing is committed.
  */
 #ifndef MXFB_SMTP_SERVER_H
 #define MXFB_SMTP_SERVER_H
@@ -94,7 +97,11 @@ struct smtp_params {
 	const char	*client_name;	/* "unknown": we do no DNS */
 	uint64_t	 max_size;	/* 0: unlimited */
 	unsigned	 max_recipients;
-	int		 timeout;	/* idle seconds */
+	int		 timeout;	/* seconds for a whole command line
+					   (and for any one read) */
+	uint64_t	 min_data_rate;	/* DATA bytes per second, averaged
+					   from the 354 on, judged after a
+					   grace of timeout; 0: no limit */
 	int		 soft_error_limit;	/* 10: then slow down */
 	int		 hard_error_limit;	/* 20: then 421 and hang up */
 	int		 error_sleep;	/* seconds per reply beyond soft */
@@ -180,6 +187,18 @@ int	 smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *,
 	    struct address *, struct smtp_rcpt *, char *reply, size_t);
 /* RFC 3461 xtext of at most maxlen octets? */
 int	 smtp_xtext_valid(const char *, size_t maxlen);
+
+/*
+ * The client that max-sessions-per-client counts a connection against:
+ * its IPv4 address (an IPv4-mapped IPv6 one too), or its IPv6 /64 (one
+ * site's LAN or one customer's: its addresses cost an attacker nothing).
+ * The values of the two families never meet (an IPv6 /64 starting with
+ * ff is multicast, never a client).  Other families, and none:
+ * SMTP_CLIENT_NONE.
+ */
+#define SMTP_CLIENT_NONE	UINT64_MAX
+struct sockaddr;
+uint64_t smtp_client_key(const struct sockaddr *);
 
 /* Free what a transaction holds and zero it. */
 void	 smtp_txn_reset(struct smtp_txn *);

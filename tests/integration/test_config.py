@@ -71,6 +71,9 @@ BAD_LINES = [
     ("tls-cert /etc/ssl/mx.pem", "tls-cert without tls-key"),
     ("relay-domain other.test tls strict", "tls \"strict\" is not one of"),
     ("relay-domain other.test tls may tls none", "once each"),
+    ("min-data-rate fast", "min-data-rate: bad size \"fast\""),
+    ("max-sessions-per-client 100001",
+     "max-sessions-per-client: number \"100001\" is too large"),
 ]
 
 
@@ -201,6 +204,8 @@ def test_every_key_accepted(mx, dns):
         "timeout 30s",
         "queue-minfree 1M",
         "max-sessions 10",
+        "max-sessions-per-client 5",
+        "min-data-rate 1K",
         "flush-concurrency 2",
         "connect-timeout 5s",
         "command-timeout 1m",

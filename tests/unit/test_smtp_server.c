@@ -2,12 +2,21 @@
  * test_smtp_server.c - the SMTP protocol engine (core/smtp_server.c)
  * driven through an in-memory smtp_io: command parsing, replies and
  * their batching, ESMTP parameters, the DATA reader (dot-unstuffing,
- * smuggling defence, size and loop limits) and the hook contract.
+ * smuggling defence, size and loop limits), the hook contract, the
+ * time limits against slow clients (a fake that reads slowly) and the
+ * key sessions are counted by per client.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <errno.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +32,9 @@ struct fake {
 	size_t		 inlen, inpos;
 	size_t		 chunk;		/* bytes per read, 0 = all */
 	int		 timeout_at_end;
+	unsigned	 delay_ms;	/* before each read returns */
+	int		 timeout;	/* smtp_params: 0 = 300 */
+	uint64_t	 min_data_rate;	/* smtp_params */
 	char		 out[65536];
 	size_t		 outlen;
 	int		 writes;
@@ -57,6 +69,8 @@ fake_read(void *ctx, void *buf, size_t len, int timeout)
 		n = f->chunk;
 	if (n > len)
 		n = len;
+	if (f->delay_ms > 0)
+		usleep(f->delay_ms * 1000);
 	memcpy(buf, f->in + f->inpos, n);
 	f->inpos += n;
 	return ((ssize_t)n);
@@ -176,7 +190,8 @@ run(struct fake *f, const char *input, uint64_t max_size)
 	p.client_name = "unknown";
 	p.max_size = max_size;
 	p.max_recipients = 3;
-	p.timeout = 300;
+	p.timeout = f->timeout > 0 ? f->timeout : 300;
+	p.min_data_rate = f->min_data_rate;
 	p.soft_error_limit = 10;
 	p.hard_error_limit = 20;
 	p.error_sleep = 0;
@@ -901,6 +916,118 @@ test_starttls(void **state)
 	fake_free(f);
 }
 
+static double
+seconds_since(const struct timespec *t0)
+{
+	struct timespec	 t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return ((double)(t.tv_sec - t0->tv_sec) +
+	    (double)(t.tv_nsec - t0->tv_nsec) / 1e9);
+}
+
+/*
+ * timeout 1s: "NOOP" a byte every 0.1s arrives in time; "EHLO ..." the
+ * same way would take 1.8s and is cut off at the line's deadline, though
+ * no read waited anywhere near a second.
+ */
+static void
+test_line_deadline(void **state)
+{
+	struct fake	*f = fake_new();
+	struct timespec	 t0;
+	double		 took;
+
+	f->chunk = 1;
+	f->delay_ms = 100;
+	f->timeout = 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(run(f, "NOOP\r\nEHLO client.test\r\nQUIT\r\n", 0),
+	    -1);
+	took = seconds_since(&t0);
+	assert_non_null(strstr(f->out, "250 2.0.0 Ok\r\n"));
+	assert_null(strstr(f->out, "250-backup.example.test"));
+	assert_non_null(strstr(f->out, "421 4.4.2 backup.example.test Error: "
+	    "timeout exceeded\r\n"));
+	assert_true(took > 1.4 && took < 4);
+	fake_free(f);
+}
+
+/*
+ * min-data-rate 1000, timeout 1s: a message at 100 bytes/s is cut off
+ * a little over a second after DATA (the grace), aborted, never
+ * committed; commands at that pace were fine.
+ */
+static void
+test_min_data_rate(void **state)
+{
+	struct fake	*f = fake_new();
+	char		 in[2048];
+	size_t		 i;
+
+	f->chunk = 10;
+	f->delay_ms = 100;
+	f->timeout = 1;
+	f->min_data_rate = 1000;
+	strlcpy(in, EHLO TXN "Subject: slow\r\n\r\n", sizeof(in));
+	for (i = 0; i < 20; i++)
+		strlcat(in, "0123456789012345678\r\n", sizeof(in));
+	strlcat(in, ".\r\nQUIT\r\n", sizeof(in));
+	assert_int_equal(run(f, in, 0), -1);
+	assert_non_null(strstr(f->out, "354 "));
+	assert_non_null(strstr(f->out, "421 4.4.2 backup.example.test Error: "
+	    "timeout exceeded (data too slow)\r\n"));
+	assert_int_equal(f->begun, 1);
+	assert_int_equal(f->aborts, 1);
+	assert_int_equal(f->commits, 0);
+	assert_true(f->inpos < f->inlen);
+	fake_free(f);
+}
+
+static uint64_t
+key_of(const char *text)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, text, &sin6->sin6_addr),
+		    1);
+		sin6->sin6_family = AF_INET6;
+	}
+	return (smtp_client_key((struct sockaddr *)&ss));
+}
+
+/* IPv4 by address, IPv6 by /64, the two never mixed. */
+static void
+test_client_key(void **state)
+{
+	struct sockaddr		 sa;
+	const char *const	 all[] = { "192.0.2.1", "192.0.2.2", "0.0.0.0",
+	    "255.255.255.255", "::1", "2001:db8::1", "2001:db8:0:1::1",
+	    "fe80::1", "ff00::c000:201" };
+	size_t			 i, j;
+
+	assert_true(key_of("192.0.2.1") == key_of("::ffff:192.0.2.1"));
+	assert_true(key_of("2001:db8:1:2::1") ==
+	    key_of("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+	assert_true(key_of("::1") == key_of("::"));
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		assert_true(key_of(all[i]) != SMTP_CLIENT_NONE);
+		/* Multicast (never a client) may meet IPv4: not compared. */
+		for (j = 0; j < i && strncmp(all[i], "ff", 2) != 0; j++)
+			assert_true(key_of(all[i]) != key_of(all[j]));
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_family = AF_UNIX;
+	assert_true(smtp_client_key(&sa) == SMTP_CLIENT_NONE);
+	assert_true(smtp_client_key(NULL) == SMTP_CLIENT_NONE);
+}
+
 static int
 quiet_logs(void **state)
 {
@@ -931,6 +1058,9 @@ main(void)
 		cmocka_unit_test(test_starttls),
 		cmocka_unit_test(test_extended_line_lengths),
 		cmocka_unit_test(test_recipient_overshoot),
+		cmocka_unit_test(test_line_deadline),
+		cmocka_unit_test(test_min_data_rate),
+		cmocka_unit_test(test_client_key),
 	};
 
 	return (cmocka_run_group_tests(tests, quiet_logs, NULL));
