@@ -41,15 +41,13 @@ struct dns_resolver {
 	size_t			 nlocal;
 	struct timeval		 timeout;	/* dns-timeout */
 	int64_t			 deadline;	/* monotonic ms, 0: none */
-	int			 unanswered;	/* the last query got no reply */
+	int			 unanswered;	/* the last query: no reply */
 };
 
 static int	 push_server(ldns_resolver *, const struct hostport *);
 static void	 load_local_addresses(struct dns_resolver *);
 static enum dns_status query(struct dns_resolver *, const char *,
 		    ldns_rr_type, ldns_pkt **, struct lookup_error *);
-static void	 set_error(struct lookup_error *, const char *,
-		    const char *, ...) __attribute__((format(printf, 3, 4)));
 static int	 dname_string(const ldns_rdf *, char *, size_t);
 static int	 host_name(const char *);
 static int64_t	 now_ms(void);
@@ -62,8 +60,9 @@ static enum dns_status lookup_type(struct dns_resolver *, const char *, int,
 		    ldns_rr_type, struct sockaddr_storage **, size_t *,
 		    struct lookup_error *);
 
-static void
-set_error(struct lookup_error *e, const char *dsn, const char *fmt, ...)
+void
+lookup_error_set(struct lookup_error *e, const char *dsn, const char *fmt,
+    ...)
 {
 	va_list	 ap;
 
@@ -245,8 +244,8 @@ set_query_timeout(struct dns_resolver *dr, struct lookup_error *e)
 	if (dr->deadline != 0) {
 		left = dr->deadline - now_ms();
 		if (left <= 0) {
-			set_error(e, "4.4.3", "DNS lookups took too long "
-			    "(the time limit of one route)");
+			lookup_error_set(e, "4.4.3", "DNS lookups took too "
+			    "long (the time limit of one route)");
 			return (-1);
 		}
 		attempts = (int64_t)ldns_resolver_retry(dr->res) *
@@ -275,7 +274,7 @@ query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
 	*pktp = NULL;
 	dr->unanswered = 0;
 	if ((dname = ldns_dname_new_frm_str(name)) == NULL) {
-		set_error(e, "5.1.2", "bad domain name %s", name);
+		lookup_error_set(e, "5.1.2", "bad domain name %s", name);
 		return (DNS_PERM);
 	}
 	if (set_query_timeout(dr, e) == -1) {
@@ -290,22 +289,22 @@ query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
 		dr->unanswered = 1;
 		if (pkt != NULL)
 			ldns_pkt_free(pkt);
-		set_error(e, "4.4.3", "DNS lookup of %s type=%s: %s",
+		lookup_error_set(e, "4.4.3", "DNS lookup of %s type=%s: %s",
 		    name, qtype_name(type), ldns_get_errorstr_by_id(st));
 		return (DNS_TEMP);
 	}
 	rcode = ldns_pkt_get_rcode(pkt);
 	if (rcode == LDNS_RCODE_NXDOMAIN) {
 		ldns_pkt_free(pkt);
-		set_error(e, "5.1.2", "Host or domain name not found. Name "
-		    "service error for name=%s type=%s: Host not found",
+		lookup_error_set(e, "5.1.2", "Host or domain name not found. "
+		    "Name service error for name=%s type=%s: Host not found",
 		    name, qtype_name(type));
 		return (DNS_PERM);
 	}
 	if (rcode != LDNS_RCODE_NOERROR) {
 		ldns_pkt_free(pkt);
-		set_error(e, "4.4.3", "Host or domain name not found. Name "
-		    "service error for name=%s type=%s: %s", name,
+		lookup_error_set(e, "4.4.3", "Host or domain name not found. "
+		    "Name service error for name=%s type=%s: %s", name,
 		    qtype_name(type), rcode == LDNS_RCODE_SERVFAIL ?
 		    "Host not found, try again" : rcode ==
 		    LDNS_RCODE_REFUSED ? "query refused" : "server error");
@@ -385,7 +384,7 @@ answer_records(ldns_pkt *pkt, const char *name, ldns_rr_type type,
 	snprintf(abs, sizeof(abs), "%s%s", name, name[0] != '\0' &&
 	    name[strlen(name) - 1] == '.' ? "" : ".");
 	if ((qname = ldns_dname_new_frm_str(abs)) == NULL) {
-		set_error(e, "5.1.2", "bad domain name %s", name);
+		lookup_error_set(e, "5.1.2", "bad domain name %s", name);
 		return (DNS_PERM);
 	}
 	count = answer != NULL ? ldns_rr_list_rr_count(answer) : 0;
@@ -405,15 +404,17 @@ answer_records(ldns_pkt *pkt, const char *name, ldns_rr_type type,
 			break;
 		if (links == DNS_MAX_CNAME) {
 			ldns_rdf_deep_free(qname);
-			set_error(e, "4.4.3", "DNS lookup of %s type=%s: CNAME "
-			    "chain longer than %d links, or a CNAME loop",
-			    name, qtype_name(type), DNS_MAX_CNAME);
+			lookup_error_set(e, "4.4.3", "DNS lookup of %s "
+			    "type=%s: CNAME chain longer than %d links, or a "
+			    "CNAME loop", name, qtype_name(type),
+			    DNS_MAX_CNAME);
 			return (DNS_TEMP);
 		}
 	}
 	if ((list = ldns_rr_list_new()) == NULL) {
 		ldns_rdf_deep_free(qname);
-		set_error(e, "4.4.3", "DNS lookup of %s: out of memory", name);
+		lookup_error_set(e, "4.4.3", "DNS lookup of %s: out of memory",
+		    name);
 		return (DNS_TEMP);
 	}
 	for (i = 0; i < count; i++) {
@@ -482,15 +483,15 @@ dns_lookup_mx(struct dns_resolver *dr, const char *domain,
 	ldns_pkt_free(pkt);
 	if (nnull > 0 && *n == 0) {
 		free(mx);
-		set_error(e, "5.1.10", "domain %s does not accept mail "
+		lookup_error_set(e, "5.1.10", "domain %s does not accept mail "
 		    "(nullMX)", domain);
 		return (DNS_PERM);
 	}
 	if (nbad > 0 && *n == 0) {
 		/* MX records, none usable: not the implicit MX. */
 		free(mx);
-		set_error(e, "4.4.3", "malformed domain name in every MX "
-		    "record of %s", domain);
+		lookup_error_set(e, "4.4.3", "malformed domain name in every "
+		    "MX record of %s", domain);
 		return (DNS_TEMP);
 	}
 	*out = mx;
@@ -572,7 +573,7 @@ dns_lookup_addrs(struct dns_resolver *dr, const char *host, int port,
 			*e = e6;
 		return (st6);
 	}
-	set_error(e, "5.4.4", "no address record for %s", host);
+	lookup_error_set(e, "5.4.4", "no address record for %s", host);
 	return (DNS_OK);
 }
 

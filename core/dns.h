@@ -34,6 +34,10 @@ struct mx_record {
 	int		 self;
 };
 
+/* Set e (when not NULL) to dsn and the formatted text. */
+void	 lookup_error_set(struct lookup_error *, const char *dsn,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 struct dns_resolver;
 
 /*
@@ -71,8 +75,10 @@ enum dns_status dns_lookup_mx(struct dns_resolver *, const char *domain,
 	    struct mx_record **, size_t *n, struct lookup_error *);
 
 /*
- * IPv4 then IPv6 addresses of host, with port set in each.  DNS_OK with
- * *n == 0 when the name exists but has no address.
+ * IPv4 then IPv6 addresses of host, with port set in each (at most 64
+ * of each).  DNS_OK with *n == 0 when the name exists but has no
+ * address.  When the A query gets no reply at all, AAAA is not asked
+ * (DNS_TEMP): a silent server costs one query time, not two.
  */
 enum dns_status dns_lookup_addrs(struct dns_resolver *, const char *host,
 	    int port, struct sockaddr_storage **, size_t *n,

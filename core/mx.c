@@ -26,7 +26,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +59,6 @@ static int	 by_preference(const void *, const void *);
 static int	 literal_address(const char *, int, struct sockaddr_storage *);
 static int	 same_address(const struct sockaddr_storage *,
 		    const struct sockaddr_storage *);
-static void	 set_error(struct lookup_error *, const char *, const char *,
-		    ...) __attribute__((format(printf, 3, 4)));
 static enum dns_status looped(struct lookup_error *, const char *);
 static void	 add_target_addrs(struct mx_route *, const char *, unsigned,
 		    int, const struct sockaddr_storage *, size_t);
@@ -92,23 +89,11 @@ same_host(const char *a, const char *b)
 	return (la == lb && strncasecmp(a, b, la) == 0);
 }
 
-static void
-set_error(struct lookup_error *e, const char *dsn, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (e == NULL)
-		return;
-	strlcpy(e->dsn, dsn, sizeof(e->dsn));
-	va_start(ap, fmt);
-	vsnprintf(e->text, sizeof(e->text), fmt, ap);
-	va_end(ap);
-}
-
 static enum dns_status
 looped(struct lookup_error *e, const char *domain)
 {
-	set_error(e, "4.4.6", "mail for %s loops back to myself", domain);
+	lookup_error_set(e, "4.4.6", "mail for %s loops back to myself",
+	    domain);
 	return (DNS_TEMP);
 }
 
@@ -325,8 +310,8 @@ implicit_mx(const char *domain, const char *ourname, int port,
 	}
 	if (naddrs == 0) {
 		free(addrs);
-		set_error(e, "5.1.2", "Host or domain name not found: %s has "
-		    "no MX and no address", domain);
+		lookup_error_set(e, "5.1.2", "Host or domain name not found: "
+		    "%s has no MX and no address", domain);
 		return (DNS_PERM);
 	}
 	add_target_addrs(r, domain, 0, port, addrs, naddrs);
@@ -367,8 +352,8 @@ mx_route_build(struct mx_record *mx, size_t n, const char *domain,
 			hl[i].addrs[0] = ss;
 			hl[i].naddrs = 1;
 		} else if (nlookups == MX_LOOKUP_LIMIT) {
-			set_error(&stop, "4.4.3", "MX host lookups limited to "
-			    "%d", MX_LOOKUP_LIMIT);
+			lookup_error_set(&stop, "4.4.3", "MX host lookups "
+			    "limited to %d", MX_LOOKUP_LIMIT);
 			cut = 1;
 			break;
 		} else {
@@ -404,8 +389,8 @@ mx_route_build(struct mx_record *mx, size_t n, const char *domain,
 		if (st == DNS_OK && hl[j].naddrs == 0) {
 			st = DNS_PERM;
 			if (hl[j].e.text[0] == '\0')
-				set_error(&hl[j].e, "5.4.4", "no address "
-				    "record for %s", mx[j].host);
+				lookup_error_set(&hl[j].e, "5.4.4",
+				    "no address record for %s", mx[j].host);
 		}
 		if (st != DNS_OK) {
 			temp |= st == DNS_TEMP;
@@ -424,15 +409,15 @@ mx_route_build(struct mx_record *mx, size_t n, const char *domain,
 	if (listed && better == 0)
 		return (looped(e, domain));
 	if (cut)
-		set_error(e, "4.4.3", "%s: no usable MX host of %s better "
-		    "than preference %lld", stop.text, domain, bound);
+		lookup_error_set(e, "4.4.3", "%s: no usable MX host of %s "
+		    "better than preference %lld", stop.text, domain, bound);
 	else if (failed && temp) {
 		if (e != NULL) {
 			*e = last;
 			strlcpy(e->dsn, "4.4.3", sizeof(e->dsn));
 		}
 	} else
-		set_error(e, "4.4.3", "no address for any MX host of %s",
+		lookup_error_set(e, "4.4.3", "no address for any MX host of %s",
 		    domain);
 	return (DNS_TEMP);
 }
@@ -447,8 +432,8 @@ dns_host_lookup(void *arg, const char *host, int port,
 	*addrs = NULL;
 	*naddrs = 0;
 	if (dns_deadline_passed(dr)) {
-		set_error(e, "4.4.3", "DNS lookups took too long (the time "
-		    "limit of one route)");
+		lookup_error_set(e, "4.4.3", "DNS lookups took too long "
+		    "(the time limit of one route)");
 		return (-1);
 	}
 	*st = dns_lookup_addrs(dr, host, port, addrs, naddrs, e);
