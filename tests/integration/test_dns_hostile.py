@@ -8,15 +8,18 @@ Null MX, or no MX and no address).
 The zone is served by dnslib on 127.0.0.1 over UDP and TCP, with CNAMEs
 chased as a recursive resolver does (also round a loop, up to 16 links),
 UDP answers over 512 bytes truncated (TC) as without EDNS, and names that
-never get an answer.  Primaries are aiosmtpd on 127.0.0.2/127.0.0.3;
-"down" is a port nobody listens on.
+never get an answer, and answers packed by hand where dnslib refuses
+(names over 255 octets, bad label types, pointer loops, cut short).
+Primaries are aiosmtpd on 127.0.0.2/127.0.0.3; "down" is a port nobody
+listens on.
 """
 import socket
 import threading
 import time
 
 import pytest
-from dnslib import A, AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, DNSLabel
+from dnslib import A, AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, DNSHeader, \
+    DNSLabel, DNSRecord
 
 import conftest
 from conftest import Zone, free_port
@@ -33,6 +36,16 @@ class HostileZone(Zone):
     def __init__(self):
         super().__init__()
         self.protocols = []
+        self.raw = {}       # name -> bytes of the answer after the question
+
+    class Raw:
+        """An answer packed by hand (what dnslib refuses to build)."""
+
+        def __init__(self, data):
+            self.data = data
+
+        def pack(self):
+            return self.data
 
     def cname(self, name, target):
         self.add(name, "CNAME", CNAME(target.rstrip(".") + "."))
@@ -45,6 +58,12 @@ class HostileZone(Zone):
             self.protocols.append(handler.protocol)
             if qname in self.silent:
                 return None
+            raw = self.raw.get(qname)
+        if raw is not None:
+            q = DNSRecord(DNSHeader(id=request.header.id),
+                          q=request.q).pack()     # the question alone
+            return self.Raw(q[:2] + b"\x85\x80" + q[4:6] + b"\x00\x01"
+                            + b"\x00\x00\x00\x00" + q[12:] + raw)
         reply = request.reply()
         reply.header.aa = 1
         owner, name = request.q.qname, qname
@@ -446,6 +465,33 @@ def test_odd_labels_null_mx_mixed_and_long_names(mx, dns, primary_factory):
         dns.names_asked("A")
     rc, lines = probe(mx, 20)
     assert rc == 0 and len(lines) == 1, lines
+
+
+def _mx_rdata(exchange):
+    rdata = b"\x00\x0a" + exchange
+    return (b"\xc0\x0c\x00\x0f\x00\x01\x00\x00\x00\x3c"
+            + len(rdata).to_bytes(2, "big") + rdata)
+
+
+@pytest.mark.parametrize("raw", [
+    # An exchange of 334 octets (names end at 255).
+    _mx_rdata(b"".join(b"\x3f" + b"a" * 63 for _ in range(5))
+              + b"\x07example\x04test\x00"),
+    # A label type that does not exist (0x40), a pointer loop.
+    _mx_rdata(b"\x41" + b"a" * 65 + b"\x00"),
+    _mx_rdata(b"\x02mx\xc0\x2c"),      # 44: the exchange itself
+    # One answer announced, half of it sent.
+    _mx_rdata(b"\x03mx1\x07example\x04test\x00")[:9],
+], ids=["name-over-255", "label-type-0x40", "pointer-loop", "cut-short"])
+def test_malformed_answer_defers(mx, dns, raw):
+    dns.raw["example.test"] = raw
+    configure(mx, dns, down_port(), ours=None)
+    qid = inject(mx)
+    flush(mx, 20)
+    r = recipient(mx, qid)
+    assert r["state"] == "deferred", r
+    rc, lines = probe(mx, 20)
+    assert rc == 3, lines
 
 
 def test_null_mx_alone_fails(mx, dns):
