@@ -483,8 +483,12 @@ route_host(struct dns_resolver *dr, const char *domain,
 
 	if (!hp->literal) {
 		st = dns_lookup_mx(dr, hp->host, &mx, &nmx, e);
-		if (st != DNS_OK)
-			return (st);
+		if (st != DNS_OK) {
+			/* A relay host without mail is ours to fix. */
+			if (e != NULL)
+				strlcpy(e->dsn, "4.4.3", sizeof(e->dsn));
+			return (DNS_TEMP);
+		}
 	}
 	if (nmx == 0) {
 		free(mx);

@@ -520,6 +520,16 @@ test_routes(void **state)
 	assert_int_equal(r.ntargets, 1);
 	assert_string_equal(r.targets[0].host, "relay.test");
 	mx_route_free(&r);
+	/* A smarthost name without mail: ours to fix, never a bounce. */
+	strlcpy(c.smarthost.host, "nx.test", sizeof(c.smarthost.host));
+	assert_int_equal(mx_route_lookup(dr, &c, "other.test", &r, &e),
+	    DNS_TEMP);
+	assert_string_equal(e.dsn, "4.4.3");
+	strlcpy(c.smarthost.host, "null.test", sizeof(c.smarthost.host));
+	assert_int_equal(mx_route_lookup(dr, &c, "other.test", &r, &e),
+	    DNS_TEMP);
+	assert_string_equal(e.dsn, "4.4.3");
+	strlcpy(c.smarthost.host, "smart.test", sizeof(c.smarthost.host));
 	/* Relay domains still go to their primaries. */
 	assert_int_equal(mx_route_lookup(dr, &c, "mx.test", &r, &e), DNS_OK);
 	assert_string_equal(r.targets[0].host, "mx1.mx.test");
