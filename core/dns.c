@@ -30,6 +30,7 @@
 
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #define DNS_MAX_RECORDS	64	/* addresses taken from one answer */
@@ -481,6 +482,9 @@ dns_lookup_mx(struct dns_resolver *dr, const char *domain,
 	}
 	ldns_rr_list_free(rrs);
 	ldns_pkt_free(pkt);
+	if (nbad > 0)
+		log_warnx("%s: %zu MX record%s with a malformed host name "
+		    "skipped", domain, nbad, nbad == 1 ? "" : "s");
 	if (nnull > 0 && *n == 0) {
 		free(mx);
 		lookup_error_set(e, "5.1.10", "domain %s does not accept mail "

@@ -460,6 +460,8 @@ def test_odd_labels_null_mx_mixed_and_long_names(mx, dns, primary_factory):
     err = flush(mx, 20)
     assert recipient(mx, qid) is None and len(rec.messages) == 1
     assert long + "[127.0.0.2]" in err
+    assert "example.test: 5 MX records with a malformed host name " \
+        "skipped" in err, err
     # Names no host can have are never looked up.
     assert not [n for n in dns.names_asked("A") if "mx" in n], \
         dns.names_asked("A")
