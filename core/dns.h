@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 
@@ -33,6 +34,10 @@ struct mx_record {
 	int		 self;
 };
 
+/* Set e (when not NULL) to dsn and the formatted text. */
+void	 lookup_error_set(struct lookup_error *, const char *dsn,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 struct dns_resolver;
 
 /*
@@ -47,22 +52,42 @@ int	 dns_resolver_open(const struct config *, struct dns_resolver **,
 void	 dns_resolver_close(struct dns_resolver *);
 
 /*
- * MX records of domain, unsorted.  DNS_OK with *n == 0 means the domain
- * exists but has no MX (use its A/AAAA: the implicit MX).  A Null MX
- * (RFC 7505) is DNS_PERM with 5.1.10; NXDOMAIN is DNS_PERM with 5.1.2.
+ * A series of lookups (one route) ends within ms from now: a query that
+ * would wait past it waits less, one started after it fails at once
+ * (DNS_TEMP).  0 lifts the deadline.
+ */
+void	 dns_set_deadline(struct dns_resolver *, int64_t ms);
+int	 dns_deadline_passed(const struct dns_resolver *);
+
+/* The longest one unanswered query waits: timeout x retry x servers, ms. */
+int64_t	 dns_query_time(const struct dns_resolver *);
+
+/*
+ * MX records of domain, unsorted, every one the answer holds, names in
+ * lower case without the final dot; exchanges that are no host name
+ * are left out.  DNS_OK with *n == 0 means the domain exists but has no
+ * MX (use its A/AAAA: the implicit MX).  A Null MX (RFC 7505) alone is
+ * DNS_PERM with 5.1.10 (mixed with other records it is left out);
+ * NXDOMAIN is DNS_PERM with 5.1.2; MX records none of which names a
+ * host are DNS_TEMP.
  */
 enum dns_status dns_lookup_mx(struct dns_resolver *, const char *domain,
 	    struct mx_record **, size_t *n, struct lookup_error *);
 
 /*
- * IPv4 then IPv6 addresses of host, with port set in each.  DNS_OK with
- * *n == 0 when the name exists but has no address.
+ * IPv4 then IPv6 addresses of host, with port set in each (at most 64
+ * of each).  DNS_OK with *n == 0 when the name exists but has no
+ * address.  When the A query gets no reply at all, AAAA is not asked
+ * (DNS_TEMP): a silent server costs one query time, not two.
  */
 enum dns_status dns_lookup_addrs(struct dns_resolver *, const char *host,
 	    int port, struct sockaddr_storage **, size_t *n,
 	    struct lookup_error *);
 
-/* Is this exact address one of this machine's interface addresses? */
+/*
+ * Is this address one of this machine's interface addresses (also in
+ * IPv4-mapped form), or the unspecified address?
+ */
 int	 dns_is_local_address(const struct dns_resolver *,
 	    const struct sockaddr *);
 

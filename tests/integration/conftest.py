@@ -105,7 +105,12 @@ class _QuietLogger:
 def dns():
     """A DNS server on 127.0.0.1 (UDP and TCP); .zone to add records,
     .port to point `resolver` at."""
-    zone = Zone()
+    yield from serve_dns(Zone())
+
+
+def serve_dns(zone):
+    """Serve zone (any dnslib resolver) on 127.0.0.1, UDP and TCP on one
+    port; sets zone.port and zone.address, yields zone (for fixtures)."""
     # UDP and TCP on one port number: another process may take the TCP
     # side of a port that was free for UDP, so try a few.
     for attempt in range(20):

@@ -5,13 +5,19 @@
  * SERVFAIL (temporary), Null MX (5.1.10), implicit MX, an unanswered
  * query (temporary, within the configured timeout), self-detection by
  * hostname and by one of our own addresses (127.0.0.1 is ours, 127.0.0.2
- * is not), relay-domain via and smarthost routes.
+ * is not), relay-domain via and smarthost routes; and hostile answers:
+ * records owned by other names ignored, CNAME chains followed (at most 8
+ * links, a loop is temporary), exchanges that are no host name skipped,
+ * a host under several preferences routed once, a lookup after a silent
+ * one answered, the deadline of a series of lookups, which addresses
+ * are ours (IPv4-mapped and unspecified ones included).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 
 #include <setjmp.h>
 #include <signal.h>
@@ -56,6 +62,30 @@ static const struct {
 	    0 },
 	{ "relay.test", "A", "relay.test. 60 IN A 127.0.0.7", 0 },
 	{ "smart.test", "MX", "smart.test. 60 IN MX 5 relay.test.", 0 },
+	/* Hostile: records of another name, CNAMEs, loops, odd names. */
+	{ "stray.test", "MX", "other.test. 60 IN MX 5 evil.test.", 0 },
+	{ "stray.test", "MX", "stray.test. 60 IN MX 20 mx1.mx.test.", 0 },
+	{ "alias.test", "MX", "alias.test. 60 IN CNAME real.test.", 0 },
+	{ "alias.test", "MX", "real.test. 60 IN CNAME Real2.test.", 0 },
+	{ "alias.test", "MX", "real2.test. 60 IN MX 10 mx1.mx.test.", 0 },
+	{ "alias.test", "MX", "alias.test. 60 IN MX 1 evil.test.", 0 },
+	{ "loop.test", "MX", "loop.test. 60 IN CNAME loop2.test.", 0 },
+	{ "loop.test", "MX", "loop2.test. 60 IN CNAME loop.test.", 0 },
+	{ "loop.test", "MX", "loop2.test. 60 IN MX 10 mx1.mx.test.", 0 },
+	{ "chost.test", "A", "chost.test. 60 IN CNAME mx1.mx.test.", 0 },
+	{ "chost.test", "A", "mx1.mx.test. 60 IN A 127.0.0.2", 0 },
+	{ "chost.test", "A", "other.test. 60 IN A 127.0.0.66", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 10 a\\032b.odd.test.", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 11 a\\000b.odd.test.", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 12 a\\255b.odd.test.", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 13 a\\.b.odd.test.", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 0 .", 0 },
+	{ "odd.test", "MX", "odd.test. 60 IN MX 20 MX1.mx.test.", 0 },
+	{ "allodd.test", "MX", "allodd.test. 60 IN MX 10 a\\032b.test.",
+	    0 },
+	{ "dup.test", "MX", "dup.test. 60 IN MX 10 mx1.mx.test.", 0 },
+	{ "dup.test", "MX", "dup.test. 60 IN MX 15 MX1.mx.test.", 0 },
+	{ "dup.test", "MX", "dup.test. 60 IN MX 15 mx1.mx.test.", 0 },
 };
 
 static pid_t		 server_pid = -1;
@@ -258,6 +288,151 @@ test_silent_server_times_out(void **state)
 	assert_int_equal(dns_lookup_mx(dr, "silent.test", &mx, &n, &e),
 	    DNS_TEMP);
 	assert_true(time(NULL) - t0 <= 3);
+	/* The server stays worth asking (ldns gave up on it for good). */
+	assert_int_equal(dns_lookup_mx(dr, "mx.test", &mx, &n, &e), DNS_OK);
+	assert_int_equal(n, 3);
+	free(mx);
+	dns_resolver_close(dr);
+}
+
+static void
+test_deadline(void **state)
+{
+	struct config		 c;
+	struct dns_resolver	*dr = open_resolver(&c);
+	struct sockaddr_storage	*a;
+	struct lookup_error	 e;
+	size_t			 n, i;
+	struct timespec		 t0, t1;
+	long			 ms;
+
+	assert_int_equal(dns_query_time(dr), 1000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	dns_set_deadline(dr, 1500);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(dns_lookup_addrs(dr, "silent.test", 25, &a,
+		    &n, &e), DNS_TEMP);
+	assert_true(dns_deadline_passed(dr));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 1400 && ms < 2000);
+	assert_int_equal(dns_lookup_addrs(dr, "mx1.mx.test", 25, &a, &n, &e),
+	    DNS_TEMP);
+	assert_non_null(strstr(e.text, "too long"));
+	dns_set_deadline(dr, 0);
+	assert_int_equal(dns_lookup_addrs(dr, "mx1.mx.test", 25, &a, &n, &e),
+	    DNS_OK);
+	free(a);
+	dns_resolver_close(dr);
+}
+
+static void
+test_hostile_answers(void **state)
+{
+	struct config		 c;
+	struct dns_resolver	*dr = open_resolver(&c);
+	struct mx_record	*mx;
+	struct sockaddr_storage	*a;
+	struct mx_route		 r;
+	struct lookup_error	 e;
+	char			 ip[64];
+	size_t			 n;
+
+	/* Only the records of the name asked for. */
+	assert_int_equal(dns_lookup_mx(dr, "stray.test", &mx, &n, &e), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(mx[0].host, "mx1.mx.test");
+	free(mx);
+	/* The end of the CNAME chain (case ignored), not its start. */
+	assert_int_equal(dns_lookup_mx(dr, "alias.test", &mx, &n, &e), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(mx[0].pref, 10);
+	free(mx);
+	assert_int_equal(dns_lookup_mx(dr, "loop.test", &mx, &n, &e),
+	    DNS_TEMP);
+	assert_string_equal(e.dsn, "4.4.3");
+	assert_non_null(strstr(e.text, "CNAME"));
+	/* A host that is a CNAME: tolerated. */
+	assert_int_equal(dns_lookup_addrs(dr, "chost.test", 25, &a, &n, &e),
+	    DNS_OK);
+	assert_int_equal(n, 1);
+	dns_addr_string((struct sockaddr *)&a[0], ip, sizeof(ip));
+	assert_string_equal(ip, "127.0.0.2");
+	free(a);
+	/* Space, NUL, 0xff, a dot in a label: skipped; "." among others. */
+	assert_int_equal(dns_lookup_mx(dr, "odd.test", &mx, &n, &e), DNS_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(mx[0].host, "mx1.mx.test");
+	free(mx);
+	assert_int_equal(dns_lookup_mx(dr, "allodd.test", &mx, &n, &e),
+	    DNS_TEMP);
+	assert_int_equal(mx_route_lookup(dr, &c, "allodd.test", &r, &e),
+	    DNS_TEMP);
+	assert_int_equal(mx_route_lookup(dr, &c, "loop.test", &r, &e),
+	    DNS_TEMP);
+	/* One host at 10 and twice at 15: one target, its two addresses. */
+	assert_int_equal(mx_route_lookup(dr, &c, "dup.test", &r, &e), DNS_OK);
+	assert_int_equal(r.ntargets, 1);
+	assert_int_equal(r.targets[0].pref, 10);
+	assert_int_equal(r.targets[0].naddrs, 2);
+	mx_route_free(&r);
+	dns_resolver_close(dr);
+}
+
+static int
+interface_has(const char *addr)
+{
+	struct ifaddrs		*ifa, *i;
+	struct in_addr		 in;
+	int			 found = 0;
+
+	assert_int_equal(inet_pton(AF_INET, addr, &in), 1);
+	assert_int_equal(getifaddrs(&ifa), 0);
+	for (i = ifa; i != NULL; i = i->ifa_next)
+		if (i->ifa_addr != NULL && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+		    in.s_addr)
+			found = 1;
+	freeifaddrs(ifa);
+	return (found);
+}
+
+static int
+is_local(struct dns_resolver *dr, const char *addr)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr),
+		    1);
+		sin6->sin6_family = AF_INET6;
+	}
+	return (dns_is_local_address(dr, (struct sockaddr *)&ss));
+}
+
+static void
+test_our_addresses(void **state)
+{
+	struct config		 c;
+	struct dns_resolver	*dr = open_resolver(&c);
+
+	/* getifaddrs' addresses, not all of 127/8. */
+	assert_true(is_local(dr, "127.0.0.1"));
+	assert_int_equal(is_local(dr, "127.0.0.2"), interface_has("127.0.0.2"));
+	assert_int_equal(is_local(dr, "127.0.0.9"), interface_has("127.0.0.9"));
+	assert_false(is_local(dr, "192.0.2.1"));
+	assert_true(is_local(dr, "::ffff:127.0.0.1"));
+	assert_int_equal(is_local(dr, "::ffff:127.0.0.2"),
+	    interface_has("127.0.0.2"));
+	/* A connection to the unspecified address reaches this host. */
+	assert_true(is_local(dr, "0.0.0.0"));
+	assert_true(is_local(dr, "::"));
 	dns_resolver_close(dr);
 }
 
@@ -345,6 +520,16 @@ test_routes(void **state)
 	assert_int_equal(r.ntargets, 1);
 	assert_string_equal(r.targets[0].host, "relay.test");
 	mx_route_free(&r);
+	/* A smarthost name without mail: ours to fix, never a bounce. */
+	strlcpy(c.smarthost.host, "nx.test", sizeof(c.smarthost.host));
+	assert_int_equal(mx_route_lookup(dr, &c, "other.test", &r, &e),
+	    DNS_TEMP);
+	assert_string_equal(e.dsn, "4.4.3");
+	strlcpy(c.smarthost.host, "null.test", sizeof(c.smarthost.host));
+	assert_int_equal(mx_route_lookup(dr, &c, "other.test", &r, &e),
+	    DNS_TEMP);
+	assert_string_equal(e.dsn, "4.4.3");
+	strlcpy(c.smarthost.host, "smart.test", sizeof(c.smarthost.host));
 	/* Relay domains still go to their primaries. */
 	assert_int_equal(mx_route_lookup(dr, &c, "mx.test", &r, &e), DNS_OK);
 	assert_string_equal(r.targets[0].host, "mx1.mx.test");
@@ -360,6 +545,9 @@ main(void)
 		cmocka_unit_test(test_silent_server_times_out),
 		cmocka_unit_test(test_addrs),
 		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_hostile_answers),
+		cmocka_unit_test(test_our_addresses),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));
