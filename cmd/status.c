@@ -32,6 +32,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
+#include "core/address.h"
 #include "core/config.h"
 #include "core/dsn.h"
 #include "core/log.h"
@@ -75,6 +76,7 @@ static time_t	 next_retry(const struct envelope *);
 static void	 format_time(time_t, char *, size_t);
 static int	 list_one(const struct envelope *, void *);
 static int	 summary_one(const struct envelope *, void *);
+static void	 summary_domain(const char *, char *, size_t);
 static struct domain_entry *domain_lookup(struct domain_table *,
 		    const char *);
 static void	 domain_grow(struct domain_table *);
@@ -339,6 +341,23 @@ domain_lookup(struct domain_table *t, const char *name)
 }
 
 /*
+ * The destination a recipient counts for: its domain without one
+ * trailing dot (example.org. is example.org, as flush groups them; case
+ * is ignored by domain_lookup).
+ */
+static void
+summary_domain(const char *addr, char *buf, size_t size)
+{
+	const char	*at = strrchr(addr, '@');
+	size_t		 len;
+
+	(void)strlcpy(buf, at != NULL ? at + 1 : "", size);
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+}
+
+/*
  * Count a message once for each domain it still has recipients in
  * (delivered recipients no longer have a destination here).
  */
@@ -347,7 +366,7 @@ summary_one(const struct envelope *env, void *arg)
 {
 	struct domain_table *t = arg;
 	struct domain_entry *d;
-	const char	*at, *domain;
+	char		 domain[ADDRESS_DOMAIN_MAX + 2];
 	size_t		 i;
 
 	t->serial++;
@@ -355,8 +374,7 @@ summary_one(const struct envelope *env, void *arg)
 		if (env->rcpts[i].state == RCPT_DELIVERED ||
 		    env->rcpts[i].addr == NULL)
 			continue;
-		at = strrchr(env->rcpts[i].addr, '@');
-		domain = at != NULL ? at + 1 : "";
+		summary_domain(env->rcpts[i].addr, domain, sizeof(domain));
 		d = domain_lookup(t, domain);
 		if (d->last_message == t->serial)
 			continue;

@@ -304,6 +304,24 @@ def test_status_json_escapes_peer_text(mx):
     assert b"(451 4.3.0 x\\001y\\377z" in listing
 
 
+def test_status_summary_ignores_trailing_dot_and_case(mx):
+    """example.org. and EXAMPLE.org are example.org, as flush groups them:
+    one line, a message with both spellings counted once."""
+    q1 = mx.inject("a@example.org", ["u@example.org"], MSG_LF)
+    q2 = mx.inject("a@example.org", ["v@example.org."], MSG_LF)
+    q3 = mx.inject("a@example.org", ["w@EXAMPLE.Org.", "x@example.org"],
+                   MSG_LF + b"x" * 100)
+    sizes = {o["id"]: o["size"] for o in mx.status_json()}
+    rows = [json.loads(l) for l in
+            mx.run("status", "-s", "-j", check=True).stdout.splitlines()]
+    assert len(rows) == 1, rows
+    assert rows[0]["domain"] == "example.org"
+    assert rows[0]["messages"] == 3
+    assert rows[0]["bytes"] == sizes[q1] + sizes[q2] + sizes[q3]
+    lines = mx.run("status", "-s", check=True).stdout.decode().splitlines()
+    assert len(lines) == 2 and lines[1].split()[:2] == ["example.org", "3"]
+
+
 def test_status_summary_shows_last_probe(mx, dns, primary_factory):
     """probe records a primary it found up; status -s shows when and which."""
     ctl, rec = primary_factory("127.0.0.2")
