@@ -301,7 +301,7 @@ def test_status_json_escapes_peer_text(mx):
     listing = mx.run("status", check=True).stdout
     assert b"\x01" not in listing and b"\xff" not in listing
     assert "j\u00f6rg@example.test  deferred, 3 attempts".encode() in listing
-    assert b"(451 4.3.0 x\\001y\\377z" in listing
+    assert b"(451 4.3.0 x\\x01y\\xffz\\xc3\"q\"\\\\\\x0a)" in listing
 
 
 def test_status_summary_ignores_trailing_dot_and_case(mx):
