@@ -4,9 +4,10 @@
 #   make check      unit tests (cmocka) and integration tests (pytest)
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
-#   make STATIC=    dynamic build (default STATIC=1 where the archives exist:
-#                   ldns/OpenSSL/libsodium/libbsd static; STATIC=full: all
-#                   static, not PIE: fastest start, see below)
+#   make STATIC=1   ldns/OpenSSL/libsodium/libbsd linked statically
+#                   (default: the system's shared libraries, so that
+#                   security updates reach mxfb); STATIC=full: all
+#                   static, not PIE: fastest start, see below
 #   make install    PREFIX, DESTDIR, SYSCONFDIR, MANDIR honoured
 #   make deps       install the Debian packages the build and tests need
 
@@ -52,21 +53,31 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -DLIBBSD_OPENBSD_VIS \
 	   -D_GNU_SOURCE -I. -DMXFB_VERSION='"$(VERSION)"' \
 	   -DMXFB_SYSCONFDIR='"$(SYSCONFDIR)"'
 DYN_LIBS = $(PKG_LIBS) -lssl -lcrypto
+# Default: OpenSSL, ldns, libsodium and libbsd are the system's shared
+# libraries, as every distribution package links them, so that a security
+# update of OpenSSL (apt upgrade) reaches mxfb without a rebuild.  A
+# static copy would stay vulnerable until someone rebuilt it.
 # STATIC=1: ldns, OpenSSL, libsodium and libbsd linked statically (libc
 # stays shared, the binary stays PIE): far fewer relocations and page
 # faults when a process starts, most of what an inetd-started `receive`
-# costs.  STATIC=full: everything static and not PIE, the cheapest start
-# (no dynamic loader, no relocations), at the price of ASLR for the
-# binary's own code and of glibc's NSS (getaddrinfo of a host *name* in
-# `receive -l`) needing the same glibc at run time.  Sanitizer and fuzz
-# builds are always dynamic.  Default: STATIC=1 where the six archives
-# are installed (Debian's -dev packages ship them), else dynamic;
-# `make STATIC=` forces a dynamic build.
+# costs; the site then rebuilds mxfb after every security update of
+# those libraries.  STATIC=full: everything static and not PIE, the
+# cheapest start (no dynamic loader, no relocations), at the price of
+# ASLR for the binary's own code, of glibc's security updates too, and of
+# glibc's NSS (getaddrinfo of a host *name* in `receive -l`) needing the
+# same glibc at run time.  Both need the six archives (Debian's -dev
+# packages ship them).  Sanitizer and fuzz builds are always dynamic.
 STATIC_ARCHIVES = $(foreach l,ldns ssl crypto sodium bsd md,$(firstword \
 	   $(wildcard /usr/lib/$(shell $(CC) -dumpmachine 2>/dev/null)/lib$(l).a \
 	   /usr/lib/lib$(l).a /usr/local/lib/lib$(l).a)))
-STATIC  ?= $(if $(word 6,$(STATIC_ARCHIVES)),1,)
+HAVE_STATIC = $(if $(word 6,$(STATIC_ARCHIVES)),1,)
+STATIC  ?=
 STATIC_DEPS = -lldns -lssl -lcrypto -lsodium -lbsd -lmd
+ifneq ($(filter 1 full,$(STATIC)),)
+ifeq ($(HAVE_STATIC),)
+$(error STATIC=$(STATIC) needs libldns.a, libssl.a, libcrypto.a, libsodium.a, libbsd.a and libmd.a (Debian: the -dev packages))
+endif
+endif
 ifeq ($(STATIC),1)
 LIBS     = -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic -lpthread -ldl
 else ifeq ($(STATIC),full)
@@ -87,8 +98,14 @@ COMMANDS  = receive probe flush bounce status inject hold release delete
 
 all: $(BIN)
 
-$(BIN): $(CMD_OBJ) $(O)/libmxfb.a
+$(BIN): $(CMD_OBJ) $(O)/libmxfb.a $(O)/link-libs
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CMD_OBJ) $(O)/libmxfb.a $(LIBS)
+
+# The link line's libraries, rewritten only when they change: `make
+# STATIC=1` after `make` relinks instead of keeping the other binary.
+$(O)/link-libs: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LIBS)' | cmp -s - $@ || echo '$(LIBS)' >$@
 
 $(O)/libmxfb.a: $(LIB_OBJ)
 	rm -f $@
@@ -107,7 +124,8 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(BIN)
-	MXFB_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	MXFB_BIN=$(abspath $(BIN)) MXFB_BUILD_STATIC=$(STATIC) \
+	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 check: all unit integration
 
@@ -170,11 +188,17 @@ deps:
 	else echo "run as root: apt-get install -y$$missing"; exit 1; fi
 
 # mxfb vs a private Postfix and the disk's fsync limit (tests/bench/README).
-# BENCH_QUICK=1 for a short smoke run.
+# BENCH_QUICK=1 for a short smoke run.  Where the archives exist, a
+# STATIC=1 copy is built into $(O)-static and measured beside this build.
+BENCH_STATIC_BIN = $(if $(HAVE_STATIC),$(abspath $(O)-static/mxfb))
 bench: $(BIN)
-	MXFB_BIN=$(abspath $(BIN)) $(PYTHON) tests/bench/bench.py
+	$(if $(BENCH_STATIC_BIN),$(MAKE) O=$(O)-static \
+	    BIN=$(O)-static/mxfb STATIC=1)
+	MXFB_BIN=$(abspath $(BIN)) MXFB_STATIC_BIN=$(BENCH_STATIC_BIN) \
+	    $(PYTHON) tests/bench/bench.py
 
 clean:
-	rm -rf build build-asan build-fuzz mxfb
+	rm -rf build build-asan build-fuzz build-static mxfb
 
-.PHONY: all unit integration check demo asan fuzz install deps clean bench
+.PHONY: all unit integration check demo asan fuzz install deps clean bench \
+	FORCE

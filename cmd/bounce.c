@@ -102,6 +102,9 @@ static int	 needs_work(const struct bounce *, const struct envelope *);
 static int	 visit(const struct envelope *, void *);
 static void	 process(struct bounce *, const char *);
 static int	 admin_return(struct bounce *, struct spool_claim *);
+static int	 claim_held(struct bounce *, const char *,
+		    struct spool_claim **);
+static void	 hold_again(struct bounce *, const char *);
 static int	 admin_one(struct bounce *, const char *);
 static int	 bounce_pass(struct bounce *);
 static int	 bounce_ids(struct bounce *, int, char **);
@@ -820,34 +823,71 @@ queue_final(struct bounce *b, struct spool_claim *c, struct dsn_report *reps,
 	return (rv);
 }
 
+/*
+ * A held message, for the administrator's bounce ID: returning it is the
+ * administrator's decision too.  The spool claims only from the queue, so
+ * it is released and then claimed; if that claim fails, it is held again.
+ * 0 claimed, 1 no such message, 2 busy or failed (said on stderr).
+ */
+static int
+claim_held(struct bounce *b, const char *id, struct spool_claim **cp)
+{
+	struct envelope	 env;
+	int		 held, claimed;
+
+	memset(&env, 0, sizeof(env));
+	if (spool_read_envelope(b->sp, id, &env) == -1) {
+		log_cmd_errorx("%s: no such message", id);
+		return (1);
+	}
+	held = env.held;
+	claimed = env.claimed;
+	envelope_free(&env);
+	if (claimed || !held || spool_release(b->sp, id) == -1) {
+		log_cmd_errorx("%s: busy (being delivered or bounced), "
+		    "try again", id);
+		return (2);
+	}
+	if (spool_claim(b->sp, id, cp) == -1) {
+		if (errno == EBADMSG) {
+			log_cmd_errorx("%s: unreadable, moved to corrupt/", id);
+			return (2);
+		}
+		hold_again(b, id);
+		log_cmd_errorx("%s: busy (being delivered or bounced), "
+		    "try again", id);
+		return (2);
+	}
+	return (0);
+}
+
+/*
+ * Back to hold/ after a failed return.  Only a flush that listed the
+ * queue in the moment the message was there can have taken it: then it
+ * is no longer held, and that is said.
+ */
+static void
+hold_again(struct bounce *b, const char *id)
+{
+	if (spool_hold(b->sp, id) == -1)
+		log_cmd_error("%s: no longer held (hold)", id);
+}
+
 /* 0 done, 1 no such message, 2 busy or failed. */
 static int
 admin_one(struct bounce *b, const char *id)
 {
 	struct spool_claim	*c;
-	struct envelope		 env;
-	int			 held, claimed;
+	int			 held = 0, rv;
 
 	if (spool_claim(b->sp, id, &c) == -1) {
 		if (errno != ENOENT) {
 			log_cmd_error("%s", id);
 			return (2);
 		}
-		memset(&env, 0, sizeof(env));
-		if (spool_read_envelope(b->sp, id, &env) == -1) {
-			log_cmd_errorx("%s: no such message", id);
-			return (1);
-		}
-		held = env.held;
-		claimed = env.claimed;
-		envelope_free(&env);
-		/* Held: returning it is the administrator's decision too. */
-		if (claimed || !held || spool_release(b->sp, id) == -1 ||
-		    spool_claim(b->sp, id, &c) == -1) {
-			log_cmd_errorx("%s: busy (being delivered or bounced), "
-			    "try again", id);
-			return (2);
-		}
+		if ((rv = claim_held(b, id, &c)) != 0)
+			return (rv);
+		held = 1;
 	}
 	if (admin_return(b, c) == -1) {
 		if (b->badmsg) {
@@ -856,6 +896,8 @@ admin_one(struct bounce *b, const char *id)
 				log_warn("%s: bounce: quarantine", id);
 		} else if (spool_unclaim(c) == -1)
 			log_warn("%s: bounce: unclaim", id);
+		else if (held)
+			hold_again(b, id);
 		log_cmd_errorx("%s: could not be returned", id);
 		return (2);
 	}

@@ -91,13 +91,12 @@ cmd_usage(const char *text, int help)
 /*
  * `mxfb -C FILE flush -f -d DOMAIN`, detached (double fork, setsid,
  * stdio on /dev/null) so that the caller (an SMTP session, probe) never
- * waits for it.  $MXFB_ETRN_COMMAND, when set, is run instead of this
- * binary (for tests).
+ * waits for it.  Always this binary (/proc/self/exe): nothing a client
+ * or the environment says can make an ETRN run another program.
  */
 int
 cmd_spawn_flush(const char *domain)
 {
-	const char	*prog;
 	char		*argv[8], dom[256];
 	pid_t		 pid;
 	int		 fd, status;
@@ -105,8 +104,6 @@ cmd_spawn_flush(const char *domain)
 	if (strlcpy(dom, domain, sizeof(dom)) >= sizeof(dom))
 		return (-1);
 	ascii_lower(dom);
-	if ((prog = getenv("MXFB_ETRN_COMMAND")) == NULL || *prog == '\0')
-		prog = "/proc/self/exe";
 	if ((pid = fork()) == -1) {
 		log_warn("flush %s: fork", dom);
 		return (-1);
@@ -133,7 +130,7 @@ cmd_spawn_flush(const char *domain)
 		argv[5] = (char *)"-d";
 		argv[6] = dom;
 		argv[7] = NULL;
-		execv(prog, argv);
+		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) == -1) {

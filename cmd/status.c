@@ -14,9 +14,14 @@
  * long the queue is (the spool walk reads one envelope at a time and
  * this file keeps only totals, and for -s one entry per domain); an
  * empty queue prints
- * nothing; JSON output is valid whatever bytes the envelopes hold
- * (invalid UTF-8 becomes U+FFFD).  Exit 1 when an ID is not in the
- * queue (the others are still shown), 64 for a malformed ID.
+ * nothing.  Text taken from mail (addresses, remote replies, header
+ * lines, domains, HELO names) never reaches the terminal as a control:
+ * C0 and C1 controls, DEL, bidi embeddings, overrides and isolates and
+ * invalid UTF-8 are shown escaped (\x1b, \u202e), valid UTF-8 as it is;
+ * JSON output is valid (RFC 8259) whatever bytes the envelopes hold
+ * (invalid UTF-8 becomes U+FFFD).  Only -b prints raw bytes.  Exit 1
+ * when an ID is not in the queue (the others are still shown), 64 for a
+ * malformed ID.
  */
 #include <sys/types.h>
 
@@ -32,6 +37,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
+#include "core/address.h"
 #include "core/config.h"
 #include "core/dsn.h"
 #include "core/log.h"
@@ -42,7 +48,7 @@
 			"       mxfb status [-C file] -b ID ..."
 #define OUTBUF_SIZE	(256 * 1024)
 #define LIST_INDENT	"                                                 "
-#define SAFE_SIZE	2048
+#define DOMAIN_WIDTH	32
 
 struct listing {
 	FILE		*out;
@@ -67,14 +73,18 @@ struct domain_table {
 	size_t		 serial;	/* messages seen so far */
 };
 
-static const char *text_safe(char *, size_t, const char *);
+static size_t	 utf8_sequence(const unsigned char *, size_t,
+		    unsigned long *);
+static int	 unicode_control(unsigned long);
+static size_t	 text_put(FILE *, const unsigned char *, size_t);
+static size_t	 text_str(FILE *, const char *);
 static void	 json_string(FILE *, const char *);
-static size_t	 utf8_sequence(const unsigned char *);
 static void	 json_envelope(FILE *, const struct envelope *);
 static time_t	 next_retry(const struct envelope *);
 static void	 format_time(time_t, char *, size_t);
 static int	 list_one(const struct envelope *, void *);
 static int	 summary_one(const struct envelope *, void *);
+static void	 summary_domain(const char *, char *, size_t);
 static struct domain_entry *domain_lookup(struct domain_table *,
 		    const char *);
 static void	 domain_grow(struct domain_table *);
@@ -83,108 +93,137 @@ static int	 domain_compare(const void *, const void *);
 static void	 summary_print(FILE *, struct spool *, struct domain_table *,
 		    int);
 static int	 note_field(const char *, const char *, char *, size_t);
+static void	 show_field(FILE *, const char *, const char *);
 static int	 show_envelope(FILE *, struct spool *, const char *, int);
 static int	 show_headers(FILE *, struct spool *, const char *);
 static int	 show_body(FILE *, struct spool *, const char *);
 static int	 finish_output(FILE *);
 
 /*
- * Length of the well-formed UTF-8 sequence at s (1..4), or 0 when the
- * byte at s does not start one (overlong, surrogate, truncated...).
+ * Length of the well-formed UTF-8 sequence at s (1..4, never more than
+ * len) and its code point in *cp, or 0 when the byte at s does not start
+ * one (overlong, surrogate, truncated...).
  */
 static size_t
-utf8_sequence(const unsigned char *s)
+utf8_sequence(const unsigned char *s, size_t len, unsigned long *cp)
 {
-	unsigned long	 cp;
 	size_t		 n, k;
 
+	*cp = s[0];
 	if (s[0] < 0x80)
 		return (1);
 	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
 		n = 1;
-		cp = s[0] & 0x1f;
+		*cp = s[0] & 0x1f;
 	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
 		n = 2;
-		cp = s[0] & 0x0f;
+		*cp = s[0] & 0x0f;
 	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
 		n = 3;
-		cp = s[0] & 0x07;
+		*cp = s[0] & 0x07;
 	} else
 		return (0);
+	if (n >= len)
+		return (0);
 	for (k = 1; k <= n; k++) {
-		/* The NUL terminator fails this test: no overrun. */
 		if ((s[k] & 0xc0) != 0x80)
 			return (0);
-		cp = (cp << 6) | (s[k] & 0x3f);
+		*cp = (*cp << 6) | (s[k] & 0x3f);
 	}
-	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+	if ((n == 2 && *cp < 0x800) || (n == 3 && *cp < 0x10000) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
 		return (0);
 	return (n + 1);
 }
 
 /*
- * Text for the terminal: valid UTF-8 (names like jörg@) passes through,
- * control characters, backslashes and invalid bytes become C-style
- * octal escapes, so that peer-supplied text cannot drive the terminal.
- * Truncated to fit, never in the middle of a sequence or escape.
+ * Characters a terminal acts on although they are valid UTF-8: the C1
+ * controls (U+009B is CSI, as ESC [ is) and the bidi embeddings,
+ * overrides and isolates that make text read other than it is stored
+ * (U+202A-202E, U+2066-2069: "Trojan Source").
  */
-static const char *
-text_safe(char *buf, size_t size, const char *str)
+static int
+unicode_control(unsigned long cp)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t		 n, o = 0;
-
-	while (*s != '\0') {
-		n = utf8_sequence(s);
-		if (n == 1 && *s >= 0x20 && *s != 0x7f && *s != '\\') {
-			if (o + 1 >= size)
-				break;
-			buf[o++] = (char)*s++;
-		} else if (n > 1) {
-			if (o + n >= size)
-				break;
-			memcpy(buf + o, s, n);
-			o += n;
-			s += n;
-		} else {
-			if (o + 4 >= size)
-				break;
-			(void)snprintf(buf + o, 5, "\\%03o", *s++);
-			o += 4;
-		}
-	}
-	if (size > 0)
-		buf[o] = '\0';
-	return (buf);
+	return ((cp >= 0x80 && cp <= 0x9f) ||
+	    (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069));
 }
 
-/* A JSON string: quotes, escapes, valid UTF-8 passed through. */
+/*
+ * Text for the terminal: valid UTF-8 (names like jörg@) passes through;
+ * a backslash is doubled, TAB is \t, other C0 controls, DEL and bytes
+ * that are not UTF-8 are \xHH, C1 and bidi controls \uHHHH, so that no
+ * peer-supplied text can drive the terminal or hide what it says.
+ * Returns the width written in characters (for padding).
+ */
+static size_t
+text_put(FILE *f, const unsigned char *s, size_t len)
+{
+	unsigned long	 cp;
+	size_t		 i = 0, n, width = 0;
+
+	while (i < len) {
+		n = utf8_sequence(s + i, len - i, &cp);
+		if (n == 0 || (n == 1 && (cp < 0x20 || cp == 0x7f) &&
+		    cp != '\t')) {
+			fprintf(f, "\\x%02x", s[i]);
+			width += 4;
+			i++;
+			continue;
+		}
+		if (cp == '\\' || cp == '\t') {
+			fputs(cp == '\t' ? "\\t" : "\\\\", f);
+			width += 2;
+		} else if (unicode_control(cp)) {
+			fprintf(f, "\\u%04lx", cp);
+			width += 6;
+		} else {
+			fwrite(s + i, 1, n, f);
+			width++;
+		}
+		i += n;
+	}
+	return (width);
+}
+
+/* The same for a string; NULL prints nothing. */
+static size_t
+text_str(FILE *f, const char *str)
+{
+	if (str == NULL)
+		return (0);
+	return (text_put(f, (const unsigned char *)str, strlen(str)));
+}
+
+/*
+ * A JSON string (RFC 8259): quotes, backslashes and every control below
+ * 0x20 escaped, DEL, C1 and bidi controls too (\u escapes decode to the
+ * same text, and a terminal showing the JSON is safe); valid UTF-8
+ * passed through; each byte that is not UTF-8 becomes U+FFFD.
+ */
 static void
 json_string(FILE *f, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t		 n;
+	unsigned long	 cp;
+	size_t		 len = strlen(str), i = 0, n;
 
 	putc('"', f);
-	while (*s != '\0') {
-		if (*s == '"' || *s == '\\') {
-			putc('\\', f);
-			putc(*s, f);
-			s++;
-		} else if (*s < 0x20 || *s == 0x7f) {
-			fprintf(f, "\\u%04x", *s);
-			s++;
-		} else if (*s < 0x80) {
-			putc(*s, f);
-			s++;
-		} else if ((n = utf8_sequence(s)) == 0) {
+	while (i < len) {
+		n = utf8_sequence(s + i, len - i, &cp);
+		if (n == 0) {
 			fputs("\\ufffd", f);
-			s++;
-		} else {
-			fwrite(s, 1, n, f);
-			s += n;
+			i++;
+			continue;
 		}
+		if (cp == '"' || cp == '\\') {
+			putc('\\', f);
+			putc((int)cp, f);
+		} else if (cp < 0x20 || cp == 0x7f || unicode_control(cp))
+			fprintf(f, "\\u%04lx", cp);
+		else
+			fwrite(s + i, 1, n, f);
+		i += n;
 	}
 	putc('"', f);
 }
@@ -241,7 +280,7 @@ list_one(const struct envelope *env, void *arg)
 {
 	struct listing	*l = arg;
 	const struct recipient *r;
-	char		 when[64], safe[SAFE_SIZE];
+	char		 when[64];
 	size_t		 i;
 	time_t		 due;
 
@@ -255,11 +294,11 @@ list_one(const struct envelope *env, void *arg)
 		fprintf(l->out, "-Queue ID-------- --Size-- "
 		    "----Arrival Time---- -Sender/Recipient-------\n");
 	format_time(env->arrival, when, sizeof(when));
-	fprintf(l->out, "%-17s%c %8llu %-20s <%s>\n", env->id,
+	fprintf(l->out, "%-17s%c %8llu %-20s <", env->id,
 	    env->held ? '!' : env->claimed ? '*' : ' ',
-	    (unsigned long long)env->size, when,
-	    text_safe(safe, sizeof(safe), env->sender != NULL ?
-	    env->sender : ""));
+	    (unsigned long long)env->size, when);
+	text_str(l->out, env->sender);
+	fputs(">\n", l->out);
 	due = next_retry(env);
 	if (env->held)
 		fprintf(l->out, LIST_INDENT "(held by administrator)\n");
@@ -271,14 +310,16 @@ list_one(const struct envelope *env, void *arg)
 	}
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		fprintf(l->out, LIST_INDENT "%s  %s, %d attempt%s\n",
-		    text_safe(safe, sizeof(safe),
-		    r->addr != NULL ? r->addr : ""),
+		fputs(LIST_INDENT, l->out);
+		text_str(l->out, r->addr);
+		fprintf(l->out, "  %s, %d attempt%s\n",
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
-		if (r->last_error != NULL)
-			fprintf(l->out, LIST_INDENT "  (%s)\n",
-			    text_safe(safe, sizeof(safe), r->last_error));
+		if (r->last_error != NULL) {
+			fputs(LIST_INDENT "  (", l->out);
+			text_str(l->out, r->last_error);
+			fputs(")\n", l->out);
+		}
 	}
 	putc('\n', l->out);
 	return (0);
@@ -339,6 +380,23 @@ domain_lookup(struct domain_table *t, const char *name)
 }
 
 /*
+ * The destination a recipient counts for: its domain without one
+ * trailing dot (example.org. is example.org, as flush groups them; case
+ * is ignored by domain_lookup).
+ */
+static void
+summary_domain(const char *addr, char *buf, size_t size)
+{
+	const char	*at = strrchr(addr, '@');
+	size_t		 len;
+
+	(void)strlcpy(buf, at != NULL ? at + 1 : "", size);
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+}
+
+/*
  * Count a message once for each domain it still has recipients in
  * (delivered recipients no longer have a destination here).
  */
@@ -347,7 +405,7 @@ summary_one(const struct envelope *env, void *arg)
 {
 	struct domain_table *t = arg;
 	struct domain_entry *d;
-	const char	*at, *domain;
+	char		 domain[ADDRESS_DOMAIN_MAX + 2];
 	size_t		 i;
 
 	t->serial++;
@@ -355,8 +413,7 @@ summary_one(const struct envelope *env, void *arg)
 		if (env->rcpts[i].state == RCPT_DELIVERED ||
 		    env->rcpts[i].addr == NULL)
 			continue;
-		at = strrchr(env->rcpts[i].addr, '@');
-		domain = at != NULL ? at + 1 : "";
+		summary_domain(env->rcpts[i].addr, domain, sizeof(domain));
 		d = domain_lookup(t, domain);
 		if (d->last_message == t->serial)
 			continue;
@@ -414,17 +471,18 @@ static void
 summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 {
 	struct domain_entry *d;
-	char		 when[64], up[64], host[300], safe[SAFE_SIZE];
+	char		 when[64], up[64], host[300];
 	char		*note;
 	time_t		 noted;
-	size_t		 i;
+	size_t		 i, width;
 	int		 have_note;
 
 	if (t->used == 0)
 		return;
 	qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
 	if (!json)
-		fprintf(f, "%-32s %8s %12s  %-20s  %s\n", "Domain", "Messages",
+		fprintf(f, "%-*s %8s %12s  %-20s  %s\n", DOMAIN_WIDTH,
+		    "Domain", "Messages",
 		    "Bytes", "Oldest", "Primary last seen up");
 	for (i = 0; i < t->used; i++) {
 		d = &t->slots[i];
@@ -458,13 +516,16 @@ summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 				format_time(noted, up, sizeof(up));
 			else
 				(void)strlcpy(up, "never", sizeof(up));
-			fprintf(f, "%-32s %8llu %12llu  %-20s  %s",
-			    text_safe(safe, sizeof(safe), d->name),
-			    (unsigned long long)d->messages,
+			width = text_str(f, d->name);
+			fprintf(f, "%*s %8llu %12llu  %-20s  %s",
+			    width < DOMAIN_WIDTH ? (int)(DOMAIN_WIDTH - width) :
+			    0, "", (unsigned long long)d->messages,
 			    (unsigned long long)d->bytes, when, up);
-			if (host[0] != '\0')
-				fprintf(f, " (%s)",
-				    text_safe(safe, sizeof(safe), host));
+			if (host[0] != '\0') {
+				fputs(" (", f);
+				text_str(f, host);
+				fputc(')', f);
+			}
 			fputc('\n', f);
 		}
 	}
@@ -475,6 +536,17 @@ summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 	t->size = t->used = 0;
 }
 
+/* "label value" on a line of its own, when there is a value. */
+static void
+show_field(FILE *f, const char *label, const char *value)
+{
+	if (value == NULL)
+		return;
+	fputs(label, f);
+	text_str(f, value);
+	fputc('\n', f);
+}
+
 /* One message's envelope, every field, as text or as a JSON line. */
 static int
 show_envelope(FILE *f, struct spool *sp, const char *id, int json)
@@ -482,7 +554,7 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	struct envelope	 env;
 	struct dsn_about about;
 	const struct recipient *r;
-	char		 when[64], safe[SAFE_SIZE], notify[40];
+	char		 when[64], notify[40];
 	size_t		 i;
 
 	memset(&env, 0, sizeof(env));
@@ -502,17 +574,17 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	fprintf(f, "*** ENVELOPE %s ***\n", env.id);
 	fprintf(f, "arrival: %lld (%s)\n", (long long)env.arrival, when);
 	fprintf(f, "size: %llu\n", (unsigned long long)env.size);
-	fprintf(f, "sender: <%s>\n", text_safe(safe, sizeof(safe),
-	    env.sender != NULL ? env.sender : ""));
-	fprintf(f, "client: %s", text_safe(safe, sizeof(safe),
-	    env.client_addr != NULL ? env.client_addr : ""));
-	if (env.client_name != NULL)
-		fprintf(f, " (helo %s)", text_safe(safe, sizeof(safe),
-		    env.client_name));
+	fputs("sender: <", f);
+	text_str(f, env.sender);
+	fputs(">\nclient: ", f);
+	text_str(f, env.client_addr);
+	if (env.client_name != NULL) {
+		fputs(" (helo ", f);
+		text_str(f, env.client_name);
+		fputc(')', f);
+	}
 	fputc('\n', f);
-	if (env.envid != NULL)
-		fprintf(f, "envid: %s\n", text_safe(safe, sizeof(safe),
-		    env.envid));
+	show_field(f, "envid: ", env.envid);
 	if (env.about != NULL && dsn_about_parse(env.about, &about) == 0)
 		fprintf(f, "notification about: %s (%s)\n", about.orig,
 		    about.kind == DSN_KIND_REPORT ? "failure report" :
@@ -535,9 +607,9 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 	fprintf(f, "delay warning sent: %s\n", env.warned ? "yes" : "no");
 	for (i = 0; i < env.nrcpts; i++) {
 		r = &env.rcpts[i];
-		fprintf(f, "recipient: <%s> %s, %d attempt%s",
-		    text_safe(safe, sizeof(safe),
-		    r->addr != NULL ? r->addr : ""),
+		fputs("recipient: <", f);
+		text_str(f, r->addr);
+		fprintf(f, "> %s, %d attempt%s",
 		    rcpt_state_name(r->state), r->attempts,
 		    r->attempts == 1 ? "" : "s");
 		if (r->last_attempt != 0) {
@@ -562,21 +634,18 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 		if (r->reported)
 			fputs(", reported", f);
 		fputc('\n', f);
-		if (r->orcpt != NULL)
-			fprintf(f, "  orcpt: %s\n",
-			    text_safe(safe, sizeof(safe), r->orcpt));
-		if (r->last_error != NULL)
-			fprintf(f, "  last error: %s\n",
-			    text_safe(safe, sizeof(safe), r->last_error));
-		if (r->remote_mta != NULL)
-			fprintf(f, "  remote mta: %s\n",
-			    text_safe(safe, sizeof(safe), r->remote_mta));
+		show_field(f, "  orcpt: ", r->orcpt);
+		show_field(f, "  last error: ", r->last_error);
+		show_field(f, "  remote mta: ", r->remote_mta);
 	}
 	envelope_free(&env);
 	return (0);
 }
 
-/* The message header, up to the empty line, CRLF shown as LF. */
+/*
+ * The message header, up to the empty line, CRLF shown as LF, each line
+ * escaped as the envelope is (its bytes are the sender's).
+ */
 static int
 show_headers(FILE *f, struct spool *sp, const char *id)
 {
@@ -607,7 +676,7 @@ show_headers(FILE *f, struct spool *sp, const char *id)
 			len--;
 		if (len == 0)
 			break;
-		fwrite(line, 1, (size_t)len, f);
+		text_put(f, (const unsigned char *)line, (size_t)len);
 		fputc('\n', f);
 	}
 	if (ferror(in)) {

@@ -68,7 +68,8 @@ static const struct key keys[] = {
 	{ "relay-domain",	K_RELAY_DOMAIN,	FLD(relays),	0, 0 },
 	{ "recipients",		K_PATH,		STR(recipients), 0, 0 },
 	{ "max-size",		K_SIZE,		FLD(max_size),	1, NOMAX },
-	{ "max-recipients",	K_UINT,		FLD(max_recipients), 1, 100000 },
+	/* RFC 5321 4.5.3.1.8: a server must accept at least 100. */
+	{ "max-recipients",	K_UINT,		FLD(max_recipients), 100, 100000 },
 	{ "queue-lifetime",	K_DURATION,	FLD(queue_lifetime), 0, NOMAX },
 	{ "delay-warning",	K_DURATION,	FLD(delay_warning), 0, NOMAX },
 	{ "retry-min",		K_DURATION,	FLD(retry_min),	0, NOMAX },

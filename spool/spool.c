@@ -1049,7 +1049,7 @@ spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
 
 	/*
 	 * Read the files in batches where the kernel allows;
-	 * MXFB_NO_IO_URING forces the one-by-one path (for tests).
+	 * MXFB_NO_IO_URING forces the one-by-one path (mxfb.1 ENVIRONMENT).
 	 */
 	if (n > 0 && getenv("MXFB_NO_IO_URING") == NULL &&
 	    spool_batch_new(&batch) == 0) {

@@ -3,7 +3,8 @@
 
 Starts, on loopback only, a DNS server, Postfix's smtp-sink as the primary
 MX, a private Postfix instance configured as backup MX for example.test,
-and mxfb (under tcpserver, inetd-style, and as `receive -l`); then measures
+and mxfb (under tcpserver, inetd-style, and as `receive -l`; the default
+build and, given MXFB_STATIC_BIN, a STATIC=1 copy beside it); then measures
 receive rates, connection cost, drain, status of a big queue and the
 machine's fsync limit, and prints one table (plus bench.json, and bench.png
 when gnuplot is there).  See tests/bench/README.
@@ -26,6 +27,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 MXFB = os.path.abspath(os.environ.get("MXFB_BIN") or os.path.join(REPO, "mxfb"))
+# A STATIC=1 build beside the default (dynamic) one: `make bench` builds it
+# into build-static/ and names it here; its connection and receive rows
+# stand next to the default build's.  Unset, or BENCH_STATIC=0: none.
+MXFB_STATIC = os.environ.get("MXFB_STATIC_BIN") or None
+if MXFB_STATIC and os.environ.get("BENCH_STATIC", "1") != "0":
+    MXFB_STATIC = os.path.abspath(MXFB_STATIC)
+else:
+    MXFB_STATIC = None
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 OUT = os.path.abspath(os.environ.get("BENCH_OUT", "."))
 KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
@@ -399,7 +408,8 @@ def smtp_source(port, conc, total, per_conn, seconds=3600):
 class Mxfb:
     """One mxfb spool + configuration per phase."""
 
-    def __init__(self, work, name, sink_port, dns_port, cpu):
+    def __init__(self, work, name, sink_port, dns_port, cpu, binary=None):
+        self.bin = binary or MXFB
         self.dir = os.path.join(work, "mxfb-" + name)
         os.makedirs(self.dir, exist_ok=True)
         self.spool = os.path.join(self.dir, "spool")
@@ -436,13 +446,13 @@ class Mxfb:
         return p
 
     def listen(self, port, logname="receive-l.log"):
-        return self._start([MXFB, "-C", self.conf, "receive", "-l",
+        return self._start([self.bin, "-C", self.conf, "receive", "-l",
                             "127.0.0.1:%d" % port], logname, port)
 
     def tcpserver(self, port):
         # -R -H -l: no ident, no DNS for the remote or the local name.
         return self._start(["tcpserver", "-R", "-H", "-l", HOSTNAME, "-c",
-                            "200", "127.0.0.1", str(port), MXFB, "-C",
+                            "200", "127.0.0.1", str(port), self.bin, "-C",
                             self.conf, "receive"], "tcpserver.log", port)
 
     def stop(self, p):
@@ -510,7 +520,7 @@ class Mxfb:
             have += 1
 
     def cmd(self, *args):
-        return [MXFB, "-C", self.conf] + list(args)
+        return [self.bin, "-C", self.conf] + list(args)
 
 
 class Postfix:
@@ -777,10 +787,21 @@ class Bench:
         self.pf = Postfix(work, self.port_pf, self.sink_port, self.cpu_pf)
 
     def mxfb(self, name):
+        """One spool per name; names ending in -static run MXFB_STATIC."""
         if name not in self.mx:
             self.mx[name] = Mxfb(self.work, name, self.sink_port,
-                                 self.dns_port, self.cpu_mx)
+                                 self.dns_port, self.cpu_mx,
+                                 MXFB_STATIC if name.endswith("-static")
+                                 else MXFB)
         return self.mx[name]
+
+    def mxfb_servers(self):
+        """(system, port) of every mxfb receive server started."""
+        return [(s, p) for s, p in (
+            ("inetd", self.port_inetd), ("listen", self.port_listen),
+            ("inetd-static", getattr(self, "port_inetd_static", None)),
+            ("listen-static", getattr(self, "port_listen_static", None)))
+            if p is not None]
 
     def record(self, key, **kw):
         self.results.setdefault(key, {}).update(kw)
@@ -815,6 +836,14 @@ class Bench:
         self.port_listen = free_port()
         self.srv_inetd = rx.tcpserver(self.port_inetd)
         self.srv_listen = rx.listen(self.port_listen)
+        if MXFB_STATIC:
+            rs = self.mxfb("receive-static")
+            self.port_inetd_static = free_port()
+            self.port_listen_static = free_port()
+            rs.tcpserver(self.port_inetd_static)
+            rs.listen(self.port_listen_static)
+            log("STATIC=1 build %s on :%d (tcpserver) and :%d (receive -l)" % (
+                MXFB_STATIC, self.port_inetd_static, self.port_listen_static))
         self.pf.start("receive")
         log("mxfb on :%d (tcpserver) and :%d (receive -l), Postfix on :%d, "
             "primary %s:%d (down)" % (self.port_inetd, self.port_listen,
@@ -839,10 +868,11 @@ class Bench:
             floor.wait()
 
     def _connect_cost(self, conc, floor_port):
-        for key, port, cpu in (("connect-inetd", self.port_inetd, self.cpu_mx),
-                               ("connect-listen", self.port_listen, self.cpu_mx),
-                               ("connect-postfix", self.port_pf, self.cpu_pf),
-                               ("connect-floor", floor_port, self.cpu_floor)):
+        runs = [("connect-" + system, port, self.cpu_mx)
+                for system, port in self.mxfb_servers()]
+        runs += [("connect-postfix", self.port_pf, self.cpu_pf),
+                 ("connect-floor", floor_port, self.cpu_floor)]
+        for key, port, cpu in runs:
             out = os.path.join(self.work, key + ".out")
             with Window(cpu) as w:
                 run([os.path.join(self.bin, "smtpping"), "127.0.0.1",
@@ -861,7 +891,8 @@ class Bench:
         """Messages accepted per second with the primary down, counted in
         the queue; server CPU from its cgroup (for Postfix including the
         queue manager deferring what came in, until its queue settles)."""
-        rx = self.mxfb("receive")
+        rx = self.mxfb("receive-static" if system.endswith("-static")
+                       else "receive")
         if system == "postfix":
             counter, cpu = self.pf.count, self.cpu_pf
         else:
@@ -885,9 +916,8 @@ class Bench:
     def receive(self):
         for per_conn in PER_CONN:
             for conc in CONCURRENCY:
-                for system, port in (("inetd", self.port_inetd),
-                                     ("listen", self.port_listen),
-                                     ("postfix", self.port_pf)):
+                for system, port in self.mxfb_servers() + [
+                        ("postfix", self.port_pf)]:
                     key = "receive-%s-c%d-m%d" % (system, conc, per_conn)
                     self.attempt(key, self.receive_one, key, system, port,
                                  conc, per_conn)
@@ -941,7 +971,9 @@ class Bench:
                           for k, v in top[:5])))
 
     def stop_receive_servers(self):
-        self.mxfb("receive").stop_all()
+        for name in ("receive", "receive-static"):
+            if name in self.mx:
+                self.mx[name].stop_all()
         self.pf.stop()
 
     # drain
@@ -1143,6 +1175,38 @@ def inetd_bounds(R):
     return out
 
 
+def link_mode(path):
+    """How a binary is linked, from its dynamic section: which of the
+    libraries a security update replaces it loads from the system."""
+    try:
+        out = subprocess.run(["readelf", "-d", path], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (no readelf)"
+    needed = [l.split("[", 1)[1].split("]")[0] for l in
+              out.decode(errors="replace").splitlines() if "(NEEDED)" in l]
+    if not needed:
+        return "fully static"
+    shared = [n.split(".so")[0] for n in needed
+              if n.split(".so")[0] in ("libssl", "libcrypto", "libldns",
+                                       "libsodium", "libbsd")]
+    return "shared %s" % ", ".join(shared) if shared else \
+        "static libraries (%s shared)" % ", ".join(
+            n.split(".so")[0] for n in needed)
+
+
+def systems(R):
+    """The mxfb rows of the table, (system key, label): each of the
+    default build's followed by the STATIC=1 build's where that ran."""
+    static = any(k.endswith("-static") or "-static-" in k for k in R)
+    out = []
+    for system, label in (("inetd", "tcpserver"), ("listen", "receive -l")):
+        out.append((system, label))
+        if static:
+            out.append((system + "-static", label + ", STATIC=1"))
+    return out
+
+
 def report(b):
     R = b.results
     rows = []        # figure, mxfb, postfix, ratio, target, fsync fraction
@@ -1156,8 +1220,11 @@ def report(b):
         if name in R:
             rows.append(("fsync limit, %s writers" % name.split("-")[1],
                          "%.0f/s" % R[name]["rate"], "", None, None, ""))
-    for key, label in (("connect-inetd", "connect+EHLO+QUIT, tcpserver"),
-                       ("connect-listen", "connect+EHLO+QUIT, receive -l")):
+    for system, label in systems(R):
+        key = "connect-" + system
+        if system.endswith("-static") and key not in R:
+            continue
+        label = "connect+EHLO+QUIT, " + label
         m, p = R.get(key), R.get("connect-postfix")
         rows.append((label + " C=4", fmt_rate(m), fmt_rate(p),
                      ratio(m and m["rate"], p and p["rate"]),
@@ -1166,8 +1233,8 @@ def report(b):
     if m:
         rows.append(("  floor: trivial server under tcpserver", fmt_rate(m),
                      fmt_rate(p), ratio(m["rate"], p and p["rate"]), None, ""))
-    for system, label, tgt in (("inetd", "tcpserver", "receive-inetd"),
-                               ("listen", "receive -l", "receive-listen")):
+    for system, label in systems(R):
+        tgt = "receive-" + system.split("-")[0]
         for per_conn in PER_CONN:
             for conc in CONCURRENCY:
                 m = R.get("receive-%s-c%d-m%d" % (system, conc, per_conn))
@@ -1232,6 +1299,11 @@ def report(b):
     for fig, bound, tg in bounds:
         print("bound: %s: at most %.2fx on this machine (target %.1fx%s)" % (
             fig, bound, tg, ": out of reach" if bound < tg else ""))
+    builds = {"default": link_mode(MXFB)}
+    if MXFB_STATIC:
+        builds["STATIC=1"] = link_mode(MXFB_STATIC)
+    for name, mode in builds.items():
+        print("mxfb %s build: %s" % (name, mode))
     for n in b.notes:
         print("note:", n)
 
@@ -1242,6 +1314,8 @@ def report(b):
                   "status": STATUS_MSGS, "seconds": SECONDS,
                   "repeat": REPEAT, "message_bytes": MSG_BYTES},
         "cpu_source": b.cpu_mx.source,
+        "builds": {k: {"binary": MXFB if k == "default" else MXFB_STATIC,
+                       "linking": v} for k, v in builds.items()},
         "cpus": os.cpu_count(),
         "results": R,
         "table": [{"figure": r[0], "mxfb": r[1], "postfix": r[2],

@@ -64,6 +64,8 @@ BAD_LINES = [
     ("relay-domain other.test through mx.other.test", "\"via\""),
     ("relay-domain bad..test", "invalid domain"),
     ("retry-min 2h", "greater than retry-max"),
+    # RFC 5321 4.5.3.1.8: a server must accept 100 recipients.
+    ("max-recipients 99", "max-recipients: number \"99\" is too small"),
     ("tls-outbound secure", "tls-outbound: \"secure\" is not one of"),
     ("tls-required perhaps", "neither yes nor no"),
     ("tls-required yes", "tls-required yes needs tls-cert"),
@@ -102,7 +104,7 @@ def spool_untouched(mx):
 def test_bad_line_every_command(mx, cmd, extra, stdin, code):
     # The error is on line 10: the fixture's 7 base lines, two good
     # ones, then the bad one.
-    mx.config("max-recipients 10", "retry-max 1h # comment",
+    mx.config("max-recipients 100", "retry-max 1h # comment",
               "frobnicate yes")
     p = mx.run(cmd, *args_for(extra), input=stdin, timeout=30)
     skip_unbuilt(p, cmd)

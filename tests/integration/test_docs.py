@@ -197,3 +197,21 @@ def test_man_page_renders_without_warnings():
     for sect in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "CONFIGURATION",
                  "FILES", "EXIT STATUS", "EXAMPLES", "SEE ALSO"):
         assert re.search(r"^\.SH \"?%s\"?$" % sect, read("mxfb.1"), re.M), sect
+
+
+def test_every_environment_variable_documented():
+    """No hidden switches: every variable the sources read with getenv()
+    has an entry in mxfb.1's ENVIRONMENT section."""
+    names = set()
+    for d in ("cmd", "core", "spool"):
+        for f in os.listdir(os.path.join(REPO, d)):
+            if f.endswith(".c"):
+                names |= set(re.findall(r'getenv\s*\(\s*"(\w+)"',
+                                        read(d, f)))
+    assert "MXFB_CONFIG" in names and "TCPREMOTEIP" in names, names
+    src = read("mxfb.1")
+    env = src[src.index(".SH ENVIRONMENT"):src.index(".SH FILES")]
+    heads = " ".join(re.findall(r"^\.BR? (.*)$", env, re.M))
+    documented = set(re.findall(r"\b[A-Z][A-Z_]+\b", heads))
+    missing = sorted(n for n in names if n not in documented)
+    assert not missing, "not in mxfb.1 ENVIRONMENT: %s" % missing

@@ -13,11 +13,11 @@ from test_receive_durability import small_spool  # noqa: F401 (fixture)
 def fill(mx):
     """Fill the spool's file system; returns the filler's path."""
     path = os.path.join(mx.spool, "filler")
-    with open(path, "wb") as f:
+    # Unbuffered: no half-written buffer left for close() to fail on.
+    with open(path, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return path
@@ -59,3 +59,24 @@ def test_flush_and_bounce_on_a_full_disk(small_spool, dns):
     assert p.stderr.decode().count("returned to sender") == 3
     assert originals(mx) == []
     assert len(dsns(mx)) == 3
+
+
+def test_admin_bounce_of_held_message_stays_held(small_spool):
+    """bounce ID of a held message whose DSN cannot be queued (the spool's
+    file system is full): 75, no DSN, and the message is still held, not
+    released for the next flush.  With room again it is returned."""
+    mx = small_spool
+    qid = mx.inject("alice@example.org", ["bob@example.test"], message())
+    mx.run("hold", qid, check=True)
+    filler = fill(mx)
+    p = bounce(mx, qid, expect=75)
+    err = p.stderr.decode()
+    assert "%s: could not be returned" % qid in err, err
+    [m] = mx.status_json()
+    assert m["id"] == qid and m["held"] is True
+    assert os.listdir(os.path.join(mx.spool, "hold")) == [qid]
+    assert os.listdir(os.path.join(mx.spool, "queue")) == []
+    assert os.listdir(os.path.join(mx.spool, "active")) == []
+    os.unlink(filler)
+    bounce(mx, qid)
+    assert originals(mx) == [] and len(dsns(mx)) == 1

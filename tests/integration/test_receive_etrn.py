@@ -2,19 +2,21 @@
 relay domains, answered at once while `flush -f -d DOMAIN` runs detached
 in the background, and the queued mail then reaches the primary.
 """
+import asyncio
 import os
 import smtplib
 import socket
-import stat
 import time
 
-from conftest import RawSmtp, receive_stdio
+from aiosmtpd.controller import Controller
+
+from conftest import Recorder, RawSmtp, free_port, receive_stdio
 
 
-def etrn_session(mx, ip, env=None):
+def etrn_session(mx, ip, env=None, args=()):
     e = {"TCPREMOTEIP": ip}
     e.update(env or {})
-    proc, raw = receive_stdio(mx, env=e)
+    proc, raw = receive_stdio(mx, env=e, args=args)
     assert raw.cmd("EHLO primary.example.test")[0] == 250
     return proc, raw
 
@@ -49,16 +51,57 @@ def test_etrn_unknown_domain_and_syntax(mx):
     raw.cmd("QUIT")
 
 
-def test_etrn_starts_flush_without_waiting(mx):
-    out = os.path.join(mx.dir, "etrn-args")
-    script = os.path.join(mx.dir, "fake-flush")
+class SlowPrimary(Recorder):
+    """A primary that takes DELAY seconds to accept a message's data."""
+    DELAY = 4
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.DELAY)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_etrn_starts_flush_without_waiting(mx, dns):
+    """ETRN is answered at once while the flush it starts runs detached:
+    the binary itself, with our -C file (MXFB_CONFIG names nothing here),
+    forced past the back-off (-f) and only for the domain named (-d,
+    lower-cased, trailing dot dropped).  Seen from outside: what reaches
+    the primary, and when.  No environment variable can make it run
+    another program (MXFB_ETRN_COMMAND was one)."""
+    marker = os.path.join(mx.dir, "ran")
+    script = os.path.join(mx.dir, "other-program")
     with open(script, "w") as f:
-        f.write("#!/bin/sh\nsleep 3\necho \"$@\" > %s.tmp\n"
-                "mv %s.tmp %s\n" % (out, out, out))
-    os.chmod(script, stat.S_IRWXU)
-    mx.config("etrn-allow 192.0.2.0/24")
-    proc, raw = etrn_session(mx, "192.0.2.5",
-                             env={"MXFB_ETRN_COMMAND": script})
+        f.write("#!/bin/sh\ntouch %s\n" % marker)
+    os.chmod(script, 0o755)
+    port = free_port("127.0.0.2")
+    dns.mx("example.test", 10, "mx1.example.test")
+    dns.mx("example.test", 20, "backup.example.test")
+    dns.a("mx1.example.test", "127.0.0.2")
+    dns.a("backup.example.test", "127.0.0.1")
+    mx.config("smtp-port %d" % port, "retry-min 1h", "retry-max 2h",
+              "relay-domain other.test via [127.0.0.2]:%d" % port,
+              "etrn-allow 192.0.2.0/24", "connect-timeout 2s",
+              "data-done-timeout 30s")
+    mine = mx.inject("a@sender.test", ["u@example.test"],
+                     b"Subject: for example.test\n\nhello\n")
+    other = mx.inject("a@sender.test", ["u@other.test"],
+                      b"Subject: for other.test\n\nhello\n")
+    # The primary is down: both deferred, not due again for an hour.
+    p = mx.run("flush", check=True)
+    assert p.stdout == b"delivered 0, deferred 2, failed 0\n"
+    rec = SlowPrimary()
+    ctl = Controller(rec, hostname="127.0.0.2", port=port, decode_data=False)
+    ctl.start()
+    try:
+        etrn_then_delivery(mx, rec, mine, other, {
+            "MXFB_CONFIG": os.path.join(mx.dir, "no"),
+            "MXFB_ETRN_COMMAND": script})
+    finally:
+        ctl.stop()
+    assert not os.path.exists(marker)
+
+
+def etrn_then_delivery(mx, rec, mine, other, env):
+    proc, raw = etrn_session(mx, "192.0.2.5", args=("-C", mx.conf), env=env)
     start = time.time()
     code, text = raw.cmd("ETRN Example.Test.")
     assert code == 250, text
@@ -67,13 +110,18 @@ def test_etrn_starts_flush_without_waiting(mx):
     assert raw.cmd("NOOP")[0] == 250
     raw.cmd("QUIT")
     proc.wait(10)
-    deadline = time.time() + 15
-    while not os.path.exists(out):
-        assert time.time() < deadline, "flush was never started"
+    assert rec.messages == []
+    deadline = time.time() + 30
+    while not rec.messages:
+        assert time.time() < deadline, "ETRN's flush delivered nothing"
         time.sleep(0.1)
-    with open(out) as f:
-        assert f.read().split() == ["-C", mx.conf, "flush", "-f", "-d",
-                                    "example.test"]
+    assert rec.messages[0]["rcpts"] == ["u@example.test"]
+    while mine in [m["id"] for m in mx.status_json()]:
+        assert time.time() < deadline, "the delivered message stayed"
+        time.sleep(0.1)
+    time.sleep(SlowPrimary.DELAY + 1)
+    assert len(rec.messages) == 1
+    assert [m["id"] for m in mx.status_json()] == [other]
 
 
 def test_etrn_delivers_queued_mail_to_primary(mx, dns, primary_factory):

@@ -208,7 +208,7 @@ test_every_key(void **state)
 	    "relay-domain example.test\n"
 	    "recipients /etc/mxfb/recipients\n"
 	    "max-size 10M\n"
-	    "max-recipients 50\n"
+	    "max-recipients 100\n"
 	    "queue-lifetime 3d\n"
 	    "delay-warning 0\n"
 	    "retry-min 30s\n"
@@ -240,7 +240,7 @@ test_every_key(void **state)
 	assert_int_equal(c.relays[0].has_via, 0);
 	assert_string_equal(c.recipients, "/etc/mxfb/recipients");
 	assert_true(c.max_size == 10ULL * 1024 * 1024);
-	assert_int_equal(c.max_recipients, 50);
+	assert_int_equal(c.max_recipients, 100);
 	assert_int_equal(c.queue_lifetime, 3 * 86400);
 	assert_int_equal(c.delay_warning, 0);
 	assert_int_equal(c.retry_min, 30);
@@ -405,6 +405,9 @@ test_errors(void **state)
 	parse_fails("delay-warning -4h\n", 1, "bad duration");
 	parse_fails("timeout 0\n", 1, "at least");
 	parse_fails("max-recipients 0\n", 1, "max-recipients");
+	/* RFC 5321 4.5.3.1.8: 100 at least. */
+	parse_fails("max-recipients 99\n", 1, "max-recipients: number \"99\" "
+	    "is too small (100..100000)");
 	parse_fails("max-recipients many\n", 1, "max-recipients");
 	parse_fails("dns-retry 0\n", 1, "dns-retry");
 	parse_fails("flush-concurrency 99999999999999999999\n", 1,
