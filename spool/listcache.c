@@ -180,8 +180,8 @@ writer_open(struct cache_writer *w)
 		return;
 	(void)bsnprintf(w->tmp, sizeof(w->tmp), "%s.%s.%ld", CACHE_NAME,
 	    spool_private_host(w->sp), (long)getpid());
-	w->fd = openat(spool_private_dirfd(w->sp, D_TMP), w->tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	w->fd = spool_private_create_temp(spool_private_dirfd(w->sp, D_TMP),
+	    w->tmp);
 	if (w->fd == -1) {
 		w->failed = 1;
 		return;

@@ -78,5 +78,11 @@ enum subdir {
 int	 spool_private_dirfd(struct spool *, enum subdir);
 int	 spool_private_rootfd(struct spool *);
 const char *spool_private_host(struct spool *);
+/*
+ * A new temp file dirfd/name, mode 0600: O_EXCL and O_NOFOLLOW, so that
+ * nothing planted under that name (a link) is ever written through; a
+ * name left over is removed first.  The descriptor, or -1.
+ */
+int	 spool_private_create_temp(int dirfd, const char *name);
 
 #endif

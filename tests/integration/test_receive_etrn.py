@@ -50,12 +50,16 @@ def test_etrn_unknown_domain_and_syntax(mx):
 
 
 def test_etrn_starts_flush_without_waiting(mx):
-    out = os.path.join(mx.dir, "etrn-args")
+    # Run as the user receive becomes: its output goes where it may write.
+    os.mkdir(os.path.join(mx.dir, "etrn"))
+    mx.give(os.path.join(mx.dir, "etrn"))
+    out = os.path.join(mx.dir, "etrn", "etrn-args")
     script = os.path.join(mx.dir, "fake-flush")
     with open(script, "w") as f:
         f.write("#!/bin/sh\nsleep 3\necho \"$@\" > %s.tmp\n"
                 "mv %s.tmp %s\n" % (out, out, out))
-    os.chmod(script, stat.S_IRWXU)
+    os.chmod(script, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP |
+             stat.S_IROTH | stat.S_IXOTH)
     mx.config("etrn-allow 192.0.2.0/24")
     proc, raw = etrn_session(mx, "192.0.2.5",
                              env={"MXFB_ETRN_COMMAND": script})
