@@ -266,10 +266,17 @@ open_subdir(int dirfd, const char *dir, const char *name, uid_t owner)
 	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1) {
 		save = errno;
-		if (save == ELOOP || save == ENOTDIR)
-			log_warnx("spool %s: %s is %s: refused", dir, name,
-			    save == ELOOP ? "a symbolic link" :
-			    "not a directory");
+		if (save != ELOOP && save != ENOTDIR)
+			return (-1);
+		/* A link fails as ENOTDIR (O_DIRECTORY) or ELOOP. */
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode)) {
+			log_warnx("spool %s: %s is a symbolic link: refused",
+			    dir, name);
+			save = ELOOP;
+		} else
+			log_warnx("spool %s: %s is not a directory: refused",
+			    dir, name);
 		errno = save;
 		return (-1);
 	}
