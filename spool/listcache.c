@@ -504,8 +504,7 @@ cache_open(struct spool *sp, struct cache_file *cf)
 	size_t		 n;
 
 	memset(cf, 0, sizeof(*cf));
-	cf->fd = openat(spool_private_rootfd(sp), CACHE_NAME,
-	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	cf->fd = openat(spool_private_rootfd(sp), CACHE_NAME, SPOOL_READ_FLAGS);
 	if (cf->fd == -1)
 		return (-1);
 	if (pread(cf->fd, &cf->h, sizeof(cf->h), 0) != (ssize_t)sizeof(cf->h) ||

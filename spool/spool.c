@@ -555,8 +555,7 @@ merge_state(struct spool *sp, struct envelope *env, int *found)
 
 	if (found != NULL)
 		*found = 1;
-	if ((fd = openat(sp->fd[D_STATE], env->id,
-	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((fd = openat(sp->fd[D_STATE], env->id, SPOOL_READ_FLAGS)) == -1) {
 		if (errno != ENOENT)
 			return (-1);
 		if (found != NULL)
@@ -639,7 +638,7 @@ open_any(struct spool *sp, const char *id, int first, enum loc *where)
 			(void)strlcpy(name, id, sizeof(name));
 			dfd = sp->fd[order[i] == LOC_QUEUE ? D_QUEUE : D_HOLD];
 		}
-		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(dfd, name, SPOOL_READ_FLAGS);
 		if (fd != -1) {
 			*where = order[i];
 			return (fd);
@@ -1260,7 +1259,7 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 	if (renameat(sp->fd[D_QUEUE], id, sp->fd[D_ACTIVE], c->name) == -1)
 		goto fail;
 	if ((c->fd = openat(sp->fd[D_ACTIVE], c->name,
-	    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+	    SPOOL_READ_FLAGS)) == -1)
 		goto giveback;
 	/* The claim's age is its ctime: make sure it is now. */
 	if (futimens(c->fd, NULL) == -1)
@@ -1967,9 +1966,7 @@ spool_domain_note_read(struct spool *sp, const char *domain, char **text,
 
 	if (domain_file(domain, "probe", name, sizeof(name)) == -1)
 		return (-1);
-	/* Not through a link, and never waiting on a FIFO planted there. */
-	if ((fd = openat(sp->fd[D_DOMAINS], name,
-	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
+	if ((fd = openat(sp->fd[D_DOMAINS], name, SPOOL_READ_FLAGS)) == -1)
 		return (-1);
 	if (fstat(fd, &st) == -1)
 		goto fail;

@@ -19,6 +19,13 @@ int	 envelope_state_encode(const struct envelope *, char **, size_t *);
 int	 envelope_state_merge(struct envelope *, const char *, size_t);
 
 /*
+ * Every file in the spool is opened for reading with these: never
+ * through a symbolic link, and never waiting on a FIFO planted there
+ * (O_NONBLOCK changes nothing for a regular file).
+ */
+#define SPOOL_READ_FLAGS	(O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+
+/*
  * Batched reads for spool_foreach (spool/uring.c): for each item, the
  * last SPOOL_TAIL bytes of dirfd/name and its size, and the first
  * SPOOL_TAIL bytes of state_dirfd/name (state_dirfd -1: none wanted).

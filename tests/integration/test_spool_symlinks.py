@@ -230,7 +230,8 @@ def test_subdirectory_link(mx, dns, outside, subdir, cmd):
 
 def test_subdirectory_of_another_owner(mx):
     """A subdirectory that is not the spool owner's (made by root, say)
-    or that others may write is refused, naming it."""
+    or that others may write is refused, naming it; so is a spool
+    directory that others may write."""
     queued(mx)
     hold = os.path.join(mx.spool, "hold")
     os.chmod(hold, 0o755)
@@ -244,6 +245,14 @@ def test_subdirectory_of_another_owner(mx):
     assert p.returncode == 74, err(p)
     assert "hold: writable by group or others (mode 0777)" in err(p)
     os.chmod(hold, 0o700)
+    assert mx.run("status").returncode == 0
+    # The spool itself: whoever may write it may replace any of these.
+    os.chmod(mx.spool, 0o770)
+    p = mx.run("status")
+    assert p.returncode == 74, err(p)
+    assert "%s: writable by group or others (mode 0770)" % mx.spool \
+        in err(p), err(p)
+    os.chmod(mx.spool, 0o700)
     assert mx.run("status").returncode == 0
 
 
@@ -267,3 +276,25 @@ def test_status_cache_link(mx, outside, monkeypatch):
     assert_some_taken(mx, names)
     assert not os.path.islink(cache)
     assert os.stat(cache).st_uid == user_ids()[0]
+
+
+def test_fifos_do_not_hang(mx, dns, monkeypatch):
+    """A FIFO planted as a message (queue/ID), a state file or the status
+    cache is never waited on: status, flush and bounce finish, skipping
+    what they cannot read."""
+    monkeypatch.setenv("MXFB_STATUS_CACHE_MIN", "1")
+    down_domain(mx, dns)
+    qid = queued(mx)
+    other = queued(mx)
+    fifo_id = "0000000000000000A"
+    for path in (os.path.join(mx.spool, "queue", fifo_id),
+                 os.path.join(mx.spool, "state", other),
+                 os.path.join(mx.spool, "status.cache")):
+        os.mkfifo(path, 0o600)
+        mx.give(path)
+    for args in (("status",), ("status", "-s"), ("flush", "-f"),
+                 ("bounce",)):
+        p = mx.run(*args, timeout=30)
+        assert p.returncode == 0, (args, err(p))
+    listed = [o["id"] for o in mx.status_json()]
+    assert qid in listed and fifo_id not in listed
