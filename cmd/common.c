@@ -151,7 +151,12 @@ cmd_open_spool(int create)
 	struct spool	*sp;
 
 	if (spool_open(cfg->spool, create, &sp) == -1) {
-		log_cmd_error("spool %s", cfg->spool);
+		/* Root handed the work to `user`: the spool must be its. */
+		if (errno == EACCES && caller_uid == 0 && geteuid() != 0)
+			log_cmd_error("spool %s (it must belong to user %s)",
+			    cfg->spool, cfg->user);
+		else
+			log_cmd_error("spool %s", cfg->spool);
 		exit(errno == ENOENT || errno == EACCES ? EXIT_CANTCREAT :
 		    EXIT_IOERR);
 	}

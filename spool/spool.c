@@ -9,7 +9,9 @@
  * is write-temp, fsync, rename; a message is worked on only by the
  * process that renamed it into active/; names read from directories are
  * used only after queue_id_valid(); every file is opened relative to the
- * spool's directory descriptors, never through a path built from input.
+ * spool's directory descriptors, never through a path built from input,
+ * and nothing below the spool directory is reached through a symbolic
+ * link (whoever owns the spool cannot steer a process run as root).
  */
 #include <sys/types.h>
 #include <sys/file.h>

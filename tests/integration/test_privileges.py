@@ -298,3 +298,14 @@ def test_etrn_flush_inherits_the_user(mx, dns):
         time.sleep(0.05)
     assert os.path.exists(lock)
     assert os.stat(lock).st_uid == user_ids()[0]
+
+
+def test_spool_of_root_is_named(mx):
+    """A spool directory root made and kept (install -d without -o) is
+    out of the user's reach: the error says whose it must be."""
+    os.mkdir(mx.spool, 0o700)
+    for args in (("status",), ("inject", "u@example.test")):
+        p = mx.run(*args, input=MSG)
+        assert p.returncode == 73, p.stderr
+        assert ("spool %s (it must belong to user %s): Permission denied"
+                % (mx.spool, USER)).encode() in p.stderr, p.stderr
