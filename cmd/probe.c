@@ -291,7 +291,7 @@ cmd_probe(int argc, char **argv)
 	struct dns_resolver	*dr = NULL;
 	struct spool		*sp = NULL;
 	struct waiting		 w;
-	char			 err[256], dom[256];
+	char			 err[1024], dom[256];
 	const char		**domains;
 	int			*states;
 	const char		*errstr;
