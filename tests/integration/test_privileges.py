@@ -309,3 +309,22 @@ def test_spool_of_root_is_named(mx):
         assert p.returncode == 73, p.stderr
         assert ("spool %s (it must belong to user %s): Permission denied"
                 % (mx.spool, USER)).encode() in p.stderr, p.stderr
+
+
+def test_switch_that_keeps_root_is_refused(mx):
+    """The switch is verified: started with SECBIT_NO_SETUID_FIXUP (set
+    by whoever started us), setuid() keeps every capability and root
+    could come back; the command stops (70) instead of running so."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def keep_capabilities():
+        # prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP)
+        if libc.prctl(28, 1 << 2, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+
+    p = subprocess.run([MXFB, "status"], env=mx.env(), capture_output=True,
+                       timeout=60, preexec_fn=keep_capabilities)
+    assert p.returncode == 70, p.stderr
+    assert b"user nobody: root could be regained after the switch" \
+        in p.stderr
