@@ -768,7 +768,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 	if (env->sender[0] == '\0') {
 		log_info("%s: from=<>, returned by the administrator (uid "
 		    "%lu): dropped, mail from the null sender is never "
-		    "returned", env->id, (unsigned long)getuid());
+		    "returned", env->id, cmd_caller_uid());
 		finish(b, c, 1);
 		return (0);
 	}
@@ -788,7 +788,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 		    reason == DSN_REASON_RELAYED ? "2.0.0" : "5.0.0",
 		    reason == DSN_REASON_RELAYED ? "relayed, removed by the "
 		    "administrator" : "returned by the administrator",
-		    (unsigned long)getuid(), why ? ", no notification (" : "",
+		    cmd_caller_uid(), why ? ", no notification (" : "",
 		    why ? why : "", why ? ")" : "");
 	}
 	if (rv == 0)
@@ -953,6 +953,7 @@ cmd_bounce(int argc, char **argv)
 	argv += optind;
 	cmd_check_ids(argc, argv);
 	cmd_load_config();
+	cmd_become_user(0);
 	if (sodium_init() == -1) {
 		log_cmd_errorx("libsodium initialisation failed");
 		return (EXIT_SOFTWARE);

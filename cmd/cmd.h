@@ -28,6 +28,20 @@ void	 cmd_load_config(void);
 void	 cmd_load_config_or_exit(int);
 /* Load without exiting: -1 with "file:line: reason" in err. */
 int	 cmd_try_load_config(char *err, size_t errsize);
+/*
+ * Started as root (euid 0): become the `user` account for good, after
+ * the configuration and the secrets were read and the sockets bound,
+ * before any network input is read or the spool opened.  With
+ * create_spool, a missing spool directory is made first and handed to
+ * the user.  Not root: nothing.  Returns 0, or an exit status (78: no
+ * such account, or it is root; 73: the spool could not be made; 70: the
+ * switch failed) with the reason in err.
+ */
+int	 cmd_try_become_user(int create_spool, char *err, size_t errsize);
+/* The same; exits with that status on failure. */
+void	 cmd_become_user(int create_spool);
+/* The real uid that started the command (before any switch). */
+unsigned long cmd_caller_uid(void);
 /* Open the spool (creating it with create); exits 73/74 on error. */
 struct spool *cmd_open_spool(int create);
 /* Exit 64 with a message unless every argv[0..argc) is a queue ID. */

@@ -1031,6 +1031,7 @@ cmd_flush(int argc, char **argv)
 	s.ids = argv;
 	s.nids = argc;
 	cmd_load_config();
+	cmd_become_user(0);
 	if ((sp = queue_open_existing()) == NULL) {
 		/* A spool no mail has reached yet: nothing to deliver. */
 		printf("delivered 0, deferred 0, failed 0\n");

@@ -86,7 +86,7 @@ default_sender(char *buf, size_t size)
 	struct passwd	*pw;
 	const char	*user;
 
-	if ((pw = getpwuid(getuid())) != NULL)
+	if ((pw = getpwuid((uid_t)cmd_caller_uid())) != NULL)
 		user = pw->pw_name;
 	else if ((user = getenv("LOGNAME")) == NULL || *user == '\0')
 		user = "nobody";
@@ -225,6 +225,8 @@ cmd_inject(int argc, char **argv)
 		cmd_usage(INJECT_USAGE, 0);
 
 	cmd_load_config();
+	/* Root makes a missing spool for the user, then is the user. */
+	cmd_become_user(1);
 
 	/* As sendmail does, "<a@b>" is the address a@b. */
 	if (sender_arg != NULL)
@@ -275,7 +277,7 @@ cmd_inject(int argc, char **argv)
 
 	rfc5322_date(time(NULL), date, sizeof(date));
 	if (xasprintf(&header, "Received: by %s (mxfb inject, uid %lu)\r\n"
-	    "\tid %s; %s\r\n", cfg->hostname, (unsigned long)getuid(), id,
+	    "\tid %s; %s\r\n", cfg->hostname, cmd_caller_uid(), id,
 	    date) == -1 || spool_writer_write(w, header, strlen(header)) == -1)
 		goto spoolfail;
 
@@ -331,7 +333,7 @@ cmd_inject(int argc, char **argv)
 	}
 	log_info("%s: client=local, from=<%s>, size=%llu, nrcpt=%zu, uid=%lu",
 	    id, log_safe(safe2, sizeof(safe2), sender),
-	    (unsigned long long)env.size, env.nrcpts, (unsigned long)getuid());
+	    (unsigned long long)env.size, env.nrcpts, cmd_caller_uid());
 	if (printf("%s\n", id) < 0 || fflush(stdout) == EOF) {
 		log_cmd_error("standard output");
 		envelope_free(&env);

@@ -291,7 +291,7 @@ cmd_probe(int argc, char **argv)
 	struct dns_resolver	*dr = NULL;
 	struct spool		*sp = NULL;
 	struct waiting		 w;
-	char			 err[256], dom[256];
+	char			 err[1024], dom[256];
 	const char		**domains;
 	int			*states;
 	const char		*errstr;
@@ -327,6 +327,11 @@ cmd_probe(int argc, char **argv)
 	argv += optind;
 	/* A monitoring plugin answers UNKNOWN, not 78, to a bad config. */
 	cmd_load_config_or_exit(PROBE_UNKNOWN);
+	/* Before any DNS answer or banner is read; a bad user: UNKNOWN. */
+	if (cmd_try_become_user(0, err, sizeof(err)) != 0) {
+		log_cmd_errorx("%s", err);
+		return (PROBE_UNKNOWN);
+	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
 

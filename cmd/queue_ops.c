@@ -104,6 +104,7 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 	cmd_check_ids(argc, argv);
 
 	cmd_load_config();
+	cmd_become_user(0);
 	if ((sp = queue_open_existing()) == NULL) {
 		for (i = 0; i < argc; i++)
 			log_cmd_errorx("%s: no such message", argv[i]);
@@ -112,7 +113,7 @@ queue_op_run(const struct queue_op *op, int argc, char **argv)
 	for (i = 0; i < argc; i++) {
 		if (op->act(sp, argv[i]) == 0) {
 			log_info("%s: %s by administrator (uid %lu)", argv[i],
-			    op->done, (unsigned long)getuid());
+			    op->done, cmd_caller_uid());
 			continue;
 		}
 		if (errno == ENOENT) {

@@ -26,12 +26,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -127,7 +125,6 @@ static int	 inetd_session(void);
 static int	 load_tls(char *, size_t);
 static int	 listen_on(const char *);
 static void	 on_signal(int);
-static int	 drop_to_spool_owner(void);
 static unsigned	 count_idle(const pid_t *);
 static int	 listener(char **, int, unsigned);
 static int	 activated_sockets(int *, char **, size_t);
@@ -697,7 +694,8 @@ inetd_refuse(const char *why)
 
 /*
  * STARTTLS's certificate and key, when configured: loaded (and the key's
- * permissions checked) once, as the user that serves the sessions.
+ * permissions checked) once, before a process started as root becomes
+ * `user`: the key may be readable by root alone, as Postfix's is.
  */
 static int
 load_tls(char *err, size_t errsize)
@@ -737,6 +735,14 @@ inetd_session(void)
 			return (inetd_refuse(err));
 		log_cmd_errorx("%s", err);
 		return (EXIT_CONFIG);
+	}
+	/* Not a byte from the client before this. */
+	if ((rc = cmd_try_become_user(1, err, sizeof(err))) != 0) {
+		if (quiet)
+			(void)inetd_refuse(err);
+		else
+			log_cmd_errorx("%s", err);
+		return (rc);
 	}
 	sp = NULL;
 	rc = serve(0, 1, &sp);
@@ -887,44 +893,6 @@ child_loop(int fd, const int *lfd, int nspecs, unsigned me)
 	return (rc);
 }
 
-/*
- * Started as root (to bind port 25), -l serves its sessions as the
- * owner of the spool directory once the sockets are bound, as Postfix
- * runs smtpd as mail_owner and qmail-smtpd as qmaild: untrusted SMTP is
- * never parsed as root, and what the sessions write belongs to the user
- * flush and bounce run as.  A spool owned by root keeps root.
- */
-static int
-drop_to_spool_owner(void)
-{
-	struct stat	 st;
-	struct passwd	*pw;
-	uid_t		 uid;
-	gid_t		 gid;
-
-	if (geteuid() != 0 || stat(cfg->spool, &st) == -1 || st.st_uid == 0)
-		return (0);
-	uid = st.st_uid;
-	gid = st.st_gid;
-	if ((pw = getpwuid(uid)) != NULL) {
-		gid = pw->pw_gid;
-		if (initgroups(pw->pw_name, gid) == -1) {
-			log_cmd_error("initgroups %s", pw->pw_name);
-			return (-1);
-		}
-	} else if (setgroups(1, &gid) == -1) {
-		log_cmd_error("setgroups");
-		return (-1);
-	}
-	if (setresgid(gid, gid, gid) == -1 || setresuid(uid, uid, uid) == -1) {
-		log_cmd_error("setresuid %lu", (unsigned long)uid);
-		return (-1);
-	}
-	log_info("sessions run as uid %lu gid %lu (the owner of %s)",
-	    (unsigned long)uid, (unsigned long)gid, cfg->spool);
-	return (0);
-}
-
 /* The listener: how many of its children (kids, by slot) are idle. */
 static unsigned
 count_idle(const pid_t *kids)
@@ -1055,14 +1023,16 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 	unsigned		 nchildren = 0, nidle = 0, k, slot;
 	pid_t			 pid;
 	char			 drain[64], err[1024];
-	int			 i, fd, status, npfd;
+	int			 i, fd, status, npfd, rc;
 
-	if (drop_to_spool_owner() == -1)
-		return (EXIT_UNAVAIL);
-	/* The key is read with the privileges that serve the sessions. */
+	/* The sockets are bound and the key read: root is no longer needed. */
 	if (load_tls(err, sizeof(err)) == -1) {
 		log_cmd_errorx("%s", err);
 		return (EXIT_CONFIG);
+	}
+	if ((rc = cmd_try_become_user(1, err, sizeof(err))) != 0) {
+		log_cmd_errorx("%s", err);
+		return (rc);
 	}
 	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(note_fds, O_CLOEXEC | O_NONBLOCK) == -1 ||

@@ -777,6 +777,7 @@ cmd_status(int argc, char **argv)
 	cmd_check_ids(argc, argv);
 
 	cmd_load_config();
+	cmd_become_user(0);
 	if ((sp = queue_open_existing()) == NULL) {
 		/* A spool never used: an empty queue, no such message. */
 		for (i = 0; i < argc; i++)

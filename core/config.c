@@ -46,7 +46,8 @@ enum key_type {
 	K_ETRN_ALLOW,		/* repeatable, several values */
 	K_STRING,		/* char[], taken as written */
 	K_YESNO,		/* int, yes = 1, no = 0 */
-	K_TLS_LEVEL		/* enum tls_level */
+	K_TLS_LEVEL,		/* enum tls_level */
+	K_USER			/* char[], a user name (not looked up) */
 };
 
 struct key {
@@ -101,6 +102,7 @@ static const struct key keys[] = {
 	{ "tls-required",	K_YESNO,	FLD(tls_required), 0, 0 },
 	{ "tls-outbound",	K_TLS_LEVEL,	FLD(tls_outbound), 0, 0 },
 	{ "tls-ca-file",	K_PATH,		STR(tls_ca_file), 0, 0 },
+	{ "user",		K_USER,		STR(user),	0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -132,6 +134,7 @@ static int	 check_config(struct parse *, struct config *);
 static size_t	 key_line(const struct parse *, const char *);
 static const struct key *find_key(const char *, size_t *);
 static int	 parse_port(const char *, int *);
+static int	 user_name_valid(const char *);
 static int	 cidr_match_bytes(const struct cidr *, const unsigned char *,
 		    int);
 
@@ -172,6 +175,7 @@ set_defaults(struct config *c)
 	c->bounce_policy = BOUNCE_ALL;
 	c->tls_required = 0;
 	c->tls_outbound = TLS_LEVEL_MAY;
+	(void)strlcpy(c->user, "mxfb", sizeof(c->user));
 }
 
 static int
@@ -356,6 +360,13 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 			return (perr(p, "%s: \"%s\" is not one of none, may, "
 			    "encrypt, verify, dane", k->name, safe));
 		break;
+	case K_USER:
+		/* Looked up only when started as root (cmd/common.c). */
+		if (!user_name_valid(av[0]) ||
+		    strlcpy(field, av[0], k->size) >= k->size)
+			return (perr(p, "%s: bad user name \"%s\"", k->name,
+			    safe));
+		break;
 	case K_RELAY_DOMAIN:
 		return (parse_relay_domain(p, c, av, ac));
 	case K_RESOLVER:
@@ -482,6 +493,24 @@ parse_port(const char *s, int *port)
 		return (-1);
 	*port = (int)v;
 	return (0);
+}
+
+/* What useradd(8) accepts: [A-Za-z0-9._-], no leading '-', no "."/"..". */
+static int
+user_name_valid(const char *s)
+{
+	size_t	 i;
+
+	if (s[0] == '\0' || s[0] == '-' || strcmp(s, ".") == 0 ||
+	    strcmp(s, "..") == 0)
+		return (0);
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		    s[i] == '_' || s[i] == '-'))
+			return (0);
+	return (1);
 }
 
 int
@@ -741,6 +770,7 @@ check_config(struct parse *p, struct config *c)
 	lkey = key_line(p, "tls-key");
 	lreq = key_line(p, "tls-required");
 	lciph = key_line(p, "tls-ciphers");
+	c->user_line = key_line(p, "user");
 	if (c->retry_min > c->retry_max) {
 		p->lineno = lmin > lmax ? lmin : lmax;
 		return (perr(p, "retry-min (%llds) is greater than retry-max "

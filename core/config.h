@@ -61,6 +61,8 @@ struct config {
 	int		 has_smarthost;
 	struct hostport	 smarthost;		/* smarthost HOST[:PORT] */
 	int		 log_stderr;		/* log syslog|stderr */
+	char		 user[33];		/* user NAME, mxfb */
+	size_t		 user_line;		/* its line, 0: the default */
 
 	/* receive */
 	time_t		 timeout;		/* timeout, 300s: idle client */

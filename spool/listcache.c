@@ -180,8 +180,8 @@ writer_open(struct cache_writer *w)
 		return;
 	(void)bsnprintf(w->tmp, sizeof(w->tmp), "%s.%s.%ld", CACHE_NAME,
 	    spool_private_host(w->sp), (long)getpid());
-	w->fd = openat(spool_private_dirfd(w->sp, D_TMP), w->tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	w->fd = spool_private_create_temp(spool_private_dirfd(w->sp, D_TMP),
+	    w->tmp);
 	if (w->fd == -1) {
 		w->failed = 1;
 		return;
@@ -504,8 +504,7 @@ cache_open(struct spool *sp, struct cache_file *cf)
 	size_t		 n;
 
 	memset(cf, 0, sizeof(*cf));
-	cf->fd = openat(spool_private_rootfd(sp), CACHE_NAME,
-	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	cf->fd = openat(spool_private_rootfd(sp), CACHE_NAME, SPOOL_READ_FLAGS);
 	if (cf->fd == -1)
 		return (-1);
 	if (pread(cf->fd, &cf->h, sizeof(cf->h), 0) != (ssize_t)sizeof(cf->h) ||

@@ -9,7 +9,9 @@
  * is write-temp, fsync, rename; a message is worked on only by the
  * process that renamed it into active/; names read from directories are
  * used only after queue_id_valid(); every file is opened relative to the
- * spool's directory descriptors, never through a path built from input.
+ * spool's directory descriptors, never through a path built from input,
+ * and nothing below the spool directory is reached through a symbolic
+ * link (whoever owns the spool cannot steer a process run as root).
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -94,6 +96,10 @@ struct entry {
 };
 
 static int	 mkdir_p(const char *);
+static int	 open_subdir(int, const char *, const char *, uid_t);
+static int	 check_dir(const char *, const char *, const struct stat *,
+		    uid_t);
+static int	 reopen_dir(struct spool *, enum subdir);
 static void	 host_name(char *, size_t);
 static int	 claim_name(struct spool *, const char *, char *, size_t);
 static int	 process_stat(pid_t, char *, size_t, char **);
@@ -136,6 +142,18 @@ static int	 move_message(struct spool *, const char *, enum subdir,
 static int	 domain_file(const char *, const char *, char *, size_t);
 
 /* Opening and closing. */
+
+/*
+ * A new descriptor of a subdirectory already open (for readdir, which
+ * moves the offset): never its name again, which may have been replaced
+ * by a link since.
+ */
+static int
+reopen_dir(struct spool *sp, enum subdir which)
+{
+	return (openat(sp->fd[which], ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC));
+}
 
 static int
 mkdir_p(const char *dir)
@@ -185,6 +203,7 @@ int
 spool_open(const char *dir, int create, struct spool **spp)
 {
 	struct spool	*sp;
+	struct stat	 top;
 	int		 i, made = 0, save;
 
 	if (sodium_init() == -1) {
@@ -206,9 +225,12 @@ spool_open(const char *dir, int create, struct spool **spp)
 		    O_CLOEXEC)) == -1)
 			goto fail;
 	}
+	if (fstat(sp->dirfd, &top) == -1 ||
+	    check_dir(dir, NULL, &top, top.st_uid) == -1)
+		goto fail;
 	for (i = 0; i < D_COUNT; i++) {
-		sp->fd[i] = openat(sp->dirfd, subdir_names[i],
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		sp->fd[i] = open_subdir(sp->dirfd, dir, subdir_names[i],
+		    top.st_uid);
 		if (sp->fd[i] != -1)
 			continue;
 		if (errno != ENOENT || !create)
@@ -217,8 +239,8 @@ spool_open(const char *dir, int create, struct spool **spp)
 			made = 1;
 		else if (errno != EEXIST)
 			goto fail;
-		if ((sp->fd[i] = openat(sp->dirfd, subdir_names[i],
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		if ((sp->fd[i] = open_subdir(sp->dirfd, dir, subdir_names[i],
+		    top.st_uid)) == -1)
 			goto fail;
 	}
 	if (made && fsync(sp->dirfd) == -1)
@@ -230,6 +252,91 @@ fail:
 	spool_close(sp);
 	errno = save;
 	return (-1);
+}
+
+/*
+ * One subdirectory, never through a symbolic link: whoever owns the
+ * spool could otherwise point state/ or queue/ at any directory, and a
+ * process that may run as root would write there.
+ */
+static int
+open_subdir(int dirfd, const char *dir, const char *name, uid_t owner)
+{
+	struct stat	 st;
+	int		 fd, save;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		save = errno;
+		if (save != ELOOP && save != ENOTDIR)
+			return (-1);
+		/* A link fails as ENOTDIR (O_DIRECTORY) or ELOOP. */
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode)) {
+			log_warnx("spool %s: %s is a symbolic link: refused",
+			    dir, name);
+			save = ELOOP;
+		} else
+			log_warnx("spool %s: %s is not a directory: refused",
+			    dir, name);
+		errno = save;
+		return (-1);
+	}
+	if (fstat(fd, &st) == -1 || check_dir(dir, name, &st, owner) == -1) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	return (fd);
+}
+
+/* Owned by owner and writable by nobody else: else EPERM, logged. */
+static int
+check_dir(const char *dir, const char *name, const struct stat *st,
+    uid_t owner)
+{
+	const char	*sep = name != NULL ? ": " : "";
+
+	if (name == NULL)
+		name = "";
+	if (st->st_uid != owner) {
+		log_warnx("spool %s%s%s: belongs to uid %lu, not to the "
+		    "spool's owner (uid %lu): refused", dir, sep, name,
+		    (unsigned long)st->st_uid, (unsigned long)owner);
+		errno = EPERM;
+		return (-1);
+	}
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		log_warnx("spool %s%s%s: writable by group or others (mode "
+		    "%04o): refused", dir, sep, name,
+		    (unsigned)(st->st_mode & 07777));
+		errno = EPERM;
+		return (-1);
+	}
+	return (0);
+}
+
+int
+spool_create_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	struct stat	 st;
+	int		 fd, save;
+
+	if (stat(dir, &st) == 0)
+		return (0);
+	if (errno != ENOENT || mkdir_p(dir) == -1)
+		return (-1);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return (-1);
+	if (fchown(fd, uid, gid) == -1 || fsync(fd) == -1) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	return (close(fd));
 }
 
 void
@@ -450,8 +557,7 @@ merge_state(struct spool *sp, struct envelope *env, int *found)
 
 	if (found != NULL)
 		*found = 1;
-	if ((fd = openat(sp->fd[D_STATE], env->id, O_RDONLY | O_CLOEXEC))
-	    == -1) {
+	if ((fd = openat(sp->fd[D_STATE], env->id, SPOOL_READ_FLAGS)) == -1) {
 		if (errno != ENOENT)
 			return (-1);
 		if (found != NULL)
@@ -495,8 +601,7 @@ find_active(struct spool *sp, const char *id, char *name, size_t size)
 	struct dirent	*de;
 	int		 fd, found = 0;
 
-	if ((fd = openat(sp->dirfd, "active",
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if ((fd = reopen_dir(sp, D_ACTIVE)) == -1)
 		return (-1);
 	if ((d = fdopendir(fd)) == NULL) {
 		(void)close(fd);
@@ -535,7 +640,7 @@ open_any(struct spool *sp, const char *id, int first, enum loc *where)
 			(void)strlcpy(name, id, sizeof(name));
 			dfd = sp->fd[order[i] == LOC_QUEUE ? D_QUEUE : D_HOLD];
 		}
-		fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+		fd = openat(dfd, name, SPOOL_READ_FLAGS);
 		if (fd != -1) {
 			*where = order[i];
 			return (fd);
@@ -664,7 +769,7 @@ spool_writer_begin(struct spool *sp, struct spool_writer **wp,
 		if (queue_id_new(w->id) == -1)
 			break;
 		w->fd = openat(sp->fd[D_TMP], w->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (w->fd != -1 || errno != EEXIST)
 			break;
 	}
@@ -913,8 +1018,7 @@ scan_dir(struct spool *sp, enum subdir which, struct entry **ents,
 	char		 id[QUEUE_ID_SIZE];
 	int		 fd, save;
 
-	if ((fd = openat(sp->dirfd, subdir_names[which],
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if ((fd = reopen_dir(sp, which)) == -1)
 		return (-1);
 	if ((d = fdopendir(fd)) == NULL) {
 		save = errno;
@@ -1156,8 +1260,8 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 		goto fail;
 	if (renameat(sp->fd[D_QUEUE], id, sp->fd[D_ACTIVE], c->name) == -1)
 		goto fail;
-	if ((c->fd = openat(sp->fd[D_ACTIVE], c->name, O_RDONLY | O_CLOEXEC))
-	    == -1)
+	if ((c->fd = openat(sp->fd[D_ACTIVE], c->name,
+	    SPOOL_READ_FLAGS)) == -1)
 		goto giveback;
 	/* The claim's age is its ctime: make sure it is now. */
 	if (futimens(c->fd, NULL) == -1)
@@ -1256,8 +1360,7 @@ write_state(struct spool *sp, const struct envelope *env)
 		return (-1);
 	if (envelope_state_encode(env, &buf, &len) == -1)
 		return (-1);
-	if ((fd = openat(sp->fd[D_TMP], tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+	if ((fd = spool_private_create_temp(sp->fd[D_TMP], tmp)) == -1)
 		goto fail;
 	if (write_all(fd, buf, len) == -1 || fsync(fd) == -1)
 		goto fail_unlink;
@@ -1617,7 +1720,11 @@ process_gone(pid_t pid, unsigned long long start)
 	char		 buf[1024];
 	char		*p;
 
-	if (kill(pid, 0) == -1)
+	/*
+	 * EPERM: alive but another user's, which a pid reused by, say, a
+	 * root process is to a claimer running as `user`: look closer.
+	 */
+	if (kill(pid, 0) == -1 && errno != EPERM)
 		return (errno == ESRCH);
 	if (process_stat(pid, buf, sizeof(buf), &p) == -1)
 		return (0);
@@ -1704,8 +1811,7 @@ spool_recover(struct spool *sp, time_t timeout)
 	memset(&key, 0, sizeof(key));
 
 	for (w = 0; w < sizeof(walk) / sizeof(walk[0]); w++) {
-		if ((fd = openat(sp->dirfd, subdir_names[walk[w]],
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		if ((fd = reopen_dir(sp, walk[w])) == -1) {
 			log_warn("spool: %s/", subdir_names[walk[w]]);
 			r = -1;
 			continue;
@@ -1828,8 +1934,7 @@ spool_domain_note_write(struct spool *sp, const char *domain,
 	if (bsnprintf(tmp, sizeof(tmp), "%s.%s.%ld", name, sp->host,
 	    (long)getpid()) == -1)
 		return (-1);
-	if ((fd = openat(sp->fd[D_TMP], tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+	if ((fd = spool_private_create_temp(sp->fd[D_TMP], tmp)) == -1)
 		return (-1);
 	if (write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1) {
 		save = errno;
@@ -1863,10 +1968,14 @@ spool_domain_note_read(struct spool *sp, const char *domain, char **text,
 
 	if (domain_file(domain, "probe", name, sizeof(name)) == -1)
 		return (-1);
-	if ((fd = openat(sp->fd[D_DOMAINS], name, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = openat(sp->fd[D_DOMAINS], name, SPOOL_READ_FLAGS)) == -1)
 		return (-1);
 	if (fstat(fd, &st) == -1)
 		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EPERM;
+		goto fail;
+	}
 	if (st.st_size > MAX_NOTE) {
 		errno = EFBIG;
 		goto fail;
@@ -1894,14 +2003,33 @@ fail:
 int
 spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 {
-	char	 name[300];
-	int	 fd, save;
+	struct stat	 st;
+	char		 name[300];
+	int		 fd, save;
 
 	if (domain_file(domain, "lock", name, sizeof(name)) == -1)
 		return (-1);
-	if ((fd = openat(sp->fd[D_DOMAINS], name,
-	    O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+	/*
+	 * The lock file stays (it is only ever flocked): opened without
+	 * following a link planted in its place, and only a regular file
+	 * will do (a FIFO would not even lock).
+	 */
+	if ((fd = openat(sp->fd[D_DOMAINS], name, O_RDWR | O_CREAT |
+	    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600)) == -1)
 		return (-1);
+	if (fstat(fd, &st) == -1) {
+		save = errno;
+		(void)close(fd);
+		errno = save;
+		return (-1);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_warnx("spool: domains/%s is not a regular file: refused",
+		    name);
+		(void)close(fd);
+		errno = EPERM;
+		return (-1);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		save = errno;
 		(void)close(fd);
@@ -1913,6 +2041,28 @@ spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 }
 
 /* For spool/listcache.c (spool_private.h). */
+
+int
+spool_private_create_temp(int dirfd, const char *name)
+{
+	int	 fd, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			return (fd);
+		/*
+		 * Left by a dead process with our pid, or planted (a link
+		 * to elsewhere): the name goes, whatever it pointed to
+		 * stays untouched.
+		 */
+		if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
+			return (-1);
+	}
+	errno = EEXIST;
+	return (-1);
+}
 
 int
 spool_private_dirfd(struct spool *sp, enum subdir which)

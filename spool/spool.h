@@ -101,8 +101,22 @@ int	 rcpt_finished(const struct recipient *);
 
 struct spool;
 
-/* Open (and with create, make) the spool directory tree. */
+/*
+ * Open (and with create, make) the spool directory tree.  dir itself may
+ * be reached through a symbolic link (it is the administrator's); its
+ * subdirectories are opened without following one, and each must be a
+ * directory owned by dir's owner that neither group nor others can
+ * write, as dir itself: otherwise -1 with ELOOP (a link) or EPERM, the
+ * reason logged.  Everything in the tree is then reached relative to
+ * those descriptors.
+ */
 int	 spool_open(const char *dir, int create, struct spool **);
+/*
+ * Make dir (mode 0700, missing parents 0755) when it is missing and hand
+ * it to uid:gid: for a process started as root that then gives up root
+ * (the user makes the subdirectories).  0 when it existed already.
+ */
+int	 spool_create_dir(const char *dir, uid_t uid, gid_t gid);
 void	 spool_close(struct spool *);
 /* 1 when dir still names the directory sp was opened at, else 0 (-1). */
 int	 spool_is_at(struct spool *, const char *dir);

@@ -19,6 +19,13 @@ int	 envelope_state_encode(const struct envelope *, char **, size_t *);
 int	 envelope_state_merge(struct envelope *, const char *, size_t);
 
 /*
+ * Every file in the spool is opened for reading with these: never
+ * through a symbolic link, and never waiting on a FIFO planted there
+ * (O_NONBLOCK changes nothing for a regular file).
+ */
+#define SPOOL_READ_FLAGS	(O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+
+/*
  * Batched reads for spool_foreach (spool/uring.c): for each item, the
  * last SPOOL_TAIL bytes of dirfd/name and its size, and the first
  * SPOOL_TAIL bytes of state_dirfd/name (state_dirfd -1: none wanted).
@@ -78,5 +85,11 @@ enum subdir {
 int	 spool_private_dirfd(struct spool *, enum subdir);
 int	 spool_private_rootfd(struct spool *);
 const char *spool_private_host(struct spool *);
+/*
+ * A new temp file dirfd/name, mode 0600: O_EXCL and O_NOFOLLOW, so that
+ * nothing planted under that name (a link) is ever written through; a
+ * name left over is removed first.  The descriptor, or -1.
+ */
+int	 spool_private_create_temp(int dirfd, const char *name);
 
 #endif

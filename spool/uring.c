@@ -240,7 +240,7 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		s->opcode = IORING_OP_OPENAT;
 		s->fd = it[i].dirfd;
 		s->addr = (unsigned long)it[i].name;
-		s->open_flags = O_RDONLY | O_CLOEXEC;
+		s->open_flags = SPOOL_READ_FLAGS;
 		s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
 
 		if (it[i].state_dirfd == -1)
@@ -249,7 +249,7 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		s->opcode = IORING_OP_OPENAT;
 		s->fd = it[i].state_dirfd;
 		s->addr = (unsigned long)it[i].name;
-		s->open_flags = O_RDONLY | O_CLOEXEC;
+		s->open_flags = SPOOL_READ_FLAGS;
 		s->user_data = (uint64_t)i << UD_SHIFT | UD_SOPEN;
 	}
 	if (ring_run(b, round1_done, it) == -1) {

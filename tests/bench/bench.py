@@ -14,6 +14,7 @@ Sizes scale with BENCH_QUICK=1 and the BENCH_* variables in the README.
 """
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -405,6 +406,15 @@ def smtp_source(port, conc, total, per_conn, seconds=3600):
 
 # -------------------------------------------------------------- servers
 
+def mxfb_user():
+    """The account mxfb switches to (the bench runs as root): mxfb when
+    the machine has it, else nobody."""
+    try:
+        return pwd.getpwnam("mxfb").pw_name
+    except KeyError:
+        return "nobody"
+
+
 class Mxfb:
     """One mxfb spool + configuration per phase."""
 
@@ -426,6 +436,7 @@ class Mxfb:
                 "dns-retry 1",
                 "log stderr",
                 "max-size 10M",
+                "user " + mxfb_user(),
             ] + os.environ.get("BENCH_MXFB_CONF", "").split(";")) + "\n")
 
     def env(self):
@@ -500,6 +511,7 @@ class Mxfb:
         if not seeds:
             raise RuntimeError("nothing to clone")
         ids = set(s[0] for s in seeds)
+        owner = os.stat(qdir)       # the files are the spool owner's
         have, i = len(seeds), 0
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         while have < n:
@@ -511,10 +523,12 @@ class Mxfb:
                 continue
             ids.add(new)
             fd = os.open(os.path.join(qdir, new), flags, 0o600)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
             os.write(fd, head + new.encode() + tail)
             os.close(fd)
             if state is not None:
                 fd = os.open(os.path.join(sdir, new), flags, 0o600)
+                os.fchown(fd, owner.st_uid, owner.st_gid)
                 os.write(fd, state)
                 os.close(fd)
             have += 1

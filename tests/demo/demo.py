@@ -7,13 +7,17 @@ us, backup.example.test (preference 20).  The primary is down.  Starts
 `mxfb receive -l`, sends a message to it with a real SMTP client (swaks,
 or Python's smtplib when swaks is missing), shows `status` and `probe`;
 then starts the primary (aiosmtpd), shows `probe`, `flush`, `status` and
-what the primary received.  Everything it started is stopped and its
+what the primary received.  Run as root, it also shows mxfb giving up
+root: `receive -l` binds, then runs as the configured `user` (the account
+`useradd --system ... mxfb` makes; `nobody` here when there is no mxfb
+account), and the spool it makes belongs to that account.  Everything it started is stopped and its
 temporary directory removed, whatever happens (errors, Ctrl-C).
 
 usage: demo.py [path/to/mxfb]
 Nothing here talks to anything but 127.0.0.0/8.
 """
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -54,6 +58,12 @@ def say(text):
 class Demo:
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="mxfb-demo-")
+        # The account mxfb runs as must reach the spool and the file.
+        os.chmod(self.tmp, 0o711)
+        try:
+            self.user = pwd.getpwnam("mxfb").pw_name
+        except KeyError:
+            self.user = "nobody"
         self.procs = []
         self.servers = []
         self.conf = os.path.join(self.tmp, "mxfb.conf")
@@ -136,6 +146,7 @@ class Demo:
                 "resolver 127.0.0.1:%d" % self.dns_port,
                 "smtp-port %d" % self.smtp_port,
                 "log stderr",
+                "user %s" % self.user,
                 "connect-timeout 2s",
                 "command-timeout 5s",
                 "dns-timeout 2s",
@@ -185,6 +196,8 @@ class Demo:
 
         say("a sender cannot reach the primary and hands the mail to us")
         self.send_mail()
+        if os.geteuid() == 0:
+            self.show_privileges(p.pid)
 
         say("the mail waits in our queue")
         self.run("status")
@@ -215,6 +228,24 @@ class Demo:
                                % len(self.received))
         say("done: received while the primary was down, delivered when it "
             "came back")
+
+    def show_privileges(self, pid):
+        say("started as root, mxfb bound its port and then became `user`")
+        print("%s# for real: useradd --system --home-dir /var/spool/mxfb "
+              "--shell /usr/sbin/nologin mxfb%s" % (DIM, OFF))
+        print("%s# here: user %s (in the configuration)%s"
+              % (DIM, self.user, OFF))
+        with open("/proc/%d/status" % pid) as f:
+            uid = [l.split()[1] for l in f if l.startswith("Uid:")][0]
+        print("receive -l (pid %d) runs as uid %s (%s)"
+              % (pid, uid, pwd.getpwuid(int(uid)).pw_name))
+        spool = os.path.join(self.tmp, "spool")
+        for d in sorted(os.listdir(spool)):
+            st = os.stat(os.path.join(spool, d))
+            print("spool/%-8s %o %s" % (d, st.st_mode & 0o7777,
+                                        pwd.getpwuid(st.st_uid).pw_name))
+        if uid == "0":
+            raise RuntimeError("receive still runs as root")
 
     def cleanup(self):
         for p in self.procs:

@@ -6,8 +6,11 @@ on loopback only: a dnslib DNS server (`dns`), aiosmtpd primaries
 Nothing here may resolve through, or connect to, anything but 127.0.0.0/8.
 """
 import os
+import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -17,6 +20,69 @@ from dnslib.server import BaseResolver, DNSServer
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MXFB = os.environ.get("MXFB_BIN") or os.path.join(REPO, "mxfb")
+
+# Started as root, every command becomes `user` (default mxfb, not an
+# account on a fresh machine): the tests name one every Debian has.
+USER = "nobody"
+
+
+def user_ids():
+    """(uid, gid) of USER."""
+    pw = pwd.getpwnam(USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Run as root, the tests' temp directories live under a base of our
+    own: pytest's default (/tmp/pytest-of-root) is set back to 0700 by
+    every pytest run that starts meanwhile, which would shut USER out of
+    the spools and configuration files of running tests."""
+    if config.option.basetemp is None and os.geteuid() == 0:
+        base = tempfile.mkdtemp(prefix="mxfb-pytest-")
+        os.chmod(base, 0o711)
+        config.option.basetemp = os.path.join(base, "tmp")
+        config._mxfb_basetemp = base
+
+
+def pytest_unconfigure(config):
+    base = getattr(config, "_mxfb_basetemp", None)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def reachable(path):
+    """Let USER reach path: pytest makes tmp_path and its parents 0700;
+    every directory from / down gets search permission."""
+    if os.geteuid() != 0:
+        return
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if st.st_mode & 0o001 == 0:
+            os.chmod(path, (st.st_mode & 0o7777) | 0o011)
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def tmpfs_options(size):
+    """mount -o for a tmpfs spool of size that USER owns (0700)."""
+    uid, gid = user_ids()
+    return "size=%s,mode=0700,uid=%d,gid=%d" % (size, uid, gid)
+
+
+def give_to_user(path):
+    """chown -R path to USER (a spool, or files planted in it, as root
+    made them: the user mxfb runs as must own its spool)."""
+    if os.geteuid() != 0:
+        return
+    uid, gid = user_ids()
+    os.lchown(path, uid, gid)
+    for dp, dns_, fs in os.walk(path):
+        for n in dns_ + fs:
+            os.lchown(os.path.join(dp, n), uid, gid)
 
 
 def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
@@ -154,6 +220,7 @@ class Mxfb:
         self.dns = dns
         self.hostname = "backup.example.test"
         self.extra = []
+        reachable(self.dir)
         self.config()
 
     def base_lines(self):
@@ -165,6 +232,7 @@ class Mxfb:
             "log stderr",
             "dns-timeout 1s",
             "dns-retry 1",
+            "user %s" % USER,
         ]
 
     def config(self, *lines, replace_base=False):
@@ -198,6 +266,10 @@ class Mxfb:
                 cmd, p.returncode, p.stdout.decode(errors="replace"),
                 p.stderr.decode(errors="replace")))
         return p
+
+    def give(self, path=None):
+        """Hand path (default: the spool) to the user mxfb runs as."""
+        give_to_user(path or self.spool)
 
     def inject(self, sender, rcpts, message):
         p = self.run("inject", "-f", sender, *rcpts, input=message, check=True)

@@ -102,14 +102,16 @@ def spool_untouched(mx):
                          ids=["%s%s" % (c[0], "".join(c[1][:1]))
                               for c in COMMANDS])
 def test_bad_line_every_command(mx, cmd, extra, stdin, code):
-    # The error is on line 10: the fixture's 7 base lines, two good
-    # ones, then the bad one.
+    # The error is on the line after the fixture's base lines and two
+    # good ones.
     mx.config("max-recipients 100", "retry-max 1h # comment",
               "frobnicate yes")
+    bad = len(mx.base_lines()) + 3
     p = mx.run(cmd, *args_for(extra), input=stdin, timeout=30)
     skip_unbuilt(p, cmd)
     assert p.returncode == code, (cmd, p.returncode, err(p))
-    assert "%s:10: unknown key \"frobnicate\"" % mx.conf in err(p), err(p)
+    assert "%s:%d: unknown key \"frobnicate\"" % (mx.conf, bad) in err(p), \
+        err(p)
     assert ("mxfb: %s: " % cmd) in err(p), err(p)
     assert spool_untouched(mx)
     if cmd == "receive":
@@ -121,15 +123,16 @@ def test_bad_line_every_command(mx, cmd, extra, stdin, code):
                          ids=[b[0] for b in BAD_LINES])
 def test_bad_values(mx, line, reason):
     mx.config("# a comment line", "", line)
+    at = "%s:%d: " % (mx.conf, len(mx.base_lines()) + 3)
     p = mx.run("status")
     skip_unbuilt(p, "status")
     assert p.returncode == 78, err(p)
-    assert "%s:10: " % mx.conf in err(p), err(p)
+    assert at in err(p), err(p)
     assert reason in err(p), err(p)
     # One line, "mxfb: status: FILE:LINE: reason".
     lines = [l for l in err(p).splitlines() if l]
     assert len(lines) == 1, lines
-    assert lines[0].startswith("mxfb: status: %s:10: " % mx.conf), lines
+    assert lines[0].startswith("mxfb: status: " + at), lines
 
 
 def test_bad_log_value(mx):
@@ -245,7 +248,8 @@ def test_whitespace_and_comments(mx):
                 "\tspool %s\r\n"
                 "relay-domain Example.TEST.  # case and dot\r\n"
                 "resolver %s\r\n"
-                "log stderr\r\n" % (mx.spool, mx.dns.address))
+                "log stderr\r\n"
+                "user nobody\r\n" % (mx.spool, mx.dns.address))
     p = mx.run("inject", "-f", "a@sender.test", "u@example.test",
                input=MESSAGE)
     skip_unbuilt(p, "inject")

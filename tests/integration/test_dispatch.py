@@ -82,7 +82,8 @@ def test_argv0_picks_command(mx):
     p = mx.run(argv0="/usr/local/bin/mxfb-status")
     assert p.returncode == 78, err(p)
     assert "mxfb: status: " in err(p)
-    assert "%s:8: unknown key" % mx.conf in err(p)
+    assert "%s:%d: unknown key" % (mx.conf, len(mx.base_lines()) + 1) \
+        in err(p)
 
 
 def write_conf(path, spool, dns):
@@ -91,7 +92,8 @@ def write_conf(path, spool, dns):
                 "spool %s\n"
                 "relay-domain example.test\n"
                 "resolver %s\n"
-                "log stderr\n" % (spool, dns.address))
+                "log stderr\n"
+                "user nobody\n" % (spool, dns.address))
 
 
 MESSAGE = "From: a@sender.test\r\nSubject: x\r\n\r\nbody\r\n"
@@ -132,7 +134,7 @@ def test_config_option(mx, dns, where):
         f.write("max-size huge\n")
     p = run("status")
     assert p.returncode == 78, err(p)
-    assert "%s:6: " % other in err(p)
+    assert "%s:7: " % other in err(p)
 
 
 def test_config_option_argv0(mx, dns):
@@ -144,7 +146,7 @@ def test_config_option_argv0(mx, dns):
     p = mx.run("-C", other, "-j", argv0="mxfb-status")
     skip_unbuilt(p, "status")
     assert p.returncode == 78, err(p)
-    assert "%s:6: retry-min: bad duration" % other in err(p)
+    assert "%s:7: retry-min: bad duration" % other in err(p)
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

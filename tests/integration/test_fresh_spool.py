@@ -1,11 +1,13 @@
-"""A spool directory made by the administrator (install -d ...) that no
-mail has reached yet is an empty queue for every cron command: no error,
-no exit 73 every five minutes, and nothing created by read-only runs."""
+"""A spool directory made by the administrator (install -d -o mxfb ...)
+that no mail has reached yet is an empty queue for every cron command: no
+error, no exit 73 every five minutes, and nothing created by read-only
+runs."""
 import os
 
 
 def fresh(mx):
     os.mkdir(mx.spool, 0o700)
+    mx.give()
     return mx
 
 

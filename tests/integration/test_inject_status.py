@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from conftest import tmpfs_options
+
 JSON_FIELDS = {"id", "size", "arrival", "sender", "held", "next_retry",
                "recipients"}
 RCPT_FIELDS = {"addr", "state", "attempts", "last_error"}
@@ -395,7 +397,7 @@ def test_inject_spool_full(mx):
     behind; what was queued before is intact."""
     import subprocess
     os.mkdir(mx.spool)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+    subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options("256k"), "tmpfs",
                     mx.spool], check=True)
     try:
         first = mx.inject("a@example.org", ["u@example.test"], MSG_LF)

@@ -572,44 +572,6 @@ def test_swaks_pipe_mode_with_pipelining(mx):
     assert b"Subject: piped\r\n" in raw_body(mx, m["id"])
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-def test_listen_as_root_serves_sessions_as_spool_owner(mx, tmp_path):
-    """`receive -l` started as root (to bind port 25) must not parse
-    untrusted SMTP as root: once its sockets are bound, sessions run as
-    the owner of the spool directory (the mail user of the README's
-    `install -d -o mxfb`), and what they write belongs to that user."""
-    import pwd
-    import shutil
-    import tempfile
-    nobody = pwd.getpwnam("nobody")
-    top = tempfile.mkdtemp(prefix="mxfb-priv-", dir="/tmp")
-    try:
-        os.chmod(top, 0o755)
-        spool = os.path.join(top, "spool")
-        os.mkdir(spool, 0o700)
-        os.chown(spool, nobody.pw_uid, nobody.pw_gid)
-        mx.config(*[("spool %s" % spool) if l.startswith("spool ") else l
-                    for l in mx.base_lines()], replace_base=True)
-        mx.spool = spool
-        proc, port = mx.listen()
-        s = smtplib.SMTP("127.0.0.1", port, timeout=10)
-        s.sendmail("a@sender.test", ["u@example.test"],
-                   b"Subject: priv\r\n\r\nx\r\n")
-        s.quit()
-        (o,) = mx.status_json()
-        queue = [os.path.join(dp, f) for dp, _, fs in os.walk(spool)
-                 for f in fs if o["id"] in f]
-        assert queue, os.listdir(spool)
-        for path in queue:
-            assert os.stat(path).st_uid == nobody.pw_uid, path
-        proc.terminate()
-        proc.wait(10)
-        assert "sessions run as uid %d" % nobody.pw_uid in \
-            proc.stderr.read().decode()
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
-
-
 def listener_children(pid):
     with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
         return [int(x) for x in f.read().split()]

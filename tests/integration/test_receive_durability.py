@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import MXFB, receive_stdio
+from conftest import MXFB, receive_stdio, tmpfs_options
 
 
 def body_of(mx, qid):
@@ -71,7 +71,7 @@ def test_queue_minfree_refuses_at_mail(mx):
 def small_spool(mx):
     """The spool on a 1 MiB tmpfs (root only)."""
     os.makedirs(mx.spool, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options("1m"), "tmpfs",
                         mx.spool], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     if p.returncode != 0:
@@ -197,6 +197,7 @@ def test_listener_follows_a_replaced_spool(mx):
             assert len(mx.status_json()) == 1
             os.rename(mx.spool, mx.spool + ".old")
             os.mkdir(mx.spool, 0o700)
+            mx.give()
     listed = mx.status_json()
     assert len(listed) == 1
     raw = mx.run("status", "-b", listed[0]["id"], check=True).stdout

@@ -67,7 +67,10 @@ def test_etrn_starts_flush_without_waiting(mx, dns):
     lower-cased, trailing dot dropped).  Seen from outside: what reaches
     the primary, and when.  No environment variable can make it run
     another program (MXFB_ETRN_COMMAND was one)."""
-    marker = os.path.join(mx.dir, "ran")
+    # Where the user the commands become could write, were it run.
+    os.mkdir(os.path.join(mx.dir, "etrn"))
+    mx.give(os.path.join(mx.dir, "etrn"))
+    marker = os.path.join(mx.dir, "etrn", "ran")
     script = os.path.join(mx.dir, "other-program")
     with open(script, "w") as f:
         f.write("#!/bin/sh\ntouch %s\n" % marker)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, tmpfs_options
 
 MSG = b"Subject: cached\n\nbody\n"
 
@@ -196,7 +196,7 @@ def test_full_disk_writes_no_cache_and_lists_all(mx):
     tmp/ (a 1 MiB tmpfs, root only)."""
     import subprocess
     os.makedirs(mx.spool, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options("1m"), "tmpfs",
                         mx.spool], capture_output=True)
     if p.returncode != 0:
         pytest.skip("cannot mount a tmpfs: %s" % p.stderr.decode().strip())

@@ -22,7 +22,7 @@ import subprocess
 import pytest
 
 from certs import Certs
-from conftest import MXFB, RawSmtp, free_port
+from conftest import RawSmtp
 
 HOST = "backup.example.test"
 MESSAGE = b"From: a@sender.test\r\nSubject: tls\r\n\r\nover TLS\r\n"
@@ -314,52 +314,3 @@ def test_listen_mode_checks_cert_at_start(mx, certs):
     p = mx.run("receive", "-l", "127.0.0.1:1", timeout=30)
     assert p.returncode == 78, err(p)
     assert "missing.key" in err(p)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-def test_key_read_with_the_sessions_privileges(mx, tmp_path):
-    """receive -l started as root reads tls-key only after it has become
-    the spool's owner: a key only root can read is a configuration error
-    at start (never a plaintext fallback), the owner's own key works."""
-    import pwd
-    import shutil
-    import tempfile
-    import time
-    nobody = pwd.getpwnam("nobody")
-    top = tempfile.mkdtemp(prefix="mxfb-tlspriv-", dir="/tmp")
-    try:
-        os.chmod(top, 0o755)
-        spool = os.path.join(top, "spool")
-        os.mkdir(spool, 0o700)
-        os.chown(spool, nobody.pw_uid, nobody.pw_gid)
-        certs = Certs(os.path.join(top, "certs"))
-        os.chmod(certs.dir, 0o755)
-        c = certs.valid(HOST)
-        for f in (c.chain, c.cert, certs.ca):
-            os.chmod(f, 0o644)
-        lines = [("spool %s" % spool) if l.startswith("spool ") else l
-                 for l in mx.base_lines()]
-        mx.config(*lines, "tls-cert %s" % c.chain, "tls-key %s" % c.key,
-                  replace_base=True)
-        mx.spool = spool
-        port = free_port()
-        p = subprocess.run([MXFB, "receive", "-l", "127.0.0.1:%d" % port],
-                           env=mx.env(), capture_output=True, timeout=20)
-        assert p.returncode == 78, p.stderr
-        assert c.key.encode() in p.stderr
-
-        os.chown(c.key, nobody.pw_uid, nobody.pw_gid)
-        proc, port = mx.listen()
-        s = smtplib.SMTP("127.0.0.1", port, timeout=10)
-        s.ehlo(HOST)
-        s._host = HOST      # the name the certificate is checked against
-        s.starttls(context=client_context(certs))
-        s.ehlo(HOST)
-        s.sendmail("a@sender.test", ["u@example.test"], MESSAGE)
-        s.quit()
-        (o,) = mx.status_json()
-        assert b"with ESMTPS" in queued_text(mx, o["id"])
-        proc.terminate()
-        proc.wait(10)
-    finally:
-        shutil.rmtree(top, ignore_errors=True)

@@ -133,7 +133,36 @@ test_defaults(void **state)
 	assert_int_equal(c.tls_required, 0);
 	assert_int_equal(c.tls_outbound, TLS_LEVEL_MAY);
 	assert_string_equal(c.tls_ca_file, "");
+	assert_string_equal(c.user, "mxfb");
+	assert_int_equal(c.user_line, 0);
 	config_free(&c);
+}
+
+/* `user`: only its syntax is checked here, and its line is kept for
+ * the error cmd/common.c gives when the account is missing or root. */
+static void
+test_user(void **state)
+{
+	struct config	 c;
+
+	assert_int_equal(parse("# x\n\nuser _mxfb-2.x\n", &c), 0);
+	assert_string_equal(c.user, "_mxfb-2.x");
+	assert_int_equal(c.user_line, 3);
+	config_free(&c);
+	assert_int_equal(parse("user root\n", &c), 0);
+	assert_string_equal(c.user, "root");
+	config_free(&c);
+	assert_int_equal(parse("user 01234567890123456789012345678901\n",
+	    &c), 0);
+	config_free(&c);
+	parse_fails("user 012345678901234567890123456789012\n", 1,
+	    "bad user name");
+	parse_fails("user -mxfb\n", 1, "bad user name");
+	parse_fails("user ..\n", 1, "bad user name");
+	parse_fails("user a/b\n", 1, "bad user name");
+	parse_fails("user m\xc3\xa4il\n", 1, "bad user name");
+	parse_fails("user a b\n", 1, "too many values");
+	parse_fails("user a\nuser b\n", 2, "duplicate key");
 }
 
 static void
@@ -694,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_repeated),
 		cmocka_unit_test(test_relay_via),
 		cmocka_unit_test(test_tls_keys),
+		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long_line_limit),
 		cmocka_unit_test(test_missing_file),

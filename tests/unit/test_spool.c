@@ -2,7 +2,8 @@
  * test_spool.c - the spool on disk: writing, listing, claiming, queue
  * surgery, quarantine, domain notes and locks, and what a crash between
  * any two steps leaves (spool/INTERNALS, section 5), recovered without
- * loss.  Each test gets its own spool in a fresh temporary directory.
+ * loss; subdirectories and files never reached through a planted link.
+ * Each test gets its own spool in a fresh temporary directory.
  */
 #include <sys/types.h>
 #include <sys/mount.h>
@@ -1185,6 +1186,114 @@ test_domain_notes_and_locks(void **state)
 	(void)close(fd);
 }
 
+/* The spool's own subdirectories: never a link, never another's. */
+static void
+test_open_refuses_links(void **state)
+{
+	struct fixture	*f = *state;
+	struct spool	*sp;
+	struct stat	 st;
+	char		 path[PATH_MAX], real[PATH_MAX], made[PATH_MAX];
+
+	PATHF(path, "%s/state", f->dir);
+	PATHF(real, "%s/elsewhere", f->root);
+	assert_int_equal(rename(path, real), 0);
+	assert_int_equal(symlink(real, path), 0);
+	errno = 0;
+	assert_int_equal(spool_open(f->dir, 0, &sp), -1);
+	assert_int_equal(errno, ELOOP);
+	errno = 0;
+	assert_int_equal(spool_open(f->dir, 1, &sp), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rename(real, path), 0);
+
+	PATHF(path, "%s/queue", f->dir);
+	assert_int_equal(chmod(path, 0770), 0);
+	errno = 0;
+	assert_int_equal(spool_open(f->dir, 0, &sp), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(chmod(path, 0700), 0);
+	assert_int_equal(chmod(f->dir, 0707), 0);
+	errno = 0;
+	assert_int_equal(spool_open(f->dir, 0, &sp), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(chmod(f->dir, 0700), 0);
+	assert_int_equal(spool_open(f->dir, 0, &sp), 0);
+	spool_close(sp);
+
+	/* The directory root makes for the user: 0700, parents 0755. */
+	PATHF(made, "%s/a/b/spool", f->root);
+	assert_int_equal(spool_create_dir(made, getuid(), getgid()), 0);
+	assert_int_equal(stat(made, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(st.st_uid, getuid());
+	PATHF(path, "%s/a/b", f->root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	assert_int_equal(chmod(made, 0750), 0);
+	assert_int_equal(spool_create_dir(made, getuid(), getgid()), 0);
+	assert_int_equal(stat(made, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750);	/* left as it was */
+}
+
+/* Files made in the spool: never through a link planted there. */
+static void
+test_no_file_through_a_link(void **state)
+{
+	struct fixture	*f = *state;
+	struct stat	 st;
+	char		 host[256], path[PATH_MAX], victim[PATH_MAX];
+	char		*text;
+	size_t		 i;
+	int		 fd;
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		(void)strlcpy(host, "_", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	for (i = 0; host[i] != '\0'; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') ||
+		    (host[i] >= 'A' && host[i] <= 'Z') ||
+		    (host[i] >= '0' && host[i] <= '9') || host[i] == '-' ||
+		    host[i] == '.'))
+			host[i] = '_';
+	PATHF(victim, "%s/victim", f->root);
+
+	/* The temp name this process will use for its note. */
+	PATHF(path, "%s/tmp/example.test.probe.%s.%ld", f->dir, host,
+	    (long)getpid());
+	assert_int_equal(symlink(victim, path), 0);
+	assert_int_equal(spool_domain_note_write(f->sp, "example.test",
+	    "up\n"), 0);
+	errno = 0;
+	assert_int_equal(lstat(victim, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	assert_int_equal(spool_domain_note_read(f->sp, "example.test", &text,
+	    NULL), 0);
+	assert_string_equal(text, "up\n");
+	free(text);
+
+	/* A note or a lock that is a link: refused, nothing made. */
+	PATHF(path, "%s/domains/other.test.probe", f->dir);
+	assert_int_equal(symlink(victim, path), 0);
+	errno = 0;
+	assert_int_equal(spool_domain_note_read(f->sp, "other.test", &text,
+	    NULL), -1);
+	assert_int_equal(errno, ELOOP);
+	PATHF(path, "%s/domains/other.test.lock", f->dir);
+	assert_int_equal(symlink(victim, path), 0);
+	errno = 0;
+	assert_int_equal(spool_domain_lock(f->sp, "other.test", &fd), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(lstat(victim, &st), -1);
+	PATHF(path, "%s/domains/third.test.lock", f->dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	errno = 0;
+	assert_int_equal(spool_domain_lock(f->sp, "third.test", &fd), -1);
+	assert_int_equal(errno, EPERM);
+}
+
 int
 main(void)
 {
@@ -1214,6 +1323,8 @@ main(void)
 		T(test_claim_race),
 		T(test_disk_full),
 		T(test_domain_notes_and_locks),
+		T(test_open_refuses_links),
+		T(test_no_file_through_a_link),
 #undef T
 	};
 	int	 failed;
