@@ -73,17 +73,6 @@ static int	 probe_host(const struct mx_target *, const char *, int,
 		    time_t, struct starttls_contexts *, int *, char *, size_t);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
-static int64_t	 mono_ms(void);
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
 
 /* " starttls=yes tls=TLSv1.3 cipher=... subject=... expires=Nd verify=..." */
 static void
@@ -142,7 +131,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	strlcpy(text, "no address", sizeof(text));
 	tlstext[0] = '\0';
 	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
-	t0 = mono_ms();
+	t0 = now_ms();
 	for (j = 0; j < t->naddrs && !up; j++) {
 		len = t->addrs[j].ss_family == AF_INET6 ?
 		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -150,7 +139,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		    sizeof(ip));
 		snprintf(relay, sizeof(relay), "%s[%s]:%d", t->host, ip,
 		    t->port);
-		t0 = mono_ms();
+		t0 = now_ms();
 		if (smtp_connect(t->host, (const struct sockaddr *)
 		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
 			strlcpy(text, why, sizeof(text));
@@ -179,7 +168,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		smtp_reply_string(&banner, text, sizeof(text));
 		snprintf(note, notesize, "time=%lld host=%s address=%s "
 		    "latency=%lldms ehlo=%s", (long long)time(NULL), t->host,
-		    smtp_conn_relay(c), (long long)(mono_ms() - t0),
+		    smtp_conn_relay(c), (long long)(now_ms() - t0),
 		    smtp_conn_ext(c)->keywords);
 		if (st == STARTTLS_RETRY_PLAIN) {
 			/* may: flush would go on in plaintext. */
@@ -193,7 +182,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	log_safe(safe, sizeof(safe), text);
 	if (!quiet)
 		printf("%s %s pref=%u %s %lldms %s\n", domain, relay, t->pref,
-		    state, (long long)(mono_ms() - t0), safe);
+		    state, (long long)(now_ms() - t0), safe);
 	log_info("probe %s: %s %s (%s)", domain, relay, state, safe);
 	return (up);
 }

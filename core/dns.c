@@ -51,7 +51,6 @@ static enum dns_status query(struct dns_resolver *, const char *,
 		    ldns_rr_type, ldns_pkt **, struct lookup_error *);
 static int	 dname_string(const ldns_rdf *, char *, size_t);
 static int	 host_name(const char *);
-static int64_t	 now_ms(void);
 static int	 set_query_timeout(struct dns_resolver *,
 		    struct lookup_error *);
 static enum dns_status answer_records(ldns_pkt *, const char *, ldns_rr_type,
@@ -193,16 +192,6 @@ qtype_name(ldns_rr_type t)
 	default:
 		return ("?");
 	}
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 void

@@ -54,7 +54,6 @@ struct smtp_conn {
 
 static ssize_t	 sock_read(void *, void *, size_t);
 static ssize_t	 sock_write(void *, const void *, size_t);
-static int64_t	 now_ms(void);
 static int	 wait_fd(int, short, int64_t);
 static void	 conn_fail(struct smtp_conn *, int, const char *);
 static int	 read_line(struct smtp_conn *, char *, size_t, size_t *,
@@ -246,16 +245,6 @@ static ssize_t
 sock_write(void *ctx, const void *buf, size_t len)
 {
 	return (send(*(int *)ctx, buf, len, MSG_NOSIGNAL));
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 /* 1 ready, 0 deadline passed, -1 error. */

@@ -116,7 +116,6 @@ static const struct {
 };
 
 static int	 poll_ms(int);
-static int64_t	 now_ms(void);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
 static int	 fd_wait(int, short, int);
@@ -165,16 +164,6 @@ poll_ms(int timeout)
 }
 
 /* Milliseconds of CLOCK_MONOTONIC. */
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {

@@ -55,7 +55,6 @@ static const char *const level_names[] = {
 	"none", "may", "encrypt", "verify", "dane"
 };
 
-static int64_t	 now_ms(void);
 static int	 wait_fd(int, short, int64_t);
 static int	 set_nonblock(int);
 static void	 ssl_error(char *, size_t, const char *, ...)
@@ -102,16 +101,6 @@ tls_ciphers_check(const char *ciphers, char *err, size_t errsize)
 		return (-1);
 	SSL_CTX_free(ctx);
 	return (0);
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return (0);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 /* 1 ready, 0 deadline passed, -1 error; deadline -1: none. */

@@ -343,6 +343,16 @@ now_tv(time_t *sec, long *usec)
 		*usec = (long)tv.tv_usec;
 }
 
+int64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return (0);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
 /*
  * The day and month names are the C locale's whatever the environment
  * says (RFC 5322 fixes them), hence no strftime %a/%b.

@@ -57,6 +57,8 @@ int	 fsync_dir(const char *dirpath);
 
 /* Seconds and microseconds of the wall clock. */
 void	 now_tv(time_t *, long *usec);
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and latencies. */
+int64_t	 now_ms(void);
 
 /* Format "Sat, 28 Nov 2026 03:32:17 +0000" (RFC 5322 date). */
 void	 rfc5322_date(time_t, char *, size_t);

@@ -1788,12 +1788,17 @@ spool_recover(struct spool *sp, time_t timeout)
 	struct dirent	*de;
 	struct stat	 st;
 	char		 id[QUEUE_ID_SIZE];
-	time_t		 now = time(NULL);
+	time_t		 now;
 	int		 fd, r = 0, pass, found;
 	static const enum subdir walk[] = { D_ACTIVE, D_TMP, D_STATE };
 	struct entry	*msgs = NULL, key;
 	size_t		 w, nmsgs = 0, cap = 0;
 
+	/*
+	 * Compared with file times: time(2) reads the coarse clock, which
+	 * can lag behind a ctime the file system just wrote.
+	 */
+	now_tv(&now, NULL);
 	/*
 	 * Every message's ID, so that telling orphaned state files from
 	 * live ones costs no system call per message.  Without it (error)

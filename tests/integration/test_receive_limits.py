@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from conftest import MXFB, RawSmtp, free_port, receive_stdio, wait_port
+from conftest import (MXFB, RawSmtp, free_port, receive_stdio, tmpfs_options,
+                      wait_port)
 from test_receive_durability import send_message, tmp_files
 
 
@@ -329,8 +330,8 @@ def test_sessions_per_client_ipv6(mx):
 def spool_2m(mx):
     """The spool on a 2 MiB tmpfs (root only)."""
     os.makedirs(mx.spool, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
-                        mx.spool], stdout=subprocess.PIPE,
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options("2m"),
+                        "tmpfs", mx.spool], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     if p.returncode != 0:
         pytest.skip("cannot mount a tmpfs: %s" % p.stderr.decode().strip())
