@@ -76,6 +76,10 @@ BAD_LINES = [
     ("min-data-rate fast", "min-data-rate: bad size \"fast\""),
     ("max-sessions-per-client 100001",
      "max-sessions-per-client: number \"100001\" is too large"),
+    ("soft-error-limit many",
+     "soft-error-limit: number \"many\" is invalid"),
+    ("hard-error-limit 0", "hard-error-limit: number \"0\" is too small"),
+    ("error-sleep 2h", "error-sleep: must be at most 3600s"),
 ]
 
 
@@ -211,6 +215,9 @@ def test_every_key_accepted(mx, dns):
         "max-sessions 10",
         "max-sessions-per-client 5",
         "min-data-rate 1K",
+        "soft-error-limit 5",
+        "hard-error-limit 10",
+        "error-sleep 2s",
         "flush-concurrency 2",
         "connect-timeout 5s",
         "command-timeout 1m",
