@@ -194,7 +194,7 @@ cmd_usage(const char *text, int help)
 int
 cmd_spawn_flush(const char *domain)
 {
-	char		*argv[8], dom[256];
+	char		*argv[8], dom[DOMAIN_NAME_SIZE];
 	pid_t		 pid;
 	int		 fd, status;
 

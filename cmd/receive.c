@@ -140,7 +140,7 @@ static int
 session_timeout(void)
 {
 	if (cfg->timeout <= 0)
-		return (300);
+		return (CONFIG_TIMEOUT_DEFAULT);
 	return (cfg->timeout > INT_MAX / 1000 ? INT_MAX / 1000 :
 	    (int)cfg->timeout);
 }
@@ -496,9 +496,9 @@ serve(int in, int out, struct spool **spp)
 	p.max_recipients = cfg->max_recipients;
 	p.timeout = session_timeout();
 	p.min_data_rate = cfg->min_data_rate;
-	p.soft_error_limit = 10;
-	p.hard_error_limit = 20;
-	p.error_sleep = 1;
+	p.soft_error_limit = (int)cfg->soft_error_limit;
+	p.hard_error_limit = (int)cfg->hard_error_limit;
+	p.error_sleep = (int)cfg->error_sleep;
 	p.tls_required = cfg->tls_required;
 	p.postmaster_domain = cfg->nrelays > 0 ? cfg->relays[0].name : NULL;
 
@@ -527,7 +527,7 @@ static int
 listen_on(const char *spec)
 {
 	struct addrinfo	 hints, *res;
-	char		 host[256], port[16];
+	char		 host[DOMAIN_NAME_SIZE], port[16];
 	const char	*colon, *close_br;
 	int		 fd, on = 1, e;
 

@@ -33,7 +33,8 @@
 
 enum key_type {
 	K_PATH,			/* char[1024], absolute or relative */
-	K_HOSTNAME,		/* char[256], validated, lower case */
+	K_HOSTNAME,		/* char[DOMAIN_NAME_SIZE], validated, lower
+				   case */
 	K_DURATION,		/* time_t */
 	K_SIZE,			/* uint64_t */
 	K_UINT,			/* unsigned, min..max */
@@ -62,7 +63,7 @@ struct key {
 #define FLD(f)	 offsetof(struct config, f), 0
 #define NOMAX	 ULONG_MAX
 
-/* The order is that of the SPEC's table, then the extensions. */
+/* The order is the interface contract's key table, then the extensions. */
 static const struct key keys[] = {
 	{ "hostname",		K_HOSTNAME,	STR(hostname),	0, 0 },
 	{ "spool",		K_PATH,		STR(spool),	0, 0 },
@@ -86,6 +87,12 @@ static const struct key keys[] = {
 	{ "max-sessions-per-client", K_UINT,	FLD(max_sessions_per_client),
 	    0, 100000 },
 	{ "min-data-rate",	K_SIZE,		FLD(min_data_rate), 0, NOMAX },
+	/* Postfix's smtpd_soft/hard_error_limit, smtpd_error_sleep_time. */
+	{ "soft-error-limit",	K_UINT,		FLD(soft_error_limit),
+	    0, 100000 },
+	{ "hard-error-limit",	K_UINT,		FLD(hard_error_limit),
+	    1, 100000 },
+	{ "error-sleep",	K_DURATION,	FLD(error_sleep), 0, 3600 },
 	{ "flush-concurrency",	K_UINT,		FLD(flush_concurrency), 1, 1000 },
 	{ "connect-timeout",	K_DURATION,	FLD(connect_timeout), 1, NOMAX },
 	{ "command-timeout",	K_DURATION,	FLD(command_timeout), 1, NOMAX },
@@ -141,7 +148,7 @@ static int	 cidr_match_bytes(const struct cidr *, const unsigned char *,
 static void
 set_defaults(struct config *c)
 {
-	char	 host[256];
+	char	 host[DOMAIN_NAME_SIZE];
 
 	memset(c, 0, sizeof(*c));
 	/* gethostname() cannot fail with a valid buffer; guard anyway. */
@@ -158,14 +165,17 @@ set_defaults(struct config *c)
 	c->retry_max = 3600;
 	c->smtp_port = 25;
 	c->log_stderr = 0;
-	c->timeout = 300;
+	c->timeout = CONFIG_TIMEOUT_DEFAULT;
 	c->queue_minfree = 100ULL * 1024 * 1024;
 	c->max_sessions = 100;
 	c->max_sessions_per_client = 50;
 	c->min_data_rate = 500;
+	c->soft_error_limit = 10;
+	c->hard_error_limit = 20;
+	c->error_sleep = 1;
 	c->flush_concurrency = 4;
 	c->connect_timeout = 30;
-	c->command_timeout = 300;
+	c->command_timeout = CONFIG_TIMEOUT_DEFAULT;
 	c->data_timeout = 120;
 	c->data_done_timeout = 600;
 	c->dns_timeout = 5;
@@ -291,6 +301,9 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 		if ((unsigned long long)t < k->min)
 			return (perr(p, "%s: must be at least %lus", k->name,
 			    k->min));
+		if ((unsigned long long)t > k->max)
+			return (perr(p, "%s: must be at most %lus", k->name,
+			    k->max));
 		*(time_t *)(void *)field = t;
 		break;
 	case K_SIZE:

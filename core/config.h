@@ -14,18 +14,25 @@
 #include <time.h>
 
 #include "core/tls.h"
+#include "core/util.h"
 
 #define CONFIG_DEFAULT_FILE	MXFB_SYSCONFDIR "/mxfb/mxfb.conf"
 
+/*
+ * Defaults a caller may need when a value is unset: RFC 5321 4.5.3.2
+ * gives both the server's and the client's command timeout 5 minutes.
+ */
+#define CONFIG_TIMEOUT_DEFAULT	300	/* timeout, command-timeout */
+
 /* A host name or [literal] with an optional port (0 = the default). */
 struct hostport {
-	char		 host[256];	/* without brackets */
+	char		 host[DOMAIN_NAME_SIZE]; /* without brackets */
 	int		 literal;	/* was written [host]: no MX lookup */
 	int		 port;		/* 0: smtp-port */
 };
 
 struct relay_domain {
-	char		 name[256];	/* lower case, no trailing dot */
+	char		 name[DOMAIN_NAME_SIZE]; /* lower case, no final dot */
 	int		 has_via;
 	struct hostport	 via;
 	int		 has_tls;	/* `tls LEVEL` given */
@@ -42,7 +49,7 @@ enum bounce_policy { BOUNCE_ALL, BOUNCE_VERIFIED, BOUNCE_NONE };
 
 struct config {
 	char		 file[1024];		/* the file it came from */
-	char		 hostname[256];		/* hostname */
+	char		 hostname[DOMAIN_NAME_SIZE]; /* hostname */
 	char		 spool[1024];		/* spool */
 	struct relay_domain *relays;		/* relay-domain, repeatable */
 	size_t		 nrelays;
@@ -72,6 +79,11 @@ struct config {
 						   0 = no limit: receive -l */
 	uint64_t	 min_data_rate;		/* min-data-rate, 500 bytes/s,
 						   0 = no limit */
+	unsigned	 soft_error_limit;	/* soft-error-limit, 10: then
+						   error-sleep per error */
+	unsigned	 hard_error_limit;	/* hard-error-limit, 20: then
+						   421 and hang up */
+	time_t		 error_sleep;		/* error-sleep, 1s */
 
 	/* flush and probe */
 	unsigned	 flush_concurrency;	/* flush-concurrency, 4 */

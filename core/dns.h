@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
+
 struct config;
 
 enum dns_status {
@@ -30,7 +32,7 @@ struct lookup_error {
 /* One MX record; self is set by the caller when the host is us. */
 struct mx_record {
 	unsigned	 pref;
-	char		 host[256];	/* lower case, no trailing dot */
+	char		 host[DOMAIN_NAME_SIZE]; /* lower case, no final dot */
 	int		 self;
 };
 

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "core/dns.h"
+#include "core/util.h"
 
 struct config;
 
@@ -44,7 +45,7 @@ size_t	 mx_select(struct mx_record *, size_t n, const char *ourname,
 
 /* One host to try, with its addresses (IPv4 first, then IPv6). */
 struct mx_target {
-	char			 host[256];
+	char			 host[DOMAIN_NAME_SIZE];
 	unsigned		 pref;		/* 0 for via/smarthost/implicit */
 	int			 port;
 	struct sockaddr_storage	*addrs;

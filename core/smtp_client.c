@@ -40,7 +40,7 @@ struct smtp_conn {
 	int			 fd;
 	struct smtp_io		 io;
 	struct smtp_timeouts	 to;
-	char			 host[256];
+	char			 host[DOMAIN_NAME_SIZE];
 	char			 relay[320];
 	struct smtp_ext		 ext;
 	char			 error[1024];

@@ -84,7 +84,7 @@ struct session {
 					   message) must be in; 0: none */
 
 	char		 client[320];	/* "unknown[192.0.2.1]" */
-	char		 helo[256];
+	char		 helo[DOMAIN_NAME_SIZE];
 	int		 have_helo;
 	int		 esmtp;
 	int		 tls;		/* STARTTLS done */

@@ -102,8 +102,8 @@ struct smtp_params {
 	uint64_t	 min_data_rate;	/* DATA bytes per second, averaged
 					   from the 354 on, judged after a
 					   grace of timeout; 0: no limit */
-	int		 soft_error_limit;	/* 10: then slow down */
-	int		 hard_error_limit;	/* 20: then 421 and hang up */
+	int		 soft_error_limit;	/* errors before slowing down */
+	int		 hard_error_limit;	/* then 421, hang up; 0: no */
 	int		 error_sleep;	/* seconds per reply beyond soft */
 	int		 tls_required;	/* MAIL before STARTTLS: 530 5.7.0 */
 	const char	*postmaster_domain;	/* RCPT TO:<Postmaster> is

@@ -34,6 +34,9 @@
 #include "core/tls.h"
 #include "core/util.h"
 
+/* A deadline even for a caller that gave no timeout (0 or less). */
+#define TLS_TIMEOUT_DEFAULT	300
+
 struct tls_server {
 	SSL_CTX		*ctx;
 };
@@ -624,7 +627,8 @@ tls_client_connect(struct tls_client *tc, int fd, const char *host,
 		return (-1);
 	SSL_set_connect_state(c->ssl);
 	if (drive(c, SSL_do_handshake, now_ms() + (int64_t)(timeout > 0 ?
-	    timeout : 300) * 1000, err, errsize, "TLS handshake") == -1) {
+	    timeout : TLS_TIMEOUT_DEFAULT) * 1000, err, errsize,
+	    "TLS handshake") == -1) {
 		SSL_free(c->ssl);
 		free(c);
 		return (-1);
@@ -771,7 +775,8 @@ transfer(struct tls_conn *c, int writing, void *buf, size_t len)
 			return (-1);
 		}
 		w = wait_fd(fd, ev, now_ms() +
-		    (int64_t)(c->timeout > 0 ? c->timeout : 300) * 1000);
+		    (int64_t)(c->timeout > 0 ? c->timeout :
+		    TLS_TIMEOUT_DEFAULT) * 1000);
 		if (w == 0) {
 			errno = ETIMEDOUT;
 			return (-1);

@@ -20,6 +20,14 @@
 #define EXIT_TEMPFAIL	75
 #define EXIT_CONFIG	78
 
+/*
+ * A domain or host name as text is at most 253 octets (RFC 1035 2.3.4
+ * counts 255 with the length octets): DOMAIN_NAME_MAX with room to
+ * spare, DOMAIN_NAME_SIZE a buffer for one with its NUL.
+ */
+#define DOMAIN_NAME_MAX		255
+#define DOMAIN_NAME_SIZE	(DOMAIN_NAME_MAX + 1)
+
 /* Allocation that cannot fail: on failure the process exits (EX_OSERR). */
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);

@@ -181,7 +181,7 @@ mkdir_p(const char *dir)
 static void
 host_name(char *buf, size_t size)
 {
-	char	 raw[256];
+	char	 raw[DOMAIN_NAME_SIZE];
 	size_t	 i, j;
 
 	if (gethostname(raw, sizeof(raw)) == -1)

@@ -51,7 +51,7 @@ static const char *pool[] = {
 };
 
 /* Names whose lookup returned one of our addresses. */
-static char	 local_hosts[MX_LOOKUP_LIMIT + 2][256];
+static char	 local_hosts[MX_LOOKUP_LIMIT + 2][DOMAIN_NAME_SIZE];
 static size_t	 nlocal_hosts;
 static size_t	 nlookups;
 

@@ -8,21 +8,7 @@ import email.utils
 import re
 import time
 
-import pytest
-
 HOST = "backup.example.test"
-
-
-def placeholder(mx, command):
-    """True while `command` is still the coordinator's placeholder."""
-    p = mx.run(command, "-h")
-    return b"not built yet" in p.stderr
-
-
-def need(mx, *commands):
-    for c in commands:
-        if placeholder(mx, c):
-            pytest.skip("mxfb %s is not built yet" % c)
 
 
 def queue(mx):

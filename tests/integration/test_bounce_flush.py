@@ -6,8 +6,8 @@ delivered dropped and never bounced.  Loopback only: primaries on
 127.0.0.2, the sender's MX on 127.0.0.3."""
 import time
 
-from test_bounce import Dsn, all_dsns, bounce, dsns, message, need, \
-    originals, queue, read_dsn, summary, wait_age
+from test_bounce import Dsn, all_dsns, bounce, dsns, message, originals, \
+    queue, read_dsn, summary, wait_age
 
 FAST = ("connect-timeout 2s", "command-timeout 3s", "data-timeout 3s",
         "data-done-timeout 3s", "retry-min 60s", "retry-max 1h")
@@ -23,7 +23,6 @@ def flush(mx, *args):
 def setup_peers(mx, dns, primary_factory, *extra, sender_mx=True):
     """Primary for example.test on 127.0.0.2, us at preference 20, and
     (sender_mx) an MX for example.org on 127.0.0.3, same port."""
-    need(mx, "flush")
     primary, prec = primary_factory("127.0.0.2")
     port = primary.port
     dns.mx("example.test", 10, "mx1.example.test")
@@ -151,7 +150,6 @@ def test_expired_after_deferrals_and_policy_verified(mx, dns, primary_factory):
 
 
 def test_dsn_via_smarthost_with_8bitmime(mx, dns, primary_factory):
-    need(mx, "flush")
     smart, srec = primary_factory("127.0.0.3")
     mx.config("smarthost [127.0.0.3]:%d" % smart.port, "queue-lifetime 1s",
               "delay-warning 0", *FAST)
@@ -188,7 +186,6 @@ def test_undeliverable_dsn_is_dropped_never_bounced(mx, dns, primary_factory):
 
 def test_smtputf8_dsn_delivered_with_smtputf8(mx, dns, primary_factory):
     from test_bounce import smtputf8_send
-    need(mx, "flush")
     smart, srec = primary_factory("127.0.0.3", enable_SMTPUTF8=True)
     mx.config("smarthost [127.0.0.3]:%d" % smart.port, "queue-lifetime 2s",
               "delay-warning 0", *FAST)

@@ -48,8 +48,6 @@ def command_options(cmd):
     """Option letters of a command, from its getopt string(s), including
     those of shared helpers it calls (cmd/queue_ops.c for hold...)."""
     src = read("cmd", cmd + ".c")
-    if "not built yet" in src:
-        pytest.skip("%s is still a placeholder" % cmd)
     strings = _optstrings(src)
     names = set(commands())
     for f in sorted(os.listdir(os.path.join(REPO, "cmd"))):
@@ -168,7 +166,8 @@ def test_config_key_documented(key):
 
 
 def test_json_fields_documented():
-    """The status -j field names outside scripts rely on (SPEC.md)."""
+    """The status -j field names outside scripts rely on (the interface
+    contract): each in mxfb.1 and README."""
     man = man_text()
     readme = read("README")
     for field in ("id", "size", "arrival", "sender", "held", "next_retry",

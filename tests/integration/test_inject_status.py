@@ -1,5 +1,6 @@
-"""inject and status: line ends, addresses, the listing, -s, -j (SPEC's
-fields, exactly), status ID, status -b round trips, exit codes."""
+"""inject and status: line ends, addresses, the listing, -s, -j (the
+interface contract's fields, exactly), status ID, status -b round trips,
+exit codes."""
 import json
 import os
 import pwd

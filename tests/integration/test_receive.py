@@ -396,6 +396,38 @@ def test_error_limits(mx):
     assert "too many errors after UNKNOWN" in finish(proc)
 
 
+def test_error_limits_configured(mx):
+    """soft-error-limit, hard-error-limit and error-sleep replace the
+    defaults of 10, 20 and 1s."""
+    mx.config("soft-error-limit 1", "hard-error-limit 3", "error-sleep 2s")
+    proc, raw = receive_stdio(mx)
+    raw.cmd("EHLO c.test")
+    start = time.time()
+    assert raw.cmd("BOGUS 1")[0] == 500
+    assert time.time() - start < 1.5
+    assert raw.cmd("BOGUS 2")[0] == 500
+    # The second and third errors are beyond the soft limit: 2s each.
+    assert time.time() - start >= 2
+    raw.send("BOGUS 3\r\n")
+    assert raw.reply()[0] == 500
+    assert time.time() - start >= 4
+    code, text = raw.reply()
+    assert code == 421 and "4.7.0" in text
+    assert raw.read_to_eof() == b""
+    assert "too many errors after UNKNOWN" in finish(proc)
+
+    # error-sleep 0: no pacing, whatever soft-error-limit says.
+    mx.config("soft-error-limit 0", "error-sleep 0")
+    proc, raw = receive_stdio(mx)
+    raw.cmd("EHLO c.test")
+    start = time.time()
+    codes = [raw.cmd("BOGUS %d" % i)[0] for i in range(19)]
+    assert codes == [500] * 19
+    assert time.time() - start < 5
+    raw.cmd("QUIT")
+    finish(proc)
+
+
 def test_too_many_received_headers(mx):
     proc, raw = receive_stdio(mx)
     raw.cmd("EHLO c.test")

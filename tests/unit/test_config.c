@@ -94,7 +94,7 @@ static void
 test_defaults(void **state)
 {
 	struct config	 c;
-	char		 host[256];
+	char		 host[DOMAIN_NAME_SIZE];
 
 	assert_int_equal(parse("", &c), 0);
 	assert_string_equal(c.file, conf);
@@ -115,6 +115,9 @@ test_defaults(void **state)
 	assert_int_equal(c.has_smarthost, 0);
 	assert_int_equal(c.log_stderr, 0);
 	assert_int_equal(c.timeout, 300);
+	assert_int_equal(c.soft_error_limit, 10);
+	assert_int_equal(c.hard_error_limit, 20);
+	assert_int_equal(c.error_sleep, 1);
 	assert_true(c.queue_minfree == 100ULL * 1024 * 1024);
 	assert_int_equal(c.max_sessions, 100);
 	assert_int_equal(c.flush_concurrency, 4);
@@ -248,6 +251,9 @@ test_every_key(void **state)
 	    "smarthost [127.0.0.9]:2526\n"
 	    "log stderr\n"
 	    "timeout 60s\n"
+	    "soft-error-limit 0\n"
+	    "hard-error-limit 3\n"
+	    "error-sleep 2s\n"
 	    "queue-minfree 1G\n"
 	    "max-sessions 7\n"
 	    "flush-concurrency 2\n"
@@ -291,6 +297,9 @@ test_every_key(void **state)
 	assert_int_equal(c.smarthost.port, 2526);
 	assert_int_equal(c.log_stderr, 1);
 	assert_int_equal(c.timeout, 60);
+	assert_int_equal(c.soft_error_limit, 0);
+	assert_int_equal(c.hard_error_limit, 3);
+	assert_int_equal(c.error_sleep, 2);
 	assert_true(c.queue_minfree == 1024ULL * 1024 * 1024);
 	assert_int_equal(c.max_sessions, 7);
 	assert_int_equal(c.flush_concurrency, 2);
@@ -433,6 +442,17 @@ test_errors(void **state)
 	parse_fails("queue-lifetime 5y\n", 1, "bad duration");
 	parse_fails("delay-warning -4h\n", 1, "bad duration");
 	parse_fails("timeout 0\n", 1, "at least");
+	parse_fails("soft-error-limit -1\n", 1, "soft-error-limit: number "
+	    "\"-1\" is too small (0..100000)");
+	parse_fails("spool /a\nsoft-error-limit 100001\n", 2,
+	    "soft-error-limit: number \"100001\" is too large");
+	parse_fails("hard-error-limit 0\n", 1, "hard-error-limit: number "
+	    "\"0\" is too small (1..100000)");
+	parse_fails("hard-error-limit twenty\n", 1, "hard-error-limit");
+	parse_fails("error-sleep 1h1s\n", 1, "error-sleep: bad duration");
+	parse_fails("\nerror-sleep 61m\n", 2,
+	    "error-sleep: must be at most 3600s");
+	parse_fails("error-sleep 1s\nerror-sleep 2s\n", 2, "duplicate key");
 	parse_fails("max-recipients 0\n", 1, "max-recipients");
 	/* RFC 5321 4.5.3.1.8: 100 at least. */
 	parse_fails("max-recipients 99\n", 1, "max-recipients: number \"99\" "

@@ -48,7 +48,7 @@ struct fake {
 	char		 last_rcpt_orcpt[600];
 	int		 last_notify;
 	char		 last_envid[200];
-	char		 etrn_domain[256];
+	char		 etrn_domain[DOMAIN_NAME_SIZE];
 	int		 reject_rcpt;	/* refuse rcpt "bad@..." */
 };
 

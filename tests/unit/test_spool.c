@@ -1243,7 +1243,8 @@ test_no_file_through_a_link(void **state)
 {
 	struct fixture	*f = *state;
 	struct stat	 st;
-	char		 host[256], path[PATH_MAX], victim[PATH_MAX];
+	char		 host[DOMAIN_NAME_SIZE];
+	char		 path[PATH_MAX], victim[PATH_MAX];
 	char		*text;
 	size_t		 i;
 	int		 fd;
