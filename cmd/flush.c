@@ -46,6 +46,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
+#include "core/address.h"
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"
@@ -106,7 +107,6 @@ struct worker {
 	time_t			 sent_since;
 };
 
-static void	 rcpt_domain(const char *, char *, size_t);
 static int	 pending(const struct recipient *);
 static int	 select_message(const struct envelope *, void *);
 static int	 dsn_unrecorded(struct spool *, const struct envelope *);
@@ -137,22 +137,6 @@ static void	 worker_died(struct spool *, const struct selection *,
 		    struct counts *);
 static int	 run_parallel(struct spool *, struct selection *,
 		    struct counts *);
-
-static void
-rcpt_domain(const char *addr, char *buf, size_t size)
-{
-	const char	*at = strrchr(addr, '@');
-	size_t		 len;
-
-	buf[0] = '\0';
-	if (at == NULL)
-		return;
-	strlcpy(buf, at + 1, size);
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] == '.')
-		buf[len - 1] = '\0';
-	ascii_lower(buf);
-}
 
 static int
 pending(const struct recipient *r)
@@ -218,7 +202,7 @@ select_message(const struct envelope *env, void *arg)
 			continue;
 		}
 		finished = 0;
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (npend++ == 0)
 			strlcpy(first, dom, sizeof(first));
 		else if (strcmp(first, dom) != 0)
@@ -236,7 +220,7 @@ select_message(const struct envelope *env, void *arg)
 	for (i = 0; i < env->nrcpts; i++) {
 		if (!pending(&env->rcpts[i]))
 			continue;
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (s->domain != NULL && strcmp(dom, s->domain) != 0)
 			continue;
 		/* Once per domain per message. */
@@ -245,7 +229,8 @@ select_message(const struct envelope *env, void *arg)
 
 			if (!pending(&env->rcpts[k]))
 				continue;
-			rcpt_domain(env->rcpts[k].addr, d2, sizeof(d2));
+			(void)address_domain_of(env->rcpts[k].addr, d2,
+			    sizeof(d2));
 			if (strcmp(d2, dom) == 0)
 				break;
 		}
@@ -615,7 +600,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	env = spool_claim_envelope(c);
 	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
 	for (i = 0; i < env->nrcpts; i++) {
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (pending(&env->rcpts[i]) && strcmp(dom, w->domain) == 0)
 			idx[n++] = i;
 	}
@@ -854,7 +839,7 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 		env = spool_claim_envelope(c);
 		for (touched = 0, k = 0; k < env->nrcpts; k++) {
 			r = &env->rcpts[k];
-			rcpt_domain(r->addr, dom, sizeof(dom));
+			(void)address_domain_of(r->addr, dom, sizeof(dom));
 			if (!pending(r) || strcmp(dom, j->domain) != 0 ||
 			    r->last_attempt >= s->now)
 				continue;
