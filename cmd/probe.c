@@ -252,8 +252,7 @@ collect_waiting(const struct envelope *env, void *arg)
 	if (env->held)
 		return (0);
 	for (i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i].state != RCPT_QUEUED &&
-		    env->rcpts[i].state != RCPT_DEFERRED)
+		if (!rcpt_pending(&env->rcpts[i]))
 			continue;
 		if (address_domain_of(env->rcpts[i].addr, dom,
 		    sizeof(dom)) == -1)
