@@ -72,8 +72,6 @@ struct bounce {
 };
 
 static void	 derive_id(const char *, int, unsigned, char *);
-static int	 rcpt_done(const struct recipient *);
-static int	 all_done(const struct envelope *);
 static unsigned	 count_reported(const struct envelope *);
 static int	 policy_allows(const struct envelope *,
 		    const struct recipient *, enum dsn_reason, int);
@@ -138,13 +136,6 @@ derive_id(const char *orig, int tag, unsigned gen, char *out)
 	out[QUEUE_ID_LEN] = '\0';
 }
 
-/* Delivered or failed, and any report owed already in a DSN. */
-static int
-rcpt_done(const struct recipient *r)
-{
-	return (rcpt_finished(r));
-}
-
 /*
  * What to tell about a recipient not done: a relayed one gets its
  * success report whatever else happens to the message; a failed one its
@@ -158,17 +149,6 @@ report_reason(const struct recipient *r, enum dsn_reason otherwise)
 	if (r->state == RCPT_FAILED)
 		return (DSN_REASON_FAILED);
 	return (otherwise);
-}
-
-static int
-all_done(const struct envelope *env)
-{
-	size_t	 i;
-
-	for (i = 0; i < env->nrcpts; i++)
-		if (!rcpt_done(&env->rcpts[i]))
-			return (0);
-	return (1);
 }
 
 static unsigned
@@ -507,7 +487,7 @@ expire(struct bounce *b, struct spool_claim *c)
 	/* Logged once the notification is safe in the spool. */
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (rcpt_done(r))
+		if (rcpt_finished(r))
 			continue;
 		reason = final_reason(r, 0);
 		dsn_status(r, reason, st, sizeof(st));
@@ -548,7 +528,7 @@ final_reports(const struct envelope *env, int admin, size_t *n)
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
 		reps[*n].reason = final_reason(r, admin);
-		if (rcpt_done(r) ||
+		if (rcpt_finished(r) ||
 		    suppressed_why(env, r, reps[*n].reason, admin) != NULL)
 			continue;
 		reps[*n].rcpt = r;
@@ -625,7 +605,7 @@ null_sender(struct bounce *b, struct spool_claim *c, int expired)
 		finish(b, c, 1);
 		return;
 	}
-	finish(b, c, all_done(env));
+	finish(b, c, envelope_finished(env));
 }
 
 /*
@@ -662,7 +642,7 @@ needs_work(const struct bounce *b, const struct envelope *env)
 
 	if (env->held || env->claimed)
 		return (0);
-	if (age >= cfg->queue_lifetime || all_done(env))
+	if (age >= cfg->queue_lifetime || envelope_finished(env))
 		return (1);
 	for (i = 0; i < env->nrcpts; i++)
 		if (rcpt_report_owed(&env->rcpts[i]))
@@ -694,7 +674,7 @@ process(struct bounce *b, const char *id)
 		return;
 	}
 	recover_report(b, c);
-	if (all_done(env)) {
+	if (envelope_finished(env)) {
 		/* Nothing left to do (a crash came before the removal). */
 		finish(b, c, 1);
 		return;
@@ -709,7 +689,7 @@ process(struct bounce *b, const char *id)
 	if (cfg->delay_warning > 0 && !env->warned &&
 	    age >= cfg->delay_warning && warn_delay(b, c) == -1)
 		goto fail;
-	finish(b, c, all_done(env));
+	finish(b, c, envelope_finished(env));
 	return;
 fail:
 	b->errors = 1;
@@ -779,7 +759,7 @@ admin_return(struct bounce *b, struct spool_claim *c)
 	/* Logged once the notification is safe in the spool. */
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (rcpt_done(r))
+		if (rcpt_finished(r))
 			continue;
 		reason = final_reason(r, 1);
 		why = suppressed_why(env, r, reason, 1);

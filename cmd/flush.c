@@ -46,6 +46,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
+#include "core/address.h"
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"
@@ -106,8 +107,6 @@ struct worker {
 	time_t			 sent_since;
 };
 
-static void	 rcpt_domain(const char *, char *, size_t);
-static int	 pending(const struct recipient *);
 static int	 select_message(const struct envelope *, void *);
 static int	 dsn_unrecorded(struct spool *, const struct envelope *);
 static struct job *job_for(struct selection *, const char *);
@@ -137,28 +136,6 @@ static void	 worker_died(struct spool *, const struct selection *,
 		    struct counts *);
 static int	 run_parallel(struct spool *, struct selection *,
 		    struct counts *);
-
-static void
-rcpt_domain(const char *addr, char *buf, size_t size)
-{
-	const char	*at = strrchr(addr, '@');
-	size_t		 len;
-
-	buf[0] = '\0';
-	if (at == NULL)
-		return;
-	strlcpy(buf, at + 1, size);
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] == '.')
-		buf[len - 1] = '\0';
-	ascii_lower(buf);
-}
-
-static int
-pending(const struct recipient *r)
-{
-	return (r->state == RCPT_QUEUED || r->state == RCPT_DEFERRED);
-}
 
 static struct job *
 job_for(struct selection *s, const char *domain)
@@ -212,13 +189,13 @@ select_message(const struct envelope *env, void *arg)
 
 	first[0] = '\0';
 	for (i = 0; i < env->nrcpts; i++) {
-		if (!pending(&env->rcpts[i])) {
+		if (!rcpt_pending(&env->rcpts[i])) {
 			if (rcpt_report_owed(&env->rcpts[i]))
 				finished = 0;
 			continue;
 		}
 		finished = 0;
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (npend++ == 0)
 			strlcpy(first, dom, sizeof(first));
 		else if (strcmp(first, dom) != 0)
@@ -234,18 +211,19 @@ select_message(const struct envelope *env, void *arg)
 		return (0);
 	}
 	for (i = 0; i < env->nrcpts; i++) {
-		if (!pending(&env->rcpts[i]))
+		if (!rcpt_pending(&env->rcpts[i]))
 			continue;
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (s->domain != NULL && strcmp(dom, s->domain) != 0)
 			continue;
 		/* Once per domain per message. */
 		for (k = 0; k < i; k++) {
 			char	 d2[256];
 
-			if (!pending(&env->rcpts[k]))
+			if (!rcpt_pending(&env->rcpts[k]))
 				continue;
-			rcpt_domain(env->rcpts[k].addr, d2, sizeof(d2));
+			(void)address_domain_of(env->rcpts[k].addr, d2,
+			    sizeof(d2));
 			if (strcmp(d2, dom) == 0)
 				break;
 		}
@@ -288,18 +266,14 @@ remove_done(struct spool *sp, const char *id)
 {
 	struct spool_claim	*c;
 	struct envelope		*env;
-	size_t			 i;
 
 	if (spool_claim(sp, id, &c) == -1)
 		return;
 	env = spool_claim_envelope(c);
-	for (i = 0; i < env->nrcpts; i++) {
-		if (pending(&env->rcpts[i]) ||
-		    rcpt_report_owed(&env->rcpts[i])) {
-			if (spool_unclaim(c) == -1)
-				log_warn("%s: unclaim", id);
-			return;
-		}
+	if (!envelope_finished(env)) {
+		if (spool_unclaim(c) == -1)
+			log_warn("%s: unclaim", id);
+		return;
 	}
 	if (spool_claim_remove(c) == -1)
 		log_warn("%s: remove", id);
@@ -369,20 +343,14 @@ finish(struct spool_claim *c, struct envelope *env)
 {
 	char	 id[QUEUE_ID_SIZE];
 	size_t	 i;
-	int	 left = 0, attempts = 0;
+	int	 attempts = 0;
 	time_t	 now = time(NULL);
 
-	for (i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i].state == RCPT_DEFERRED ||
-		    env->rcpts[i].state == RCPT_QUEUED) {
-			left = 1;
-			if (env->rcpts[i].state == RCPT_DEFERRED &&
-			    env->rcpts[i].attempts > attempts)
-				attempts = env->rcpts[i].attempts;
-		} else if (rcpt_report_owed(&env->rcpts[i]))
-			left = 1;
-	}
-	if (!left) {
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].state == RCPT_DEFERRED &&
+		    env->rcpts[i].attempts > attempts)
+			attempts = env->rcpts[i].attempts;
+	if (envelope_finished(env)) {
 		strlcpy(id, env->id, sizeof(id));
 		if (spool_claim_remove(c) == -1)
 			log_warn("%s: cannot remove delivered message", id);
@@ -615,8 +583,8 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	env = spool_claim_envelope(c);
 	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
 	for (i = 0; i < env->nrcpts; i++) {
-		rcpt_domain(env->rcpts[i].addr, dom, sizeof(dom));
-		if (pending(&env->rcpts[i]) && strcmp(dom, w->domain) == 0)
+		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
+		if (rcpt_pending(&env->rcpts[i]) && strcmp(dom, w->domain) == 0)
 			idx[n++] = i;
 	}
 	if (n == 0) {
@@ -854,8 +822,8 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 		env = spool_claim_envelope(c);
 		for (touched = 0, k = 0; k < env->nrcpts; k++) {
 			r = &env->rcpts[k];
-			rcpt_domain(r->addr, dom, sizeof(dom));
-			if (!pending(r) || strcmp(dom, j->domain) != 0 ||
+			(void)address_domain_of(r->addr, dom, sizeof(dom));
+			if (!rcpt_pending(r) || strcmp(dom, j->domain) != 0 ||
 			    r->last_attempt >= s->now)
 				continue;
 			record(&w, env, r, RCPT_DEFERRED, "none", "4.3.0",

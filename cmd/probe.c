@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -245,23 +246,17 @@ static int
 collect_waiting(const struct envelope *env, void *arg)
 {
 	struct waiting	*w = arg;
-	const char	*at;
 	char		 dom[256];
-	size_t		 i, k, len;
+	size_t		 i, k;
 
 	if (env->held)
 		return (0);
 	for (i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i].state != RCPT_QUEUED &&
-		    env->rcpts[i].state != RCPT_DEFERRED)
+		if (!rcpt_pending(&env->rcpts[i]))
 			continue;
-		if ((at = strrchr(env->rcpts[i].addr, '@')) == NULL)
+		if (address_domain_of(env->rcpts[i].addr, dom,
+		    sizeof(dom)) == -1)
 			continue;
-		strlcpy(dom, at + 1, sizeof(dom));
-		len = strlen(dom);
-		if (len > 0 && dom[len - 1] == '.')
-			dom[len - 1] = '\0';
-		ascii_lower(dom);
 		for (k = 0; k < w->n; k++)
 			if (strcmp(w->domains[k], dom) == 0)
 				break;

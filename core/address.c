@@ -313,6 +313,25 @@ address_domain_match(const char *domain, const char *relay)
 }
 
 int
+address_domain_of(const char *addr, char *buf, size_t size)
+{
+	const char	*at = strrchr(addr, '@');
+	size_t		 len;
+
+	if (size == 0)
+		return (-1);
+	buf[0] = '\0';
+	if (at == NULL)
+		return (-1);
+	(void)strlcpy(buf, at + 1, size);
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+	ascii_lower(buf);
+	return (0);
+}
+
+int
 address_domain_valid(const char *s)
 {
 	char		 out[ADDRESS_DOMAIN_MAX + 1];

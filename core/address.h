@@ -61,6 +61,13 @@ const char *address_relay_trick(const struct address *);
  */
 int	 address_domain_match(const char *domain, const char *relay);
 
+/*
+ * The domain of an address as flush groups recipients: the text after
+ * the last '@', lower-cased, one trailing dot dropped, cut to size.
+ * Returns -1 with buf "" when addr has no '@'.
+ */
+int	 address_domain_of(const char *addr, char *buf, size_t size);
+
 /* A syntactically valid domain name (no literal, ASCII only)? */
 int	 address_domain_valid(const char *);
 

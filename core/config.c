@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/address.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -735,15 +736,10 @@ config_etrn_allowed(const struct config *c, const struct sockaddr *sa)
 const struct relay_domain *
 config_relay_domain(const struct config *c, const char *domain)
 {
-	size_t	 i, len = strlen(domain);
+	size_t	 i;
 
-	if (len > 0 && domain[len - 1] == '.')
-		len--;
-	if (len == 0)
-		return (NULL);
 	for (i = 0; i < c->nrelays; i++)
-		if (strlen(c->relays[i].name) == len &&
-		    strncasecmp(c->relays[i].name, domain, len) == 0)
+		if (address_domain_match(domain, c->relays[i].name))
 			return (&c->relays[i]);
 	return (NULL);
 }

@@ -34,6 +34,7 @@
 
 #include <sodium.h>
 
+#include "core/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/mx.h"
@@ -53,7 +54,6 @@ struct host_lookup {
 	struct lookup_error	 e;
 };
 
-static int	 same_host(const char *, const char *);
 static int	 by_name(const void *, const void *);
 static int	 by_preference(const void *, const void *);
 static int	 literal_address(const char *, int, struct sockaddr_storage *);
@@ -76,18 +76,6 @@ static enum dns_status route_host(struct dns_resolver *, const char *,
 		    struct lookup_error *);
 static enum dns_status route_mx(struct dns_resolver *, const struct config *,
 		    const char *, struct mx_route *, struct lookup_error *);
-
-static int
-same_host(const char *a, const char *b)
-{
-	size_t	 la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return (la == lb && strncasecmp(a, b, la) == 0);
-}
 
 static enum dns_status
 looped(struct lookup_error *e, const char *domain)
@@ -164,7 +152,7 @@ mx_select(struct mx_record *mx, size_t n, const char *ourname, int *looped)
 	n = mx_sort(mx, n);
 	for (i = 0; i < n; i++) {
 		if (mx[i].self || (ourname != NULL &&
-		    same_host(mx[i].host, ourname))) {
+		    address_domain_match(mx[i].host, ourname))) {
 			ourpref = mx[i].pref;
 			listed = 1;
 			break;
@@ -303,7 +291,7 @@ implicit_mx(const char *domain, const char *ourname, int port,
 			if (ops->is_local(ops->arg,
 			    (struct sockaddr *)&addrs[i]))
 				break;
-		if (i < naddrs || same_host(domain, ourname)) {
+		if (i < naddrs || address_domain_match(domain, ourname)) {
 			free(addrs);
 			return (looped(e, domain));
 		}
@@ -340,7 +328,7 @@ mx_route_build(struct mx_record *mx, size_t n, const char *domain,
 	/* Our best entry by name or flag: nothing from there on is needed. */
 	for (i = 0; i < n && named == LLONG_MAX; i++)
 		if (mx[i].self || (ourname != NULL &&
-		    same_host(mx[i].host, ourname)))
+		    address_domain_match(mx[i].host, ourname)))
 			named = mx[i].pref;
 	/* Look up in order of preference until we meet ourselves. */
 	for (i = 0; i < n; i++) {

@@ -130,6 +130,23 @@ rcpt_finished(const struct recipient *r)
 	    !rcpt_report_owed(r));
 }
 
+int
+rcpt_pending(const struct recipient *r)
+{
+	return (r->state == RCPT_QUEUED || r->state == RCPT_DEFERRED);
+}
+
+int
+envelope_finished(const struct envelope *env)
+{
+	size_t	 i;
+
+	for (i = 0; i < env->nrcpts; i++)
+		if (!rcpt_finished(&env->rcpts[i]))
+			return (0);
+	return (1);
+}
+
 struct recipient *
 envelope_add_recipient(struct envelope *env, const char *addr)
 {

@@ -98,6 +98,10 @@ const char *rcpt_state_name(enum rcpt_state);
  */
 int	 rcpt_report_owed(const struct recipient *);
 int	 rcpt_finished(const struct recipient *);
+/* Pending: queued or deferred, still to be tried by flush. */
+int	 rcpt_pending(const struct recipient *);
+/* Finished message: every recipient finished, nothing left to do. */
+int	 envelope_finished(const struct envelope *);
 
 struct spool;
 

@@ -104,6 +104,27 @@ test_trailing_dot_and_case(void **state)
 }
 
 static void
+test_domain_of(void **state)
+{
+	char	 buf[16];
+
+	assert_int_equal(address_domain_of("u@Example.ORG.", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "example.org");
+	assert_int_equal(address_domain_of("\"a@b\"@C.test", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "c.test");
+	assert_int_equal(address_domain_of("u@.", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(address_domain_of("postmaster", buf,
+	    sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(address_domain_of("u@a-very-long.example", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "a-very-long.exa");
+}
+
+static void
 test_lengths(void **state)
 {
 	struct address	 a;
@@ -295,6 +316,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple),
 		cmocka_unit_test(test_null),
+		cmocka_unit_test(test_domain_of),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_trailing_dot_and_case),
 		cmocka_unit_test(test_lengths),

@@ -311,6 +311,44 @@ test_state_merge(void **state)
 }
 
 static void
+test_pending_finished(void **state)
+{
+	struct recipient	 r[4];
+	struct envelope		 env;
+
+	memset(r, 0, sizeof(r));
+	memset(&env, 0, sizeof(env));
+	r[0].state = RCPT_QUEUED;
+	r[1].state = RCPT_DEFERRED;
+	r[2].state = RCPT_DELIVERED;
+	r[3].state = RCPT_FAILED;
+	assert_true(rcpt_pending(&r[0]));
+	assert_true(rcpt_pending(&r[1]));
+	assert_false(rcpt_pending(&r[2]));
+	assert_false(rcpt_pending(&r[3]));
+
+	env.rcpts = r;
+	env.nrcpts = 0;
+	assert_true(envelope_finished(&env));
+	env.nrcpts = 4;
+	assert_false(envelope_finished(&env));
+	/* Delivered and failed, the failure still owing its DSN. */
+	env.rcpts = r + 2;
+	env.nrcpts = 2;
+	assert_false(envelope_finished(&env));
+	r[3].reported = 1;
+	assert_true(envelope_finished(&env));
+	/* A relayed delivery owes its success report. */
+	r[2].relayed = 1;
+	assert_false(envelope_finished(&env));
+	r[2].reported = 1;
+	assert_true(envelope_finished(&env));
+	env.rcpts = r + 1;
+	env.nrcpts = 3;
+	assert_false(envelope_finished(&env));
+}
+
+static void
 test_state_names(void **state)
 {
 	assert_string_equal(rcpt_state_name(RCPT_QUEUED), "queued");
@@ -329,6 +367,7 @@ main(void)
 		cmocka_unit_test(test_garbled),
 		cmocka_unit_test(test_state_merge),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test(test_pending_finished),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
