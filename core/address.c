@@ -569,3 +569,16 @@ rcptlist_free(struct rcptlist *rl)
 	free(rl->entries);
 	free(rl);
 }
+
+int
+address_domain_typed(const char *typed, char *buf, size_t size)
+{
+	if (size == 0)
+		return (-1);
+	domain_copy_lower(buf, size, typed);
+	if (buf[0] == '\0' || strchr(buf, '/') != NULL) {
+		buf[0] = '\0';
+		return (-1);
+	}
+	return (0);
+}

@@ -68,6 +68,14 @@ int	 address_domain_match(const char *domain, const char *relay);
  */
 int	 address_domain_of(const char *addr, char *buf, size_t size);
 
+/*
+ * A domain an operator typed (flush -d, probe's arguments) as the
+ * commands use it: one trailing dot dropped, lower-cased, cut to size.
+ * Returns -1 with buf "" when nothing is left or it holds a '/' (the
+ * spool names lock and note files after it).
+ */
+int	 address_domain_typed(const char *typed, char *buf, size_t size);
+
 /* A syntactically valid domain name (no literal, ASCII only)? */
 int	 address_domain_valid(const char *);
 

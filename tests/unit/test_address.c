@@ -125,6 +125,35 @@ test_domain_of(void **state)
 }
 
 static void
+test_domain_typed(void **state)
+{
+	char	 buf[16];
+
+	assert_int_equal(address_domain_typed("Example.ORG.", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "example.org");
+	/* One dot only: the name is what is left. */
+	assert_int_equal(address_domain_typed("x.test..", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "x.test.");
+	assert_int_equal(address_domain_typed("plain", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "plain");
+	/* Cut to size, as flush -d always did. */
+	assert_int_equal(address_domain_typed("a-very-long.example", buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "a-very-long.exa");
+	assert_int_equal(address_domain_typed("", buf, sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(address_domain_typed(".", buf, sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(address_domain_typed("../x", buf, sizeof(buf)), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(address_domain_typed("a/b.test", buf,
+	    sizeof(buf)), -1);
+	assert_int_equal(address_domain_typed("x.test", buf, 0), -1);
+}
+
+static void
 test_lengths(void **state)
 {
 	struct address	 a;
@@ -317,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_simple),
 		cmocka_unit_test(test_null),
 		cmocka_unit_test(test_domain_of),
+		cmocka_unit_test(test_domain_typed),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_trailing_dot_and_case),
 		cmocka_unit_test(test_lengths),
