@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/flush_select.h"
 #include "cmd/queue_ops.h"
 #include "core/address.h"
 #include "core/backoff.h"
@@ -63,9 +64,10 @@
 #define BUSY_RETRIES	20	/* multi-domain message claimed elsewhere */
 #define REMOVE_BATCH	32	/* delivered messages removed with one fsync */
 #define REMOVE_DELAY	1	/* seconds a delivered message may wait */
+#define RESOLVER_ERROR_SIZE 256	/* why no resolver, within a route error */
 
 struct job {
-	char		 domain[256];
+	char		 domain[DOMAIN_NAME_SIZE];
 	char		(*ids)[QUEUE_ID_SIZE];
 	unsigned char	*multi;		/* message has other domains too */
 	size_t		 nids, cap;
@@ -73,11 +75,7 @@ struct job {
 
 struct selection {
 	struct spool	*sp;
-	int		 force;
-	const char	*domain;
-	char		**ids;
-	int		 nids;
-	time_t		 now;
+	struct flush_criteria fc;
 	struct job	*jobs;
 	size_t		 njobs;
 	char		(*done)[QUEUE_ID_SIZE];	/* finished, to remove */
@@ -86,6 +84,17 @@ struct selection {
 
 struct counts {
 	unsigned	 delivered, deferred, failed;
+};
+
+/* A share of one job for one worker: its ids [from, to). */
+struct slice {
+	size_t		 job, from, to;
+};
+
+/* One outcome for every recipient of an attempt that sent nothing. */
+struct outcome {
+	int		 state;		/* RCPT_FAILED or RCPT_DEFERRED */
+	const char	*relay, *dsn, *why;
 };
 
 /* What one worker needs while it delivers a domain's messages. */
@@ -114,6 +123,18 @@ static void	 job_add(struct job *, const char *, int);
 static void	 run_job(struct spool *, const struct job *, size_t, size_t,
 		    struct counts *);
 static void	 deliver_one(struct worker *, const char *, int *);
+static size_t	 choose_recipients(const struct worker *,
+		    const struct envelope *, size_t *);
+static int	 read_message(struct spool_claim *, const char *,
+		    const unsigned char **, size_t *);
+static int	 cannot_send(struct worker *, struct outcome *);
+static void	 record_each(struct worker *, const struct envelope *,
+		    const size_t *, size_t, const struct outcome *);
+static void	 send_message(struct worker *, struct spool_claim *,
+		    struct envelope *, const size_t *, size_t,
+		    const unsigned char *, size_t);
+static void	 apply_result(struct worker *, const struct envelope *,
+		    struct recipient *, const struct smtp_result *);
 static int	 open_session(struct worker *);
 static int	 secure_session(struct worker *, const struct mx_target *,
 		    enum tls_level);
@@ -134,6 +155,11 @@ static void	 add_sent(struct worker *, struct spool_claim *);
 static void	 worker_died(struct spool *, const struct selection *,
 		    const struct job *, size_t, size_t, pid_t, int,
 		    struct counts *);
+static size_t	 make_slices(const struct selection *, unsigned,
+		    struct slice **);
+static pid_t	 start_worker(struct spool *, const struct selection *,
+		    const struct slice *, int, int);
+static void	 read_counts(int, struct counts *);
 static int	 run_parallel(struct spool *, struct selection *,
 		    struct counts *);
 
@@ -166,70 +192,34 @@ job_add(struct job *j, const char *id, int multi)
 	j->multi[j->nids++] = (unsigned char)multi;
 }
 
+/*
+ * The queue walk's callback: a due message is taken for each of its
+ * domains in this run, or noted for removal when only that is left.
+ */
 static int
 select_message(const struct envelope *env, void *arg)
 {
 	struct selection	*s = arg;
-	char			 dom[256], first[256];
-	size_t			 i, k;
-	int			 npend = 0, multi = 0, finished = 1, wanted;
+	struct flush_pick	 p;
+	size_t			 i;
 
-	if (env->held || env->claimed)
-		return (0);
-	if (s->nids > 0) {
-		for (wanted = 0, i = 0; i < (size_t)s->nids; i++)
-			if (strcmp(s->ids[i], env->id) == 0)
-				wanted = 1;
-		if (!wanted)
-			return (0);
-	} else if (!s->force && env->next_retry > s->now)
+	if (!flush_due(&s->fc, env))
 		return (0);
 	if (env->about != NULL && dsn_unrecorded(s->sp, env))
 		return (0);
-
-	first[0] = '\0';
-	for (i = 0; i < env->nrcpts; i++) {
-		if (!rcpt_pending(&env->rcpts[i])) {
-			if (rcpt_report_owed(&env->rcpts[i]))
-				finished = 0;
-			continue;
-		}
-		finished = 0;
-		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
-		if (npend++ == 0)
-			strlcpy(first, dom, sizeof(first));
-		else if (strcmp(first, dom) != 0)
-			multi = 1;
-	}
-	if (finished) {
-		/* Everything done but the removal (a crash in between). */
-		if (s->domain == NULL) {
-			s->done = xreallocarray(s->done, s->ndone + 1,
-			    sizeof(*s->done));
-			strlcpy(s->done[s->ndone++], env->id, QUEUE_ID_SIZE);
-		}
-		return (0);
-	}
-	for (i = 0; i < env->nrcpts; i++) {
-		if (!rcpt_pending(&env->rcpts[i]))
-			continue;
-		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
-		if (s->domain != NULL && strcmp(dom, s->domain) != 0)
-			continue;
-		/* Once per domain per message. */
-		for (k = 0; k < i; k++) {
-			char	 d2[256];
-
-			if (!rcpt_pending(&env->rcpts[k]))
-				continue;
-			(void)address_domain_of(env->rcpts[k].addr, d2,
-			    sizeof(d2));
-			if (strcmp(d2, dom) == 0)
-				break;
-		}
-		if (k < i)
-			continue;
-		job_add(job_for(s, dom), env->id, multi);
+	switch (flush_pick(&s->fc, env, &p)) {
+	case FLUSH_REMOVE:
+		s->done = xreallocarray(s->done, s->ndone + 1,
+		    sizeof(*s->done));
+		strlcpy(s->done[s->ndone++], env->id, QUEUE_ID_SIZE);
+		break;
+	case FLUSH_DELIVER:
+		for (i = 0; i < p.ndomains; i++)
+			job_add(job_for(s, p.domains[i]), env->id, p.multi);
+		flush_pick_free(&p);
+		break;
+	case FLUSH_SKIP:
+		break;
 	}
 	return (0);
 }
@@ -552,84 +542,157 @@ add_sent(struct worker *w, struct spool_claim *c)
 }
 
 /*
- * Claim one message and deliver its recipients in w->domain.  *busy is
- * set when someone else holds the claim.
+ * The recipients this attempt carries: pending ones in w->domain (their
+ * indexes into env->rcpts go to idx, which has room for all).
  */
-static void
-deliver_one(struct worker *w, const char *id, int *busy)
+static size_t
+choose_recipients(const struct worker *w, const struct envelope *env,
+    size_t *idx)
 {
-	struct spool_claim	*c;
-	struct envelope		*env;
-	struct smtp_rcpt	*rc;
-	struct smtp_result	*res;
-	struct smtp_message	 m;
-	size_t			*idx, i, n = 0;
-	const unsigned char	*data;
-	size_t			 len;
-	char			 dom[256], why[1024], dsn[16];
-	const char		*relay;
-	int			 r, st, report_due;
+	char	 dom[DOMAIN_NAME_SIZE];
+	size_t	 i, n = 0;
 
-	*busy = 0;
-	if (w->nsent > 0 && time(NULL) - w->sent_since >= REMOVE_DELAY)
-		remove_sent(w);
-	if (spool_claim(w->sp, id, &c) == -1) {
-		if (errno == ENOENT)
-			*busy = 1;
-		else if (errno != EBADMSG)
-			log_warn("%s: claim", id);
-		return;
-	}
-	env = spool_claim_envelope(c);
-	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
 	for (i = 0; i < env->nrcpts; i++) {
 		(void)address_domain_of(env->rcpts[i].addr, dom, sizeof(dom));
 		if (rcpt_pending(&env->rcpts[i]) && strcmp(dom, w->domain) == 0)
 			idx[n++] = i;
 	}
-	if (n == 0) {
-		free(idx);
-		finish(c, env);
-		return;
-	}
-	if (spool_claim_message(c, &data, &len) == -1) {
-		if (errno == EBADMSG) {
-			log_warnx("%s: message does not match its checksum: "
-			    "not delivered, moved to corrupt/", id);
-			if (spool_quarantine(c) == -1)
-				log_warn("%s: quarantine", id);
-		} else {
-			log_warn("%s: cannot read message", id);
-			if (spool_unclaim(c) == -1)
-				log_warn("%s: unclaim", id);
-		}
-		free(idx);
-		return;
-	}
+	return (n);
+}
 
+/*
+ * The claimed message's bytes, checked against their checksum: 0, or -1
+ * when they cannot be had (a corrupt message goes to corrupt/, any
+ * other failure back to the queue; the claim is gone either way).
+ */
+static int
+read_message(struct spool_claim *c, const char *id,
+    const unsigned char **data, size_t *len)
+{
+	if (spool_claim_message(c, data, len) == 0)
+		return (0);
+	if (errno == EBADMSG) {
+		log_warnx("%s: message does not match its checksum: not "
+		    "delivered, moved to corrupt/", id);
+		if (spool_quarantine(c) == -1)
+			log_warn("%s: quarantine", id);
+	} else {
+		log_warn("%s: cannot read message", id);
+		if (spool_unclaim(c) == -1)
+			log_warn("%s: unclaim", id);
+	}
+	return (-1);
+}
+
+/*
+ * Why nothing can be sent for this domain, if so: no domain at all, its
+ * primaries not found, or none answering (the first message of a worker
+ * opens the session).  1 with *o filled, 0 when a session is up.
+ */
+static int
+cannot_send(struct worker *w, struct outcome *o)
+{
+	o->relay = "none";
 	if (w->domain[0] == '\0') {
-		for (i = 0; i < n; i++)
-			record(w, env, &env->rcpts[idx[i]], RCPT_FAILED, "none",
-			    "5.1.3", "bounced", "recipient address has no "
-			    "domain", NULL);
-		goto done;
+		o->state = RCPT_FAILED;
+		o->dsn = "5.1.3";
+		o->why = "recipient address has no domain";
+		return (1);
 	}
 	if (w->route_status != DNS_OK) {
-		st = w->route_status == DNS_PERM ? RCPT_FAILED : RCPT_DEFERRED;
-		for (i = 0; i < n; i++)
-			record(w, env, &env->rcpts[idx[i]], st, "none",
-			    w->route_error.dsn, st == RCPT_FAILED ? "bounced" :
-			    "deferred", w->route_error.text, NULL);
-		goto done;
+		o->state = w->route_status == DNS_PERM ? RCPT_FAILED :
+		    RCPT_DEFERRED;
+		o->dsn = w->route_error.dsn;
+		o->why = w->route_error.text;
+		return (1);
 	}
 	if (w->conn == NULL && !w->dead && open_session(w) == -1)
 		w->dead = 1;
 	if (w->dead) {
-		for (i = 0; i < n; i++)
-			record(w, env, &env->rcpts[idx[i]], RCPT_DEFERRED,
-			    "none", "4.4.1", "deferred", w->dead_reason, NULL);
-		goto done;
+		o->state = RCPT_DEFERRED;
+		o->dsn = "4.4.1";
+		o->why = w->dead_reason;
+		return (1);
 	}
+	return (0);
+}
+
+/* The same outcome for every recipient of the attempt. */
+static void
+record_each(struct worker *w, const struct envelope *env, const size_t *idx,
+    size_t n, const struct outcome *o)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		record(w, env, &env->rcpts[idx[i]], o->state, o->relay, o->dsn,
+		    o->state == RCPT_FAILED ? "bounced" : "deferred", o->why,
+		    NULL);
+}
+
+/*
+ * One recipient's result from the primary.  A reply of the primary's
+ * own (from_peer) becomes the recipient's last_error as it was said,
+ * for bounce's Diagnostic-Code; the log line says who said it.
+ */
+static void
+apply_result(struct worker *w, const struct envelope *env,
+    struct recipient *rp, const struct smtp_result *res)
+{
+	const char	*relay = smtp_conn_relay(w->conn);
+	const char	*remote;
+	char		 why[1024], dsn[16];
+
+	if (res->code == 0) {
+		record(w, env, rp, RCPT_DEFERRED, relay, "4.4.2", "deferred",
+		    smtp_conn_error(w->conn), NULL);
+		return;
+	}
+	if (res->from_peer && res->code / 100 != 2)
+		snprintf(why, sizeof(why), "host %s said: %s (in reply to %s "
+		    "command)", relay, res->reply, res->stage);
+	else
+		strlcpy(why, res->reply, sizeof(why));
+	strlcpy(dsn, res->dsn, sizeof(dsn));
+	if (res->code / 100 == 2) {
+		record(w, env, rp, RCPT_DELIVERED, relay, dsn, "sent", why,
+		    smtp_conn_host(w->conn));
+		/* Its Diagnostic-Code: the primary's own reply. */
+		if (relay_report_due(w, env, rp)) {
+			rp->relayed = 1;
+			rp->reported = 0;
+			rp->last_error = xstrdup(res->reply);
+		}
+		return;
+	}
+	remote = res->from_peer ? smtp_conn_host(w->conn) : NULL;
+	if (res->code / 100 == 5)
+		record(w, env, rp, RCPT_FAILED, relay, dsn, "bounced", why,
+		    remote);
+	else
+		record(w, env, rp, RCPT_DEFERRED, relay, dsn, "deferred", why,
+		    remote);
+	if (res->from_peer) {
+		free(rp->last_error);
+		rp->last_error = xstrdup(res->reply);
+	}
+}
+
+/*
+ * Hand the message to the primary for its recipients idx[0..n), then
+ * record the results: a message this attempt finished leaves the spool
+ * at once (add_sent), any other goes back with its new states.
+ */
+static void
+send_message(struct worker *w, struct spool_claim *c, struct envelope *env,
+    const size_t *idx, size_t n, const unsigned char *data, size_t len)
+{
+	struct smtp_rcpt	*rc;
+	struct smtp_result	*res;
+	struct smtp_message	 m;
+	const char		*relay;
+	size_t			 i;
+	int			 r, report_due;
 
 	rc = xcalloc(n, sizeof(*rc));
 	res = xcalloc(n, sizeof(*res));
@@ -660,66 +723,53 @@ deliver_one(struct worker *w, const char *id, int *busy)
 			    res[i].dsn, "sent", res[i].reply);
 		w->n.delivered += n;
 		add_sent(w, c);
-		free(rc);
-		free(res);
-		free(idx);
-		if (r == -1)
-			drop_connection(w);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		struct recipient *rp = &env->rcpts[idx[i]];
-
-		if (res[i].code == 0) {
-			record(w, env, rp, RCPT_DEFERRED, relay, "4.4.2",
-			    "deferred", smtp_conn_error(w->conn), NULL);
-			continue;
-		}
-		if (res[i].from_peer && res[i].code / 100 != 2)
-			snprintf(why, sizeof(why), "host %s said: %s (in "
-			    "reply to %s command)", relay, res[i].reply,
-			    res[i].stage);
-		else
-			strlcpy(why, res[i].reply, sizeof(why));
-		strlcpy(dsn, res[i].dsn, sizeof(dsn));
-		if (res[i].code / 100 == 2) {
-			record(w, env, rp, RCPT_DELIVERED, relay, dsn, "sent",
-			    why, smtp_conn_host(w->conn));
-			/* Its Diagnostic-Code: the primary's own reply. */
-			if (relay_report_due(w, env, rp)) {
-				rp->relayed = 1;
-				rp->reported = 0;
-				rp->last_error = xstrdup(res[i].reply);
-			}
-		} else if (res[i].code / 100 == 5) {
-			/* last_error is the primary's own reply. */
-			record(w, env, rp, RCPT_FAILED, relay, dsn, "bounced",
-			    why, res[i].from_peer ? smtp_conn_host(w->conn) :
-			    NULL);
-			if (res[i].from_peer) {
-				free(rp->last_error);
-				rp->last_error = xstrdup(res[i].reply);
-			}
-		} else {
-			record(w, env, rp, RCPT_DEFERRED, relay, dsn,
-			    "deferred", why, res[i].from_peer ?
-			    smtp_conn_host(w->conn) : NULL);
-			if (res[i].from_peer) {
-				free(rp->last_error);
-				rp->last_error = xstrdup(res[i].reply);
-			}
-		}
+	} else {
+		for (i = 0; i < n; i++)
+			apply_result(w, env, &env->rcpts[idx[i]], &res[i]);
+		finish(c, env);
 	}
 	free(rc);
 	free(res);
-	free(idx);
-	finish(c, env);
 	if (r == -1)
 		drop_connection(w);
-	return;
-done:
+}
+
+/*
+ * Claim one message and deliver its recipients in w->domain.  *busy is
+ * set when someone else holds the claim.
+ */
+static void
+deliver_one(struct worker *w, const char *id, int *busy)
+{
+	struct spool_claim	*c;
+	struct envelope		*env;
+	struct outcome		 o;
+	const unsigned char	*data;
+	size_t			*idx, n, len;
+
+	*busy = 0;
+	if (w->nsent > 0 && time(NULL) - w->sent_since >= REMOVE_DELAY)
+		remove_sent(w);
+	if (spool_claim(w->sp, id, &c) == -1) {
+		if (errno == ENOENT)
+			*busy = 1;
+		else if (errno != EBADMSG)
+			log_warn("%s: claim", id);
+		return;
+	}
+	env = spool_claim_envelope(c);
+	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
+	n = choose_recipients(w, env, idx);
+	if (n == 0)
+		finish(c, env);
+	else if (read_message(c, id, &data, &len) == 0) {
+		if (cannot_send(w, &o)) {
+			record_each(w, env, idx, n, &o);
+			finish(c, env);
+		} else
+			send_message(w, c, env, idx, n, data, len);
+	}
 	free(idx);
-	finish(c, env);
 }
 
 /* Deliver ids [from, to) of a job: one worker's share. */
@@ -728,7 +778,7 @@ run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
     struct counts *out)
 {
 	struct worker	 w;
-	char		 err[256];
+	char		 err[RESOLVER_ERROR_SIZE];
 	char		(*again)[QUEUE_ID_SIZE] = NULL;
 	size_t		 i, nagain = 0, round;
 	int		 busy;
@@ -799,7 +849,7 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 	struct spool_claim	*c;
 	struct envelope		*env;
 	struct recipient	*r;
-	char			 why[512], dom[256];
+	char			 why[512], dom[DOMAIN_NAME_SIZE];
 	size_t			 i, k;
 	int			 touched;
 
@@ -824,7 +874,7 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 			r = &env->rcpts[k];
 			(void)address_domain_of(r->addr, dom, sizeof(dom));
 			if (!rcpt_pending(r) || strcmp(dom, j->domain) != 0 ||
-			    r->last_attempt >= s->now)
+			    r->last_attempt >= s->fc.now)
 				continue;
 			record(&w, env, r, RCPT_DEFERRED, "none", "4.3.0",
 			    "deferred", why, NULL);
@@ -839,6 +889,71 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 }
 
 /*
+ * Cut each job into slices for the workers: as many as conc per job,
+ * none smaller than SLICE_MIN messages.  Returns how many.
+ */
+static size_t
+make_slices(const struct selection *s, unsigned conc, struct slice **out)
+{
+	struct slice	*slices = NULL;
+	size_t		 i, k, per, n = 0;
+
+	for (i = 0; i < s->njobs; i++) {
+		per = (s->jobs[i].nids + conc - 1) / conc;
+		if (per < SLICE_MIN)
+			per = SLICE_MIN;
+		for (k = 0; k < s->jobs[i].nids; k += per) {
+			slices = xreallocarray(slices, n + 1, sizeof(*slices));
+			slices[n].job = i;
+			slices[n].from = k;
+			slices[n].to = k + per < s->jobs[i].nids ?
+			    k + per : s->jobs[i].nids;
+			n++;
+		}
+	}
+	*out = slices;
+	return (n);
+}
+
+/*
+ * Fork a worker for one slice; it reports its counts as one record on
+ * the pipe (write end fd) and exits.  The child's pid, or -1.
+ */
+static pid_t
+start_worker(struct spool *sp, const struct selection *s,
+    const struct slice *sl, int rfd, int wfd)
+{
+	struct counts	 c;
+	pid_t		 pid;
+
+	if ((pid = fork()) != 0)
+		return (pid);
+	memset(&c, 0, sizeof(c));
+	(void)close(rfd);
+	run_job(sp, &s->jobs[sl->job], sl->from, sl->to, &c);
+	if (write_all(wfd, &c, sizeof(c)) == -1)
+		_exit(EXIT_IOERR);
+	_exit(0);
+}
+
+/*
+ * Add the counts the workers have reported.  Records are written whole
+ * (smaller than PIPE_BUF); a worker that died wrote none, so never wait
+ * for one.
+ */
+static void
+read_counts(int fd, struct counts *total)
+{
+	struct counts	 c;
+
+	while (read(fd, &c, sizeof(c)) == (ssize_t)sizeof(c)) {
+		total->delivered += c.delivered;
+		total->deferred += c.deferred;
+		total->failed += c.failed;
+	}
+}
+
+/*
  * Slices of at most one domain each, up to flush-concurrency at a time,
  * each in a forked worker that reports its counts through a pipe (also
  * a single slice: a worker that crashes is then reported and its mail
@@ -848,36 +963,18 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 static int
 run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 {
-	struct slice {
-		size_t	 job, from, to;
-	}		*slices = NULL;
+	struct slice	*slices;
 	struct kid {
 		pid_t	 pid;
 		size_t	 slice;
 	}		*kids;
-	size_t		 nslices = 0, i, next = 0, per, k, nkids;
+	size_t		 nslices, i, next = 0, k, nkids;
 	unsigned	 conc = cfg->flush_concurrency ? cfg->flush_concurrency
 			    : 1, running = 0;
 	int		 p[2], status, died = 0;
 	pid_t		 pid;
-	struct counts	 c;
-	ssize_t		 n;
 
-	for (i = 0; i < s->njobs; i++) {
-		per = (s->jobs[i].nids + conc - 1) / conc;
-		if (per < SLICE_MIN)
-			per = SLICE_MIN;
-		for (k = 0; k < s->jobs[i].nids; k += per) {
-			slices = xreallocarray(slices, nslices + 1,
-			    sizeof(*slices));
-			slices[nslices].job = i;
-			slices[nslices].from = k;
-			slices[nslices].to = k + per < s->jobs[i].nids ?
-			    k + per : s->jobs[i].nids;
-			nslices++;
-		}
-	}
-	if (nslices == 0)
+	if ((nslices = make_slices(s, conc, &slices)) == 0)
 		return (0);
 	if (conc > nslices)
 		conc = (unsigned)nslices;
@@ -893,34 +990,24 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 	kids = xcalloc(nkids, sizeof(*kids));
 	while (next < nslices || running > 0) {
 		if (next < nslices && running < conc) {
-			if ((pid = fork()) == -1) {
-				log_warn("fork");
-				if (running == 0) {
-					/* Do it ourselves rather than stall. */
-					run_job(sp, &s->jobs[slices[next].job],
-					    slices[next].from, slices[next].to,
-					    total);
-					next++;
-					continue;
-				}
-				conc = running;	/* wait for one to end */
-			} else if (pid == 0) {
-				memset(&c, 0, sizeof(c));
-				(void)close(p[0]);
-				run_job(sp, &s->jobs[slices[next].job],
-				    slices[next].from, slices[next].to, &c);
-				if (write_all(p[1], &c, sizeof(c)) == -1)
-					_exit(EXIT_IOERR);
-				_exit(0);
-			} else {
+			pid = start_worker(sp, s, &slices[next], p[0], p[1]);
+			if (pid != -1) {
 				for (k = 0; kids[k].pid != 0; k++)
 					;
 				kids[k].pid = pid;
-				kids[k].slice = next;
+				kids[k].slice = next++;
 				running++;
+				continue;
+			}
+			log_warn("fork");
+			if (running == 0) {
+				/* Do it ourselves rather than stall. */
+				run_job(sp, &s->jobs[slices[next].job],
+				    slices[next].from, slices[next].to, total);
 				next++;
 				continue;
 			}
+			conc = running;	/* wait for one to end */
 		}
 		if ((pid = wait(&status)) == -1) {
 			if (errno == EINTR)
@@ -933,15 +1020,7 @@ run_parallel(struct spool *sp, struct selection *s, struct counts *total)
 			continue;	/* not a worker of ours */
 		kids[k].pid = 0;
 		running--;
-		/*
-		 * Records are written whole (smaller than PIPE_BUF); a worker
-		 * that died wrote none, so never wait for one.
-		 */
-		while ((n = read(p[0], &c, sizeof(c))) == (ssize_t)sizeof(c)) {
-			total->delivered += c.delivered;
-			total->deferred += c.deferred;
-			total->failed += c.failed;
-		}
+		read_counts(p[0], total);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			i = kids[k].slice;
 			worker_died(sp, s, &s->jobs[slices[i].job],
@@ -962,7 +1041,7 @@ cmd_flush(int argc, char **argv)
 	struct selection	 s;
 	struct counts		 total;
 	struct spool		*sp;
-	char			 domain[256];
+	char			 domain[DOMAIN_NAME_SIZE];
 	int			 ch, lockfd = -1, died;
 	size_t			 i;
 
@@ -973,19 +1052,15 @@ cmd_flush(int argc, char **argv)
 			cmd_set_config_file(optarg);
 			break;
 		case 'd':
-			strlcpy(domain, optarg, sizeof(domain));
-			i = strlen(domain);
-			if (i > 0 && domain[i - 1] == '.')
-				domain[i - 1] = '\0';
-			ascii_lower(domain);
-			if (domain[0] == '\0' || strchr(domain, '/') != NULL) {
+			if (address_domain_typed(optarg, domain,
+			    sizeof(domain)) == -1) {
 				log_cmd_errorx("bad domain for -d");
 				return (EXIT_USAGE);
 			}
-			s.domain = domain;
+			s.fc.domain = domain;
 			break;
 		case 'f':
-			s.force = 1;
+			s.fc.force = 1;
 			break;
 		case 'h':
 			cmd_usage(USAGE, 1);
@@ -996,8 +1071,8 @@ cmd_flush(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	cmd_check_ids(argc, argv);
-	s.ids = argv;
-	s.nids = argc;
+	s.fc.ids = argv;
+	s.fc.nids = (size_t)argc;
 	cmd_load_config();
 	cmd_become_user(0);
 	if ((sp = queue_open_existing()) == NULL) {
@@ -1013,20 +1088,20 @@ cmd_flush(int argc, char **argv)
 			log_cmd_errorx("%s: no such message", argv[i]);
 
 	s.sp = sp;
-	if (s.domain != NULL) {
-		if (spool_domain_lock(sp, s.domain, &lockfd) == -1) {
+	if (s.fc.domain != NULL) {
+		if (spool_domain_lock(sp, s.fc.domain, &lockfd) == -1) {
 			if (errno == EWOULDBLOCK || errno == EAGAIN) {
 				spool_close(sp);
 				return (0);	/* one is running already */
 			}
-			log_cmd_error("lock for %s", s.domain);
+			log_cmd_error("lock for %s", s.fc.domain);
 			spool_close(sp);
 			return (EXIT_TEMPFAIL);
 		}
 	}
 	if (spool_recover(sp, cfg->claim_timeout) == -1)
 		log_warn("spool recovery");
-	s.now = time(NULL);
+	s.fc.now = time(NULL);
 	if (spool_foreach(sp, select_message, &s) == -1) {
 		log_cmd_error("reading the queue");
 		spool_close(sp);
