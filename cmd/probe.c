@@ -64,7 +64,20 @@
 #define PROBE_UNKNOWN	3
 
 struct waiting {
-	char		(*domains)[256];
+	char		(*domains)[DOMAIN_NAME_SIZE];
+	size_t		 n;
+};
+
+struct probe_options {
+	int		 quiet;		/* -q */
+	int		 flush;		/* -F */
+	time_t		 cap;		/* -t: on each wait */
+};
+
+/* The domains probed, normalised, and the state each was found in. */
+struct targets {
+	char		(*domains)[DOMAIN_NAME_SIZE];
+	int		*states;
 	size_t		 n;
 };
 
@@ -74,6 +87,10 @@ static int	 probe_host(const struct mx_target *, const char *, int,
 		    time_t, struct starttls_contexts *, int *, char *, size_t);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
+static int	 probe_options(int, char **, struct probe_options *);
+static int	 probe_targets(int, char **, struct targets *);
+static int	 worst_state(const struct targets *);
+static void	 flush_waiting(struct spool *, const struct targets *);
 
 /* " starttls=yes tls=TLSv1.3 cipher=... subject=... expires=Nd verify=..." */
 static void
@@ -246,7 +263,7 @@ static int
 collect_waiting(const struct envelope *env, void *arg)
 {
 	struct waiting	*w = arg;
-	char		 dom[256];
+	char		 dom[DOMAIN_NAME_SIZE];
 	size_t		 i, k;
 
 	if (env->held)
@@ -269,33 +286,31 @@ collect_waiting(const struct envelope *env, void *arg)
 	return (0);
 }
 
-int
-cmd_probe(int argc, char **argv)
+/*
+ * The options: 0 to go on (the domains start at argv[optind]), or the
+ * exit status of a bad one.
+ */
+static int
+probe_options(int argc, char **argv, struct probe_options *o)
 {
-	struct dns_resolver	*dr = NULL;
-	struct spool		*sp = NULL;
-	struct waiting		 w;
-	char			 err[1024], dom[256];
-	const char		**domains;
-	int			*states;
-	const char		*errstr;
-	int			 ch, quiet = 0, flush = 0, worst, i, n;
-	time_t			 cap = PROBE_TIMEOUT;
-	size_t			 k, len;
+	const char	*errstr;
+	int		 ch;
 
+	memset(o, 0, sizeof(*o));
+	o->cap = PROBE_TIMEOUT;
 	while ((ch = getopt(argc, argv, "C:Fhqt:")) != -1) {
 		switch (ch) {
 		case 'C':
 			cmd_set_config_file(optarg);
 			break;
 		case 'F':
-			flush = 1;
+			o->flush = 1;
 			break;
 		case 'q':
-			quiet = 1;
+			o->quiet = 1;
 			break;
 		case 't':
-			cap = (time_t)strtonum(optarg, 1, 3600, &errstr);
+			o->cap = (time_t)strtonum(optarg, 1, 3600, &errstr);
 			if (errstr != NULL) {
 				log_cmd_errorx("-t %s: %s", optarg, errstr);
 				return (EXIT_USAGE);
@@ -307,6 +322,91 @@ cmd_probe(int argc, char **argv)
 			cmd_usage(USAGE, 0);
 		}
 	}
+	return (0);
+}
+
+/*
+ * The domains to probe, as flush names them (address_domain_typed):
+ * those given, else every relay-domain.  0, or an exit status.
+ */
+static int
+probe_targets(int argc, char **argv, struct targets *t)
+{
+	const char	*name;
+	size_t		 i;
+
+	t->n = argc > 0 ? (size_t)argc : cfg->nrelays;
+	if (t->n == 0) {
+		log_cmd_errorx("no relay-domain configured and none given");
+		return (PROBE_UNKNOWN);
+	}
+	t->domains = xcalloc(t->n, sizeof(*t->domains));
+	t->states = xcalloc(t->n, sizeof(*t->states));
+	for (i = 0; i < t->n; i++) {
+		name = argc > 0 ? argv[i] : cfg->relays[i].name;
+		if (strlen(name) > 253 || address_domain_typed(name,
+		    t->domains[i], sizeof(t->domains[i])) == -1) {
+			log_cmd_errorx("bad domain \"%.64s\"", name);
+			return (EXIT_USAGE);
+		}
+	}
+	return (0);
+}
+
+/* Critical beats unknown beats warning beats OK. */
+static int
+worst_state(const struct targets *t)
+{
+	size_t	 i;
+	int	 worst = PROBE_OK;
+
+	for (i = 0; i < t->n; i++)
+		if (t->states[i] == PROBE_CRITICAL)
+			worst = PROBE_CRITICAL;
+	for (i = 0; i < t->n && worst != PROBE_CRITICAL; i++)
+		if (t->states[i] == PROBE_UNKNOWN)
+			worst = PROBE_UNKNOWN;
+	for (i = 0; i < t->n && worst == PROBE_OK; i++)
+		if (t->states[i] == PROBE_WARNING)
+			worst = PROBE_WARNING;
+	return (worst);
+}
+
+/* -F: a flush for each domain found up that has mail waiting. */
+static void
+flush_waiting(struct spool *sp, const struct targets *t)
+{
+	struct waiting	 w;
+	size_t		 i, k;
+
+	memset(&w, 0, sizeof(w));
+	if (spool_foreach(sp, collect_waiting, &w) == -1)
+		log_warn("probe: reading the queue");
+	for (i = 0; i < t->n; i++) {
+		if (t->states[i] != PROBE_OK && t->states[i] != PROBE_WARNING)
+			continue;
+		for (k = 0; k < w.n; k++)
+			if (strcmp(w.domains[k], t->domains[i]) == 0 &&
+			    cmd_spawn_flush(t->domains[i]) == 0)
+				log_info("probe %s: primary up, flush started",
+				    t->domains[i]);
+	}
+	free(w.domains);
+}
+
+int
+cmd_probe(int argc, char **argv)
+{
+	struct probe_options	 o;
+	struct targets		 t;
+	struct dns_resolver	*dr = NULL;
+	struct spool		*sp = NULL;
+	char			 err[1024];
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = probe_options(argc, argv, &o)) != 0)
+		return (rc);
 	argc -= optind;
 	argv += optind;
 	/* A monitoring plugin answers UNKNOWN, not 78, to a bad config. */
@@ -318,24 +418,9 @@ cmd_probe(int argc, char **argv)
 	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
-
-	n = argc > 0 ? argc : (int)cfg->nrelays;
-	if (n == 0) {
-		log_cmd_errorx("no relay-domain configured and none given");
-		return (PROBE_UNKNOWN);
-	}
-	domains = xcalloc(n, sizeof(*domains));
-	states = xcalloc(n, sizeof(*states));
-	for (i = 0; i < n; i++) {
-		domains[i] = argc > 0 ? argv[i] : cfg->relays[i].name;
-		if (strlen(domains[i]) == 0 || strlen(domains[i]) > 253 ||
-		    strchr(domains[i], '/') != NULL) {
-			log_cmd_errorx("bad domain \"%.64s\"", domains[i]);
-			free(domains);
-			free(states);
-			return (EXIT_USAGE);
-		}
-	}
+	memset(&t, 0, sizeof(t));
+	if ((rc = probe_targets(argc, argv, &t)) != 0)
+		goto out;
 	if (dns_resolver_open(cfg, &dr, err, sizeof(err)) == -1) {
 		log_cmd_errorx("resolver: %s", err);
 		dr = NULL;
@@ -344,53 +429,19 @@ cmd_probe(int argc, char **argv)
 		log_warn("probe: spool %s (probes not recorded)", cfg->spool);
 		sp = NULL;
 	}
-
-	for (i = 0; i < n; i++) {
-		strlcpy(dom, domains[i], sizeof(dom));
-		len = strlen(dom);
-		if (len > 1 && dom[len - 1] == '.')
-			dom[len - 1] = '\0';
-		ascii_lower(dom);
-		states[i] = probe_domain(dr, sp, dom, quiet, cap);
-	}
-	/* Critical beats unknown beats warning beats OK. */
-	worst = PROBE_OK;
-	for (i = 0; i < n; i++)
-		if (states[i] == PROBE_CRITICAL)
-			worst = PROBE_CRITICAL;
-	for (i = 0; i < n && worst != PROBE_CRITICAL; i++)
-		if (states[i] == PROBE_UNKNOWN)
-			worst = PROBE_UNKNOWN;
-	for (i = 0; i < n && worst == PROBE_OK; i++)
-		if (states[i] == PROBE_WARNING)
-			worst = PROBE_WARNING;
+	for (i = 0; i < t.n; i++)
+		t.states[i] = probe_domain(dr, sp, t.domains[i], o.quiet,
+		    o.cap);
+	rc = worst_state(&t);
 	if (fflush(stdout) == EOF)
 		log_cmd_error("stdout");
-
-	if (flush && sp != NULL) {
-		memset(&w, 0, sizeof(w));
-		if (spool_foreach(sp, collect_waiting, &w) == -1)
-			log_warn("probe: reading the queue");
-		for (i = 0; i < n; i++) {
-			if (states[i] != PROBE_OK && states[i] != PROBE_WARNING)
-				continue;
-			strlcpy(dom, domains[i], sizeof(dom));
-			len = strlen(dom);
-			if (len > 1 && dom[len - 1] == '.')
-				dom[len - 1] = '\0';
-			ascii_lower(dom);
-			for (k = 0; k < w.n; k++)
-				if (strcmp(w.domains[k], dom) == 0)
-					if (cmd_spawn_flush(dom) == 0)
-						log_info("probe %s: primary up, "
-						    "flush started", dom);
-		}
-		free(w.domains);
-	}
+	if (o.flush && sp != NULL)
+		flush_waiting(sp, &t);
 	if (sp != NULL)
 		spool_close(sp);
 	dns_resolver_close(dr);
-	free(domains);
-	free(states);
-	return (worst);
+out:
+	free(t.domains);
+	free(t.states);
+	return (rc);
 }

@@ -5,7 +5,7 @@
  *   status -s       one line per destination domain (messages, bytes,
  *                   oldest, when probe last saw a primary up), sorted
  *   status -j       the same as JSON, one object per line (the field
- *                   names are part of the interface: SPEC.md)
+ *                   names are part of the interface: README, mxfb.1)
  *   status ID...    envelope and headers of those messages (-j: JSON)
  *   status -b ID... the raw message bytes, as stored (CRLF)
  *
@@ -84,7 +84,6 @@ static time_t	 next_retry(const struct envelope *);
 static void	 format_time(time_t, char *, size_t);
 static int	 list_one(const struct envelope *, void *);
 static int	 summary_one(const struct envelope *, void *);
-static void	 summary_domain(const char *, char *, size_t);
 static struct domain_entry *domain_lookup(struct domain_table *,
 		    const char *);
 static void	 domain_grow(struct domain_table *);
@@ -380,23 +379,6 @@ domain_lookup(struct domain_table *t, const char *name)
 }
 
 /*
- * The destination a recipient counts for: its domain without one
- * trailing dot (example.org. is example.org, as flush groups them; case
- * is ignored by domain_lookup).
- */
-static void
-summary_domain(const char *addr, char *buf, size_t size)
-{
-	const char	*at = strrchr(addr, '@');
-	size_t		 len;
-
-	(void)strlcpy(buf, at != NULL ? at + 1 : "", size);
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] == '.')
-		buf[len - 1] = '\0';
-}
-
-/*
  * Count a message once for each domain it still has recipients in
  * (delivered recipients no longer have a destination here).
  */
@@ -413,7 +395,9 @@ summary_one(const struct envelope *env, void *arg)
 		if (env->rcpts[i].state == RCPT_DELIVERED ||
 		    env->rcpts[i].addr == NULL)
 			continue;
-		summary_domain(env->rcpts[i].addr, domain, sizeof(domain));
+		/* As flush groups them: case and one trailing dot aside. */
+		(void)address_domain_of(env->rcpts[i].addr, domain,
+		    sizeof(domain));
 		d = domain_lookup(t, domain);
 		if (d->last_message == t->serial)
 			continue;

@@ -230,3 +230,22 @@ def test_timeout_cap(mx, dns):
         assert "timed out" in lines[0]["text"]
     finally:
         srv.close()
+
+
+def test_domains_taken_as_flush_takes_them(mx, dns, primary_factory):
+    """A domain given to probe is read as flush -d reads it (one helper,
+    address_domain_typed): case and one trailing dot aside; nothing left
+    (the root "."), a '/' or an empty name is a usage error for both."""
+    c, _ = primary_factory("127.0.0.2")
+    setup_domain(mx, dns, c.port)
+    rc, lines, p = probe(mx, "EXAMPLE.Test.")
+    assert rc == 0, p.stderr
+    assert [l["domain"] for l in lines] == ["example.test"]
+    for bad in ("", ".", "a/b.test", "x" * 254):
+        p = mx.run("probe", bad)
+        assert p.returncode == 64, (bad, p.stderr)
+        assert b"bad domain" in p.stderr
+        if len(bad) < 254:
+            p = mx.run("flush", "-d", bad)
+            assert p.returncode == 64, (bad, p.stderr)
+            assert b"bad domain for -d" in p.stderr
