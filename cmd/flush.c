@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/learn.h"
 #include "cmd/queue_ops.h"
 #include "core/address.h"
 #include "core/backoff.h"
@@ -650,6 +651,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	m.nrcpts = n;
 	r = smtp_deliver(w->conn, &m, res);
 	relay = smtp_conn_relay(w->conn);
+	learn_results(rc, res, n);
 	for (report_due = 0, i = 0; i < n; i++)
 		if (res[i].code / 100 == 2 &&
 		    relay_report_due(w, env, &env->rcpts[idx[i]]))
