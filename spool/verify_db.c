@@ -34,12 +34,14 @@ struct verify_db {
 	MDB_env		*env;
 	MDB_dbi		 dbi;
 	char		 path[1024];
+	dev_t		 dev;		/* the file env_open found, */
+	ino_t		 ino;		/* 0/0: none */
 };
 
 static int	 env_open(struct verify_db *, char *, size_t);
 static int	 env_check_size(struct verify_db *);
 static int	 rebuild(struct verify_db *, const char *, char *, size_t);
-static int	 move_aside(const char *, const char *);
+static int	 move_aside(const struct verify_db *, const char *);
 static int	 corrupt_code(int);
 static int	 put_be64(unsigned char *, int64_t);
 static int64_t	 get_be64(const unsigned char *);
@@ -217,7 +219,8 @@ env_check_size(struct verify_db *db)
 
 /*
  * Open the environment at db->path.  Returns 0, -1 with errno for an
- * error that is not the file's fault, or 1 when the file is unsound.
+ * error that is not the file's fault, or 1 when the file is unsound;
+ * err says why (without the path).
  */
 static int
 env_open(struct verify_db *db, char *err, size_t errsize)
@@ -226,19 +229,25 @@ env_open(struct verify_db *db, char *err, size_t errsize)
 	struct stat	 sb;
 	int		 rc;
 
-	if (lstat(db->path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-		snprintf(err, errsize, "%s: not a regular file", db->path);
+	db->dev = 0;
+	db->ino = 0;
+	if (lstat(db->path, &sb) == 0) {
+		db->dev = sb.st_dev;
+		db->ino = sb.st_ino;
+	}
+	if (db->ino != 0 && !S_ISREG(sb.st_mode)) {
+		snprintf(err, errsize, "not a regular file");
 		return (1);
 	}
 	if ((rc = mdb_env_create(&db->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(db->env, VERIFY_DB_MAPSIZE)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(db->env, 1024)) != 0) {
-		snprintf(err, errsize, "%s: %s", db->path, mdb_strerror(rc));
+		snprintf(err, errsize, "%s", mdb_strerror(rc));
 		goto fail;
 	}
 	rc = mdb_env_open(db->env, db->path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
 	if (rc != 0) {
-		snprintf(err, errsize, "%s: %s", db->path, mdb_strerror(rc));
+		snprintf(err, errsize, "%s", mdb_strerror(rc));
 		mdb_env_close(db->env);
 		db->env = NULL;
 		if (corrupt_code(rc))
@@ -247,21 +256,21 @@ env_open(struct verify_db *db, char *err, size_t errsize)
 		return (-1);
 	}
 	if (env_check_size(db) == -1) {
-		snprintf(err, errsize, "%s: shorter than its last page "
-		    "(truncated)", db->path);
+		snprintf(err, errsize, "shorter than its last page "
+		    "(truncated)");
 		mdb_env_close(db->env);
 		db->env = NULL;
 		return (1);
 	}
 	(void)mdb_reader_check(db->env, NULL);
 	if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) != 0) {
-		snprintf(err, errsize, "%s: %s", db->path, mdb_strerror(rc));
+		snprintf(err, errsize, "%s", mdb_strerror(rc));
 		goto fail_close;
 	}
 	rc = mdb_dbi_open(txn, NULL, 0, &db->dbi);
 	mdb_txn_abort(txn);
 	if (rc != 0) {
-		snprintf(err, errsize, "%s: %s", db->path, mdb_strerror(rc));
+		snprintf(err, errsize, "%s", mdb_strerror(rc));
 		goto fail_close;
 	}
 	return (0);
@@ -281,27 +290,33 @@ fail:
 }
 
 /*
- * Rename path aside as path.corrupt-EPOCH, unless it is no longer the
- * file found unsound (another process rebuilt it meanwhile: ino).
+ * Rename the file aside as PATH.corrupt-EPOCH and remove its -lock,
+ * unless the path no longer names the file found unsound (another
+ * process rebuilt it meanwhile): then the fresh one is left alone.
  */
 static int
-move_aside(const char *path, const char *why)
+move_aside(const struct verify_db *db, const char *why)
 {
-	char	 aside[1100], lock[1100];
+	struct stat	 sb;
+	char		 aside[1100], lock[1100];
 
-	if (bsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", path,
+	if (lstat(db->path, &sb) == -1)
+		return (errno == ENOENT ? 0 : -1);
+	if (sb.st_dev != db->dev || sb.st_ino != db->ino)
+		return (0);
+	if (bsnprintf(aside, sizeof(aside), "%s.corrupt-%lld", db->path,
 	    (long long)time(NULL)) == -1 ||
-	    bsnprintf(lock, sizeof(lock), "%s-lock", path) == -1) {
+	    bsnprintf(lock, sizeof(lock), "%s-lock", db->path) == -1) {
 		errno = ENAMETOOLONG;
 		return (-1);
 	}
-	if (rename(path, aside) == -1 && errno != ENOENT)
+	if (rename(db->path, aside) == -1 && errno != ENOENT)
 		return (-1);
 	/* Processes still holding the old file keep the old lock. */
 	if (unlink(lock) == -1 && errno != ENOENT)
 		return (-1);
 	log_warnx("verify-db %s: %s: renamed to %s, a new one is made",
-	    path, why, aside);
+	    db->path, why, aside);
 	return (0);
 }
 
@@ -315,8 +330,8 @@ rebuild(struct verify_db *db, const char *why, char *err, size_t errsize)
 		db->env = NULL;
 	}
 	strlcpy(reason, why, sizeof(reason));
-	if (move_aside(db->path, reason) == -1) {
-		snprintf(err, errsize, "%s: cannot move aside: %s", db->path,
+	if (move_aside(db, reason) == -1) {
+		snprintf(err, errsize, "cannot move it aside: %s",
 		    strerror(errno));
 		return (-1);
 	}
@@ -335,8 +350,8 @@ verify_db_open(const char *path, int create, struct verify_db **out,
 	struct verify_db *db;
 	struct statfs	 fs;
 	struct stat	 sb;
-	char		 dir[1024], *slash;
-	int		 rc;
+	char		 dir[1024], why[1024], *slash;
+	int		 rc, saved;
 
 	*out = NULL;
 	if (strlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
@@ -377,9 +392,11 @@ verify_db_open(const char *path, int create, struct verify_db **out,
 	if ((rc = env_open(db, err, errsize)) == 1)
 		rc = rebuild(db, err, err, errsize);
 	if (rc != 0) {
+		saved = errno != 0 ? errno : EIO;
+		strlcpy(why, err, sizeof(why));
+		snprintf(err, errsize, "%s: %s", path, why);
 		free(db);
-		if (errno == 0)
-			errno = EIO;
+		errno = saved;
 		return (-1);
 	}
 	*out = db;
@@ -403,7 +420,7 @@ unsound(struct verify_db *db, int rc)
 	char	 err[1024];
 
 	if (rebuild(db, mdb_strerror(rc), err, sizeof(err)) == -1)
-		log_warnx("verify-db %s", err);
+		log_warnx("verify-db %s: %s", db->path, err);
 }
 
 int
