@@ -72,16 +72,20 @@ STATIC_ARCHIVES = $(foreach l,ldns lmdb ssl crypto sodium bsd md,$(firstword \
 	   /usr/lib/lib$(l).a /usr/local/lib/lib$(l).a)))
 HAVE_STATIC = $(if $(word 7,$(STATIC_ARCHIVES)),1,)
 STATIC  ?=
-STATIC_DEPS = -lldns -llmdb -lssl -lcrypto -lsodium -lbsd -lmd
+STATIC_DEPS = -lldns -lssl -lcrypto -lsodium -lbsd -lmd
+# LMDB (the recipient database) is linked statically as the others are;
+# it needs only libpthread, which stays shared.
+STATIC_LMDB = -Wl,-Bstatic -llmdb -Wl,-Bdynamic
 ifneq ($(filter 1 full,$(STATIC)),)
 ifeq ($(HAVE_STATIC),)
 $(error STATIC=$(STATIC) needs libldns.a, liblmdb.a, libssl.a, libcrypto.a, libsodium.a, libbsd.a and libmd.a (Debian: the -dev packages))
 endif
 endif
 ifeq ($(STATIC),1)
-LIBS     = -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic -lpthread -ldl
+LIBS     = $(STATIC_LMDB) -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic \
+	   -lpthread -ldl
 else ifeq ($(STATIC),full)
-LIBS     = -static -no-pie $(STATIC_DEPS) -lpthread -ldl
+LIBS     = -static -no-pie -llmdb $(STATIC_DEPS) -lpthread -ldl
 else
 LIBS     = $(DYN_LIBS)
 endif

@@ -66,7 +66,7 @@ static struct verify_db *open_db(int);
 static void	 decide(struct verify_db *, const char *, time_t,
 		    struct decision *);
 static void	 decide_file(const struct address *, struct decision *);
-static void	 show(const char *, const struct decision *, int, time_t);
+static void	 show(const char *, const struct decision *, int);
 static void	 format_time(int64_t, char *, size_t);
 static void	 format_age(int64_t, char *, size_t);
 static int	 list_one(const struct verify_entry *, void *);
@@ -239,7 +239,7 @@ format_age(int64_t secs, char *buf, size_t size)
 }
 
 static void
-show(const char *addr, const struct decision *d, int json, time_t now)
+show(const char *addr, const struct decision *d, int json)
 {
 	static const char *names[] = { "valid", "undecided", "invalid" };
 	char		 when[64];
@@ -275,7 +275,6 @@ show(const char *addr, const struct decision *d, int json, time_t now)
 		printf(", until %s", when);
 	}
 	fputs(")\n", stdout);
-	(void)now;
 }
 
 static int
@@ -367,7 +366,7 @@ run_verify(int argc, char **argv, int json)
 		db = open_db(0);
 	for (i = 0; i < argc; i++) {
 		decide(db, argv[i], now, &d);
-		show(argv[i], &d, json, now);
+		show(argv[i], &d, json);
 		if (d.outcome > worst)
 			worst = d.outcome;
 	}

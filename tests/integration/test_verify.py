@@ -308,3 +308,20 @@ def test_verify_db_relative_to_spool(mx, dns, primary_factory):
     assert os.path.exists(os.path.join(mx.spool, "known.db"))
     assert os.path.exists(os.path.join(mx.spool, "known.db-lock"))
     assert verify(mx, "ok@example.test").returncode == 0
+
+
+def test_database_failure_changes_no_delivery(mx, dns, primary_factory):
+    """The database cannot be made (its directory does not exist): flush
+    logs it once per worker and delivers and bounces as always."""
+    c, rec = primary_factory("127.0.0.2")
+    rec.rcpt_replies["nobody@example.test"] = "550 5.1.1 no such user"
+    setup_primary(mx, dns, c.port, "verify-db /nonexistent/dir/v.lmdb")
+    mx.inject("s@sender.test", ["ok@example.test", "nobody@example.test"],
+              message())
+    p = mx.run("flush")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "delivered 1, deferred 0, failed 1\n"
+    assert b"not learning from deliveries" in p.stderr
+    assert len(rec.messages) == 1
+    # verify goes on: nothing known, undecided.
+    assert verify(mx, "ok@example.test").returncode == 75
