@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/smtp_client.h"
+#include "core/util.h"
 #include "spool/verify_db.h"
 
 static struct verify_db	*learn_db;	/* per process, see above */
@@ -77,24 +78,32 @@ learn_results(const struct smtp_rcpt *rc, const struct smtp_result *res,
     size_t n)
 {
 	struct verify_db	*db;
-	time_t			 now;
-	size_t			 i;
+	struct verify_put	*p;
+	char			 key[ADDRESS_PATH_MAX + 1];
+	size_t			 i, np = 0;
 
-	if (!cfg->recipient_verify || (db = learn_open()) == NULL)
+	if (!cfg->recipient_verify || n == 0 || (db = learn_open()) == NULL)
 		return;
-	now = time(NULL);
+	p = xcalloc(n, sizeof(*p));
 	for (i = 0; i < n; i++) {
-		if (!res[i].from_peer)
+		if (!res[i].from_peer ||
+		    verify_db_key(rc[i].addr, key, sizeof(key)) == -1)
 			continue;
-		if (res[i].code / 100 == 2)
-			(void)verify_db_put(db, rc[i].addr, VERIFY_VALID,
-			    VERIFY_SOURCE_DELIVERY, now,
-			    cfg->verify_positive_ttl);
-		else if (res[i].code / 100 == 5 && res[i].stage != NULL &&
+		if (res[i].code / 100 == 2) {
+			p[np].verdict = VERIFY_VALID;
+			p[np].ttl = cfg->verify_positive_ttl;
+		} else if (res[i].code / 100 == 5 && res[i].stage != NULL &&
 		    strcmp(res[i].stage, "RCPT TO") == 0 &&
-		    learn_is_unknown_user(res[i].dsn))
-			(void)verify_db_put(db, rc[i].addr, VERIFY_INVALID,
-			    VERIFY_SOURCE_DELIVERY, now,
-			    cfg->verify_negative_ttl);
+		    learn_is_unknown_user(res[i].dsn)) {
+			p[np].verdict = VERIFY_INVALID;
+			p[np].ttl = cfg->verify_negative_ttl;
+		} else
+			continue;
+		p[np].addr = rc[i].addr;
+		p[np].source = VERIFY_SOURCE_DELIVERY;
+		np++;
 	}
+	/* One transaction, one sync, for the whole message. */
+	(void)verify_db_put_many(db, p, np, time(NULL));
+	free(p);
 }

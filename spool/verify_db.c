@@ -461,41 +461,61 @@ verify_db_put(struct verify_db *db, const char *addr,
     enum verify_verdict verdict, enum verify_source source, time_t now,
     time_t ttl)
 {
+	struct verify_put	 p;
+
+	p.addr = addr;
+	p.verdict = verdict;
+	p.source = source;
+	p.ttl = ttl;
+	return (verify_db_put_many(db, &p, 1, now));
+}
+
+int
+verify_db_put_many(struct verify_db *db, const struct verify_put *p,
+    size_t n, time_t now)
+{
 	struct verify_entry e;
 	unsigned char	 val[VERIFY_VALUE_SIZE];
 	char		 key[ADDRESS_PATH_MAX + 1];
 	MDB_txn		*txn;
 	MDB_val		 k, v;
+	size_t		 i;
 	int		 rc;
 
-	if (verify_db_key(addr, key, sizeof(key)) == -1)
-		return (-1);
+	for (i = 0; i < n; i++)
+		if (verify_db_key(p[i].addr, key, sizeof(key)) == -1)
+			return (-1);
 	if (db->env == NULL) {
 		errno = EIO;
 		return (-1);
 	}
-	memset(&e, 0, sizeof(e));
-	e.verdict = verdict;
-	e.source = source;
-	e.since = now;
-	e.expires = (int64_t)now + (ttl > 0 ? ttl : 0);
-	verify_value_encode(&e, val);
+	if (n == 0)
+		return (0);
 	if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	k.mv_data = key;
-	k.mv_size = strlen(key);
-	v.mv_data = val;
-	v.mv_size = sizeof(val);
-	if ((rc = mdb_put(txn, db->dbi, &k, &v, 0)) != 0) {
-		mdb_txn_abort(txn);
-		goto fail;
+	for (i = 0; i < n; i++) {
+		(void)verify_db_key(p[i].addr, key, sizeof(key));
+		memset(&e, 0, sizeof(e));
+		e.verdict = p[i].verdict;
+		e.source = p[i].source;
+		e.since = now;
+		e.expires = (int64_t)now + (p[i].ttl > 0 ? p[i].ttl : 0);
+		verify_value_encode(&e, val);
+		k.mv_data = key;
+		k.mv_size = strlen(key);
+		v.mv_data = val;
+		v.mv_size = sizeof(val);
+		if ((rc = mdb_put(txn, db->dbi, &k, &v, 0)) != 0) {
+			mdb_txn_abort(txn);
+			goto fail;
+		}
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;
 	return (0);
 fail:
-	log_warnx("verify-db %s: cannot remember <%s>: %s", db->path,
-	    key, mdb_strerror(rc));
+	log_warnx("verify-db %s: cannot remember %zu verdict%s: %s",
+	    db->path, n, n == 1 ? "" : "s", mdb_strerror(rc));
 	if (corrupt_code(rc))
 		unsound(db, rc);
 	errno = rc == MDB_MAP_FULL ? ENOSPC : EIO;

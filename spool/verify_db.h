@@ -68,6 +68,16 @@ int	 verify_db_lookup(struct verify_db *, const char *addr, time_t now,
 /* Remember addr for ttl seconds from now. */
 int	 verify_db_put(struct verify_db *, const char *addr,
 	    enum verify_verdict, enum verify_source, time_t now, time_t ttl);
+
+/* Several verdicts in one transaction (one sync): all or none. */
+struct verify_put {
+	const char		*addr;
+	enum verify_verdict	 verdict;
+	enum verify_source	 source;
+	time_t			 ttl;
+};
+int	 verify_db_put_many(struct verify_db *, const struct verify_put *,
+	    size_t n, time_t now);
 /* 1 forgotten, 0 not there, -1 error. */
 int	 verify_db_forget(struct verify_db *, const char *addr);
 /*

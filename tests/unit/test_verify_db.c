@@ -165,6 +165,35 @@ test_forget(void **state)
 	verify_db_close(db);
 }
 
+static void
+test_put_many(void **state)
+{
+	struct fixture	*f = *state;
+	struct verify_db *db = open_db(f);
+	struct verify_entry e;
+	struct verify_put p[3] = {
+		{ "x@example.test", VERIFY_VALID, VERIFY_SOURCE_DELIVERY, 100 },
+		{ "y@example.test", VERIFY_INVALID, VERIFY_SOURCE_DELIVERY, 10 },
+		{ "no-domain", VERIFY_VALID, VERIFY_SOURCE_DELIVERY, 100 },
+	};
+
+	/* One bad address: nothing is written. */
+	assert_int_equal(verify_db_put_many(db, p, 3, T0), -1);
+	assert_int_equal(verify_db_lookup(db, "x@example.test", T0, &e), 0);
+	assert_int_equal(verify_db_put_many(db, p, 2, T0), 0);
+	assert_int_equal(verify_db_lookup(db, "x@example.test", T0 + 50, &e),
+	    1);
+	assert_int_equal(e.verdict, VERIFY_VALID);
+	assert_int_equal(verify_db_lookup(db, "y@example.test", T0 + 5, &e),
+	    1);
+	assert_int_equal(e.verdict, VERIFY_INVALID);
+	assert_int_equal(e.expires, T0 + 10);
+	assert_int_equal(verify_db_lookup(db, "y@example.test", T0 + 50, &e),
+	    0);
+	assert_int_equal(verify_db_put_many(db, p, 0, T0), 0);
+	verify_db_close(db);
+}
+
 static int
 collect(const struct verify_entry *e, void *arg)
 {
@@ -402,6 +431,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_lookup_expiry,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_many, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_rebuilt, setup,
