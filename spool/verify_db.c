@@ -6,7 +6,8 @@
  * transactions; a forked child opens its own).  Readers never block;
  * LMDB serialises writers.  Before LMDB maps the file, it is checked:
  * a link or other non-regular file at the path is never followed
- * (lstat; commands have switched to `user` by then anyway), and after
+ * (lstat; commands have switched to `user` by then anyway), one at the
+ * -lock path (which LMDB creates following links) is removed, and after
  * opening, the file must be as long as its meta page says, so that a
  * truncated file is rebuilt instead of faulting (SIGBUS) when a page
  * past its end is read.  A file LMDB calls invalid or corrupt is
@@ -226,7 +227,8 @@ static int
 env_open(struct verify_db *db, char *err, size_t errsize)
 {
 	MDB_txn		*txn;
-	struct stat	 sb;
+	struct stat	 sb, lsb;
+	char		 lock[1100];
 	int		 rc;
 
 	db->dev = 0;
@@ -234,6 +236,22 @@ env_open(struct verify_db *db, char *err, size_t errsize)
 	if (lstat(db->path, &sb) == 0) {
 		db->dev = sb.st_dev;
 		db->ino = sb.st_ino;
+	}
+	/*
+	 * LMDB opens FILE-lock with O_CREAT and follows links: a link or
+	 * other non-regular file planted there goes first.
+	 */
+	if (bsnprintf(lock, sizeof(lock), "%s-lock", db->path) == -1) {
+		snprintf(err, errsize, "path too long");
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if (lstat(lock, &lsb) == 0 && !S_ISREG(lsb.st_mode)) {
+		if (unlink(lock) == -1) {
+			snprintf(err, errsize, "%s: %s", lock, strerror(errno));
+			return (-1);
+		}
+		log_warnx("verify-db %s: not a regular file, removed", lock);
 	}
 	if (db->ino != 0 && !S_ISREG(sb.st_mode)) {
 		snprintf(err, errsize, "not a regular file");

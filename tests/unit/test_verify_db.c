@@ -380,6 +380,28 @@ test_link_not_followed(void **state)
 }
 
 static void
+test_lock_link_removed(void **state)
+{
+	struct fixture	*f = *state;
+	struct verify_db *db;
+	struct stat	 st;
+	char		 lock[160], target[160];
+	int		 fd;
+
+	snprintf(lock, sizeof(lock), "%s-lock", f->path);
+	snprintf(target, sizeof(target), "%s/target", f->dir);
+	assert_true((fd = open(target, O_WRONLY | O_CREAT, 0600)) != -1);
+	close(fd);
+	assert_int_equal(symlink(target, lock), 0);
+	db = open_db(f);
+	assert_int_equal(lstat(lock, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_size, 0);	/* never written through */
+	verify_db_close(db);
+}
+
+static void
 test_network_fs_deny_list(void **state)
 {
 	/* Network and cluster file systems, and FUSE. */
@@ -440,6 +462,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_rebuilt, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_link_not_followed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_lock_link_removed, setup,
 		    teardown),
 		cmocka_unit_test(test_value_encoding),
 		cmocka_unit_test(test_keys),
