@@ -4,7 +4,7 @@
 #   make check      unit tests (cmocka) and integration tests (pytest)
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
-#   make STATIC=1   ldns/OpenSSL/libsodium/libbsd linked statically
+#   make STATIC=1   ldns/LMDB/OpenSSL/libsodium/libbsd linked statically
 #                   (default: the system's shared libraries, so that
 #                   security updates reach mxfb); STATIC=full: all
 #                   static, not PIE: fastest start, see below
@@ -23,7 +23,7 @@ CC      ?= cc
 O       ?= build
 BIN     ?= mxfb
 PYTHON  ?= /usr/bin/python3
-PKGS     = libbsd-overlay ldns libsodium
+PKGS     = libbsd-overlay ldns libsodium lmdb
 VERSION  = 0.1
 
 # A fresh Debian machine: the first `make` (or `make check`) installs what
@@ -65,23 +65,27 @@ DYN_LIBS = $(PKG_LIBS) -lssl -lcrypto
 # cheapest start (no dynamic loader, no relocations), at the price of
 # ASLR for the binary's own code, of glibc's security updates too, and of
 # glibc's NSS (getaddrinfo of a host *name* in `receive -l`) needing the
-# same glibc at run time.  Both need the six archives (Debian's -dev
+# same glibc at run time.  Both need the seven archives (Debian's -dev
 # packages ship them).  Sanitizer and fuzz builds are always dynamic.
-STATIC_ARCHIVES = $(foreach l,ldns ssl crypto sodium bsd md,$(firstword \
+STATIC_ARCHIVES = $(foreach l,ldns lmdb ssl crypto sodium bsd md,$(firstword \
 	   $(wildcard /usr/lib/$(shell $(CC) -dumpmachine 2>/dev/null)/lib$(l).a \
 	   /usr/lib/lib$(l).a /usr/local/lib/lib$(l).a)))
-HAVE_STATIC = $(if $(word 6,$(STATIC_ARCHIVES)),1,)
+HAVE_STATIC = $(if $(word 7,$(STATIC_ARCHIVES)),1,)
 STATIC  ?=
 STATIC_DEPS = -lldns -lssl -lcrypto -lsodium -lbsd -lmd
+# LMDB (the recipient database) is linked statically as the others are;
+# it needs only libpthread, which stays shared.
+STATIC_LMDB = -Wl,-Bstatic -llmdb -Wl,-Bdynamic
 ifneq ($(filter 1 full,$(STATIC)),)
 ifeq ($(HAVE_STATIC),)
-$(error STATIC=$(STATIC) needs libldns.a, libssl.a, libcrypto.a, libsodium.a, libbsd.a and libmd.a (Debian: the -dev packages))
+$(error STATIC=$(STATIC) needs libldns.a, liblmdb.a, libssl.a, libcrypto.a, libsodium.a, libbsd.a and libmd.a (Debian: the -dev packages))
 endif
 endif
 ifeq ($(STATIC),1)
-LIBS     = -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic -lpthread -ldl
+LIBS     = $(STATIC_LMDB) -Wl,-Bstatic $(STATIC_DEPS) -Wl,-Bdynamic \
+	   -lpthread -ldl
 else ifeq ($(STATIC),full)
-LIBS     = -static -no-pie $(STATIC_DEPS) -lpthread -ldl
+LIBS     = -static -no-pie -llmdb $(STATIC_DEPS) -lpthread -ldl
 else
 LIBS     = $(DYN_LIBS)
 endif
@@ -94,7 +98,7 @@ CMD_OBJ   = $(patsubst %.c,$(O)/%.o,$(CMD_SRC))
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
-COMMANDS  = receive probe flush bounce status inject hold release delete
+COMMANDS  = receive probe flush bounce status inject hold release delete verify
 
 all: $(BIN)
 
@@ -180,7 +184,7 @@ install: $(BIN)
 	install -m 644 completions/_mxfb $(DESTDIR)$(ZSHCOMPDIR)/_mxfb
 
 DEBS = build-essential pkg-config clang libbsd-dev libldns-dev libsodium-dev \
-       libssl-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
+       libssl-dev liblmdb-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
        python3-dnslib python3-flufl.bounce swaks ucspi-tcp socat \
        libclang-rt-14-dev zsh
 deps:

@@ -18,6 +18,7 @@ int	 cmd_inject(int, char **);
 int	 cmd_hold(int, char **);
 int	 cmd_release(int, char **);
 int	 cmd_delete(int, char **);
+int	 cmd_verify(int, char **);
 
 /* The configuration file named by -C (before the command or among its
  * options); NULL means $MXFB_CONFIG or the default. */

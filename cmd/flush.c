@@ -46,6 +46,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/flush_select.h"
+#include "cmd/learn.h"
 #include "cmd/queue_ops.h"
 #include "core/address.h"
 #include "core/backoff.h"
@@ -713,6 +714,7 @@ send_message(struct worker *w, struct spool_claim *c, struct envelope *env,
 	m.nrcpts = n;
 	r = smtp_deliver(w->conn, &m, res);
 	relay = smtp_conn_relay(w->conn);
+	learn_results(rc, res, n);
 	for (report_due = 0, i = 0; i < n; i++)
 		if (res[i].code / 100 == 2 &&
 		    relay_report_due(w, env, &env->rcpts[idx[i]]))

@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{ "receive",	cmd_receive,	"SMTP server: inetd session or -l listener" },
 	{ "release",	cmd_release,	"undo hold" },
 	{ "status",	cmd_status,	"list the queue" },
+	{ "verify",	cmd_verify,	"what is known about recipients" },
 };
 
 static const struct command *find_command(const char *);

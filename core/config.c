@@ -49,7 +49,8 @@ enum key_type {
 	K_STRING,		/* char[], taken as written */
 	K_YESNO,		/* int, yes = 1, no = 0 */
 	K_TLS_LEVEL,		/* enum tls_level */
-	K_USER			/* char[], a user name (not looked up) */
+	K_USER,			/* char[], a user name (not looked up) */
+	K_RECIPIENT_VERIFY	/* int, callout = 1, off = 0 */
 };
 
 struct key {
@@ -111,6 +112,10 @@ static const struct key keys[] = {
 	{ "tls-outbound",	K_TLS_LEVEL,	FLD(tls_outbound), 0, 0 },
 	{ "tls-ca-file",	K_PATH,		STR(tls_ca_file), 0, 0 },
 	{ "user",		K_USER,		STR(user),	0, 0 },
+	{ "recipient-verify",	K_RECIPIENT_VERIFY, FLD(recipient_verify), 0, 0 },
+	{ "verify-db",		K_PATH,		STR(verify_db),	0, 0 },
+	{ "verify-positive-ttl", K_DURATION,	FLD(verify_positive_ttl), 1, NOMAX },
+	{ "verify-negative-ttl", K_DURATION,	FLD(verify_negative_ttl), 1, NOMAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -187,6 +192,8 @@ set_defaults(struct config *c)
 	c->tls_required = 0;
 	c->tls_outbound = TLS_LEVEL_MAY;
 	(void)strlcpy(c->user, "mxfb", sizeof(c->user));
+	c->verify_positive_ttl = 31 * 86400;
+	c->verify_negative_ttl = 3 * 86400;
 }
 
 static int
@@ -380,6 +387,15 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 		    strlcpy(field, av[0], k->size) >= k->size)
 			return (perr(p, "%s: bad user name \"%s\"", k->name,
 			    safe));
+		break;
+	case K_RECIPIENT_VERIFY:
+		if (strcmp(av[0], "callout") == 0)
+			c->recipient_verify = 1;
+		else if (strcmp(av[0], "off") == 0)
+			c->recipient_verify = 0;
+		else
+			return (perr(p, "recipient-verify: \"%s\" is neither "
+			    "off nor callout", safe));
 		break;
 	case K_RELAY_DOMAIN:
 		return (parse_relay_domain(p, c, av, ac));

@@ -105,6 +105,14 @@ struct config {
 	char		 tls_ciphers[1024];	/* tls-ciphers LIST, "" = default */
 	int		 tls_required;		/* tls-required yes|no, no */
 
+	/* recipient verification (issue 14) */
+	int		 recipient_verify;	/* recipient-verify off|callout:
+						   0 off (default), 1 callout */
+	char		 verify_db[1024];	/* verify-db FILE, "" = default
+						   SPOOL/verify.lmdb */
+	time_t		 verify_positive_ttl;	/* verify-positive-ttl, 31d */
+	time_t		 verify_negative_ttl;	/* verify-negative-ttl, 3d */
+
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */
 	char		 tls_ca_file[1024];	/* tls-ca-file, "" = system */

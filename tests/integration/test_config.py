@@ -46,6 +46,8 @@ COMMANDS = [
     ("hold", ["ID"], None, 78),
     ("release", ["ID"], None, 78),
     ("delete", ["ID"], None, 78),
+    ("verify", ["u@example.test"], None, 78),
+    ("verify", ["-l"], None, 78),
     ("receive", [], "EHLO client.test\r\nQUIT\r\n", 78),
 ]
 
@@ -80,6 +82,10 @@ BAD_LINES = [
      "soft-error-limit: number \"many\" is invalid"),
     ("hard-error-limit 0", "hard-error-limit: number \"0\" is too small"),
     ("error-sleep 2h", "error-sleep: must be at most 3600s"),
+    ("recipient-verify on", "recipient-verify: \"on\" is neither off nor "
+     "callout"),
+    ("verify-positive-ttl 0", "verify-positive-ttl: must be at least 1s"),
+    ("verify-negative-ttl soon", "verify-negative-ttl: bad duration"),
 ]
 
 
@@ -222,6 +228,10 @@ def test_every_key_accepted(mx, dns):
         "tls-required yes",
         "tls-outbound verify",
         "tls-ca-file %s" % os.path.join(mx.dir, "ca.pem"),
+        "recipient-verify callout",
+        "verify-db verify.lmdb",
+        "verify-positive-ttl 31d",
+        "verify-negative-ttl 3d",
     )
     with open(os.path.join(mx.dir, "recipients"), "w") as f:
         f.write("@example.test\n")

@@ -1,0 +1,23 @@
+/*
+ * learn.h - flush teaches the recipient database what the primaries
+ * said (issue 14 point 3; see learn.c).
+ */
+#ifndef MXFB_LEARN_H
+#define MXFB_LEARN_H
+
+#include <stddef.h>
+
+struct smtp_rcpt;
+struct smtp_result;
+
+/*
+ * Remember the n recipients of one transaction: accepted ones as valid,
+ * refused with an enhanced status 5.1.1..5.1.10 at RCPT as invalid.
+ * Does nothing unless `recipient-verify callout`; never fails.
+ */
+void	 learn_results(const struct smtp_rcpt *, const struct smtp_result *,
+	    size_t n);
+/* The 5.1.x refusals that say "no such recipient" (1..10)? */
+int	 learn_is_unknown_user(const char *dsn);
+
+#endif
