@@ -70,7 +70,6 @@ struct tx {
 
 static ssize_t	 sock_read(void *, void *, size_t);
 static ssize_t	 sock_write(void *, const void *, size_t);
-static int	 wait_fd(int, short, int64_t);
 static void	 conn_fail(struct smtp_conn *, int, const char *);
 static int	 read_line(struct smtp_conn *, char *, size_t, size_t *,
 		    int64_t, const char *);
@@ -276,32 +275,6 @@ static ssize_t
 sock_write(void *ctx, const void *buf, size_t len)
 {
 	return (send(*(int *)ctx, buf, len, MSG_NOSIGNAL));
-}
-
-/* 1 ready, 0 deadline passed, -1 error. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd	 pfd;
-	int64_t		 left;
-	int		 r;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			return (0);
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		if (r > 0)
-			return (1);
-	}
 }
 
 /* Record why the connection died; timedout picks the wording. */

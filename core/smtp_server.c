@@ -115,7 +115,6 @@ static const struct {
 	{ "BDAT", SMTP_BDAT },
 };
 
-static int	 poll_ms(int);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
 static int	 fd_wait(int, short, int);
@@ -152,18 +151,6 @@ static int	 parse_orcpt(const char *, int);
 /* ------------------------------------------------------------------ */
 /* File descriptor I/O. */
 
-/* Seconds to poll(2) milliseconds; 0 or less: no timeout. */
-static int
-poll_ms(int timeout)
-{
-	if (timeout <= 0)
-		return (-1);
-	if (timeout > INT_MAX / 1000)
-		return (INT_MAX);
-	return (timeout * 1000);
-}
-
-/* Milliseconds of CLOCK_MONOTONIC. */
 static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {
@@ -180,27 +167,20 @@ fd_read(void *ctx, void *buf, size_t len, int timeout)
 	}
 }
 
-/* Wait until fd is ready for events, at most timeout seconds. */
+/*
+ * Wait until fd is ready for events, at most timeout seconds (0 or less:
+ * no limit); -1 with errno ETIMEDOUT when the time is up.
+ */
 static int
 fd_wait(int fd, short events, int timeout)
 {
-	struct pollfd	 pfd;
-	int		 r;
+	int	 r;
 
-	pfd.fd = fd;
-	pfd.events = events;
-	for (;;) {
-		r = poll(&pfd, 1, poll_ms(timeout));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return (-1);
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
-		return (0);
-	}
+	r = wait_fd(fd, events, timeout <= 0 ? -1 :
+	    now_ms() + (int64_t)timeout * 1000);
+	if (r == 0)
+		errno = ETIMEDOUT;
+	return (r == 1 ? 0 : -1);
 }
 
 static int
