@@ -560,7 +560,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 {
 	struct spool_claim	*c;
 	struct envelope		*env;
-	struct smtp_rcpt	*rc;
+	struct smtp_client_rcpt	*rc;
 	struct smtp_result	*res;
 	struct smtp_message	 m;
 	size_t			*idx, i, n = 0;

@@ -10,8 +10,8 @@
  * that was really read for it, so after any failure the caller knows
  * exactly which recipients are still open.  Reply parsing is a pure
  * function over lines (fuzzed).  The socket I/O sits behind struct
- * smtp_io so that STARTTLS can replace it (smtp_starttls, then the TLS
- * handshake by the caller, then smtp_tls_started).
+ * smtp_client_io so that STARTTLS can replace it (smtp_starttls, then the
+ * TLS handshake by the caller, then smtp_tls_started).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -39,7 +39,7 @@
 
 struct smtp_conn {
 	int			 fd;
-	struct smtp_io		 io;
+	struct smtp_client_io		 io;
 	struct smtp_timeouts	 to;
 	char			 host[DOMAIN_NAME_SIZE];
 	char			 relay[320];
@@ -90,7 +90,8 @@ static int	 refused_locally(struct smtp_conn *, const struct smtp_message *,
 		    struct smtp_result *);
 static int	 mail_command(const struct smtp_conn *,
 		    const struct smtp_message *, char *, size_t);
-static int	 queue_rcpt(struct smtp_conn *, const struct smtp_rcpt *);
+static int	 queue_rcpt(struct smtp_conn *,
+		    const struct smtp_client_rcpt *);
 static int	 rset_refused(struct smtp_conn *, const struct smtp_reply *);
 static int	 tx_reply(struct smtp_conn *, struct tx *, enum tx_step, size_t);
 static int	 tx_command(struct smtp_conn *, struct tx *, enum tx_step,
@@ -354,7 +355,7 @@ fail:
 }
 
 void
-smtp_conn_set_io(struct smtp_conn *c, const struct smtp_io *io)
+smtp_conn_set_io(struct smtp_conn *c, const struct smtp_client_io *io)
 {
 	c->io = *io;
 }
@@ -754,7 +755,7 @@ mail_command(const struct smtp_conn *c, const struct smtp_message *m,
 
 /* Queue RCPT TO with its DSN parameters; -1: too long. */
 static int
-queue_rcpt(struct smtp_conn *c, const struct smtp_rcpt *rcpt)
+queue_rcpt(struct smtp_conn *c, const struct smtp_client_rcpt *rcpt)
 {
 	char	 notify[40];
 	int	 dsn = c->ext.dsn;
@@ -1015,7 +1016,7 @@ smtp_starttls(struct smtp_conn *c, int *refused)
 }
 
 int
-smtp_tls_started(struct smtp_conn *c, const struct smtp_io *io,
+smtp_tls_started(struct smtp_conn *c, const struct smtp_client_io *io,
     const char *helo)
 {
 	struct smtp_reply	 r;

@@ -71,8 +71,8 @@ struct data_state {
 
 struct session {
 	const struct smtp_params *p;
-	struct smtp_io		 iobuf;	/* STARTTLS replaces it */
-	struct smtp_io		*io;
+	struct smtp_server_io		 iobuf;	/* STARTTLS replaces it */
+	struct smtp_server_io		*io;
 	const struct smtp_hooks	*h;
 
 	size_t		 ipos, iend;	/* the client's bytes: ibuf[ipos..iend) */
@@ -154,7 +154,7 @@ static int	 parse_orcpt(const char *, int);
 static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {
-	struct smtp_io_fd	*f = ctx;
+	struct smtp_server_io_fd	*f = ctx;
 	ssize_t			 n;
 
 	for (;;) {
@@ -186,7 +186,7 @@ fd_wait(int fd, short events, int timeout)
 static int
 fd_write(void *ctx, const void *buf, size_t len, int timeout)
 {
-	struct smtp_io_fd	*f = ctx;
+	struct smtp_server_io_fd	*f = ctx;
 	const char		*p = buf;
 	ssize_t			 n;
 
@@ -219,7 +219,8 @@ fd_write(void *ctx, const void *buf, size_t len, int timeout)
 }
 
 void
-smtp_io_fd_init(struct smtp_io *io, struct smtp_io_fd *f, int in, int out)
+smtp_server_io_fd_init(struct smtp_server_io *io, struct smtp_server_io_fd *f,
+    int in, int out)
 {
 	f->in = in;
 	f->out = out;
@@ -546,7 +547,7 @@ parse_orcpt(const char *val, int smtputf8)
 
 int
 smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
-    struct address *a, struct smtp_rcpt *rcpt, char *rbuf, size_t rsize)
+    struct address *a, struct smtp_server_rcpt *rcpt, char *rbuf, size_t rsize)
 {
 	enum address_error	 e;
 	const char		*end;
@@ -954,7 +955,7 @@ static void
 do_rcpt(struct session *s, const struct smtp_command *cmd)
 {
 	struct address		 a;
-	struct smtp_rcpt	 r;
+	struct smtp_server_rcpt	 r;
 	char			 rbuf[SMTP_REPLY_MAX];
 	char			 pm[SMTP_CMDLINE_MAX + 300];
 	size_t			 i;
@@ -1477,7 +1478,7 @@ do_command(struct session *s, char *line)
 }
 
 int
-smtp_session(const struct smtp_params *p, const struct smtp_io *io,
+smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
     const struct smtp_hooks *h)
 {
 	struct session	*s;

@@ -6,7 +6,8 @@
  * (pipelined MAIL/RCPT/DATA with DSN parameters and dot-stuffing; HELO
  * fallback without PIPELINING; SIZE and SMTPUTF8 refusals; a server that
  * hangs up after DATA; refused MAIL, RCPT, DATA and RSET both lock-step
- * and pipelined).
+ * and pipelined).  It includes core/smtp_server.h too: the server's and
+ * the client's types are named apart, so one file can use both.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -28,6 +29,7 @@
 
 #include "core/backoff.h"
 #include "core/smtp_client.h"
+#include "core/smtp_server.h"	/* both in one file: no type clash */
 #include "spool/spool.h"
 
 static int
@@ -310,7 +312,7 @@ test_pipelined_transaction(void **state)
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\n.dot line\r\n"
 	    "..two\r\nend without crlf";
-	struct smtp_rcpt	 rc[3] = {
+	struct smtp_client_rcpt	 rc[3] = {
 		{ "a@example.test", "rfc822;a@example.test",
 		    NOTIFY_SUCCESS | NOTIFY_FAILURE },
 		{ "b@example.test", NULL, NOTIFY_NEVER },
@@ -380,7 +382,7 @@ test_helo_fallback_no_extensions(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
-	struct smtp_rcpt	 rc[1] = { { "a@example.test",
+	struct smtp_client_rcpt	 rc[1] = { { "a@example.test",
 	    "rfc822;a@example.test", NOTIFY_FAILURE } };
 	struct smtp_message	 m = { "s@x.test", "ENV1", RET_FULL, 0, 1,
 	    body, sizeof(body) - 1, rc, 1 };
@@ -425,7 +427,7 @@ test_size_and_utf8_refused_locally(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: big\r\n\r\nmore than ten\r\n";
-	struct smtp_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
+	struct smtp_client_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
 	    { "b@example.test", NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 2 };
@@ -466,7 +468,7 @@ test_421_ends_the_connection(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
-	struct smtp_rcpt	 rc[1] = { { "a@example.test", NULL, 0 } };
+	struct smtp_client_rcpt	 rc[1] = { { "a@example.test", NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 1 };
 	struct smtp_result	 res[1];
@@ -513,7 +515,7 @@ test_lockstep_refusals(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
-	struct smtp_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
+	struct smtp_client_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
 	    { "b@example.test", NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 2 };
@@ -596,7 +598,7 @@ test_pipelined_refusals(void **state)
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
 	static char		 longaddr[2100];
-	struct smtp_rcpt	 rc[3] = { { "a@example.test", NULL, 0 },
+	struct smtp_client_rcpt	 rc[3] = { { "a@example.test", NULL, 0 },
 	    { "b@example.test", NULL, 0 }, { longaddr, NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 2 };
@@ -732,6 +734,24 @@ test_connect_refused_and_silent(void **state)
 	unlink(path);
 }
 
+/* The server's recipient and the client's, side by side. */
+static void
+test_server_and_client_types(void **state)
+{
+	struct smtp_server_rcpt	 in = { "a@example.test", NULL,
+	    SMTP_NOTIFY_FAILURE };
+	struct smtp_client_rcpt	 out = { in.addr, in.orcpt, in.notify };
+	struct smtp_server_io	 sio;
+	struct smtp_client_io	 cio;
+
+	memset(&sio, 0, sizeof(sio));
+	memset(&cio, 0, sizeof(cio));
+	assert_string_equal(out.addr, "a@example.test");
+	assert_int_equal(out.notify, NOTIFY_FAILURE);
+	assert_null(sio.read);
+	assert_null(cio.read);
+}
+
 int
 main(void)
 {
@@ -750,6 +770,7 @@ main(void)
 		cmocka_unit_test(test_pipelined_refusals),
 		cmocka_unit_test(test_starttls_refused_and_injection),
 		cmocka_unit_test(test_connect_refused_and_silent),
+		cmocka_unit_test(test_server_and_client_types),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
