@@ -39,7 +39,7 @@
 
 struct smtp_conn {
 	int			 fd;
-	struct smtp_client_io		 io;
+	struct smtp_client_io	 io;
 	struct smtp_timeouts	 to;
 	char			 host[DOMAIN_NAME_SIZE];
 	char			 relay[320];
