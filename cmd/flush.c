@@ -688,7 +688,7 @@ static void
 send_message(struct worker *w, struct spool_claim *c, struct envelope *env,
     const size_t *idx, size_t n, const unsigned char *data, size_t len)
 {
-	struct smtp_rcpt	*rc;
+	struct smtp_client_rcpt	*rc;
 	struct smtp_result	*res;
 	struct smtp_message	 m;
 	const char		*relay;

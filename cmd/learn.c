@@ -74,7 +74,7 @@ learn_open(void)
 }
 
 void
-learn_results(const struct smtp_rcpt *rc, const struct smtp_result *res,
+learn_results(const struct smtp_client_rcpt *rc, const struct smtp_result *res,
     size_t n)
 {
 	struct verify_db	*db;

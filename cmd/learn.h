@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-struct smtp_rcpt;
+struct smtp_client_rcpt;
 struct smtp_result;
 
 /*
@@ -15,7 +15,7 @@ struct smtp_result;
  * refused with an enhanced status 5.1.1..5.1.10 at RCPT as invalid.
  * Does nothing unless `recipient-verify callout`; never fails.
  */
-void	 learn_results(const struct smtp_rcpt *, const struct smtp_result *,
+void	 learn_results(const struct smtp_client_rcpt *, const struct smtp_result *,
 	    size_t n);
 /* The 5.1.x refusals that say "no such recipient" (1..10)? */
 int	 learn_is_unknown_user(const char *dsn);

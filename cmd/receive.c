@@ -116,7 +116,7 @@ static int	 hook_data_write(void *, const void *, size_t);
 static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
-static int	 hook_starttls(void *, struct smtp_io *, char *, size_t);
+static int	 hook_starttls(void *, struct smtp_server_io *, char *, size_t);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int, struct spool **);
 static int	 stderr_is_client(void);
@@ -388,7 +388,7 @@ hook_etrn(void *ctx, const char *domain, char *reply, size_t size)
 }
 
 static int
-hook_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+hook_starttls(void *ctx, struct smtp_server_io *io, char *desc, size_t size)
 {
 	struct receiver	*r = ctx;
 	char		 err[512];
@@ -462,8 +462,8 @@ serve(int in, int out, struct spool **spp)
 	struct receiver		 r;
 	struct smtp_params	 p;
 	struct smtp_hooks	 h;
-	struct smtp_io		 io;
-	struct smtp_io_fd	 iofd;
+	struct smtp_server_io		 io;
+	struct smtp_server_io_fd	 iofd;
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal SIGPIPE");
@@ -513,7 +513,7 @@ serve(int in, int out, struct spool **spp)
 	h.etrn = hook_etrn;
 	h.starttls = tls_server != NULL ? hook_starttls : NULL;
 
-	smtp_io_fd_init(&io, &iofd, in, out);
+	smtp_server_io_fd_init(&io, &iofd, in, out);
 	smtp_session(&p, &io, &h);
 	hook_data_abort(&r);
 	if (r.tls != NULL)

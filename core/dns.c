@@ -47,6 +47,8 @@ struct dns_resolver {
 
 static int	 push_server(ldns_resolver *, const struct hostport *);
 static void	 load_local_addresses(struct dns_resolver *);
+static enum dns_status send_query(struct dns_resolver *, const char *,
+		    ldns_rr_type, ldns_pkt **, struct lookup_error *);
 static enum dns_status query(struct dns_resolver *, const char *,
 		    ldns_rr_type, ldns_pkt **, struct lookup_error *);
 static int	 dname_string(const ldns_rdf *, char *, size_t);
@@ -189,6 +191,8 @@ qtype_name(ldns_rr_type t)
 		return ("A");
 	case LDNS_RR_TYPE_AAAA:
 		return ("AAAA");
+	case LDNS_RR_TYPE_TLSA:
+		return ("TLSA");
 	default:
 		return ("?");
 	}
@@ -252,14 +256,18 @@ set_query_timeout(struct dns_resolver *dr, struct lookup_error *e)
 	return (0);
 }
 
+/*
+ * Send one query and wait for its reply, with the set-up every query
+ * here has (set_query_timeout).  DNS_OK: *pktp holds a reply, whatever
+ * its rcode.
+ */
 static enum dns_status
-query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
+send_query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
     ldns_pkt **pktp, struct lookup_error *e)
 {
 	ldns_rdf	*dname;
 	ldns_pkt	*pkt = NULL;
 	ldns_status	 st;
-	ldns_pkt_rcode	 rcode;
 
 	*pktp = NULL;
 	dr->unanswered = 0;
@@ -283,9 +291,26 @@ query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
 		    name, qtype_name(type), ldns_get_errorstr_by_id(st));
 		return (DNS_TEMP);
 	}
+	*pktp = pkt;
+	return (DNS_OK);
+}
+
+/* A reply with NOERROR, or why not: NXDOMAIN is permanent. */
+static enum dns_status
+query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
+    ldns_pkt **pktp, struct lookup_error *e)
+{
+	ldns_pkt	*pkt;
+	ldns_pkt_rcode	 rcode;
+	enum dns_status	 st;
+
+	if ((st = send_query(dr, name, type, pktp, e)) != DNS_OK)
+		return (st);
+	pkt = *pktp;
 	rcode = ldns_pkt_get_rcode(pkt);
 	if (rcode == LDNS_RCODE_NXDOMAIN) {
 		ldns_pkt_free(pkt);
+		*pktp = NULL;
 		lookup_error_set(e, "5.1.2", "Host or domain name not found. "
 		    "Name service error for name=%s type=%s: Host not found",
 		    name, qtype_name(type));
@@ -293,6 +318,7 @@ query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
 	}
 	if (rcode != LDNS_RCODE_NOERROR) {
 		ldns_pkt_free(pkt);
+		*pktp = NULL;
 		lookup_error_set(e, "4.4.3", "Host or domain name not found. "
 		    "Name service error for name=%s type=%s: %s", name,
 		    qtype_name(type), rcode == LDNS_RCODE_SERVFAIL ?
@@ -300,8 +326,20 @@ query(struct dns_resolver *dr, const char *name, ldns_rr_type type,
 		    LDNS_RCODE_REFUSED ? "query refused" : "server error");
 		return (DNS_TEMP);
 	}
-	*pktp = pkt;
 	return (DNS_OK);
+}
+
+enum dns_status
+dns_query_secure(struct dns_resolver *dr, const char *name, int type,
+    ldns_pkt **pktp, struct lookup_error *e)
+{
+	enum dns_status	 st;
+
+	/* The DO bit: a validating resolver then reports AD. */
+	ldns_resolver_set_dnssec(dr->res, true);
+	st = send_query(dr, name, (ldns_rr_type)type, pktp, e);
+	ldns_resolver_set_dnssec(dr->res, false);
+	return (st);
 }
 
 /* The name in lower case without its final dot; -1 if it does not fit. */

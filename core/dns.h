@@ -16,6 +16,7 @@
 #include "core/util.h"
 
 struct config;
+struct ldns_struct_pkt;		/* ldns_pkt of <ldns/ldns.h> */
 
 enum dns_status {
 	DNS_OK,
@@ -85,6 +86,17 @@ enum dns_status dns_lookup_mx(struct dns_resolver *, const char *domain,
 enum dns_status dns_lookup_addrs(struct dns_resolver *, const char *host,
 	    int port, struct sockaddr_storage **, size_t *n,
 	    struct lookup_error *);
+
+/*
+ * One query of name and type (an ldns_rr_type) with the DO bit set, so
+ * that a validating resolver reports AD, asked like every lookup here
+ * (each server asked again, the deadline).  DNS_OK: *pkt holds the
+ * reply whatever its rcode (free it with ldns_pkt_free); otherwise no
+ * reply, and e says why.  For callers that read the reply themselves
+ * (core/tlsa.c).
+ */
+enum dns_status dns_query_secure(struct dns_resolver *, const char *name,
+	    int type, struct ldns_struct_pkt **, struct lookup_error *);
 
 /*
  * Is this address one of this machine's interface addresses (also in

@@ -10,8 +10,8 @@
  * that was really read for it, so after any failure the caller knows
  * exactly which recipients are still open.  Reply parsing is a pure
  * function over lines (fuzzed).  The socket I/O sits behind struct
- * smtp_io so that STARTTLS can replace it (smtp_starttls, then the TLS
- * handshake by the caller, then smtp_tls_started).
+ * smtp_client_io so that STARTTLS can replace it (smtp_starttls, then the
+ * TLS handshake by the caller, then smtp_tls_started).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -35,10 +35,11 @@
 
 #define LINE_MAX_REPLY	4096		/* longest reply line we accept */
 #define WBUF_FLUSH	(64 * 1024)	/* write when this much is queued */
+#define COMMAND_MAX	2048		/* a command line with its CRLF */
 
 struct smtp_conn {
 	int			 fd;
-	struct smtp_io		 io;
+	struct smtp_client_io	 io;
 	struct smtp_timeouts	 to;
 	char			 host[DOMAIN_NAME_SIZE];
 	char			 relay[320];
@@ -52,9 +53,23 @@ struct smtp_conn {
 	size_t			 wlen, wsize;
 };
 
+/*
+ * One transaction under way: the commands of a transaction in order, and
+ * what their replies said so far.
+ */
+enum tx_step { TX_RSET, TX_MAIL, TX_RCPT, TX_DATA };
+struct tx {
+	const struct smtp_message *m;
+	struct smtp_result	*res;
+	char			*sent;	/* per recipient: 1 sent, 2 accepted */
+	size_t			 nsent, accepted;
+	int			 pipe;	/* PIPELINING: one write, then read */
+	int			 rset;	/* RSET first */
+	struct smtp_reply	 mail, data;	/* code 0: not read */
+};
+
 static ssize_t	 sock_read(void *, void *, size_t);
 static ssize_t	 sock_write(void *, const void *, size_t);
-static int	 wait_fd(int, short, int64_t);
 static void	 conn_fail(struct smtp_conn *, int, const char *);
 static int	 read_line(struct smtp_conn *, char *, size_t, size_t *,
 		    int64_t, const char *);
@@ -70,6 +85,22 @@ static void	 set_result(struct smtp_conn *, struct smtp_result *,
 static void	 set_local_result(struct smtp_result *, int, const char *,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 static void	 notify_string(int, char *, size_t);
+static int	 has_8bit(const unsigned char *, size_t);
+static int	 refused_locally(struct smtp_conn *, const struct smtp_message *,
+		    struct smtp_result *);
+static int	 mail_command(const struct smtp_conn *,
+		    const struct smtp_message *, char *, size_t);
+static int	 queue_rcpt(struct smtp_conn *,
+		    const struct smtp_client_rcpt *);
+static int	 rset_refused(struct smtp_conn *, const struct smtp_reply *);
+static int	 tx_reply(struct smtp_conn *, struct tx *, enum tx_step, size_t);
+static int	 tx_command(struct smtp_conn *, struct tx *, enum tx_step,
+		    size_t);
+static int	 tx_send(struct smtp_conn *, struct tx *, const char *);
+static int	 tx_read(struct smtp_conn *, struct tx *);
+static void	 tx_set_accepted(struct smtp_conn *, struct tx *,
+		    const struct smtp_reply *, const char *);
+static int	 tx_finish(struct smtp_conn *, struct tx *);
 static int	 parse_dsn(const char *, size_t, int, char *, size_t);
 
 /* Reply parsing (pure). */
@@ -247,32 +278,6 @@ sock_write(void *ctx, const void *buf, size_t len)
 	return (send(*(int *)ctx, buf, len, MSG_NOSIGNAL));
 }
 
-/* 1 ready, 0 deadline passed, -1 error. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd	 pfd;
-	int64_t		 left;
-	int		 r;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			return (0);
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		if (r > 0)
-			return (1);
-	}
-}
-
 /* Record why the connection died; timedout picks the wording. */
 static void
 conn_fail(struct smtp_conn *c, int timedout, const char *what)
@@ -350,7 +355,7 @@ fail:
 }
 
 void
-smtp_conn_set_io(struct smtp_conn *c, const struct smtp_io *io)
+smtp_conn_set_io(struct smtp_conn *c, const struct smtp_client_io *io)
 {
 	c->io = *io;
 }
@@ -484,7 +489,7 @@ wbuf_append(struct smtp_conn *c, const void *p, size_t len)
 static int
 wbuf_printf(struct smtp_conn *c, const char *fmt, ...)
 {
-	char	 line[2048];
+	char	 line[COMMAND_MAX];
 	va_list	 ap;
 	int	 n;
 
@@ -683,24 +688,22 @@ has_8bit(const unsigned char *p, size_t len)
 	return (0);
 }
 
-int
-smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
+/*
+ * Before anything is sent: a message the server cannot take unchanged
+ * gets a local outcome for every recipient.  1: refused.
+ */
+static int
+refused_locally(struct smtp_conn *c, const struct smtp_message *m,
     struct smtp_result *res)
 {
-	struct smtp_reply	 r, mail, data;
-	char			 notify[40], size[32], text[512], *sent;
-	size_t			 i, accepted = 0, nsent = 0;
-	int			 need_rset, pipe;
+	size_t	 i;
 
-	memset(res, 0, m->nrcpts * sizeof(*res));
-	if (c->broken)
-		return (-1);
 	if (m->smtputf8 && !c->ext.smtputf8) {
 		for (i = 0; i < m->nrcpts; i++)
 			set_local_result(&res[i], 550, "5.6.7", "SMTPUTF8 is "
 			    "required, but was not offered by host %s",
 			    c->relay);
-		return (0);
+		return (1);
 	}
 	/*
 	 * RFC 5321 2.4 and RFC 6152: no 8-bit data to a server that did not
@@ -715,179 +718,273 @@ smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
 			    "content (BODY=8BITMIME), but host %s does not offer "
 			    "8BITMIME, and mxfb does not convert messages",
 			    c->relay);
-		return (0);
+		return (1);
 	}
 	if (c->ext.size && c->ext.maxsize > 0 && m->len > c->ext.maxsize) {
 		for (i = 0; i < m->nrcpts; i++)
 			set_local_result(&res[i], 552, "5.3.4", "message size "
 			    "%zu exceeds size limit %llu of server %s", m->len,
 			    (unsigned long long)c->ext.maxsize, c->relay);
-		return (0);
+		return (1);
 	}
+	return (0);
+}
 
-	need_rset = c->ntx++ > 0;
-	pipe = c->ext.pipelining;
-	sent = xcalloc(m->nrcpts ? m->nrcpts : 1, 1);
+/* MAIL FROM with the parameters the server offers; -1: too long. */
+static int
+mail_command(const struct smtp_conn *c, const struct smtp_message *m,
+    char *buf, size_t bufsize)
+{
+	char	 size[32];
+	int	 n;
 
-	if (need_rset) {
-		if (wbuf_printf(c, "RSET") == -1)
-			goto broken;
-		if (!pipe) {
-			if (flush_out(c, c->to.command, "sending RSET") == -1 ||
-			    read_reply(c, &r, c->to.command,
-			    "sending RSET") == -1)
-				goto broken;
-			if (r.code != 250)
-				goto rset_refused;
-		}
-	}
 	size[0] = '\0';
 	if (c->ext.size)
 		snprintf(size, sizeof(size), " SIZE=%zu", m->len);
-	if (wbuf_printf(c, "MAIL FROM:<%s>%s%s%s%s%s%s", m->sender, size,
-	    m->eightbit && c->ext.eightbitmime ? " BODY=8BITMIME" : "",
+	n = snprintf(buf, bufsize, "MAIL FROM:<%s>%s%s%s%s%s%s", m->sender,
+	    size, m->eightbit && c->ext.eightbitmime ? " BODY=8BITMIME" : "",
 	    m->smtputf8 ? " SMTPUTF8" : "",
 	    c->ext.dsn && m->ret == RET_FULL ? " RET=FULL" :
 	    c->ext.dsn && m->ret == RET_HDRS ? " RET=HDRS" : "",
 	    c->ext.dsn && m->envid ? " ENVID=" : "",
-	    c->ext.dsn && m->envid ? m->envid : "") == -1) {
-		for (i = 0; i < m->nrcpts; i++)
-			set_local_result(&res[i], 550, "5.5.2",
-			    "sender address too long");
-		c->wlen = 0;
-		c->ntx--;
-		free(sent);
-		return (c->broken ? -1 : 0);
+	    c->ext.dsn && m->envid ? m->envid : "");
+	if (n < 0 || (size_t)n >= bufsize)
+		return (-1);
+	return (0);
+}
+
+/* Queue RCPT TO with its DSN parameters; -1: too long. */
+static int
+queue_rcpt(struct smtp_conn *c, const struct smtp_client_rcpt *rcpt)
+{
+	char	 notify[40];
+	int	 dsn = c->ext.dsn;
+
+	notify_string(rcpt->notify, notify, sizeof(notify));
+	return (wbuf_printf(c, "RCPT TO:<%s>%s%s%s%s", rcpt->addr,
+	    dsn && notify[0] ? " NOTIFY=" : "", dsn && notify[0] ? notify : "",
+	    dsn && rcpt->orcpt ? " ORCPT=" : "",
+	    dsn && rcpt->orcpt ? rcpt->orcpt : ""));
+}
+
+/* The reply to RSET was not 250: the connection cannot go on. */
+static int
+rset_refused(struct smtp_conn *c, const struct smtp_reply *r)
+{
+	char	 text[512];
+
+	c->broken = 1;
+	smtp_reply_string(r, text, sizeof(text));
+	snprintf(c->error, sizeof(c->error), "host %s said: %s (in reply to "
+	    "RSET command)", c->relay, text);
+	return (-1);
+}
+
+/*
+ * Read the reply to one command of the transaction and record what it
+ * says: the same whether it comes at once (lock-step) or after the
+ * whole batch was written (PIPELINING).  -1: the connection is broken.
+ */
+static int
+tx_reply(struct smtp_conn *c, struct tx *t, enum tx_step step, size_t i)
+{
+	struct smtp_reply	 r;
+
+	switch (step) {
+	case TX_RSET:
+		if (read_reply(c, &r, c->to.command, "sending RSET") == -1)
+			return (-1);
+		return (r.code == 250 ? 0 : rset_refused(c, &r));
+	case TX_MAIL:
+		return (read_reply(c, &t->mail, c->to.command,
+		    "sending MAIL FROM"));
+	case TX_RCPT:
+		if (read_reply(c, &r, c->to.command, "sending RCPT TO") == -1)
+			return (-1);
+		if (t->mail.code / 100 != 2)
+			return (0);
+		if (r.code / 100 == 2) {
+			t->sent[i] = 2;	/* accepted, outcome after DATA */
+			t->accepted++;
+		} else
+			set_result(c, &t->res[i], &r, "RCPT TO");
+		return (0);
+	case TX_DATA:
+		return (read_reply(c, &t->data, c->to.data, "sending DATA"));
 	}
-	if (!pipe) {
-		if (flush_out(c, c->to.command, "sending MAIL FROM") == -1 ||
-		    read_reply(c, &mail, c->to.command,
-		    "sending MAIL FROM") == -1)
-			goto broken;
-		if (mail.code / 100 != 2) {
-			for (i = 0; i < m->nrcpts; i++)
-				set_result(c, &res[i], &mail, "MAIL FROM");
-			free(sent);
-			return (c->broken ? -1 : 0);
-		}
-	}
+	return (-1);
+}
+
+/* A command is queued: lock-step sends it and reads its reply now. */
+static int
+tx_command(struct smtp_conn *c, struct tx *t, enum tx_step step, size_t i)
+{
+	static const char *const what[] = { "sending RSET",
+	    "sending MAIL FROM", "sending RCPT TO", "sending DATA" };
+
+	if (t->pipe)
+		return (0);
+	if (flush_out(c, c->to.command, what[step]) == -1)
+		return (-1);
+	return (tx_reply(c, t, step, i));
+}
+
+/*
+ * The send phase: RSET (not on a connection's first transaction), MAIL,
+ * RCPT, DATA.  With PIPELINING all of it goes in one write; lock-step
+ * stops where a reply makes the rest pointless (a refused MAIL, no
+ * recipient accepted).
+ */
+static int
+tx_send(struct smtp_conn *c, struct tx *t, const char *mail)
+{
+	const struct smtp_message	*m = t->m;
+	size_t				 i;
+
+	if (t->rset && (wbuf_printf(c, "RSET") == -1 ||
+	    tx_command(c, t, TX_RSET, 0) == -1))
+		return (-1);
+	if (wbuf_printf(c, "%s", mail) == -1 ||
+	    tx_command(c, t, TX_MAIL, 0) == -1)
+		return (-1);
+	if (!t->pipe && t->mail.code / 100 != 2)
+		return (0);
 	for (i = 0; i < m->nrcpts; i++) {
-		notify_string(m->rcpts[i].notify, notify, sizeof(notify));
-		if (wbuf_printf(c, "RCPT TO:<%s>%s%s%s%s", m->rcpts[i].addr,
-		    c->ext.dsn && notify[0] ? " NOTIFY=" : "",
-		    c->ext.dsn && notify[0] ? notify : "",
-		    c->ext.dsn && m->rcpts[i].orcpt ? " ORCPT=" : "",
-		    c->ext.dsn && m->rcpts[i].orcpt ? m->rcpts[i].orcpt :
-		    "") == -1) {
-			set_local_result(&res[i], 550, "5.1.3",
+		if (queue_rcpt(c, &m->rcpts[i]) == -1) {
+			set_local_result(&t->res[i], 550, "5.1.3",
 			    "recipient address too long");
 			continue;
 		}
-		sent[i] = 1;
-		nsent++;
-		if (pipe)
-			continue;
-		if (flush_out(c, c->to.command, "sending RCPT TO") == -1 ||
-		    read_reply(c, &r, c->to.command, "sending RCPT TO") == -1)
-			goto broken;
-		if (r.code / 100 == 2) {
-			sent[i] = 2;	/* accepted, outcome after DATA */
-			accepted++;
-		} else
-			set_result(c, &res[i], &r, "RCPT TO");
+		t->sent[i] = 1;
+		t->nsent++;
+		if (tx_command(c, t, TX_RCPT, i) == -1)
+			return (-1);
 	}
-	if (!pipe) {
-		if (accepted == 0) {
-			free(sent);
-			return (c->broken ? -1 : 0);
-		}
-		if (wbuf_printf(c, "DATA") == -1 ||
-		    flush_out(c, c->to.command, "sending DATA") == -1 ||
-		    read_reply(c, &data, c->to.data, "sending DATA") == -1)
-			goto broken;
-	} else {
-		if (nsent > 0 && wbuf_printf(c, "DATA") == -1)
-			goto broken;
-		if (flush_out(c, c->to.command, "sending MAIL FROM") == -1)
-			goto broken;
-		if (need_rset) {
-			if (read_reply(c, &r, c->to.command,
-			    "sending RSET") == -1)
-				goto broken;
-			if (r.code != 250)
-				goto rset_refused;
-		}
-		if (read_reply(c, &mail, c->to.command,
-		    "sending MAIL FROM") == -1)
-			goto broken;
-		for (i = 0; i < m->nrcpts; i++) {
-			if (!sent[i])
-				continue;
-			if (read_reply(c, &r, c->to.command,
-			    "sending RCPT TO") == -1)
-				goto broken;
-			if (mail.code / 100 != 2)
-				continue;
-			if (r.code / 100 == 2) {
-				sent[i] = 2;
-				accepted++;
-			} else
-				set_result(c, &res[i], &r, "RCPT TO");
-		}
-		if (nsent > 0 && read_reply(c, &data, c->to.data,
-		    "sending DATA") == -1)
-			goto broken;
-		if (mail.code / 100 != 2) {
-			for (i = 0; i < m->nrcpts; i++)
-				if (res[i].code == 0)
-					set_result(c, &res[i], &mail, "MAIL FROM");
-		}
-		if (nsent == 0 || mail.code / 100 != 2 || accepted == 0) {
-			/* A server that said 354 anyway gets an empty end. */
-			if (nsent > 0 && data.code == 354) {
-				wbuf_append(c, ".\r\n", 3);
-				if (flush_out(c, c->to.data,
-				    "sending end of data") == -1 ||
-				    read_reply(c, &r, c->to.data_done,
-				    "sending end of data") == -1)
-					goto broken;
-			}
-			free(sent);
-			return (c->broken ? -1 : 0);
-		}
+	if (t->pipe) {
+		if (t->nsent > 0 && wbuf_printf(c, "DATA") == -1)
+			return (-1);
+		return (flush_out(c, c->to.command, "sending MAIL FROM"));
 	}
-	if (data.code != 354) {
-		for (i = 0; i < m->nrcpts; i++)
-			if (sent[i] == 2)
-				set_result(c, &res[i], &data, "DATA");
-		free(sent);
-		return (c->broken ? -1 : 0);
+	if (t->accepted == 0)
+		return (0);
+	if (wbuf_printf(c, "DATA") == -1)
+		return (-1);
+	return (tx_command(c, t, TX_DATA, 0));
+}
+
+/* The read phase of PIPELINING: the replies in the order sent. */
+static int
+tx_read(struct smtp_conn *c, struct tx *t)
+{
+	size_t	 i;
+
+	if (!t->pipe)
+		return (0);
+	if (t->rset && tx_reply(c, t, TX_RSET, 0) == -1)
+		return (-1);
+	if (tx_reply(c, t, TX_MAIL, 0) == -1)
+		return (-1);
+	for (i = 0; i < t->m->nrcpts; i++)
+		if (t->sent[i] && tx_reply(c, t, TX_RCPT, i) == -1)
+			return (-1);
+	if (t->nsent > 0 && tx_reply(c, t, TX_DATA, 0) == -1)
+		return (-1);
+	return (0);
+}
+
+/* Give a reply to every recipient accepted at RCPT. */
+static void
+tx_set_accepted(struct smtp_conn *c, struct tx *t,
+    const struct smtp_reply *r, const char *stage)
+{
+	size_t	 i;
+
+	for (i = 0; i < t->m->nrcpts; i++)
+		if (t->sent[i] == 2)
+			set_result(c, &t->res[i], r, stage);
+}
+
+/*
+ * After the replies to MAIL, RCPT and DATA: the body when the server
+ * said 354 to a transaction with an accepted recipient.  -1: broken.
+ */
+static int
+tx_finish(struct smtp_conn *c, struct tx *t)
+{
+	struct smtp_reply	 r;
+	size_t			 i;
+
+	if (t->mail.code / 100 != 2)
+		for (i = 0; i < t->m->nrcpts; i++)
+			if (t->res[i].code == 0)
+				set_result(c, &t->res[i], &t->mail,
+				    "MAIL FROM");
+	if (t->mail.code / 100 != 2 || t->accepted == 0) {
+		/* A server that said 354 anyway gets an empty end. */
+		if (t->data.code == 354) {
+			wbuf_append(c, ".\r\n", 3);
+			if (flush_out(c, c->to.data,
+			    "sending end of data") == -1 ||
+			    read_reply(c, &r, c->to.data_done,
+			    "sending end of data") == -1)
+				return (-1);
+		}
+		return (0);
 	}
-	if (send_body(c, m) == -1)
-		goto broken;
+	if (t->data.code != 354) {
+		tx_set_accepted(c, t, &t->data, "DATA");
+		return (0);
+	}
+	if (send_body(c, t->m) == -1)
+		return (-1);
 	if (read_reply(c, &r, c->to.data_done, "sending end of data") == -1) {
 		strlcat(c->error, " -- message may be sent more than once",
 		    sizeof(c->error));
-		goto broken;
+		return (-1);
 	}
-	for (i = 0; i < m->nrcpts; i++)
-		if (sent[i] == 2)
-			set_result(c, &res[i], &r, "end of DATA");
-	free(sent);
-	return (c->broken ? -1 : 0);
+	tx_set_accepted(c, t, &r, "end of DATA");
+	return (0);
+}
 
-rset_refused:
-	c->broken = 1;
-	smtp_reply_string(&r, text, sizeof(text));
-	snprintf(c->error, sizeof(c->error), "host %s said: %s (in reply to "
-	    "RSET command)", c->relay, text);
-broken:
-	c->broken = 1;
-	if (c->error[0] == '\0')
-		snprintf(c->error, sizeof(c->error), "lost connection with %s",
-		    c->relay);
-	free(sent);
-	return (-1);
+int
+smtp_deliver(struct smtp_conn *c, const struct smtp_message *m,
+    struct smtp_result *res)
+{
+	struct tx	 t;
+	char		 mail[COMMAND_MAX - 2];
+	size_t		 i;
+	int		 r;
+
+	memset(res, 0, m->nrcpts * sizeof(*res));
+	if (c->broken)
+		return (-1);
+	if (refused_locally(c, m, res))
+		return (0);
+	if (mail_command(c, m, mail, sizeof(mail)) == -1) {
+		for (i = 0; i < m->nrcpts; i++)
+			set_local_result(&res[i], 550, "5.5.2",
+			    "sender address too long");
+		return (0);
+	}
+	memset(&t, 0, sizeof(t));
+	t.m = m;
+	t.res = res;
+	t.pipe = c->ext.pipelining;
+	t.rset = c->ntx++ > 0;
+	t.sent = xcalloc(m->nrcpts ? m->nrcpts : 1, 1);
+	r = tx_send(c, &t, mail);
+	if (r == 0)
+		r = tx_read(c, &t);
+	if (r == 0)
+		r = tx_finish(c, &t);
+	free(t.sent);
+	if (r == -1) {
+		c->broken = 1;
+		if (c->error[0] == '\0')
+			snprintf(c->error, sizeof(c->error),
+			    "lost connection with %s", c->relay);
+	}
+	return (c->broken ? -1 : 0);
 }
 
 int
@@ -919,7 +1016,7 @@ smtp_starttls(struct smtp_conn *c, int *refused)
 }
 
 int
-smtp_tls_started(struct smtp_conn *c, const struct smtp_io *io,
+smtp_tls_started(struct smtp_conn *c, const struct smtp_client_io *io,
     const char *helo)
 {
 	struct smtp_reply	 r;

@@ -64,7 +64,7 @@ struct smtp_timeouts {
  * swap these for TLS ones after the handshake.  They follow read(2) and
  * write(2) (-1 with EAGAIN: wait for the fd).
  */
-struct smtp_io {
+struct smtp_client_io {
 	ssize_t		(*read)(void *, void *, size_t);
 	ssize_t		(*write)(void *, const void *, size_t);
 	int		(*pending)(void *);	/* buffered bytes to read */
@@ -94,7 +94,7 @@ const char *smtp_conn_relay(const struct smtp_conn *);	/* host[ip]:port */
 const char *smtp_conn_host(const struct smtp_conn *);
 const char *smtp_conn_error(const struct smtp_conn *);
 int	 smtp_conn_fd(const struct smtp_conn *);
-void	 smtp_conn_set_io(struct smtp_conn *, const struct smtp_io *);
+void	 smtp_conn_set_io(struct smtp_conn *, const struct smtp_client_io *);
 
 /*
  * STARTTLS (RFC 3207), step one: send it and read the reply.  0: the
@@ -110,14 +110,14 @@ int	 smtp_starttls(struct smtp_conn *, int *refused);
  * (smtp_close calls io->close) and EHLO again; the extensions are those
  * offered over TLS.  -1: broken.
  */
-int	 smtp_tls_started(struct smtp_conn *, const struct smtp_io *,
+int	 smtp_tls_started(struct smtp_conn *, const struct smtp_client_io *,
 	    const char *helo);
 
 /* Send one command line (CRLF added) and read its reply; -1: broken. */
 int	 smtp_command(struct smtp_conn *, const char *, struct smtp_reply *);
 
 /* One message to send. */
-struct smtp_rcpt {
+struct smtp_client_rcpt {
 	const char	*addr;
 	const char	*orcpt;		/* xtext, or NULL */
 	int		 notify;	/* NOTIFY_* bits from spool.h, 0 none */
@@ -130,7 +130,7 @@ struct smtp_message {
 	int		 eightbit;
 	const unsigned char *data;	/* CRLF lines, not dot-stuffed */
 	size_t		 len;
-	const struct smtp_rcpt *rcpts;
+	const struct smtp_client_rcpt *rcpts;
 	size_t		 nrcpts;
 };
 

@@ -71,8 +71,8 @@ struct data_state {
 
 struct session {
 	const struct smtp_params *p;
-	struct smtp_io		 iobuf;	/* STARTTLS replaces it */
-	struct smtp_io		*io;
+	struct smtp_server_io		 iobuf;	/* STARTTLS replaces it */
+	struct smtp_server_io		*io;
 	const struct smtp_hooks	*h;
 
 	size_t		 ipos, iend;	/* the client's bytes: ibuf[ipos..iend) */
@@ -115,7 +115,6 @@ static const struct {
 	{ "BDAT", SMTP_BDAT },
 };
 
-static int	 poll_ms(int);
 static ssize_t	 fd_read(void *, void *, size_t, int);
 static int	 fd_write(void *, const void *, size_t, int);
 static int	 fd_wait(int, short, int);
@@ -152,22 +151,10 @@ static int	 parse_orcpt(const char *, int);
 /* ------------------------------------------------------------------ */
 /* File descriptor I/O. */
 
-/* Seconds to poll(2) milliseconds; 0 or less: no timeout. */
-static int
-poll_ms(int timeout)
-{
-	if (timeout <= 0)
-		return (-1);
-	if (timeout > INT_MAX / 1000)
-		return (INT_MAX);
-	return (timeout * 1000);
-}
-
-/* Milliseconds of CLOCK_MONOTONIC. */
 static ssize_t
 fd_read(void *ctx, void *buf, size_t len, int timeout)
 {
-	struct smtp_io_fd	*f = ctx;
+	struct smtp_server_io_fd	*f = ctx;
 	ssize_t			 n;
 
 	for (;;) {
@@ -180,33 +167,26 @@ fd_read(void *ctx, void *buf, size_t len, int timeout)
 	}
 }
 
-/* Wait until fd is ready for events, at most timeout seconds. */
+/*
+ * Wait until fd is ready for events, at most timeout seconds (0 or less:
+ * no limit); -1 with errno ETIMEDOUT when the time is up.
+ */
 static int
 fd_wait(int fd, short events, int timeout)
 {
-	struct pollfd	 pfd;
-	int		 r;
+	int	 r;
 
-	pfd.fd = fd;
-	pfd.events = events;
-	for (;;) {
-		r = poll(&pfd, 1, poll_ms(timeout));
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1)
-			return (-1);
-		if (r == 0) {
-			errno = ETIMEDOUT;
-			return (-1);
-		}
-		return (0);
-	}
+	r = wait_fd(fd, events, timeout <= 0 ? -1 :
+	    now_ms() + (int64_t)timeout * 1000);
+	if (r == 0)
+		errno = ETIMEDOUT;
+	return (r == 1 ? 0 : -1);
 }
 
 static int
 fd_write(void *ctx, const void *buf, size_t len, int timeout)
 {
-	struct smtp_io_fd	*f = ctx;
+	struct smtp_server_io_fd	*f = ctx;
 	const char		*p = buf;
 	ssize_t			 n;
 
@@ -239,7 +219,8 @@ fd_write(void *ctx, const void *buf, size_t len, int timeout)
 }
 
 void
-smtp_io_fd_init(struct smtp_io *io, struct smtp_io_fd *f, int in, int out)
+smtp_server_io_fd_init(struct smtp_server_io *io, struct smtp_server_io_fd *f,
+    int in, int out)
 {
 	f->in = in;
 	f->out = out;
@@ -566,7 +547,7 @@ parse_orcpt(const char *val, int smtputf8)
 
 int
 smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *txn,
-    struct address *a, struct smtp_rcpt *rcpt, char *rbuf, size_t rsize)
+    struct address *a, struct smtp_server_rcpt *rcpt, char *rbuf, size_t rsize)
 {
 	enum address_error	 e;
 	const char		*end;
@@ -974,7 +955,7 @@ static void
 do_rcpt(struct session *s, const struct smtp_command *cmd)
 {
 	struct address		 a;
-	struct smtp_rcpt	 r;
+	struct smtp_server_rcpt	 r;
 	char			 rbuf[SMTP_REPLY_MAX];
 	char			 pm[SMTP_CMDLINE_MAX + 300];
 	size_t			 i;
@@ -1497,7 +1478,7 @@ do_command(struct session *s, char *line)
 }
 
 int
-smtp_session(const struct smtp_params *p, const struct smtp_io *io,
+smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
     const struct smtp_hooks *h)
 {
 	struct session	*s;

@@ -3,8 +3,8 @@
  * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN).
  *
  * The engine knows neither the spool nor the configuration file: it
- * reads and writes through a struct smtp_io (plain fds now, TLS later)
- * and asks struct smtp_hooks what to do with senders, recipients and
+ * reads and writes through a struct smtp_server_io (plain fds now, TLS
+ * later) and asks struct smtp_hooks what to do with senders, recipients and
  * message bytes.  It guarantees that a message is reported accepted
  * (250 after DATA) only when the commit hook said so, that a DATA phase
  * with bare CR, bare LF or NUL, too many Received headers or too many
@@ -46,19 +46,19 @@
  * seconds: >0 bytes, 0 end of file, -1 error (errno ETIMEDOUT when the
  * client was silent).  write sends everything or returns -1.
  */
-struct smtp_io {
+struct smtp_server_io {
 	void	*ctx;
 	ssize_t	(*read)(void *ctx, void *buf, size_t len, int timeout);
 	int	(*write)(void *ctx, const void *buf, size_t len, int timeout);
 };
 
 /* A plain file descriptor pair (inetd: 0 and 1; -l: the socket twice). */
-struct smtp_io_fd {
+struct smtp_server_io_fd {
 	int	 in;
 	int	 out;
 };
-void	 smtp_io_fd_init(struct smtp_io *, struct smtp_io_fd *, int in,
-	    int out);
+void	 smtp_server_io_fd_init(struct smtp_server_io *,
+	    struct smtp_server_io_fd *, int in, int out);
 
 /* RFC 3461 NOTIFY bits (the same values as the spool's). */
 #define SMTP_NOTIFY_NEVER	0x01
@@ -68,7 +68,7 @@ void	 smtp_io_fd_init(struct smtp_io *, struct smtp_io_fd *, int in,
 
 enum smtp_ret { SMTP_RET_UNSET, SMTP_RET_FULL, SMTP_RET_HDRS };
 
-struct smtp_rcpt {
+struct smtp_server_rcpt {
 	char	*addr;		/* local@domain as accepted */
 	char	*orcpt;		/* "rfc822;x@y" as received, or NULL */
 	int	 notify;	/* SMTP_NOTIFY_* bits, 0 = not given */
@@ -84,7 +84,7 @@ struct smtp_txn {
 	enum smtp_ret	 ret;
 	char		*envid;		/* xtext as received, or NULL */
 	uint64_t	 size_param;	/* SIZE=, 0 if not given */
-	struct smtp_rcpt *rcpts;
+	struct smtp_server_rcpt *rcpts;
 	size_t		 nrcpts;
 	char		 id[64];	/* queue ID, from data_begin */
 	uint64_t	 size;		/* bytes committed (Received incl.) */
@@ -141,7 +141,7 @@ struct smtp_hooks {
 	 * failed and the session ends.  Afterwards the session starts over
 	 * (EHLO required), ESMTPS.
 	 */
-	int	(*starttls)(void *ctx, struct smtp_io *io, char *desc,
+	int	(*starttls)(void *ctx, struct smtp_server_io *io, char *desc,
 		    size_t);
 };
 
@@ -184,7 +184,7 @@ int	 smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
  * rcpt (rcpt->orcpt allocated), or -1 with a reply.
  */
 int	 smtp_parse_rcpt(const char *arg, int esmtp, const struct smtp_txn *,
-	    struct address *, struct smtp_rcpt *, char *reply, size_t);
+	    struct address *, struct smtp_server_rcpt *, char *reply, size_t);
 /* RFC 3461 xtext of at most maxlen octets? */
 int	 smtp_xtext_valid(const char *, size_t maxlen);
 
@@ -208,7 +208,7 @@ void	 smtp_txn_reset(struct smtp_txn *);
  * or too many errors.  Logs connect/disconnect, each accepted message
  * and each refusal.  Returns 0 after QUIT, -1 otherwise.
  */
-int	 smtp_session(const struct smtp_params *, const struct smtp_io *,
+int	 smtp_session(const struct smtp_params *, const struct smtp_server_io *,
 	    const struct smtp_hooks *);
 
 #endif

@@ -60,7 +60,7 @@ starttls_client(struct smtp_conn *conn, const struct config *c,
 	struct tlsa_record	*tlsa = NULL;
 	struct tls_client	*tc;
 	struct tls_conn		*tconn;
-	struct smtp_io		 io;
+	struct smtp_client_io		 io;
 	enum tlsa_status	 ts;
 	enum starttls_outcome	 rc = STARTTLS_FAIL;
 	size_t			 ntlsa = 0;

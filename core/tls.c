@@ -58,7 +58,6 @@ static const char *const level_names[] = {
 	"none", "may", "encrypt", "verify", "dane"
 };
 
-static int	 wait_fd(int, short, int64_t);
 static int	 set_nonblock(int);
 static void	 ssl_error(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -104,37 +103,6 @@ tls_ciphers_check(const char *ciphers, char *err, size_t errsize)
 		return (-1);
 	SSL_CTX_free(ctx);
 	return (0);
-}
-
-/* 1 ready, 0 deadline passed, -1 error; deadline -1: none. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd	 pfd;
-	int64_t		 left;
-	int		 r, ms;
-
-	for (;;) {
-		if (deadline < 0)
-			ms = -1;
-		else {
-			left = deadline - now_ms();
-			if (left <= 0)
-				return (0);
-			ms = left > 60000 ? 60000 : (int)left;
-		}
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, ms);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		if (r > 0)
-			return (1);
-	}
 }
 
 static int

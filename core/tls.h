@@ -124,7 +124,7 @@ int	 tls_client_connect(struct tls_client *, int fd, const char *host,
 const struct tls_info *tls_conn_info(const struct tls_conn *);
 
 /*
- * I/O in the shape of core/smtp_server.h's struct smtp_io: read waits
+ * I/O in the shape of core/smtp_server.h's struct smtp_server_io: read waits
  * at most timeout seconds (>0 bytes, 0 at the peer's close_notify or
  * end of file, -1 with errno ETIMEDOUT or another error); write sends
  * everything or returns -1.
@@ -133,7 +133,7 @@ ssize_t	 tls_read_timeout(void *conn, void *, size_t, int timeout);
 int	 tls_write_timeout(void *conn, const void *, size_t, int timeout);
 
 /*
- * I/O in the shape of core/smtp_client.h's struct smtp_io: like read(2)
+ * I/O in the shape of core/smtp_client.h's struct smtp_client_io: like read(2)
  * and write(2) on a nonblocking fd (-1 with EAGAIN: poll the fd, then
  * call again); pending tells how many decrypted bytes wait already.
  */

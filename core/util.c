@@ -5,7 +5,8 @@
  * EX_OSERR, with a message instead); bsnprintf never silently truncates;
  * the parsers accept exactly the documented syntax and reject everything
  * else (negative numbers, overflow, trailing garbage, empty strings);
- * write_all/read_all retry on EINTR and on short counts.
+ * write_all/read_all retry on EINTR and on short counts; wait_fd keeps
+ * waiting through EINTR until its deadline.
  */
 #include <sys/types.h>
 #include <sys/time.h>
@@ -15,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +353,36 @@ now_ms(void)
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
 		return (0);
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+int
+wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd	 pfd;
+	int64_t		 left;
+	int		 r, ms;
+
+	for (;;) {
+		if (deadline < 0)
+			ms = -1;
+		else {
+			left = deadline - now_ms();
+			if (left <= 0)
+				return (0);
+			ms = left > 60000 ? 60000 : (int)left;
+		}
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, ms);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		if (r > 0)
+			return (1);
+	}
 }
 
 /*

@@ -67,6 +67,12 @@ int	 fsync_dir(const char *dirpath);
 void	 now_tv(time_t *, long *usec);
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines and latencies. */
 int64_t	 now_ms(void);
+/*
+ * Wait until fd is ready for events (poll(2) bits) or the now_ms()
+ * deadline passes (-1: no deadline); EINTR does not end the wait.
+ * 1 ready, 0 deadline passed, -1 error.
+ */
+int	 wait_fd(int, short, int64_t);
 
 /* Format "Sat, 28 Nov 2026 03:32:17 +0000" (RFC 5322 date). */
 void	 rfc5322_date(time_t, char *, size_t);

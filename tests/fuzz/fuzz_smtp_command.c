@@ -105,7 +105,7 @@ h_etrn(void *ctx, const char *domain, char *reply, size_t size)
 
 /* A "handshake" that keeps the stream: the rest of the input is "TLS". */
 static int
-h_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+h_starttls(void *ctx, struct smtp_server_io *io, char *desc, size_t size)
 {
 	strlcpy(desc, "TLSv1.3:FUZZ:256", size);
 	return (0);
@@ -122,7 +122,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct smtp_params	 p;
-	struct smtp_io		 io;
+	struct smtp_server_io		 io;
 	struct smtp_hooks	 h;
 	struct feed		 f;
 

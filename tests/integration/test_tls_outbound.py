@@ -22,7 +22,7 @@ import ssl
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-from dnslib import RCODE, RD
+from dnslib import QTYPE, RCODE, RD
 
 from certs import Certs
 from test_flush import FAST, RCPT_LINE, message
@@ -316,6 +316,35 @@ def test_dane_ee_match_delivers_whatever_the_name(mx, dns, primary_factory,
     delivered_with(rec, True)
     assert "Verified (DANE) TLS connection" in log, log
     assert (tlsa_name(c.port).lower(), "TLSA") in dns.queries
+
+
+def test_dane_tlsa_retried_after_a_timeout(mx, dns, primary_factory,
+                                           certs):
+    """The TLSA lookup goes through the resolver set-up of every lookup
+    (dns-timeout, dns-retry): its first query goes unanswered, the retry
+    is answered, and the delivery is DANE-verified."""
+    cert = certs.valid(MXHOST)
+    c, rec = tls_primary(primary_factory, cert)
+    route(mx, dns, c.port, "tls-outbound dane")
+    base = [l for l in mx.base_lines() if not l.startswith("dns-retry ")]
+    mx.config(*(base + ["dns-retry 2"] + mx.extra), replace_base=True)
+    secure_tlsa(dns, c.port, cert)
+    answered = dns.resolve
+    asked = []
+
+    def resolve(request, handler):
+        if QTYPE[request.q.qtype] == "TLSA":
+            asked.append(str(request.q.qname))
+            if len(asked) == 1:
+                return None
+        return answered(request, handler)
+    dns.resolve = resolve
+    send_one(mx)
+    counts, _, log = flush(mx)
+    assert counts == (1, 0, 0), log
+    delivered_with(rec, True)
+    assert "Verified (DANE) TLS connection" in log, log
+    assert len(asked) == 2, asked
 
 
 def test_dane_ta_match(mx, dns, primary_factory, certs):

@@ -10,7 +10,10 @@
  * links, a loop is temporary), exchanges that are no host name skipped,
  * a host under several preferences routed once, a lookup after a silent
  * one answered, the deadline of a series of lookups, which addresses
- * are ours (IPv4-mapped and unspecified ones included).
+ * are ours (IPv4-mapped and unspecified ones included); the DO-bit query
+ * TLSA lookups use (core/tlsa.c) asked after a silent one, and
+ * tlsa_lookup through the same server (the server sets AD when asked
+ * with DO).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -36,6 +39,7 @@
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/mx.h"
+#include "core/tlsa.h"
 
 /* The zone: "name type" -> records, or a forced rcode. */
 static const struct {
@@ -86,6 +90,9 @@ static const struct {
 	{ "dup.test", "MX", "dup.test. 60 IN MX 10 mx1.mx.test.", 0 },
 	{ "dup.test", "MX", "dup.test. 60 IN MX 15 MX1.mx.test.", 0 },
 	{ "dup.test", "MX", "dup.test. 60 IN MX 15 mx1.mx.test.", 0 },
+	{ "_25._tcp.mx1.mx.test", "TLSA", "_25._tcp.mx1.mx.test. 60 IN TLSA "
+	    "3 1 1 0a0b0c0d", 0 },
+	{ "_25._tcp.sf.test", NULL, NULL, LDNS_RCODE_SERVFAIL },
 };
 
 static pid_t		 server_pid = -1;
@@ -131,7 +138,8 @@ serve(int fd)
 		snprintf(type, sizeof(type), "%s",
 		    ldns_rr_get_type(qrr) == LDNS_RR_TYPE_MX ? "MX" :
 		    ldns_rr_get_type(qrr) == LDNS_RR_TYPE_A ? "A" :
-		    ldns_rr_get_type(qrr) == LDNS_RR_TYPE_AAAA ? "AAAA" : "?");
+		    ldns_rr_get_type(qrr) == LDNS_RR_TYPE_AAAA ? "AAAA" :
+		    ldns_rr_get_type(qrr) == LDNS_RR_TYPE_TLSA ? "TLSA" : "?");
 		if (strcmp(qname, "silent.test") == 0) {
 			free(qname);
 			ldns_pkt_free(q);
@@ -142,6 +150,8 @@ serve(int fd)
 		ldns_pkt_set_qr(a, 1);
 		ldns_pkt_set_rd(a, 1);
 		ldns_pkt_set_ra(a, 1);
+		/* A validating resolver's answer to a query with DO. */
+		ldns_pkt_set_ad(a, ldns_pkt_edns_do(q));
 		ldns_pkt_push_rr(a, LDNS_SECTION_QUESTION, ldns_rr_clone(qrr));
 		if (!known(qname))
 			ldns_pkt_set_rcode(a, LDNS_RCODE_NXDOMAIN);
@@ -537,6 +547,63 @@ test_routes(void **state)
 	dns_resolver_close(dr);
 }
 
+/*
+ * The DO-bit query of TLSA lookups goes through the same resolver set-up
+ * as every lookup: after a query that timed out (ldns gave up on the
+ * server) it is still answered, the reply handed over whatever its
+ * rcode; tlsa_lookup finds the record through the same server.
+ */
+static void
+test_secure_query_and_tlsa(void **state)
+{
+	struct config		 c;
+	struct dns_resolver	*dr = open_resolver(&c);
+	struct mx_record	*mx;
+	struct tlsa_record	*t;
+	struct lookup_error	 e;
+	ldns_pkt		*pkt;
+	ldns_rr_list		*list;
+	size_t			 n;
+	char			 err[256];
+
+	assert_int_equal(dns_lookup_mx(dr, "silent.test", &mx, &n, &e),
+	    DNS_TEMP);
+	assert_int_equal(dns_query_secure(dr, "_25._tcp.mx1.mx.test.",
+	    LDNS_RR_TYPE_TLSA, &pkt, &e), DNS_OK);
+	assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NOERROR);
+	assert_true(ldns_pkt_ad(pkt));
+	list = ldns_pkt_rr_list_by_type(pkt, LDNS_RR_TYPE_TLSA,
+	    LDNS_SECTION_ANSWER);
+	assert_non_null(list);
+	assert_int_equal(ldns_rr_list_rr_count(list), 1);
+	ldns_rr_list_deep_free(list);
+	ldns_pkt_free(pkt);
+	assert_int_equal(dns_query_secure(dr, "_25._tcp.nx.test.",
+	    LDNS_RR_TYPE_TLSA, &pkt, &e), DNS_OK);
+	assert_int_equal(ldns_pkt_get_rcode(pkt), LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(pkt);
+	assert_int_equal(dns_query_secure(dr, "silent.test",
+	    LDNS_RR_TYPE_TLSA, &pkt, &e), DNS_TEMP);
+	assert_null(pkt);
+	assert_non_null(strstr(e.text, "DNS lookup of silent.test "
+	    "type=TLSA: "));
+	dns_resolver_close(dr);
+
+	assert_int_equal(tlsa_lookup(&c, "mx1.mx.test", 25, &t, &n, err,
+	    sizeof(err)), TLSA_FOUND);
+	assert_int_equal(n, 1);
+	assert_int_equal(t[0].usage, 3);
+	assert_int_equal(t[0].len, 4);
+	assert_memory_equal(t[0].data, "\x0a\x0b\x0c\x0d", 4);
+	tlsa_free(t, n);
+	assert_int_equal(tlsa_lookup(&c, "nx.test", 25, &t, &n, err,
+	    sizeof(err)), TLSA_NONE);
+	assert_non_null(strstr(err, "validated denial"));
+	assert_int_equal(tlsa_lookup(&c, "sf.test", 25, &t, &n, err,
+	    sizeof(err)), TLSA_TEMP);
+	assert_non_null(strstr(err, "type=TLSA: rcode 2"));
+}
+
 int
 main(void)
 {
@@ -548,6 +615,7 @@ main(void)
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_hostile_answers),
 		cmocka_unit_test(test_our_addresses),
+		cmocka_unit_test(test_secure_query_and_tlsa),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));

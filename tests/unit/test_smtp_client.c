@@ -5,7 +5,9 @@
  * transactions against a scripted server in a child process on loopback
  * (pipelined MAIL/RCPT/DATA with DSN parameters and dot-stuffing; HELO
  * fallback without PIPELINING; SIZE and SMTPUTF8 refusals; a server that
- * hangs up after DATA).
+ * hangs up after DATA; refused MAIL, RCPT, DATA and RSET both lock-step
+ * and pipelined).  It includes core/smtp_server.h too: the server's and
+ * the client's types are named apart, so one file can use both.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 
 #include "core/backoff.h"
 #include "core/smtp_client.h"
+#include "core/smtp_server.h"	/* both in one file: no type clash */
 #include "spool/spool.h"
 
 static int
@@ -309,7 +312,7 @@ test_pipelined_transaction(void **state)
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\n.dot line\r\n"
 	    "..two\r\nend without crlf";
-	struct smtp_rcpt	 rc[3] = {
+	struct smtp_client_rcpt	 rc[3] = {
 		{ "a@example.test", "rfc822;a@example.test",
 		    NOTIFY_SUCCESS | NOTIFY_FAILURE },
 		{ "b@example.test", NULL, NOTIFY_NEVER },
@@ -379,7 +382,7 @@ test_helo_fallback_no_extensions(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
-	struct smtp_rcpt	 rc[1] = { { "a@example.test",
+	struct smtp_client_rcpt	 rc[1] = { { "a@example.test",
 	    "rfc822;a@example.test", NOTIFY_FAILURE } };
 	struct smtp_message	 m = { "s@x.test", "ENV1", RET_FULL, 0, 1,
 	    body, sizeof(body) - 1, rc, 1 };
@@ -424,7 +427,7 @@ test_size_and_utf8_refused_locally(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: big\r\n\r\nmore than ten\r\n";
-	struct smtp_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
+	struct smtp_client_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
 	    { "b@example.test", NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 2 };
@@ -465,7 +468,7 @@ test_421_ends_the_connection(void **state)
 		{ NULL, NULL }
 	};
 	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
-	struct smtp_rcpt	 rc[1] = { { "a@example.test", NULL, 0 } };
+	struct smtp_client_rcpt	 rc[1] = { { "a@example.test", NULL, 0 } };
 	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
 	    body, sizeof(body) - 1, rc, 1 };
 	struct smtp_result	 res[1];
@@ -484,6 +487,170 @@ test_421_ends_the_connection(void **state)
 	assert_non_null(strstr(smtp_conn_error(c), "421 4.3.2 shutting down"));
 	smtp_close(c);
 	waitpid(pid, NULL, 0);
+	unlink(path);
+}
+
+/*
+ * Lock-step (no PIPELINING): a refused MAIL sends no RCPT, refused
+ * recipients send no DATA, a refused DATA answers the accepted
+ * recipients only, a refused RSET ends the connection.
+ */
+static void
+test_lockstep_refusals(void **state)
+{
+	static const struct step script[] = {
+		{ NULL, "220 old.test ESMTP" },
+		{ "EHLO", "250 old.test" },
+		{ "MAIL FROM:<s@x.test>\r\n", "550 5.7.1 sender refused" },
+		{ "RSET", "250 ok" },
+		{ "MAIL FROM:<s@x.test>\r\n", "250 ok" },
+		{ "RCPT TO:<a@example.test>\r\n", "550 5.1.1 no" },
+		{ "RCPT TO:<b@example.test>\r\n", "451 4.3.0 later" },
+		{ "RSET", "250 ok" },
+		{ "MAIL FROM:<s@x.test>\r\n", "250 ok" },
+		{ "RCPT TO:<a@example.test>\r\n", "250 ok" },
+		{ "RCPT TO:<b@example.test>\r\n", "550 5.1.1 no" },
+		{ "DATA", "554 5.3.0 no data today" },
+		{ "RSET", "550 5.5.1 no reset" },
+		{ NULL, NULL }
+	};
+	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
+	struct smtp_client_rcpt	 rc[2] = { { "a@example.test", NULL, 0 },
+	    { "b@example.test", NULL, 0 } };
+	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
+	    body, sizeof(body) - 1, rc, 2 };
+	struct smtp_result	 res[2];
+	struct sockaddr_in	 sin;
+	struct smtp_conn	*c;
+	pid_t			 pid;
+	int			 status;
+	char			 path[] = "/tmp/mxfb-test-smtp-XXXXXX";
+
+	assert_int_not_equal(mkstemp(path), -1);
+	assert_int_equal(server_start(script, path, &sin, &pid), 0);
+	c = connect_to(&sin);
+	assert_int_equal(smtp_greet(c, "backup.test", NULL), 0);
+	assert_false(smtp_conn_ext(c)->pipelining);
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 550);
+	assert_string_equal(res[0].dsn, "5.7.1");
+	assert_string_equal(res[0].stage, "MAIL FROM");
+	assert_int_equal(res[1].code, 550);
+	assert_string_equal(res[1].stage, "MAIL FROM");
+	assert_true(res[1].from_peer);
+
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 550);
+	assert_string_equal(res[0].stage, "RCPT TO");
+	assert_int_equal(res[1].code, 451);
+	assert_string_equal(res[1].reply, "451 4.3.0 later");
+
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 554);
+	assert_string_equal(res[0].dsn, "5.3.0");
+	assert_string_equal(res[0].stage, "DATA");
+	assert_int_equal(res[1].code, 550);
+	assert_string_equal(res[1].stage, "RCPT TO");
+
+	assert_int_equal(smtp_deliver(c, &m, res), -1);
+	assert_int_equal(res[0].code, 0);
+	assert_int_equal(res[1].code, 0);
+	assert_non_null(strstr(smtp_conn_error(c), "said: 550 5.5.1 no reset "
+	    "(in reply to RSET command)"));
+	smtp_close(c);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_null(strstr(slurp(path), "UNEXPECTED"));
+	unlink(path);
+}
+
+/*
+ * PIPELINING: everything goes in one write and the replies are matched in
+ * order.  A refused MAIL answers every recipient (a server that says 354
+ * anyway gets an empty message); a recipient line too long is answered
+ * locally and not sent; a refused DATA answers the accepted recipients; a
+ * 421 to RSET ends the connection with no outcome.
+ */
+static void
+test_pipelined_refusals(void **state)
+{
+	static const struct step script[] = {
+		{ NULL, "220 mx.test ESMTP" },
+		{ "EHLO", "250-mx.test\r\n250 PIPELINING" },
+		{ "MAIL FROM:<s@x.test>\r\n", "550 5.7.1 sender refused" },
+		{ "RCPT TO:<a@example.test>\r\n", "503 5.5.1 no MAIL" },
+		{ "RCPT TO:<b@example.test>\r\n", "503 5.5.1 no MAIL" },
+		{ "DATA", "354 go anyway" },
+		{ ".", "250 ok" },
+		{ "RSET", "250 ok" },
+		{ "MAIL FROM:<s@x.test>\r\n", "250 ok" },
+		{ "RCPT TO:<a@example.test>\r\n", "550 5.1.1 no" },
+		{ "RCPT TO:<b@example.test>\r\n", "550 5.1.1 no" },
+		{ "DATA", "503 5.5.1 no valid recipients" },
+		{ "RSET", "250 ok" },
+		{ "MAIL FROM:<s@x.test>\r\n", "250 ok" },
+		{ "RCPT TO:<a@example.test>\r\n", "250 ok" },
+		{ "RCPT TO:<b@example.test>\r\n", "452 4.2.2 full" },
+		{ "DATA", "451 4.3.0 try later" },
+		{ "RSET", "421 4.3.2 closing" },
+		{ "MAIL", NULL },
+		{ NULL, NULL }
+	};
+	static const unsigned char body[] = "Subject: t\r\n\r\nhi\r\n";
+	static char		 longaddr[2100];
+	struct smtp_client_rcpt	 rc[3] = { { "a@example.test", NULL, 0 },
+	    { "b@example.test", NULL, 0 }, { longaddr, NULL, 0 } };
+	struct smtp_message	 m = { "s@x.test", NULL, 0, 0, 0,
+	    body, sizeof(body) - 1, rc, 2 };
+	struct smtp_result	 res[3];
+	struct sockaddr_in	 sin;
+	struct smtp_conn	*c;
+	pid_t			 pid;
+	int			 status;
+	char			*log;
+	char			 path[] = "/tmp/mxfb-test-smtp-XXXXXX";
+
+	memset(longaddr, 'x', sizeof(longaddr) - 1);
+	assert_int_not_equal(mkstemp(path), -1);
+	assert_int_equal(server_start(script, path, &sin, &pid), 0);
+	c = connect_to(&sin);
+	assert_int_equal(smtp_greet(c, "backup.test", NULL), 0);
+	assert_true(smtp_conn_ext(c)->pipelining);
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 550);
+	assert_string_equal(res[0].dsn, "5.7.1");
+	assert_string_equal(res[0].stage, "MAIL FROM");
+	assert_int_equal(res[1].code, 550);
+	assert_string_equal(res[1].stage, "MAIL FROM");
+
+	m.nrcpts = 3;
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 550);
+	assert_string_equal(res[0].stage, "RCPT TO");
+	assert_int_equal(res[1].code, 550);
+	assert_int_equal(res[2].code, 550);
+	assert_string_equal(res[2].dsn, "5.1.3");
+	assert_false(res[2].from_peer);
+
+	m.nrcpts = 2;
+	assert_int_equal(smtp_deliver(c, &m, res), 0);
+	assert_int_equal(res[0].code, 451);
+	assert_string_equal(res[0].stage, "DATA");
+	assert_int_equal(res[1].code, 452);
+	assert_string_equal(res[1].stage, "RCPT TO");
+
+	assert_int_equal(smtp_deliver(c, &m, res), -1);
+	assert_int_equal(res[0].code, 0);
+	assert_int_equal(res[1].code, 0);
+	assert_non_null(strstr(smtp_conn_error(c), "said: 421 4.3.2 closing "
+	    "(in reply to RSET command)"));
+	smtp_close(c);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	log = slurp(path);
+	assert_null(strstr(log, "UNEXPECTED"));
+	assert_null(strstr(log, "xxxx"));
+	assert_non_null(strstr(log, "DATA\r\n.\r\nRSET\r\n"));
 	unlink(path);
 }
 
@@ -567,6 +734,24 @@ test_connect_refused_and_silent(void **state)
 	unlink(path);
 }
 
+/* The server's recipient and the client's, side by side. */
+static void
+test_server_and_client_types(void **state)
+{
+	struct smtp_server_rcpt	 in = { "a@example.test", NULL,
+	    SMTP_NOTIFY_FAILURE };
+	struct smtp_client_rcpt	 out = { in.addr, in.orcpt, in.notify };
+	struct smtp_server_io	 sio;
+	struct smtp_client_io	 cio;
+
+	memset(&sio, 0, sizeof(sio));
+	memset(&cio, 0, sizeof(cio));
+	assert_string_equal(out.addr, "a@example.test");
+	assert_int_equal(out.notify, NOTIFY_FAILURE);
+	assert_null(sio.read);
+	assert_null(cio.read);
+}
+
 int
 main(void)
 {
@@ -581,8 +766,11 @@ main(void)
 		cmocka_unit_test(test_helo_fallback_no_extensions),
 		cmocka_unit_test(test_size_and_utf8_refused_locally),
 		cmocka_unit_test(test_421_ends_the_connection),
+		cmocka_unit_test(test_lockstep_refusals),
+		cmocka_unit_test(test_pipelined_refusals),
 		cmocka_unit_test(test_starttls_refused_and_injection),
 		cmocka_unit_test(test_connect_refused_and_silent),
+		cmocka_unit_test(test_server_and_client_types),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

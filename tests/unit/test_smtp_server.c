@@ -1,6 +1,6 @@
 /*
  * test_smtp_server.c - the SMTP protocol engine (core/smtp_server.c)
- * driven through an in-memory smtp_io: command parsing, replies and
+ * driven through an in-memory smtp_server_io: command parsing, replies and
  * their batching, ESMTP parameters, the DATA reader (dot-unstuffing,
  * smuggling defence, size and loop limits), the hook contract, the
  * time limits against slow clients (a fake that reads slowly) and the
@@ -178,7 +178,7 @@ static int
 run(struct fake *f, const char *input, uint64_t max_size)
 {
 	struct smtp_params	 p;
-	struct smtp_io		 io;
+	struct smtp_server_io		 io;
 	struct smtp_hooks	 h;
 
 	f->in = input;
@@ -474,7 +474,7 @@ test_smuggling(void **state)
 	f->in = input;
 	{
 		struct smtp_params p;
-		struct smtp_io io;
+		struct smtp_server_io io;
 		struct smtp_hooks h;
 
 		/* run() uses strlen: build this one by hand. */
@@ -824,7 +824,7 @@ static const char *after_tls;
 static int	 handshake_ok;
 
 static int
-h_starttls(void *ctx, struct smtp_io *io, char *desc, size_t size)
+h_starttls(void *ctx, struct smtp_server_io *io, char *desc, size_t size)
 {
 	struct fake	*f = io->ctx;
 
@@ -842,7 +842,7 @@ static int
 run_tls(struct fake *f, const char *clear, const char *tls, int required)
 {
 	struct smtp_params	 p;
-	struct smtp_io		 io;
+	struct smtp_server_io		 io;
 	struct smtp_hooks	 h;
 
 	f->in = clear;

@@ -1,11 +1,16 @@
 /*
  * test_util.c - unit tests of core/util.c and core/log.c: duration and
  * size parsing (every suffix, zero, overflow, garbage, empty), bounded
- * formatting, case folding, whole-buffer I/O, dates, log_safe escaping.
+ * formatting, case folding, whole-buffer I/O, dates, log_safe escaping,
+ * wait_fd (ready, deadline, no deadline, a signal during the wait).
  */
+#include <sys/time.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -338,6 +343,58 @@ test_log_format(void **state)
 	assert_string_equal(nl + 1, expect);
 }
 
+static volatile sig_atomic_t	 alarms;
+
+static void
+on_alarm(int sig)
+{
+	alarms++;
+}
+
+static void
+test_wait_fd(void **state)
+{
+	struct sigaction	 sa, old;
+	struct itimerval	 it;
+	int			 p[2];
+	int64_t			 t0;
+
+	assert_int_equal(pipe(p), 0);
+	/* Nothing to read: the deadline passes, not earlier. */
+	t0 = now_ms();
+	assert_int_equal(wait_fd(p[0], POLLIN, t0 + 150), 0);
+	assert_true(now_ms() - t0 >= 150);
+	/* A deadline already past: no wait at all. */
+	assert_int_equal(wait_fd(p[0], POLLIN, now_ms() - 1), 0);
+	/* Writable at once; readable once there is data, with or without
+	 * a deadline. */
+	assert_int_equal(wait_fd(p[1], POLLOUT, now_ms() + 1000), 1);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	t0 = now_ms();
+	assert_int_equal(wait_fd(p[0], POLLIN, t0 + 5000), 1);
+	assert_int_equal(wait_fd(p[0], POLLIN, -1), 1);
+	assert_true(now_ms() - t0 < 1000);
+	assert_int_equal(read(p[0], &t0, 1), 1);
+
+	/* A signal (no SA_RESTART) interrupts poll: the wait goes on to
+	 * the deadline instead of returning early or failing. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	memset(&it, 0, sizeof(it));
+	it.it_value.tv_usec = 50000;
+	alarms = 0;
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	t0 = now_ms();
+	assert_int_equal(wait_fd(p[0], POLLIN, t0 + 300), 0);
+	assert_true(now_ms() - t0 >= 300);
+	assert_int_equal(alarms, 1);
+	assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
 int
 main(void)
 {
@@ -353,6 +410,7 @@ main(void)
 		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_log_safe),
 		cmocka_unit_test(test_log_format),
+		cmocka_unit_test(test_wait_fd),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
