@@ -80,6 +80,11 @@ BAD_LINES = [
      "soft-error-limit: number \"many\" is invalid"),
     ("hard-error-limit 0", "hard-error-limit: number \"0\" is too small"),
     ("error-sleep 2h", "error-sleep: must be at most 3600s"),
+    # Against the other key's default (20, 10) as retry-min/retry-max do.
+    ("soft-error-limit 21",
+     "soft-error-limit (21) is greater than hard-error-limit (20)"),
+    ("hard-error-limit 9",
+     "soft-error-limit (10) is greater than hard-error-limit (9)"),
 ]
 
 
