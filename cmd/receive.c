@@ -54,6 +54,8 @@
 #define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
 #define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
 #define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
+#define LISTEN_BACKLOG	128	/* -l: listen(2)'s queue of connections */
+#define LISTEN_NAME_SIZE 128	/* an activated socket's name, for the log */
 
 /* The engine's NOTIFY bits are stored as they are. */
 _Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
@@ -582,7 +584,7 @@ listen_on(const char *spec)
 	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
+	    listen(fd, LISTEN_BACKLOG) == -1) {
 		log_cmd_error("listen %s", spec);
 		close(fd);
 		freeaddrinfo(res);
@@ -614,7 +616,7 @@ on_signal(int sig)
 static void
 refuse_busy(int fd, const char *from)
 {
-	char	 line[512];
+	char	 line[SMTP_REPLY_MAX];
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many "
@@ -665,7 +667,7 @@ client_refused(unsigned me, int fd, const struct sockaddr_storage *ss)
 static void
 refuse_unavailable(int fd)
 {
-	char	 line[512];
+	char	 line[SMTP_REPLY_MAX];
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "421 4.3.0 %s Error: queue "
@@ -1271,7 +1273,8 @@ cmd_receive(int argc, char **argv)
 			cmd_set_config_file(optarg);
 			break;
 		case 'c':
-			maxsessions = strtonum(optarg, 1, 100000, &errstr);
+			maxsessions = strtonum(optarg, 1,
+			    CONFIG_MAX_SESSIONS_MAX, &errstr);
 			if (errstr != NULL) {
 				log_cmd_errorx("-c %s: %s", optarg, errstr);
 				return (EXIT_USAGE);
@@ -1294,14 +1297,15 @@ cmd_receive(int argc, char **argv)
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
 	if (nspecs == 0) {
-		if ((nact = activated_sockets(lfd, specs, 128)) == 0)
+		if ((nact = activated_sockets(lfd, specs,
+		    LISTEN_NAME_SIZE)) == 0)
 			return (inetd_session());
 		if (nact == -1)
 			return (EXIT_UNAVAIL);
 	}
 	cmd_load_config();
 	if (maxsessions == 0)
-		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
+		maxsessions = cfg->max_sessions;	/* at least 1 */
 	if (nact > 0) {
 		rc = serve_listening(lfd, specs, nact, 1,
 		    (unsigned)maxsessions);

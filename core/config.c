@@ -84,7 +84,8 @@ static const struct key keys[] = {
 	{ "log",		K_LOG,		FLD(log_stderr), 0, 0 },
 	{ "timeout",		K_DURATION,	FLD(timeout),	1, NOMAX },
 	{ "queue-minfree",	K_SIZE,		FLD(queue_minfree), 0, NOMAX },
-	{ "max-sessions",	K_UINT,		FLD(max_sessions), 1, 100000 },
+	{ "max-sessions",	K_UINT,		FLD(max_sessions), 1,
+	    CONFIG_MAX_SESSIONS_MAX },
 	{ "max-sessions-per-client", K_UINT,	FLD(max_sessions_per_client),
 	    0, 100000 },
 	{ "min-data-rate",	K_SIZE,		FLD(min_data_rate), 0, NOMAX },
@@ -176,7 +177,7 @@ set_defaults(struct config *c)
 	c->log_stderr = 0;
 	c->timeout = CONFIG_TIMEOUT_DEFAULT;
 	c->queue_minfree = 100ULL * 1024 * 1024;
-	c->max_sessions = 100;
+	c->max_sessions = CONFIG_MAX_SESSIONS_DEFAULT;
 	c->max_sessions_per_client = 50;
 	c->min_data_rate = 500;
 	c->soft_error_limit = 10;
