@@ -1,7 +1,9 @@
 # mxfb - fallback mail exchanger.  See README.
 #
 #   make            build ./mxfb
-#   make check      unit tests (cmocka) and integration tests (pytest)
+#   make check      unit tests (cmocka) and integration tests (pytest),
+#                   then make funclen
+#   make funclen    no function in cmd/ core/ spool/ over 120 lines
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
 #   make STATIC=1   ldns/LMDB/OpenSSL/libsodium/libbsd linked statically
@@ -138,7 +140,12 @@ integration: $(BIN)
 	MXFB_BIN=$(abspath $(BIN)) MXFB_BUILD_STATIC=$(STATIC) \
 	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-check: all unit integration
+# Issue 12: a function that long is two functions (tests/funclen.sh).
+FUNCLEN_MAX ?= 120
+funclen:
+	sh tests/funclen.sh -m $(FUNCLEN_MAX) $(CORE_SRC) $(SPOOL_SRC) $(CMD_SRC)
+
+check: all unit integration funclen
 
 # The life of a backup MX on loopback, in one command (README's first).
 demo: $(BIN)
@@ -211,5 +218,5 @@ bench: $(BIN)
 clean:
 	rm -rf build build-asan build-fuzz build-static mxfb
 
-.PHONY: all unit integration check demo asan fuzz install deps clean bench \
+.PHONY: all unit integration funclen check demo asan fuzz install deps clean bench \
 	FORCE

@@ -47,6 +47,13 @@ static int	 default_sender(char *, size_t);
 static int	 write_chunk(struct spool_writer *, struct body_state *,
 		    const unsigned char *, size_t);
 static int	 spool_exit_code(int);
+static int	 check_addresses(const char *, char *, size_t, char **, int,
+		    int *);
+static int	 copy_input(struct spool_writer *, struct body_state *);
+static void	 fill_envelope(struct envelope *, const char *, const char *,
+		    char **, int, int, int);
+static int	 inject_message(struct spool *, const char *, char **, int,
+		    int);
 static char	*unbracket(char *);
 
 /*
@@ -185,6 +192,186 @@ unbracket(char *s)
 	return (s);
 }
 
+/*
+ * The sender (-f, "" for the null sender, or the caller at our
+ * hostname) and the recipients are checked before anything is created.
+ * Returns 0 with the sender in buf, or the exit code.
+ */
+static int
+check_addresses(const char *sender_arg, char *sender, size_t size,
+    char **rcpts, int nrcpts, int *utf8)
+{
+	char	 safe[ADDRESS_MAX * 4 + 1];
+	int	 i;
+
+	if (sender_arg == NULL) {
+		if (default_sender(sender, size) == -1 ||
+		    !address_valid(sender, utf8)) {
+			log_cmd_errorx("cannot make a sender address from "
+			    "the user name and hostname; use -f");
+			return (EXIT_DATAERR);
+		}
+	} else if (strcmp(sender_arg, "") == 0)
+		sender[0] = '\0';
+	else if (!address_valid(sender_arg, utf8)) {
+		log_safe(safe, sizeof(safe), sender_arg);
+		log_cmd_errorx("bad sender address: \"%s\"", safe);
+		return (EXIT_DATAERR);
+	} else
+		(void)strlcpy(sender, sender_arg, size);
+	for (i = 0; i < nrcpts; i++) {
+		if (!address_valid(rcpts[i], utf8)) {
+			log_safe(safe, sizeof(safe), rcpts[i]);
+			log_cmd_errorx("bad recipient address: \"%s\"", safe);
+			return (EXIT_DATAERR);
+		}
+	}
+	if ((unsigned)nrcpts > cfg->max_recipients) {
+		log_cmd_errorx("too many recipients (max-recipients %u)",
+		    cfg->max_recipients);
+		return (EXIT_DATAERR);
+	}
+	return (0);
+}
+
+/*
+ * Standard input into the spool, up to max-size, ending in a line end.
+ * Returns 0; -1 with errno set on a spool error; -2 with st->error set
+ * when the data is refused; -3 when standard input could not be read
+ * (logged).
+ */
+static int
+copy_input(struct spool_writer *w, struct body_state *st)
+{
+	static unsigned char buf[CHUNK_SIZE];
+	uint64_t	 total = 0;
+	ssize_t		 n;
+	int		 r;
+
+	for (;;) {
+		n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_cmd_error("read standard input");
+			return (-3);
+		}
+		if (n == 0)
+			break;
+		if ((r = write_chunk(w, st, buf, (size_t)n)) != 0)
+			return (r);
+		total += (uint64_t)n;
+		if (cfg->max_size > 0 && total > cfg->max_size) {
+			st->error = "message larger than max-size";
+			return (-2);
+		}
+	}
+	if (st->pending_cr) {
+		st->error = "bare CR in message";
+		return (-2);
+	}
+	/* A last line without its line end gets one. */
+	if (!st->at_line_start && spool_writer_write(w, "\r\n", 2) == -1)
+		return (-1);
+	return (0);
+}
+
+/* The envelope of a local message; a recipient named twice is one. */
+static void
+fill_envelope(struct envelope *env, const char *id, const char *sender,
+    char **rcpts, int nrcpts, int utf8, int eightbit)
+{
+	int	 i, j, dup;
+
+	(void)strlcpy(env->id, id, sizeof(env->id));
+	env->arrival = time(NULL);
+	env->sender = xstrdup(sender);
+	env->client_addr = xstrdup("local");
+	env->ret = RET_UNSET;
+	env->smtputf8 = utf8;
+	env->eightbit = eightbit;
+	for (i = 0; i < nrcpts; i++) {
+		for (dup = 0, j = 0; j < i; j++)
+			if (strcasecmp(rcpts[i], rcpts[j]) == 0)
+				dup = 1;
+		if (!dup)
+			(void)envelope_add_recipient(env, rcpts[i]);
+	}
+}
+
+/*
+ * Write, commit, log and print one message; on any failure the writer
+ * is aborted, so nothing is left in the queue.  Returns the exit code.
+ */
+static int
+inject_message(struct spool *sp, const char *sender, char **rcpts,
+    int nrcpts, int utf8)
+{
+	struct body_state st;
+	struct envelope	 env;
+	struct spool_writer *w;
+	char		 id[QUEUE_ID_SIZE], date[64];
+	char		 safe[ADDRESS_MAX * 4 + 1];
+	char		*header = NULL;
+	int		 r, rc, save_errno;
+
+	memset(&env, 0, sizeof(env));
+	memset(&st, 0, sizeof(st));
+	st.at_line_start = 1;
+	if (spool_writer_begin(sp, &w, id) == -1) {
+		save_errno = errno;
+		log_cmd_error("spool %s: cannot create a message", cfg->spool);
+		return (save_errno == ENOSPC || save_errno == EDQUOT ?
+		    EXIT_TEMPFAIL : EXIT_CANTCREAT);
+	}
+	rfc5322_date(time(NULL), date, sizeof(date));
+	if (xasprintf(&header, "Received: by %s (mxfb inject, uid %lu)\r\n"
+	    "\tid %s; %s\r\n", cfg->hostname, cmd_caller_uid(), id,
+	    date) == -1 || spool_writer_write(w, header, strlen(header)) == -1)
+		r = -1;
+	else
+		r = copy_input(w, &st);
+	if (r == 0) {
+		fill_envelope(&env, id, sender, rcpts, nrcpts, utf8,
+		    st.eightbit);
+		if (spool_writer_commit(w, &env) == -1) {
+			w = NULL;	/* commit failure aborted the writer */
+			r = -1;
+		}
+	}
+
+	switch (r) {
+	case 0:
+		log_info("%s: client=local, from=<%s>, size=%llu, nrcpt=%zu, "
+		    "uid=%lu", id, log_safe(safe, sizeof(safe), sender),
+		    (unsigned long long)env.size, env.nrcpts,
+		    cmd_caller_uid());
+		rc = 0;
+		if (printf("%s\n", id) < 0 || fflush(stdout) == EOF) {
+			log_cmd_error("standard output");
+			rc = EXIT_IOERR;
+		}
+		break;
+	case -1:
+		save_errno = errno;
+		log_cmd_error("spool %s: cannot write message", cfg->spool);
+		rc = spool_exit_code(save_errno);
+		break;
+	case -2:
+		log_cmd_errorx("%s", st.error);
+		rc = EXIT_DATAERR;
+		break;
+	default:
+		rc = EXIT_IOERR;	/* standard input, logged */
+		break;
+	}
+	if (r != 0 && w != NULL)
+		spool_writer_abort(w);
+	envelope_free(&env);
+	free(header);
+	return (rc);
+}
+
 int
 cmd_inject(int argc, char **argv)
 {
@@ -192,18 +379,10 @@ cmd_inject(int argc, char **argv)
 		{ "help",	no_argument,	NULL, 'h' },
 		{ NULL,		0,		NULL, 0 }
 	};
-	static unsigned char buf[CHUNK_SIZE];
-	struct body_state st;
-	struct envelope	 env;
 	struct spool	*sp;
-	struct spool_writer *w;
-	char		 id[QUEUE_ID_SIZE], date[64], sender[ADDRESS_MAX + 1];
-	char		 safe[ADDRESS_MAX * 4 + 1], safe2[ADDRESS_MAX * 4 + 1];
-	char		*header = NULL;
+	char		 sender[ADDRESS_MAX + 1];
 	char		*sender_arg = NULL;
-	uint64_t	 total = 0;
-	ssize_t		 n;
-	int		 ch, i, j, r, utf8 = 0, dup, save_errno;
+	int		 ch, i, rc, utf8 = 0;
 
 	while ((ch = getopt_long(argc, argv, "C:f:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -235,133 +414,11 @@ cmd_inject(int argc, char **argv)
 		argv[i] = unbracket(argv[i]);
 
 	/* Addresses first: nothing is created for a command that fails. */
-	if (sender_arg == NULL) {
-		if (default_sender(sender, sizeof(sender)) == -1 ||
-		    !address_valid(sender, &utf8)) {
-			log_cmd_errorx("cannot make a sender address from "
-			    "the user name and hostname; use -f");
-			return (EXIT_DATAERR);
-		}
-	} else if (strcmp(sender_arg, "") == 0)
-		sender[0] = '\0';
-	else if (!address_valid(sender_arg, &utf8)) {
-		log_safe(safe, sizeof(safe), sender_arg);
-		log_cmd_errorx("bad sender address: \"%s\"", safe);
-		return (EXIT_DATAERR);
-	} else
-		(void)strlcpy(sender, sender_arg, sizeof(sender));
-	for (i = 0; i < argc; i++) {
-		if (!address_valid(argv[i], &utf8)) {
-			log_safe(safe, sizeof(safe), argv[i]);
-			log_cmd_errorx("bad recipient address: \"%s\"", safe);
-			return (EXIT_DATAERR);
-		}
-	}
-	if ((unsigned)argc > cfg->max_recipients) {
-		log_cmd_errorx("too many recipients (max-recipients %u)",
-		    cfg->max_recipients);
-		return (EXIT_DATAERR);
-	}
-
-	memset(&env, 0, sizeof(env));
-	memset(&st, 0, sizeof(st));
-	st.at_line_start = 1;
+	if ((rc = check_addresses(sender_arg, sender, sizeof(sender), argv,
+	    argc, &utf8)) != 0)
+		return (rc);
 	sp = cmd_open_spool(1);
-	if (spool_writer_begin(sp, &w, id) == -1) {
-		save_errno = errno;
-		log_cmd_error("spool %s: cannot create a message", cfg->spool);
-		spool_close(sp);
-		return (save_errno == ENOSPC || save_errno == EDQUOT ?
-		    EXIT_TEMPFAIL : EXIT_CANTCREAT);
-	}
-
-	rfc5322_date(time(NULL), date, sizeof(date));
-	if (xasprintf(&header, "Received: by %s (mxfb inject, uid %lu)\r\n"
-	    "\tid %s; %s\r\n", cfg->hostname, cmd_caller_uid(), id,
-	    date) == -1 || spool_writer_write(w, header, strlen(header)) == -1)
-		goto spoolfail;
-
-	for (;;) {
-		n = read(STDIN_FILENO, buf, sizeof(buf));
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			log_cmd_error("read standard input");
-			spool_writer_abort(w);
-			spool_close(sp);
-			free(header);
-			return (EXIT_IOERR);
-		}
-		if (n == 0)
-			break;
-		r = write_chunk(w, &st, buf, (size_t)n);
-		if (r == -1)
-			goto spoolfail;
-		if (r == -2)
-			goto datafail;
-		total += (uint64_t)n;
-		if (cfg->max_size > 0 && total > cfg->max_size) {
-			st.error = "message larger than max-size";
-			goto datafail;
-		}
-	}
-	if (st.pending_cr) {
-		st.error = "bare CR in message";
-		goto datafail;
-	}
-	/* A last line without its line end gets one. */
-	if (!st.at_line_start && spool_writer_write(w, "\r\n", 2) == -1)
-		goto spoolfail;
-
-	(void)strlcpy(env.id, id, sizeof(env.id));
-	env.arrival = time(NULL);
-	env.sender = xstrdup(sender);
-	env.client_addr = xstrdup("local");
-	env.ret = RET_UNSET;
-	env.smtputf8 = utf8;
-	env.eightbit = st.eightbit;
-	for (i = 0; i < argc; i++) {
-		for (dup = 0, j = 0; j < i; j++)
-			if (strcasecmp(argv[i], argv[j]) == 0)
-				dup = 1;
-		if (!dup)
-			(void)envelope_add_recipient(&env, argv[i]);
-	}
-	if (spool_writer_commit(w, &env) == -1) {
-		w = NULL;	/* commit failure aborted the writer */
-		goto spoolfail;
-	}
-	log_info("%s: client=local, from=<%s>, size=%llu, nrcpt=%zu, uid=%lu",
-	    id, log_safe(safe2, sizeof(safe2), sender),
-	    (unsigned long long)env.size, env.nrcpts, cmd_caller_uid());
-	if (printf("%s\n", id) < 0 || fflush(stdout) == EOF) {
-		log_cmd_error("standard output");
-		envelope_free(&env);
-		spool_close(sp);
-		free(header);
-		return (EXIT_IOERR);
-	}
-	envelope_free(&env);
+	rc = inject_message(sp, sender, argv, argc, utf8);
 	spool_close(sp);
-	free(header);
-	return (0);
-
-spoolfail:
-	save_errno = errno;
-	log_cmd_error("spool %s: cannot write message", cfg->spool);
-	if (w != NULL)
-		spool_writer_abort(w);
-	envelope_free(&env);
-	spool_close(sp);
-	free(header);
-	return (spool_exit_code(save_errno));
-
-datafail:
-	log_cmd_errorx("%s", st.error);
-	if (w != NULL)
-		spool_writer_abort(w);
-	envelope_free(&env);
-	spool_close(sp);
-	free(header);
-	return (EXIT_DATAERR);
+	return (rc);
 }

@@ -54,6 +54,8 @@
 #define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
 #define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
 #define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
+#define LISTEN_BACKLOG	128	/* -l: listen(2)'s queue of connections */
+#define LISTEN_NAME_SIZE 128	/* an activated socket's name, for the log */
 
 /* The engine's NOTIFY bits are stored as they are. */
 _Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
@@ -72,6 +74,15 @@ struct receiver {
 	struct rcptlist		*rcptlist;
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
+};
+
+/* -l: the listener's sockets and children (by slot: pid, 0: free). */
+struct listening {
+	int			*lfd;
+	int			 nspecs;
+	pid_t			*kids;
+	unsigned		 maxsessions;
+	unsigned		 nchildren;
 };
 
 /* tls-cert/tls-key, loaded once before any session (NULL: no TLS). */
@@ -128,6 +139,10 @@ static void	 on_signal(int);
 static unsigned	 count_idle(const pid_t *);
 static int	 listener(char **, int, unsigned);
 static int	 activated_sockets(int *, char **, size_t);
+static int	 listen_prepare(struct listening *);
+static void	 reap_children(struct listening *);
+static void	 accept_session(struct listening *, int);
+static void	 stop_listening(struct listening *, int, unsigned);
 static int	 serve_listening(int *, char **, int, int, unsigned);
 static int	 child_loop(int, const int *, int, unsigned);
 static void	 on_child_stop(int);
@@ -569,7 +584,7 @@ listen_on(const char *spec)
 	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
+	    listen(fd, LISTEN_BACKLOG) == -1) {
 		log_cmd_error("listen %s", spec);
 		close(fd);
 		freeaddrinfo(res);
@@ -601,7 +616,7 @@ on_signal(int sig)
 static void
 refuse_busy(int fd, const char *from)
 {
-	char	 line[512];
+	char	 line[SMTP_REPLY_MAX];
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: too many "
@@ -652,7 +667,7 @@ client_refused(unsigned me, int fd, const struct sockaddr_storage *ss)
 static void
 refuse_unavailable(int fd)
 {
-	char	 line[512];
+	char	 line[SMTP_REPLY_MAX];
 	int	 n;
 
 	n = snprintf(line, sizeof(line), "421 4.3.0 %s Error: queue "
@@ -1005,25 +1020,18 @@ activated_sockets(int *lfd, char **names, size_t namesize)
 }
 
 /*
- * Serve the listening sockets lfd (names for the log) until SIGTERM.
- * inherited: they belong to whoever passed them (systemd), which keeps
- * listening after us: closed, never shut down.
+ * -l: set up before the first accept: TLS loaded and `user` become (the
+ * sockets are bound), the signal and note pipes, the children's shared
+ * slots, and the signal handlers.  Returns 0 or the exit code.
  */
 static int
-serve_listening(int *lfd, char **specs, int nspecs, int inherited,
-    unsigned maxsessions)
+listen_prepare(struct listening *l)
 {
-	struct pollfd		 pfd[MAX_LISTEN + 1];
 	struct sigaction	 sa;
-	struct receiver		 r;
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
-	pid_t			*kids;	/* by slot: its child, 0: free */
 	sigset_t		 usr1;
-	unsigned		 nchildren = 0, nidle = 0, k, slot;
-	pid_t			 pid;
-	char			 drain[64], err[1024];
-	int			 i, fd, status, npfd, rc;
+	char			 err[1024];
+	unsigned		 k;
+	int			 rc;
 
 	/* The sockets are bound and the key read: root is no longer needed. */
 	if (load_tls(err, sizeof(err)) == -1) {
@@ -1040,15 +1048,15 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 		log_cmd_error("pipe");
 		return (EXIT_SOFTWARE);
 	}
-	kids = xcalloc(maxsessions, sizeof(*kids));
-	slots = mmap(NULL, SLOTS_SIZE(maxsessions), PROT_READ |
+	l->kids = xcalloc(l->maxsessions, sizeof(*l->kids));
+	slots = mmap(NULL, SLOTS_SIZE(l->maxsessions), PROT_READ |
 	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (slots == MAP_FAILED) {
 		log_cmd_error("mmap");
 		return (EXIT_SOFTWARE);
 	}
-	slots_used = (atomic_uint *)(void *)(slots + maxsessions);
-	for (k = 0; k < maxsessions; k++)
+	slots_used = (atomic_uint *)(void *)(slots + l->maxsessions);
+	for (k = 0; k < l->maxsessions; k++)
 		atomic_store(&slots[k].client, SMTP_CLIENT_NONE);
 	/* Children inherit it blocked until their handler is in place. */
 	sigemptyset(&usr1);
@@ -1068,13 +1076,155 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 		log_cmd_error("sigaction");
 		return (EXIT_SOFTWARE);
 	}
+	return (0);
+}
+
+/* The children that ended free their slots. */
+static void
+reap_children(struct listening *l)
+{
+	pid_t		 pid;
+	unsigned	 k;
+	int		 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (k = 0; k < nslots; k++)
+			if (l->kids[k] == pid)
+				break;
+		if (k == nslots)
+			continue;
+		/* Died idle (killed): not idle any more. */
+		atomic_store(&slots[k].idle, 0);
+		atomic_store(&slots[k].client, SMTP_CLIENT_NONE);
+		l->kids[k] = 0;
+		l->nchildren--;
+	}
+}
+
+/*
+ * Accept a connection on listening socket i and fork a child for it in
+ * a free slot, or refuse it: over max-sessions, or over
+ * max-sessions-per-client for its client.
+ */
+static void
+accept_session(struct listening *l, int i)
+{
+	struct sigaction	 sa;
+	struct receiver		 r;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	unsigned		 slot;
+	pid_t			 pid;
+	int			 fd;
+
+	sslen = sizeof(ss);
+	if ((fd = accept4(l->lfd[i], (struct sockaddr *)&ss, &sslen,
+	    SOCK_CLOEXEC)) == -1) {
+		if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warn("accept");
+		return;
+	}
+	if (l->nchildren >= l->maxsessions) {
+		memset(&r, 0, sizeof(r));
+		peer_from_fd(&r, fd);
+		log_warnx("too many connections (%u): refused unknown[%s]",
+		    l->nchildren, r.addr);
+		refuse_busy(fd, NULL);
+		close(fd);
+		return;
+	}
+	for (slot = 0; l->kids[slot] != 0; slot++)
+		;	/* nchildren < maxsessions: one is free */
+	if (slot + 1 > nslots) {
+		nslots = slot + 1;
+		atomic_store(slots_used, nslots);
+	}
+	if (client_refused(slot, fd, &ss))
+		return;
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		atomic_store(&slots[slot].client, SMTP_CLIENT_NONE);
+		close(fd);
+		return;
+	}
+	if (pid == 0) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
+		    sigaction(SIGTERM, &sa, NULL) == -1 ||
+		    sigaction(SIGINT, &sa, NULL) == -1)
+			_exit(EXIT_SOFTWARE);
+		close(sigpipe_fds[0]);
+		close(sigpipe_fds[1]);
+		sigpipe_fds[0] = sigpipe_fds[1] = -1;
+		close(note_fds[0]);
+		close(life_fds[1]);
+		_exit(child_loop(fd, l->lfd, l->nspecs, slot));
+	}
+	l->kids[slot] = pid;
+	l->nchildren++;
+	close(fd);
+}
+
+/*
+ * Stop listening now, for every process that shares the sockets: the
+ * port is refused at once, not only once each child has run and closed
+ * its copy.  Idle children end, busy ones let go of the port.
+ */
+static void
+stop_listening(struct listening *l, int inherited, unsigned nidle)
+{
+	unsigned	 k;
+	int		 i;
+
+	for (i = 0; i < l->nspecs; i++) {
+		if (!inherited)
+			(void)shutdown(l->lfd[i], SHUT_RDWR);
+		close(l->lfd[i]);
+	}
+	close(life_fds[1]);	/* idle children end */
+	for (k = 0; k < nslots; k++)	/* busy ones free the port */
+		if (l->kids[k] != 0)
+			(void)kill(l->kids[k], SIGUSR1);
+	log_info("stopped listening (%u sessions still running)",
+	    l->nchildren - nidle);
+	free(l->kids);
+	l->kids = NULL;
+	(void)munmap(slots, SLOTS_SIZE(l->maxsessions));
+	slots = NULL;
+}
+
+/*
+ * Serve the listening sockets lfd (names for the log) until SIGTERM.
+ * inherited: they belong to whoever passed them (systemd), which keeps
+ * listening after us: closed, never shut down.
+ */
+static int
+serve_listening(int *lfd, char **specs, int nspecs, int inherited,
+    unsigned maxsessions)
+{
+	struct listening	 l;
+	struct pollfd		 pfd[MAX_LISTEN + 1];
+	unsigned		 nidle = 0;
+	char			 drain[64];
+	int			 i, npfd, rc;
+
+	memset(&l, 0, sizeof(l));
+	l.lfd = lfd;
+	l.nspecs = nspecs;
+	l.maxsessions = maxsessions;
+	if ((rc = listen_prepare(&l)) != 0)
+		return (rc);
 	for (i = 0; i < nspecs; i++)
 		log_info("listening on %s", specs[i]);
 	while (!got_term) {
 		/*
 		 * While a child is idle, accepting is left to it: no fork.
 		 */
-		nidle = count_idle(kids);
+		nidle = count_idle(l.kids);
 		pfd[0].fd = sigpipe_fds[0];
 		pfd[0].events = POLLIN;
 		pfd[1].fd = note_fds[0];
@@ -1096,95 +1246,16 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 			;
 		if (got_child) {
 			got_child = 0;
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-				for (k = 0; k < nslots; k++)
-					if (kids[k] == pid)
-						break;
-				if (k == nslots)
-					continue;
-				/* Died idle (killed): not idle any more. */
-				atomic_store(&slots[k].idle, 0);
-				atomic_store(&slots[k].client,
-				    SMTP_CLIENT_NONE);
-				kids[k] = 0;
-				nchildren--;
-			}
+			reap_children(&l);
 		}
 		if (got_term)
 			break;
-		nidle = count_idle(kids);
-		for (i = 0; nidle == 0 && i < npfd - 2; i++) {
-			if (!(pfd[i + 2].revents & POLLIN))
-				continue;
-			sslen = sizeof(ss);
-			if ((fd = accept4(lfd[i], (struct sockaddr *)&ss,
-			    &sslen, SOCK_CLOEXEC)) == -1) {
-				if (errno != EAGAIN && errno != EINTR &&
-				    errno != ECONNABORTED)
-					log_warn("accept");
-				continue;
-			}
-			if (nchildren >= maxsessions) {
-				memset(&r, 0, sizeof(r));
-				peer_from_fd(&r, fd);
-				log_warnx("too many connections (%u): refused "
-				    "unknown[%s]", nchildren, r.addr);
-				refuse_busy(fd, NULL);
-				close(fd);
-				continue;
-			}
-			for (slot = 0; kids[slot] != 0; slot++)
-				;	/* nchildren < maxsessions: one is free */
-			if (slot + 1 > nslots) {
-				nslots = slot + 1;
-				atomic_store(slots_used, nslots);
-			}
-			if (client_refused(slot, fd, &ss))
-				continue;
-			if ((pid = fork()) == -1) {
-				log_warn("fork");
-				atomic_store(&slots[slot].client,
-				    SMTP_CLIENT_NONE);
-				close(fd);
-				continue;
-			}
-			if (pid == 0) {
-				sa.sa_handler = SIG_DFL;
-				if (sigaction(SIGCHLD, &sa, NULL) == -1 ||
-				    sigaction(SIGTERM, &sa, NULL) == -1 ||
-				    sigaction(SIGINT, &sa, NULL) == -1)
-					_exit(EXIT_SOFTWARE);
-				close(sigpipe_fds[0]);
-				close(sigpipe_fds[1]);
-				sigpipe_fds[0] = sigpipe_fds[1] = -1;
-				close(note_fds[0]);
-				close(life_fds[1]);
-				_exit(child_loop(fd, lfd, nspecs, slot));
-			}
-			kids[slot] = pid;
-			nchildren++;
-			close(fd);
-		}
+		nidle = count_idle(l.kids);
+		for (i = 0; nidle == 0 && i < npfd - 2; i++)
+			if (pfd[i + 2].revents & POLLIN)
+				accept_session(&l, i);
 	}
-	/*
-	 * Stop listening now, for every process that shares the sockets:
-	 * the port is refused at once, not only once each child has run
-	 * and closed its copy.
-	 */
-	for (i = 0; i < nspecs; i++) {
-		if (!inherited)
-			(void)shutdown(lfd[i], SHUT_RDWR);
-		close(lfd[i]);
-	}
-	close(life_fds[1]);	/* idle children end */
-	for (k = 0; k < nslots; k++)	/* busy ones free the port */
-		if (kids[k] != 0)
-			(void)kill(kids[k], SIGUSR1);
-	log_info("stopped listening (%u sessions still running)",
-	    nchildren - nidle);
-	free(kids);
-	(void)munmap(slots, SLOTS_SIZE(maxsessions));
-	slots = NULL;
+	stop_listening(&l, inherited, nidle);
 	return (0);
 }
 
@@ -1202,7 +1273,8 @@ cmd_receive(int argc, char **argv)
 			cmd_set_config_file(optarg);
 			break;
 		case 'c':
-			maxsessions = strtonum(optarg, 1, 100000, &errstr);
+			maxsessions = strtonum(optarg, 1,
+			    CONFIG_MAX_SESSIONS_MAX, &errstr);
 			if (errstr != NULL) {
 				log_cmd_errorx("-c %s: %s", optarg, errstr);
 				return (EXIT_USAGE);
@@ -1225,14 +1297,15 @@ cmd_receive(int argc, char **argv)
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
 	if (nspecs == 0) {
-		if ((nact = activated_sockets(lfd, specs, 128)) == 0)
+		if ((nact = activated_sockets(lfd, specs,
+		    LISTEN_NAME_SIZE)) == 0)
 			return (inetd_session());
 		if (nact == -1)
 			return (EXIT_UNAVAIL);
 	}
 	cmd_load_config();
 	if (maxsessions == 0)
-		maxsessions = cfg->max_sessions > 0 ? cfg->max_sessions : 100;
+		maxsessions = cfg->max_sessions;	/* at least 1 */
 	if (nact > 0) {
 		rc = serve_listening(lfd, specs, nact, 1,
 		    (unsigned)maxsessions);

@@ -85,7 +85,8 @@ static const struct key keys[] = {
 	{ "log",		K_LOG,		FLD(log_stderr), 0, 0 },
 	{ "timeout",		K_DURATION,	FLD(timeout),	1, NOMAX },
 	{ "queue-minfree",	K_SIZE,		FLD(queue_minfree), 0, NOMAX },
-	{ "max-sessions",	K_UINT,		FLD(max_sessions), 1, 100000 },
+	{ "max-sessions",	K_UINT,		FLD(max_sessions), 1,
+	    CONFIG_MAX_SESSIONS_MAX },
 	{ "max-sessions-per-client", K_UINT,	FLD(max_sessions_per_client),
 	    0, 100000 },
 	{ "min-data-rate",	K_SIZE,		FLD(min_data_rate), 0, NOMAX },
@@ -138,6 +139,14 @@ static int	 split_line(char *, char **, int);
 static int	 parse_line(struct parse *, struct config *, char *);
 static int	 parse_key(struct parse *, struct config *, const struct key *,
 		    char **, int);
+static int	 parse_number(struct parse *, const struct key *, char *,
+		    const char *);
+static int	 parse_choice(struct parse *, struct config *,
+		    const struct key *, char *, const char *);
+static int	 parse_resolver_key(struct parse *, struct config *, char **,
+		    int);
+static int	 parse_etrn_allow(struct parse *, struct config *, char **,
+		    int);
 static int	 parse_domain(const char *, char *, size_t);
 static int	 parse_relay_domain(struct parse *, struct config *, char **,
 		    int);
@@ -173,7 +182,7 @@ set_defaults(struct config *c)
 	c->log_stderr = 0;
 	c->timeout = CONFIG_TIMEOUT_DEFAULT;
 	c->queue_minfree = 100ULL * 1024 * 1024;
-	c->max_sessions = 100;
+	c->max_sessions = CONFIG_MAX_SESSIONS_DEFAULT;
 	c->max_sessions_per_client = 50;
 	c->min_data_rate = 500;
 	c->soft_error_limit = 10;
@@ -284,12 +293,6 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 {
 	char		*field = (char *)c + k->offset, safe[128];
 	const char	*errstr;
-	struct hostport	 hp;
-	struct cidr	 cidr;
-	time_t		 t;
-	uint64_t	 sz;
-	long long	 ll;
-	int		 i, port;
 
 	log_safe(safe, sizeof(safe), av[0]);
 	switch (k->type) {
@@ -303,83 +306,24 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 			    k->name, safe));
 		break;
 	case K_DURATION:
-		if (parse_duration(av[0], &t, &errstr) == -1)
-			return (perr(p, "%s: bad duration \"%s\": %s",
-			    k->name, safe, errstr));
-		if ((unsigned long long)t < k->min)
-			return (perr(p, "%s: must be at least %lus", k->name,
-			    k->min));
-		if ((unsigned long long)t > k->max)
-			return (perr(p, "%s: must be at most %lus", k->name,
-			    k->max));
-		*(time_t *)(void *)field = t;
-		break;
 	case K_SIZE:
-		if (parse_size(av[0], &sz, &errstr) == -1)
-			return (perr(p, "%s: bad size \"%s\": %s", k->name,
-			    safe, errstr));
-		if (sz < k->min)
-			return (perr(p, "%s: must be at least %lu", k->name,
-			    k->min));
-		*(uint64_t *)(void *)field = sz;
-		break;
 	case K_UINT:
-		ll = strtonum(av[0], (long long)k->min, (long long)k->max,
-		    &errstr);
-		if (errstr != NULL)
-			return (perr(p, "%s: number \"%s\" is %s (%lu..%lu)",
-			    k->name, safe, errstr, k->min, k->max));
-		*(unsigned *)(void *)field = (unsigned)ll;
-		break;
 	case K_PORT:
-		if (parse_port(av[0], &port) == -1)
-			return (perr(p, "%s: bad port \"%s\"", k->name, safe));
-		*(int *)(void *)field = port;
-		break;
+		return (parse_number(p, k, field, av[0]));
+	case K_LOG:
+	case K_BOUNCE_POLICY:
+	case K_YESNO:
+	case K_TLS_LEVEL:
+		return (parse_choice(p, c, k, field, av[0]));
 	case K_SMARTHOST:
 		if (hostport_parse(av[0], &c->smarthost, &errstr) == -1)
 			return (perr(p, "%s: bad host \"%s\": %s", k->name,
 			    safe, errstr));
 		c->has_smarthost = 1;
 		break;
-	case K_LOG:
-		if (strcmp(av[0], "syslog") == 0)
-			c->log_stderr = 0;
-		else if (strcmp(av[0], "stderr") == 0)
-			c->log_stderr = 1;
-		else
-			return (perr(p, "log: \"%s\" is neither syslog nor "
-			    "stderr", safe));
-		break;
-	case K_BOUNCE_POLICY:
-		if (strcmp(av[0], "all") == 0)
-			c->bounce_policy = BOUNCE_ALL;
-		else if (strcmp(av[0], "verified") == 0)
-			c->bounce_policy = BOUNCE_VERIFIED;
-		else if (strcmp(av[0], "none") == 0)
-			c->bounce_policy = BOUNCE_NONE;
-		else
-			return (perr(p, "bounce-policy: \"%s\" is not one of "
-			    "all, verified, none", safe));
-		break;
 	case K_STRING:
 		if (strlcpy(field, av[0], k->size) >= k->size)
 			return (perr(p, "%s: value too long", k->name));
-		break;
-	case K_YESNO:
-		if (strcmp(av[0], "yes") == 0)
-			*(int *)(void *)field = 1;
-		else if (strcmp(av[0], "no") == 0)
-			*(int *)(void *)field = 0;
-		else
-			return (perr(p, "%s: \"%s\" is neither yes nor no",
-			    k->name, safe));
-		break;
-	case K_TLS_LEVEL:
-		if (tls_level_parse(av[0], (enum tls_level *)(void *)field)
-		    == -1)
-			return (perr(p, "%s: \"%s\" is not one of none, may, "
-			    "encrypt, verify, dane", k->name, safe));
 		break;
 	case K_USER:
 		/* Looked up only when started as root (cmd/common.c). */
@@ -400,27 +344,149 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 	case K_RELAY_DOMAIN:
 		return (parse_relay_domain(p, c, av, ac));
 	case K_RESOLVER:
-		if (ac != 1)
-			return (perr(p, "too many values for \"resolver\" "
-			    "(one per line)"));
-		if (parse_resolver(av[0], &hp, &errstr) == -1)
-			return (perr(p, "resolver: bad address \"%s\": %s",
-			    safe, errstr));
-		c->resolvers = xreallocarray(c->resolvers,
-		    c->nresolvers + 1, sizeof(*c->resolvers));
-		c->resolvers[c->nresolvers++] = hp;
-		break;
+		return (parse_resolver_key(p, c, av, ac));
 	case K_ETRN_ALLOW:
-		for (i = 0; i < ac; i++) {
-			if (cidr_parse(av[i], &cidr) == -1)
-				return (perr(p, "etrn-allow: bad address or "
-				    "network \"%s\"", log_safe(safe,
-				    sizeof(safe), av[i])));
-			c->etrn_allow = xreallocarray(c->etrn_allow,
-			    c->netrn_allow + 1, sizeof(*c->etrn_allow));
-			c->etrn_allow[c->netrn_allow++] = cidr;
-		}
+		return (parse_etrn_allow(p, c, av, ac));
+	}
+	return (0);
+}
+
+/* The numeric keys: a duration, a size, a count or a port, in bounds. */
+static int
+parse_number(struct parse *p, const struct key *k, char *field,
+    const char *s)
+{
+	char		 safe[128];
+	const char	*errstr;
+	time_t		 t;
+	uint64_t	 sz;
+	long long	 ll;
+	int		 port;
+
+	log_safe(safe, sizeof(safe), s);
+	switch (k->type) {
+	case K_DURATION:
+		if (parse_duration(s, &t, &errstr) == -1)
+			return (perr(p, "%s: bad duration \"%s\": %s",
+			    k->name, safe, errstr));
+		if ((unsigned long long)t < k->min)
+			return (perr(p, "%s: must be at least %lus", k->name,
+			    k->min));
+		if ((unsigned long long)t > k->max)
+			return (perr(p, "%s: must be at most %lus", k->name,
+			    k->max));
+		*(time_t *)(void *)field = t;
 		break;
+	case K_SIZE:
+		if (parse_size(s, &sz, &errstr) == -1)
+			return (perr(p, "%s: bad size \"%s\": %s", k->name,
+			    safe, errstr));
+		if (sz < k->min)
+			return (perr(p, "%s: must be at least %lu", k->name,
+			    k->min));
+		*(uint64_t *)(void *)field = sz;
+		break;
+	case K_UINT:
+		ll = strtonum(s, (long long)k->min, (long long)k->max,
+		    &errstr);
+		if (errstr != NULL)
+			return (perr(p, "%s: number \"%s\" is %s (%lu..%lu)",
+			    k->name, safe, errstr, k->min, k->max));
+		*(unsigned *)(void *)field = (unsigned)ll;
+		break;
+	case K_PORT:
+		if (parse_port(s, &port) == -1)
+			return (perr(p, "%s: bad port \"%s\"", k->name, safe));
+		*(int *)(void *)field = port;
+		break;
+	default:
+		return (perr(p, "%s: not a numeric key", k->name));
+	}
+	return (0);
+}
+
+/* The keys whose value is one word out of a fixed list. */
+static int
+parse_choice(struct parse *p, struct config *c, const struct key *k,
+    char *field, const char *s)
+{
+	char	 safe[128];
+
+	log_safe(safe, sizeof(safe), s);
+	switch (k->type) {
+	case K_LOG:
+		if (strcmp(s, "syslog") == 0)
+			c->log_stderr = 0;
+		else if (strcmp(s, "stderr") == 0)
+			c->log_stderr = 1;
+		else
+			return (perr(p, "log: \"%s\" is neither syslog nor "
+			    "stderr", safe));
+		break;
+	case K_BOUNCE_POLICY:
+		if (strcmp(s, "all") == 0)
+			c->bounce_policy = BOUNCE_ALL;
+		else if (strcmp(s, "verified") == 0)
+			c->bounce_policy = BOUNCE_VERIFIED;
+		else if (strcmp(s, "none") == 0)
+			c->bounce_policy = BOUNCE_NONE;
+		else
+			return (perr(p, "bounce-policy: \"%s\" is not one of "
+			    "all, verified, none", safe));
+		break;
+	case K_YESNO:
+		if (strcmp(s, "yes") == 0)
+			*(int *)(void *)field = 1;
+		else if (strcmp(s, "no") == 0)
+			*(int *)(void *)field = 0;
+		else
+			return (perr(p, "%s: \"%s\" is neither yes nor no",
+			    k->name, safe));
+		break;
+	case K_TLS_LEVEL:
+		if (tls_level_parse(s, (enum tls_level *)(void *)field) == -1)
+			return (perr(p, "%s: \"%s\" is not one of none, may, "
+			    "encrypt, verify, dane", k->name, safe));
+		break;
+	default:
+		return (perr(p, "%s: not a choice key", k->name));
+	}
+	return (0);
+}
+
+static int
+parse_resolver_key(struct parse *p, struct config *c, char **av, int ac)
+{
+	struct hostport	 hp;
+	const char	*errstr;
+	char		 safe[128];
+
+	if (ac != 1)
+		return (perr(p, "too many values for \"resolver\" "
+		    "(one per line)"));
+	if (parse_resolver(av[0], &hp, &errstr) == -1)
+		return (perr(p, "resolver: bad address \"%s\": %s",
+		    log_safe(safe, sizeof(safe), av[0]), errstr));
+	c->resolvers = xreallocarray(c->resolvers, c->nresolvers + 1,
+	    sizeof(*c->resolvers));
+	c->resolvers[c->nresolvers++] = hp;
+	return (0);
+}
+
+static int
+parse_etrn_allow(struct parse *p, struct config *c, char **av, int ac)
+{
+	struct cidr	 cidr;
+	char		 safe[128];
+	int		 i;
+
+	for (i = 0; i < ac; i++) {
+		if (cidr_parse(av[i], &cidr) == -1)
+			return (perr(p, "etrn-allow: bad address or network "
+			    "\"%s\"", log_safe(safe, sizeof(safe), av[i])));
+		c->etrn_allow = xreallocarray(c->etrn_allow,
+		    c->netrn_allow + 1, sizeof(*c->etrn_allow));
+		c->etrn_allow[c->netrn_allow++] = cidr;
 	}
 	return (0);
 }
@@ -786,7 +852,7 @@ key_line(const struct parse *p, const char *name)
 static int
 check_config(struct parse *p, struct config *c)
 {
-	size_t	 lmin, lmax, lcert, lkey, lreq, lciph;
+	size_t	 lmin, lmax, lcert, lkey, lreq, lciph, lsoft, lhard;
 	char	 why[512];
 
 	lmin = key_line(p, "retry-min");
@@ -795,12 +861,21 @@ check_config(struct parse *p, struct config *c)
 	lkey = key_line(p, "tls-key");
 	lreq = key_line(p, "tls-required");
 	lciph = key_line(p, "tls-ciphers");
+	lsoft = key_line(p, "soft-error-limit");
+	lhard = key_line(p, "hard-error-limit");
 	c->user_line = key_line(p, "user");
 	if (c->retry_min > c->retry_max) {
 		p->lineno = lmin > lmax ? lmin : lmax;
 		return (perr(p, "retry-min (%llds) is greater than retry-max "
 		    "(%llds)", (long long)c->retry_min,
 		    (long long)c->retry_max));
+	}
+	/* Pacing that can never start is a mistake, not a choice. */
+	if (c->soft_error_limit > c->hard_error_limit) {
+		p->lineno = lsoft > lhard ? lsoft : lhard;
+		return (perr(p, "soft-error-limit (%u) is greater than "
+		    "hard-error-limit (%u)", c->soft_error_limit,
+		    c->hard_error_limit));
 	}
 	if ((lcert == 0) != (lkey == 0)) {
 		p->lineno = lcert ? lcert : lkey;

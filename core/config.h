@@ -23,6 +23,9 @@
  * gives both the server's and the client's command timeout 5 minutes.
  */
 #define CONFIG_TIMEOUT_DEFAULT	300	/* timeout, command-timeout */
+/* max-sessions, and receive -c, which overrides it: default and bound. */
+#define CONFIG_MAX_SESSIONS_DEFAULT	100
+#define CONFIG_MAX_SESSIONS_MAX		100000
 
 /* A host name or [literal] with an optional port (0 = the default). */
 struct hostport {

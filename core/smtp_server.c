@@ -41,6 +41,9 @@
 
 #define IBUF_SIZE	(64 * 1024)
 #define DBUF_SIZE	(64 * 1024)
+#define SIZE_DIGITS_MAX	20	/* RFC 1870: size-value ::= 1*20DIGIT */
+#define POSTMASTER	"<postmaster>"	/* RFC 5321 4.1.1.3: any case */
+#define POSTMASTER_LEN	(sizeof(POSTMASTER) - 1)
 
 /* Where the DATA reader is within a line. */
 enum data_pos {
@@ -425,9 +428,8 @@ smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
 		if (strcasecmp(key, "SIZE") == 0 && val != NULL &&
 		    !seen_size) {
 			seen_size = 1;
-			/* RFC 1870: size-value ::= 1*20DIGIT */
 			if (strspn(val, "0123456789") != strlen(val) ||
-			    strlen(val) > 20) {
+			    strlen(val) > SIZE_DIGITS_MAX) {
 				strlcpy(rbuf, "501 5.5.4 Bad SIZE parameter",
 				    rsize);
 				return (-1);
@@ -942,11 +944,11 @@ postmaster_arg(const struct session *s, const char *arg, char *buf,
 		return (arg);
 	for (p += 3; *p == ' '; p++)
 		;
-	if (strncasecmp(p, "<postmaster>", 12) != 0 ||
-	    (p[12] != '\0' && p[12] != ' '))
+	if (strncasecmp(p, POSTMASTER, POSTMASTER_LEN) != 0 ||
+	    (p[POSTMASTER_LEN] != '\0' && p[POSTMASTER_LEN] != ' '))
 		return (arg);
 	if ((size_t)snprintf(buf, size, "TO:<postmaster@%s>%s",
-	    s->p->postmaster_domain, p + 12) >= size)
+	    s->p->postmaster_domain, p + POSTMASTER_LEN) >= size)
 		return (arg);
 	return (buf);
 }

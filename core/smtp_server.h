@@ -25,7 +25,8 @@
 
 #include "core/address.h"
 
-#define SMTP_LINE_MAX	512	/* command line, CRLF included */
+#define SMTP_LINE_MAX	512	/* command line, CRLF included (RFC 5321
+				   4.5.3.1.4) */
 /*
  * Extensions lengthen MAIL and RCPT lines (RFC 1869 framework): MAIL by
  * 26 (SIZE, RFC 1870), 14 (BODY, RFC 6152), 110 (RET, ENVID, RFC 3461)
@@ -36,7 +37,8 @@
 #define SMTP_CMDLINE_MAX	SMTP_RCPT_LINE_MAX	/* the longest */
 #define SMTP_RCPT_OVERSHOOT	1000	/* 452s past max_recipients that are
 					   not counted as client errors */
-#define SMTP_REPLY_MAX	512
+#define SMTP_REPLY_MAX	512	/* reply line, CRLF included (RFC 5321
+				   4.5.3.1.5) */
 #define SMTP_MAX_RECEIVED 100	/* more Received: headers is a loop */
 #define SMTP_ENVID_MAX	100	/* RFC 3461 4.4 */
 #define SMTP_ORCPT_MAX	500	/* RFC 3461 4.2 */

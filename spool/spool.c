@@ -133,6 +133,18 @@ static int	 scan_dir(struct spool *, enum subdir, struct entry **,
 		    size_t *, size_t *);
 static int	 entry_cmp(const void *, const void *);
 static int	 entry_id_cmp(const void *, const void *);
+static int	 list_entries(struct spool *, struct entry **, size_t *);
+static void	 prepare_chunk(struct spool *, const struct spool_cache_hook *,
+		    const struct entry *, size_t, const struct entry *, size_t,
+		    int, struct spool_batch_item *, char (*)[QUEUE_ID_SIZE]);
+static int	 visit_chunk(struct spool *, const struct spool_cache_hook *,
+		    const struct entry *, size_t, struct spool_batch_item *,
+		    int, int (*)(const struct envelope *, void *), void *);
+static void	 recover_claim(struct spool *, const char *, time_t, time_t);
+static void	 recover_tmp(struct spool *, const char *, time_t);
+static void	 recover_state(struct spool *, const char *,
+		    const struct entry *, size_t);
+static struct entry *list_messages(struct spool *, size_t *);
 static int	 claim_is_stale(struct spool *, const char *, time_t, time_t,
 		    char *, size_t);
 static void	 move_to_corrupt(struct spool *, const char *, const char *);
@@ -1119,20 +1131,16 @@ spool_foreach(struct spool *sp, int (*fn)(const struct envelope *, void *),
 	return (spool_foreach_cached(sp, NULL, fn, arg));
 }
 
-int
-spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
-    int (*fn)(const struct envelope *, void *), void *arg)
+/*
+ * The messages of queue/, hold/ and active/, sorted; one seen twice
+ * moved while we scanned: one is kept.  -1 with errno set on error.
+ */
+static int
+list_entries(struct spool *sp, struct entry **entsp, size_t *np)
 {
-	struct entry		*ents = NULL, *states = NULL, key;
-	struct envelope		 env;
-	struct spool_batch	*batch = NULL;
-	struct spool_batch_item	*items = NULL;
-	char			 (*ids)[QUEUE_ID_SIZE] = NULL;
-	size_t			 n = 0, cap = 0, i, j, k, chunk;
-	size_t			 nstates = 0, statecap = 0;
-	int			 known_states = 0;
-	pid_t			 owner = getpid();
-	int			 r = 0, save, how;
+	struct entry	*ents = NULL;
+	size_t		 n = 0, cap = 0, i, j;
+	int		 save;
 
 	if (scan_dir(sp, D_QUEUE, &ents, &n, &cap) == -1 ||
 	    scan_dir(sp, D_HOLD, &ents, &n, &cap) == -1 ||
@@ -1144,13 +1152,105 @@ spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
 	}
 	if (n > 1)
 		qsort(ents, n, sizeof(*ents), entry_cmp);
-	/* Seen twice: it moved while we scanned.  Keep one. */
 	for (i = j = 0; i < n; i++)
 		if (j == 0 || memcmp(ents[i].id, ents[j - 1].id,
 		    QUEUE_ID_LEN) != 0)
 			ents[j++] = ents[i];
-	n = j;
+	*entsp = ents;
+	*np = j;
+	return (0);
+}
 
+/*
+ * The batch items for the chunk of messages ents[0..chunk): only those
+ * with a state file (states, when known) are opened in state/; claimed
+ * ones and those the cache knows are left to the slow way or the cache.
+ */
+static void
+prepare_chunk(struct spool *sp, const struct spool_cache_hook *hook,
+    const struct entry *ents, size_t chunk, const struct entry *states,
+    size_t nstates, int known_states, struct spool_batch_item *items,
+    char (*ids)[QUEUE_ID_SIZE])
+{
+	struct entry	 key;
+	size_t		 k;
+
+	memset(&key, 0, sizeof(key));
+	for (k = 0; k < chunk; k++) {
+		memcpy(ids[k], ents[k].id, QUEUE_ID_LEN);
+		ids[k][QUEUE_ID_LEN] = '\0';
+		items[k].name = ids[k];
+		items[k].state_dirfd = sp->fd[D_STATE];
+		memcpy(key.id, ents[k].id, QUEUE_ID_LEN);
+		if (known_states && (nstates == 0 || bsearch(&key, states,
+		    nstates, sizeof(*states), entry_id_cmp) == NULL))
+			items[k].state_dirfd = -1;
+		/* Claimed ones have longer names: the slow way. */
+		items[k].dirfd = ents[k].loc == LOC_HOLD ? sp->fd[D_HOLD] :
+		    ents[k].loc == LOC_QUEUE ? sp->fd[D_QUEUE] : -1;
+		/* Known to the cache: nothing to read. */
+		if (hook != NULL && hook->has(hook->ctx, ids[k]))
+			items[k].dirfd = items[k].state_dirfd = -1;
+	}
+}
+
+/*
+ * fn for each message of the chunk ents[0..chunk): from the cache, from
+ * what the batch read (items, batch != NULL), or read one by one.
+ * Returns fn's first non-zero result, -1 on error, else 0.
+ */
+static int
+visit_chunk(struct spool *sp, const struct spool_cache_hook *hook,
+    const struct entry *ents, size_t chunk, struct spool_batch_item *items,
+    int batched, int (*fn)(const struct envelope *, void *), void *arg)
+{
+	struct envelope	 env;
+	char		 id[QUEUE_ID_SIZE];
+	enum loc	 loc;
+	size_t		 k;
+	int		 r = 0, how;
+
+	for (k = 0; k < chunk && r == 0; k++) {
+		loc = ents[k].loc;
+		memcpy(id, ents[k].id, QUEUE_ID_LEN);
+		id[QUEUE_ID_LEN] = '\0';
+		if (hook != NULL && hook->get(hook->ctx, id, &env) == 1) {
+			/* The cache's memory: not freed here. */
+			env.held = loc == LOC_HOLD;
+			env.claimed = loc == LOC_ACTIVE;
+			r = fn(&env, arg);
+			continue;
+		}
+		if (batched && loc != LOC_ACTIVE)
+			how = foreach_batched(sp, &items[k], id, loc, &env);
+		else
+			how = foreach_sync(sp, id, loc, &env);
+		if (how == 1)
+			continue;
+		if (how == -1)
+			return (-1);
+		r = fn(&env, arg);
+		envelope_free(&env);
+	}
+	return (r);
+}
+
+int
+spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
+    int (*fn)(const struct envelope *, void *), void *arg)
+{
+	struct entry		*ents = NULL, *states = NULL;
+	struct spool_batch	*batch = NULL;
+	struct spool_batch_item	*items = NULL;
+	char			 (*ids)[QUEUE_ID_SIZE] = NULL;
+	size_t			 n = 0, i, chunk;
+	size_t			 nstates = 0, statecap = 0;
+	int			 known_states = 0;
+	pid_t			 owner = getpid();
+	int			 r = 0, save;
+
+	if (list_entries(sp, &ents, &n) == -1)
+		return (-1);
 	/*
 	 * Read the files in batches where the kernel allows;
 	 * MXFB_NO_IO_URING forces the one-by-one path (mxfb.1 ENVIRONMENT).
@@ -1174,24 +1274,9 @@ spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
 	}
 	for (i = 0; i < n && r == 0; i += chunk) {
 		chunk = n - i < SPOOL_BATCH_MAX ? n - i : SPOOL_BATCH_MAX;
-		for (k = 0; k < chunk && ids != NULL; k++) {
-			memcpy(ids[k], ents[i + k].id, QUEUE_ID_LEN);
-			ids[k][QUEUE_ID_LEN] = '\0';
-			items[k].name = ids[k];
-			items[k].state_dirfd = sp->fd[D_STATE];
-			memcpy(key.id, ents[i + k].id, QUEUE_ID_LEN);
-			if (known_states && (nstates == 0 || bsearch(&key,
-			    states, nstates, sizeof(*states), entry_id_cmp) ==
-			    NULL))
-				items[k].state_dirfd = -1;
-			/* Claimed ones have longer names: the slow way. */
-			items[k].dirfd = ents[i + k].loc == LOC_HOLD ?
-			    sp->fd[D_HOLD] : ents[i + k].loc == LOC_QUEUE ?
-			    sp->fd[D_QUEUE] : -1;
-			/* Known to the cache: nothing to read. */
-			if (hook != NULL && hook->has(hook->ctx, ids[k]))
-				items[k].dirfd = items[k].state_dirfd = -1;
-		}
+		if (ids != NULL)
+			prepare_chunk(sp, hook, ents + i, chunk, states,
+			    nstates, known_states, items, ids);
 		/* A callback that forked must not share the parent's ring. */
 		if (batch != NULL && getpid() != owner) {
 			spool_batch_free(batch);
@@ -1203,33 +1288,8 @@ spool_foreach_cached(struct spool *sp, const struct spool_cache_hook *hook,
 			spool_batch_free(batch);
 			batch = NULL;
 		}
-		for (k = 0; k < chunk && r == 0; k++) {
-			char	 id[QUEUE_ID_SIZE];
-			enum loc loc = ents[i + k].loc;
-
-			memcpy(id, ents[i + k].id, QUEUE_ID_LEN);
-			id[QUEUE_ID_LEN] = '\0';
-			if (hook != NULL && hook->get(hook->ctx, id, &env) == 1) {
-				/* The cache's memory: not freed here. */
-				env.held = loc == LOC_HOLD;
-				env.claimed = loc == LOC_ACTIVE;
-				r = fn(&env, arg);
-				continue;
-			}
-			if (batch != NULL && loc != LOC_ACTIVE)
-				how = foreach_batched(sp, &items[k], id, loc,
-				    &env);
-			else
-				how = foreach_sync(sp, id, loc, &env);
-			if (how == 1)
-				continue;
-			if (how == -1) {
-				r = -1;
-				break;
-			}
-			r = fn(&env, arg);
-			envelope_free(&env);
-		}
+		r = visit_chunk(sp, hook, ents + i, chunk, items,
+		    batch != NULL, fn, arg);
 	}
 	save = errno;
 	spool_batch_free(batch);
@@ -1781,40 +1841,117 @@ claim_is_stale(struct spool *sp, const char *name, time_t now,
 	return (now - st.st_ctime >= timeout);
 }
 
+/* active/NAME: a stale claim goes back to the queue. */
+static void
+recover_claim(struct spool *sp, const char *name, time_t now,
+    time_t timeout)
+{
+	char	 id[QUEUE_ID_SIZE];
+
+	if (!claim_is_stale(sp, name, now, timeout, id, sizeof(id)))
+		return;
+	if (renameat(sp->fd[D_ACTIVE], name, sp->fd[D_QUEUE], id) == -1) {
+		if (errno != ENOENT)
+			log_warn("%s: spool: recover active/%s", id, name);
+		return;
+	}
+	log_info("%s: spool: stale claim %s returned to the queue", id, name);
+}
+
+/* tmp/NAME: a leftover older than TMP_MAX_AGE is removed. */
+static void
+recover_tmp(struct spool *sp, const char *name, time_t now)
+{
+	struct stat	 st;
+
+	if (fstatat(sp->fd[D_TMP], name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    now - st.st_mtime < TMP_MAX_AGE)
+		return;
+	if (unlinkat(sp->fd[D_TMP], name, 0) == -1) {
+		if (errno != ENOENT)
+			log_warn("spool: unlink tmp/%s", name);
+		return;
+	}
+	log_info("spool: removed old temporary file tmp/%s", name);
+}
+
+/*
+ * state/NAME: removed when no message of that ID exists.  msgs (sorted,
+ * NULL: not known) are the messages listed before the walk.
+ */
+static void
+recover_state(struct spool *sp, const char *name, const struct entry *msgs,
+    size_t nmsgs)
+{
+	struct entry	 key;
+	int		 pass, found;
+
+	if (!queue_id_valid(name))
+		return;
+	/* The common case: its message was listed. */
+	memset(&key, 0, sizeof(key));
+	memcpy(key.id, name, QUEUE_ID_LEN);
+	if (msgs != NULL && bsearch(&key, msgs, nmsgs, sizeof(*msgs),
+	    entry_id_cmp) != NULL)
+		return;
+	/*
+	 * Look again, twice, active/ last each time, so that a message
+	 * moving meanwhile is seen.
+	 */
+	for (found = 0, pass = 0; pass < 2 && !found; pass++)
+		found = spool_exists(sp, name);
+	if (found != 0)
+		return;
+	if (unlinkat(sp->fd[D_STATE], name, 0) == -1) {
+		if (errno != ENOENT)
+			log_warn("spool: unlink state/%s", name);
+		return;
+	}
+	log_info("%s: spool: removed orphaned state file", name);
+}
+
+/*
+ * Every message's ID (queue/, hold/, corrupt/), sorted, so that telling
+ * orphaned state files from live ones costs no system call per message.
+ * NULL on error: then each state file is checked on its own.
+ */
+static struct entry *
+list_messages(struct spool *sp, size_t *nmsgs)
+{
+	struct entry	*msgs = NULL;
+	size_t		 cap = 0;
+
+	*nmsgs = 0;
+	if (scan_dir(sp, D_QUEUE, &msgs, nmsgs, &cap) == -1 ||
+	    scan_dir(sp, D_HOLD, &msgs, nmsgs, &cap) == -1 ||
+	    scan_dir(sp, D_CORRUPT, &msgs, nmsgs, &cap) == -1) {
+		log_warn("spool: listing messages");
+		free(msgs);
+		*nmsgs = 0;
+		return (NULL);
+	}
+	if (*nmsgs > 1)
+		qsort(msgs, *nmsgs, sizeof(*msgs), entry_id_cmp);
+	return (msgs);
+}
+
 int
 spool_recover(struct spool *sp, time_t timeout)
 {
+	static const enum subdir walk[] = { D_ACTIVE, D_TMP, D_STATE };
 	DIR		*d;
 	struct dirent	*de;
-	struct stat	 st;
-	char		 id[QUEUE_ID_SIZE];
+	struct entry	*msgs;
 	time_t		 now;
-	int		 fd, r = 0, pass, found;
-	static const enum subdir walk[] = { D_ACTIVE, D_TMP, D_STATE };
-	struct entry	*msgs = NULL, key;
-	size_t		 w, nmsgs = 0, cap = 0;
+	size_t		 w, nmsgs;
+	int		 fd, r = 0;
 
 	/*
 	 * Compared with file times: time(2) reads the coarse clock, which
 	 * can lag behind a ctime the file system just wrote.
 	 */
 	now_tv(&now, NULL);
-	/*
-	 * Every message's ID, so that telling orphaned state files from
-	 * live ones costs no system call per message.  Without it (error)
-	 * each state file is checked on its own.
-	 */
-	if (scan_dir(sp, D_QUEUE, &msgs, &nmsgs, &cap) == -1 ||
-	    scan_dir(sp, D_HOLD, &msgs, &nmsgs, &cap) == -1 ||
-	    scan_dir(sp, D_CORRUPT, &msgs, &nmsgs, &cap) == -1) {
-		log_warn("spool: listing messages");
-		free(msgs);
-		msgs = NULL;
-		nmsgs = 0;
-	} else if (nmsgs > 1)
-		qsort(msgs, nmsgs, sizeof(*msgs), entry_id_cmp);
-	memset(&key, 0, sizeof(key));
-
+	msgs = list_messages(sp, &nmsgs);
 	for (w = 0; w < sizeof(walk) / sizeof(walk[0]); w++) {
 		if ((fd = reopen_dir(sp, walk[w])) == -1) {
 			log_warn("spool: %s/", subdir_names[walk[w]]);
@@ -1830,67 +1967,12 @@ spool_recover(struct spool *sp, time_t timeout)
 		while ((de = readdir(d)) != NULL) {
 			if (de->d_name[0] == '.')
 				continue;
-			switch (walk[w]) {
-			case D_ACTIVE:
-				if (!claim_is_stale(sp, de->d_name, now,
-				    timeout, id, sizeof(id)))
-					break;
-				if (renameat(sp->fd[D_ACTIVE], de->d_name,
-				    sp->fd[D_QUEUE], id) == -1) {
-					if (errno != ENOENT)
-						log_warn("%s: spool: "
-						    "recover active/%s", id,
-						    de->d_name);
-					break;
-				}
-				log_info("%s: spool: stale claim %s returned "
-				    "to the queue", id, de->d_name);
-				break;
-			case D_TMP:
-				if (fstatat(sp->fd[D_TMP], de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) == -1 ||
-				    now - st.st_mtime < TMP_MAX_AGE)
-					break;
-				if (unlinkat(sp->fd[D_TMP], de->d_name, 0)
-				    == -1) {
-					if (errno != ENOENT)
-						log_warn("spool: unlink "
-						    "tmp/%s", de->d_name);
-					break;
-				}
-				log_info("spool: removed old temporary "
-				    "file tmp/%s", de->d_name);
-				break;
-			case D_STATE:
-				if (!queue_id_valid(de->d_name))
-					break;
-				/* The common case: its message was listed. */
-				memcpy(key.id, de->d_name, QUEUE_ID_LEN);
-				if (msgs != NULL && bsearch(&key, msgs, nmsgs,
-				    sizeof(*msgs), entry_id_cmp) != NULL)
-					break;
-				/*
-				 * Look again, twice, active/ last each time,
-				 * so that a message moving meanwhile is seen.
-				 */
-				for (found = 0, pass = 0; pass < 2 && !found;
-				    pass++)
-					found = spool_exists(sp, de->d_name);
-				if (found != 0)
-					break;
-				if (unlinkat(sp->fd[D_STATE], de->d_name, 0)
-				    == -1) {
-					if (errno != ENOENT)
-						log_warn("spool: unlink "
-						    "state/%s", de->d_name);
-					break;
-				}
-				log_info("%s: spool: removed orphaned state "
-				    "file", de->d_name);
-				break;
-			default:
-				break;
-			}
+			if (walk[w] == D_ACTIVE)
+				recover_claim(sp, de->d_name, now, timeout);
+			else if (walk[w] == D_TMP)
+				recover_tmp(sp, de->d_name, now);
+			else
+				recover_state(sp, de->d_name, msgs, nmsgs);
 		}
 		(void)closedir(d);
 	}

@@ -55,6 +55,20 @@ static void	 round2_done(struct spool_batch *, const struct io_uring_cqe *,
 		    void *);
 static void	 ignore_done(struct spool_batch *, const struct io_uring_cqe *,
 		    void *);
+static void	 queue_open(struct spool_batch *, int, const char *, size_t,
+		    enum ud_kind);
+static void	 queue_read(struct spool_batch *, int, char *, uint64_t, size_t,
+		    enum ud_kind);
+static void	 queue_close(struct spool_batch *, int);
+static void	 close_items(struct spool_batch_item *, size_t);
+static void	 queue_opens(struct spool_batch *, struct spool_batch_item *,
+		    size_t);
+static void	 queue_heads(struct spool_batch *, struct spool_batch_item *,
+		    size_t);
+static void	 queue_stats(struct spool_batch *, struct spool_batch_item *,
+		    size_t);
+static void	 queue_tails(struct spool_batch *, struct spool_batch_item *,
+		    size_t);
 
 int
 spool_batch_new(struct spool_batch **bp)
@@ -208,26 +222,67 @@ ignore_done(struct spool_batch *b, const struct io_uring_cqe *c, void *arg)
 {
 }
 
-/*
- * For each item: open dirfd/name (dirfd -1: skip the item), learn its
- * size and read its last SPOOL_TAIL bytes; open state_dirfd/name (if
- * state_dirfd != -1) and read its first SPOOL_TAIL bytes.  One system
- * call per round: open; read from the start (a short read is the whole
- * file, the usual case); for bigger files only, statx and read the
- * tail; close.
- */
-int
-spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
-    size_t n)
+static void
+queue_open(struct spool_batch *b, int dirfd, const char *name, size_t i,
+    enum ud_kind kind)
 {
 	struct io_uring_sqe	*s;
-	size_t			 i;
-	int			 r = 0;
 
-	if (n > SPOOL_BATCH_MAX) {
-		errno = EINVAL;
-		return (-1);
+	s = sqe_get(b);
+	s->opcode = IORING_OP_OPENAT;
+	s->fd = dirfd;
+	s->addr = (unsigned long)name;
+	s->open_flags = SPOOL_READ_FLAGS;
+	s->user_data = (uint64_t)i << UD_SHIFT | kind;
+}
+
+/* SPOOL_TAIL bytes of fd from off into buf. */
+static void
+queue_read(struct spool_batch *b, int fd, char *buf, uint64_t off, size_t i,
+    enum ud_kind kind)
+{
+	struct io_uring_sqe	*s;
+
+	s = sqe_get(b);
+	s->opcode = IORING_OP_READ;
+	s->fd = fd;
+	s->addr = (unsigned long)buf;
+	s->len = SPOOL_TAIL;
+	s->off = off;
+	s->user_data = (uint64_t)i << UD_SHIFT | kind;
+}
+
+static void
+queue_close(struct spool_batch *b, int fd)
+{
+	struct io_uring_sqe	*s;
+
+	s = sqe_get(b);
+	s->opcode = IORING_OP_CLOSE;
+	s->fd = fd;
+	s->user_data = UD_OTHER;
+}
+
+/* Every descriptor the ring opened, closed the ordinary way. */
+static void
+close_items(struct spool_batch_item *it, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (it[i].fd >= 0)
+			(void)close(it[i].fd);
+		if (it[i].state_fd >= 0)
+			(void)close(it[i].state_fd);
 	}
+}
+
+/* Round 1: open each message (and its state file). */
+static void
+queue_opens(struct spool_batch *b, struct spool_batch_item *it, size_t n)
+{
+	size_t	 i;
+
 	for (i = 0; i < n; i++) {
 		it[i].fd = it[i].state_fd = -ENOENT;
 		it[i].stat_res = -ENOENT;
@@ -235,58 +290,39 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		it[i].size = it[i].tail_off = 0;
 		if (it[i].dirfd == -1)
 			continue;	/* the caller reads it itself */
-
-		s = sqe_get(b);
-		s->opcode = IORING_OP_OPENAT;
-		s->fd = it[i].dirfd;
-		s->addr = (unsigned long)it[i].name;
-		s->open_flags = SPOOL_READ_FLAGS;
-		s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
-
-		if (it[i].state_dirfd == -1)
-			continue;
-		s = sqe_get(b);
-		s->opcode = IORING_OP_OPENAT;
-		s->fd = it[i].state_dirfd;
-		s->addr = (unsigned long)it[i].name;
-		s->open_flags = SPOOL_READ_FLAGS;
-		s->user_data = (uint64_t)i << UD_SHIFT | UD_SOPEN;
+		queue_open(b, it[i].dirfd, it[i].name, i, UD_OPEN);
+		if (it[i].state_dirfd != -1)
+			queue_open(b, it[i].state_dirfd, it[i].name, i,
+			    UD_SOPEN);
 	}
-	if (ring_run(b, round1_done, it) == -1) {
-		for (i = 0; i < n; i++) {
-			if (it[i].fd >= 0)
-				(void)close(it[i].fd);
-			if (it[i].state_fd >= 0)
-				(void)close(it[i].state_fd);
-		}
-		return (-1);
-	}
+}
+
+/* Round 2: read each from the start. */
+static void
+queue_heads(struct spool_batch *b, struct spool_batch_item *it, size_t n)
+{
+	size_t	 i;
 
 	for (i = 0; i < n; i++) {
-		if (it[i].fd >= 0) {
-			s = sqe_get(b);
-			s->opcode = IORING_OP_READ;
-			s->fd = it[i].fd;
-			s->addr = (unsigned long)it[i].tail;
-			s->len = SPOOL_TAIL;
-			s->off = 0;
-			s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
-		}
-		if (it[i].state_fd >= 0) {
-			s = sqe_get(b);
-			s->opcode = IORING_OP_READ;
-			s->fd = it[i].state_fd;
-			s->addr = (unsigned long)it[i].state;
-			s->len = SPOOL_TAIL;
-			s->off = 0;
-			s->user_data = (uint64_t)i << UD_SHIFT | UD_SOPEN;
-		}
+		if (it[i].fd >= 0)
+			queue_read(b, it[i].fd, it[i].tail, 0, i, UD_OPEN);
+		if (it[i].state_fd >= 0)
+			queue_read(b, it[i].state_fd, it[i].state, 0, i,
+			    UD_SOPEN);
 	}
-	if (b->pending > 0 && ring_run(b, round2_done, it) == -1)
-		r = -1;
+}
 
-	/* A short read from the start was the whole file. */
-	for (i = 0; i < n && r == 0; i++) {
+/*
+ * Round 3: a short read from the start was the whole file; statx the
+ * others for their size.
+ */
+static void
+queue_stats(struct spool_batch *b, struct spool_batch_item *it, size_t n)
+{
+	struct io_uring_sqe	*s;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
 		if (it[i].fd < 0 || it[i].tail_len < 0)
 			continue;
 		if (it[i].tail_len < SPOOL_TAIL) {
@@ -303,10 +339,15 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		s->off = (unsigned long)&b->stx[i];
 		s->user_data = (uint64_t)i << UD_SHIFT | UD_STATX;
 	}
-	if (r == 0 && b->pending > 0 && ring_run(b, round1_done, it) == -1)
-		r = -1;
+}
 
-	for (i = 0; i < n && r == 0; i++) {
+/* Round 4: the last SPOOL_TAIL bytes of the files longer than that. */
+static void
+queue_tails(struct spool_batch *b, struct spool_batch_item *it, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
 		if (it[i].fd < 0 || it[i].tail_len != SPOOL_TAIL)
 			continue;
 		if (it[i].stat_res != 0) {
@@ -318,40 +359,59 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 			continue;	/* exactly SPOOL_TAIL, or grew */
 		it[i].tail_off = it[i].size - SPOOL_TAIL;
 		it[i].tail_len = -ENOENT;
-		s = sqe_get(b);
-		s->opcode = IORING_OP_READ;
-		s->fd = it[i].fd;
-		s->addr = (unsigned long)it[i].tail;
-		s->len = SPOOL_TAIL;
-		s->off = (uint64_t)it[i].tail_off;
-		s->user_data = (uint64_t)i << UD_SHIFT | UD_OPEN;
+		queue_read(b, it[i].fd, it[i].tail, (uint64_t)it[i].tail_off,
+		    i, UD_OPEN);
 	}
-	if (r == 0 && b->pending > 0 && ring_run(b, round2_done, it) == -1)
+}
+
+/*
+ * For each item: open dirfd/name (dirfd -1: skip the item), learn its
+ * size and read its last SPOOL_TAIL bytes; open state_dirfd/name (if
+ * state_dirfd != -1) and read its first SPOOL_TAIL bytes.  One system
+ * call per round: open; read from the start (a short read is the whole
+ * file, the usual case); for bigger files only, statx and read the
+ * tail; close.
+ */
+int
+spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
+    size_t n)
+{
+	size_t	 i;
+	int	 r = 0;
+
+	if (n > SPOOL_BATCH_MAX) {
+		errno = EINVAL;
+		return (-1);
+	}
+	queue_opens(b, it, n);
+	if (ring_run(b, round1_done, it) == -1) {
+		close_items(it, n);
+		return (-1);
+	}
+	queue_heads(b, it, n);
+	if (b->pending > 0 && ring_run(b, round2_done, it) == -1)
 		r = -1;
+	if (r == 0) {
+		queue_stats(b, it, n);
+		if (b->pending > 0 && ring_run(b, round1_done, it) == -1)
+			r = -1;
+	}
+	if (r == 0) {
+		queue_tails(b, it, n);
+		if (b->pending > 0 && ring_run(b, round2_done, it) == -1)
+			r = -1;
+	}
 
 	/* Close everything, whatever happened. */
 	for (i = 0; i < n; i++) {
-		if (it[i].fd >= 0) {
-			s = sqe_get(b);
-			s->opcode = IORING_OP_CLOSE;
-			s->fd = it[i].fd;
-			s->user_data = UD_OTHER;
-		}
-		if (it[i].state_fd >= 0) {
-			s = sqe_get(b);
-			s->opcode = IORING_OP_CLOSE;
-			s->fd = it[i].state_fd;
-			s->user_data = UD_OTHER;
-		}
+		if (it[i].fd >= 0)
+			queue_close(b, it[i].fd);
+		if (it[i].state_fd >= 0)
+			queue_close(b, it[i].state_fd);
 	}
 	if (b->pending > 0 && ring_run(b, ignore_done, NULL) == -1) {
 		/* The ring broke: close them the ordinary way. */
-		for (i = 0; i < n; i++) {
-			if (it[i].fd >= 0)
-				(void)close(it[i].fd);
-			if (it[i].state_fd >= 0)
-				(void)close(it[i].state_fd);
-		}
+		close_items(it, n);
 		r = -1;
 	}
 	return (r);

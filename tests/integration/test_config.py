@@ -86,6 +86,11 @@ BAD_LINES = [
      "callout"),
     ("verify-positive-ttl 0", "verify-positive-ttl: must be at least 1s"),
     ("verify-negative-ttl soon", "verify-negative-ttl: bad duration"),
+    # Against the other key's default (20, 10) as retry-min/retry-max do.
+    ("soft-error-limit 21",
+     "soft-error-limit (21) is greater than hard-error-limit (20)"),
+    ("hard-error-limit 9",
+     "soft-error-limit (10) is greater than hard-error-limit (9)"),
 ]
 
 

@@ -429,7 +429,8 @@ test_relay_via(void **state)
 static void
 test_errors(void **state)
 {
-	char	 longline[5000], longhost[300];
+	struct config	 c;
+	char		 longline[5000], longhost[300];
 
 	parse_fails("spool /a\nfrobnicate 1\n", 2, "unknown key \"frobnicate\"");
 	parse_fails("\n\nspool\n", 3, "missing value");
@@ -481,6 +482,21 @@ test_errors(void **state)
 	parse_fails("retry-min 2h\n", 1, "greater than retry-max");
 	parse_fails("retry-max 1m\n\nretry-min 5m\n", 3, "greater");
 	parse_fails("retry-min 5m\n\nretry-max 1m\n", 3, "greater");
+	/* Soft above hard: at the later of the two lines (or the one set). */
+	parse_fails("soft-error-limit 5\nspool /a\nhard-error-limit 4\n", 3,
+	    "soft-error-limit (5) is greater than hard-error-limit (4)");
+	parse_fails("hard-error-limit 4\nsoft-error-limit 5\n", 2,
+	    "soft-error-limit (5) is greater than hard-error-limit (4)");
+	parse_fails("spool /a\nsoft-error-limit 21\n", 2,
+	    "soft-error-limit (21) is greater than hard-error-limit (20)");
+	parse_fails("hard-error-limit 9\n", 1,
+	    "soft-error-limit (10) is greater than hard-error-limit (9)");
+	/* Equal is allowed: every error is paced once the session is
+	   about to end. */
+	assert_int_equal(parse("soft-error-limit 5\nhard-error-limit 5\n", &c),
+	    0);
+	assert_int_equal(c.soft_error_limit, 5);
+	config_free(&c);
 	parse_fails("tls-cert /a\n", 1, "tls-cert without tls-key");
 	parse_fails("spool /a\ntls-key /a\n", 2, "tls-key without tls-cert");
 	parse_fails("relay-domain\n", 1, "missing value");
