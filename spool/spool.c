@@ -329,17 +329,13 @@ check_dir(const char *dir, const char *name, const struct stat *st,
 	return (0);
 }
 
-int
-spool_create_dir(const char *dir, uid_t uid, gid_t gid)
+/* Hand the directory at path (made by us) to uid:gid, durably. */
+static int
+hand_over(const char *path, uid_t uid, gid_t gid)
 {
-	struct stat	 st;
-	int		 fd, save;
+	int	 fd, save;
 
-	if (stat(dir, &st) == 0)
-		return (0);
-	if (errno != ENOENT || mkdir_p(dir) == -1)
-		return (-1);
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
 		return (-1);
 	if (fchown(fd, uid, gid) == -1 || fsync(fd) == -1) {
@@ -349,6 +345,51 @@ spool_create_dir(const char *dir, uid_t uid, gid_t gid)
 		return (-1);
 	}
 	return (close(fd));
+}
+
+int
+spool_create_dir(const char *dir, uid_t uid, gid_t gid)
+{
+	struct stat	 st;
+	char		 tmp[PATH_MAX];
+	size_t		 len;
+	int		 save;
+
+	if (stat(dir, &st) == 0)
+		return (0);
+	if (errno != ENOENT)
+		return (-1);
+	/*
+	 * The directory appears whole: made under a name of its own next
+	 * to it, handed to uid:gid, then renamed into place without
+	 * replacing anything.  A command started at the same moment never
+	 * finds it still root's; the loser of that race removes its copy.
+	 */
+	len = strlen(dir);
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (snprintf(tmp, sizeof(tmp), "%.*s.new.%ld", (int)len, dir,
+	    (long)getpid()) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if (mkdir_p(tmp) == -1)
+		return (-1);
+	if (hand_over(tmp, uid, gid) == 0 &&
+	    renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) == 0)
+		return (0);
+	save = errno;
+	(void)rmdir(tmp);
+	if (save == EEXIST)
+		return (0);
+	if (save != EINVAL) {
+		errno = save;
+		return (-1);
+	}
+	/* A file system without RENAME_NOREPLACE: made in place. */
+	if (mkdir(dir, 0700) == -1)
+		return (errno == EEXIST ? 0 : -1);
+	return (hand_over(dir, uid, gid));
 }
 
 void

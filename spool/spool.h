@@ -118,7 +118,9 @@ int	 spool_open(const char *dir, int create, struct spool **);
 /*
  * Make dir (mode 0700, missing parents 0755) when it is missing and hand
  * it to uid:gid: for a process started as root that then gives up root
- * (the user makes the subdirectories).  0 when it existed already.
+ * (the user makes the subdirectories).  It appears already uid's (made
+ * aside, renamed into place), so that commands started together never
+ * find it root's.  0 also when it existed already.
  */
 int	 spool_create_dir(const char *dir, uid_t uid, gid_t gid);
 void	 spool_close(struct spool *);

@@ -138,6 +138,35 @@ def test_missing_spool_made_by_inetd_receive(mx):
     assert_spool_belongs_to_user(mx)
 
 
+def test_missing_spool_never_seen_half_made(mx, tmp_path):
+    """A command that finds the spool while another is still making it
+    (root's, not yet handed to the user) would fail as the user: the
+    spool appears only once it is the user's.  strace holds the first
+    command just before it hands the directory over."""
+    mx.spool = str(tmp_path / "var" / "mxfb")
+    mx.config()
+    parent = os.path.dirname(mx.spool)
+    slow = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null",
+                             "-e", "inject=fchown:delay_enter=1500000",
+                             MXFB, "inject", "-f", "a@sender.test",
+                             "slow@example.test"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=mx.env())
+    deadline = time.time() + 10
+    while not (os.path.isdir(parent) and os.listdir(parent)):
+        assert time.time() < deadline and slow.poll() is None
+        time.sleep(0.01)
+    fast = mx.run("inject", "-f", "a@sender.test", "fast@example.test",
+                  input=MSG)
+    assert fast.returncode == 0, fast.stderr
+    out, err = slow.communicate(MSG, timeout=30)
+    assert slow.returncode == 0, err
+    assert sorted(o["recipients"][0]["addr"] for o in mx.status_json()) == [
+        "fast@example.test", "slow@example.test"]
+    assert os.listdir(parent) == ["mxfb"]
+    assert_spool_belongs_to_user(mx)
+
+
 def config_error(mx, *args, **kw):
     p = mx.run(*args, **kw)
     return p.returncode, p.stderr.decode(errors="replace")
