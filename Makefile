@@ -1,7 +1,9 @@
 # mxfb - fallback mail exchanger.  See README.
 #
 #   make            build ./mxfb
-#   make check      unit tests (cmocka) and integration tests (pytest)
+#   make check      the include rule, unit tests (cmocka) and
+#                   integration tests (pytest)
+#   make layers     the include rule alone (HACKING)
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
 #   make STATIC=1   ldns/OpenSSL/libsodium/libbsd linked statically
@@ -86,7 +88,7 @@ else
 LIBS     = $(DYN_LIBS)
 endif
 
-CORE_SRC  = $(wildcard core/*.c)
+CORE_SRC  = $(wildcard core/*.c core/mail/*.c)
 SPOOL_SRC = $(wildcard spool/*.c)
 CMD_SRC   = $(wildcard cmd/*.c)
 LIB_OBJ   = $(patsubst %.c,$(O)/%.o,$(CORE_SRC) $(SPOOL_SRC))
@@ -111,7 +113,8 @@ $(O)/libmxfb.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(O)/%.o: %.c $(wildcard core/*.h spool/*.h cmd/*.h)
+$(O)/%.o: %.c $(wildcard core/*.h core/mail/*.h spool/*.h \
+	    cmd/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -127,7 +130,11 @@ integration: $(BIN)
 	MXFB_BIN=$(abspath $(BIN)) MXFB_BUILD_STATIC=$(STATIC) \
 	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-check: all unit integration
+# The include rule between layers (HACKING): violations as file:line.
+layers:
+	sh tests/layers.sh
+
+check: all layers unit integration
 
 # The life of a backup MX on loopback, in one command (README's first).
 demo: $(BIN)
@@ -200,5 +207,5 @@ bench: $(BIN)
 clean:
 	rm -rf build build-asan build-fuzz build-static mxfb
 
-.PHONY: all unit integration check demo asan fuzz install deps clean bench \
+.PHONY: all layers unit integration check demo asan fuzz install deps clean bench \
 	FORCE

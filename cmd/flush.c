@@ -46,7 +46,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"

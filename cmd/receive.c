@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -54,12 +54,6 @@
 #define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
 #define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
 #define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
-
-/* The engine's NOTIFY bits are stored as they are. */
-_Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
-    SMTP_NOTIFY_SUCCESS == NOTIFY_SUCCESS &&
-    SMTP_NOTIFY_FAILURE == NOTIFY_FAILURE &&
-    SMTP_NOTIFY_DELAY == NOTIFY_DELAY, "NOTIFY bits differ");
 
 struct receiver {
 	int			 in, out;	/* the client's fds */
@@ -304,8 +298,7 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 	env.client_name = txn->helo != NULL && txn->helo[0] != '\0' ?
 	    xstrdup(txn->helo) : NULL;
 	env.envid = txn->envid != NULL ? xstrdup(txn->envid) : NULL;
-	env.ret = txn->ret == SMTP_RET_FULL ? RET_FULL :
-	    txn->ret == SMTP_RET_HDRS ? RET_HDRS : RET_UNSET;
+	env.ret = txn->ret;
 	env.smtputf8 = txn->smtputf8;
 	env.eightbit = txn->eightbit;
 	env.verified = cfg->recipients[0] != '\0';

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"

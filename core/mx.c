@@ -34,7 +34,7 @@
 
 #include <sodium.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/mx.h"

@@ -1,6 +1,6 @@
 /*
  * test_address.c - RFC 5321 path parsing, open-relay tricks, relay
- * domain matching and recipient lists (core/address.c).
+ * domain matching and recipient lists (core/mail/address.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 
 static enum address_error
 parse(const char *s, int allow_null, int utf8, struct address *a)

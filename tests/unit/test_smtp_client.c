@@ -27,7 +27,7 @@
 
 #include "core/backoff.h"
 #include "core/smtp_client.h"
-#include "spool/spool.h"
+#include "core/mail/envelope.h"
 
 static int
 add(struct smtp_reply *r, const char *line)
