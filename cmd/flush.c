@@ -46,12 +46,12 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
-#include "core/mail/address.h"
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/dsn.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/mx.h"
 #include "core/smtp_client.h"
 #include "core/starttls.h"

@@ -39,10 +39,10 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/smtp_server.h"
 #include "core/tls.h"
 #include "core/util.h"

@@ -37,10 +37,10 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
-#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/dsn.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 #include "spool/spool.h"
 

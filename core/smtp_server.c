@@ -34,8 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/mail/address.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/smtp_server.h"
 #include "core/util.h"
 

@@ -1,6 +1,8 @@
 /*
  * spool.h - the spool: the only code that knows spool paths and file
  * formats.  Life cycle, file layout and crash recovery: spool/INTERNALS.
+ * What it stores, the mail model (queue IDs, envelopes, recipient
+ * states), is core/mail/'s, included here.
  *
  * Conventions: functions return 0 on success and -1 with errno set on
  * failure.  ENOENT from a claim means "not there any more, or someone

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "core/util.h"
 #include "core/mail/queue_id.h"
+#include "core/util.h"
 
 #define NIDS	1000
 

@@ -26,8 +26,8 @@
 #include <cmocka.h>
 
 #include "core/backoff.h"
-#include "core/smtp_client.h"
 #include "core/mail/envelope.h"
+#include "core/smtp_client.h"
 
 static int
 add(struct smtp_reply *r, const char *line)
