@@ -1,8 +1,9 @@
 # mxfb - fallback mail exchanger.  See README.
 #
 #   make            build ./mxfb
-#   make check      unit tests (cmocka) and integration tests (pytest),
-#                   then make funclen
+#   make check      the include rule, function lengths, unit tests
+#                   (cmocka) and integration tests (pytest)
+#   make layers     the include rule alone (HACKING)
 #   make funclen    no function in cmd/ core/ spool/ over 120 lines
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       short libFuzzer runs of the parsers (clang)
@@ -92,7 +93,7 @@ else
 LIBS     = $(DYN_LIBS)
 endif
 
-CORE_SRC  = $(wildcard core/*.c)
+CORE_SRC  = $(wildcard core/*.c core/mail/*.c)
 SPOOL_SRC = $(wildcard spool/*.c)
 CMD_SRC   = $(wildcard cmd/*.c)
 LIB_OBJ   = $(patsubst %.c,$(O)/%.o,$(CORE_SRC) $(SPOOL_SRC))
@@ -117,7 +118,8 @@ $(O)/libmxfb.a: $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
-$(O)/%.o: %.c $(wildcard core/*.h spool/*.h cmd/*.h)
+$(O)/%.o: %.c $(wildcard core/*.h core/mail/*.h spool/*.h \
+	    cmd/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -140,12 +142,16 @@ integration: $(BIN)
 	MXFB_BIN=$(abspath $(BIN)) MXFB_BUILD_STATIC=$(STATIC) \
 	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-# Issue 12: a function that long is two functions (tests/funclen.sh).
+# The include rule between layers (HACKING): violations as file:line.
+layers:
+	sh tests/layers.sh
+
+# A function that long is two functions (tests/funclen.sh).
 FUNCLEN_MAX ?= 120
 funclen:
 	sh tests/funclen.sh -m $(FUNCLEN_MAX) $(CORE_SRC) $(SPOOL_SRC) $(CMD_SRC)
 
-check: all unit integration funclen
+check: all layers funclen unit integration
 
 # The life of a backup MX on loopback, in one command (README's first).
 demo: $(BIN)
@@ -218,5 +224,6 @@ bench: $(BIN)
 clean:
 	rm -rf build build-asan build-fuzz build-static mxfb
 
-.PHONY: all unit integration funclen check demo asan fuzz install deps clean bench \
+.PHONY: all layers funclen unit integration check demo asan fuzz install deps \
+	clean bench \
 	FORCE

@@ -52,10 +52,6 @@
 
 #define USAGE	"mxfb bounce [-q] [-C file] [ID ...]"
 
-/* The queue ID alphabet (spool/INTERNALS); 11 time symbols, 6 random. */
-static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-#define ID_TIME_LEN	11
-
 /* Kinds of DSN (core/dsn.h), part of the derived ID. */
 #define TAG_FINAL	DSN_KIND_FINAL
 #define TAG_REPORT	DSN_KIND_REPORT
@@ -71,10 +67,7 @@ struct bounce {
 	int		 badmsg;	/* last error: corrupt message */
 };
 
-static void	 derive_id(const char *, int, unsigned, char *);
 static unsigned	 count_reported(const struct envelope *);
-static int	 policy_allows(const struct envelope *,
-		    const struct recipient *, enum dsn_reason, int);
 static const char *suppressed_why(const struct envelope *,
 		    const struct recipient *, enum dsn_reason, int);
 static int	 queue_dsn(struct bounce *, struct spool_claim *,
@@ -108,35 +101,6 @@ static int	 bounce_pass(struct bounce *);
 static int	 bounce_ids(struct bounce *, int, char **);
 
 /*
- * The DSN's queue ID: the original's time symbols (so it sorts next to
- * it) and 30 bits of BLAKE2b over the original's ID, the kind and the
- * generation.  The same report of the same message always gets the same
- * ID, which is what makes a rerun after a crash idempotent.
- */
-static void
-derive_id(const char *orig, int tag, unsigned gen, char *out)
-{
-	unsigned char	 h[8];
-	char		 in[64];
-	uint64_t	 v = 0;
-	int		 i, n;
-
-	n = snprintf(in, sizeof(in), "mxfb-dsn %s %c %u", orig, tag, gen);
-	if (n < 0 || (size_t)n >= sizeof(in))
-		n = 0;
-	crypto_generichash(h, sizeof(h), (const unsigned char *)in,
-	    (unsigned long long)n, NULL, 0);
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | h[i];
-	memcpy(out, orig, ID_TIME_LEN);
-	for (i = QUEUE_ID_LEN - 1; i >= ID_TIME_LEN; i--) {
-		out[i] = id_alphabet[v & 31];
-		v >>= 5;
-	}
-	out[QUEUE_ID_LEN] = '\0';
-}
-
-/*
  * What to tell about a recipient not done: a relayed one gets its
  * success report whatever else happens to the message; a failed one its
  * failure; the others what the caller says (expired, returned).
@@ -163,35 +127,6 @@ count_reported(const struct envelope *env)
 	return (n);
 }
 
-/*
- * bounce-policy: `verified` reports only what cannot be backscatter to a
- * forged sender: a primary's own refusal, or expiry of mail whose
- * recipients passed the recipients check.  The administrator's explicit
- * `bounce ID` is exempt from `verified`, never from `none`.
- */
-static int
-policy_allows(const struct envelope *env, const struct recipient *r,
-    enum dsn_reason reason, int admin)
-{
-	switch (cfg->bounce_policy) {
-	case BOUNCE_NONE:
-		return (0);
-	case BOUNCE_ALL:
-		return (1);
-	case BOUNCE_VERIFIED:
-		if (admin)
-			return (1);
-		if (reason == DSN_REASON_FAILED)
-			return (r->state == RCPT_FAILED &&
-			    r->remote_mta != NULL);
-		/* The primary itself took it. */
-		if (reason == DSN_REASON_RELAYED)
-			return (r->remote_mta != NULL);
-		return (env->verified);
-	}
-	return (0);
-}
-
 /* NULL if this recipient gets a report, else why not (for the log). */
 static const char *
 suppressed_why(const struct envelope *env, const struct recipient *r,
@@ -199,7 +134,7 @@ suppressed_why(const struct envelope *env, const struct recipient *r,
 {
 	if (!dsn_wanted(r, reason))
 		return ("NOTIFY");
-	if (!policy_allows(env, r, reason, admin))
+	if (!dsn_policy_allows(cfg->bounce_policy, env, r, reason, admin))
 		return (cfg->bounce_policy == BOUNCE_NONE ?
 		    "bounce-policy none" : "bounce-policy verified");
 	return (NULL);
@@ -227,7 +162,7 @@ queue_dsn(struct bounce *b, struct spool_claim *c,
 	char			 wid[QUEUE_ID_SIZE];
 	int			 rv;
 
-	derive_id(env->id, tag, gen, dsnid);
+	queue_id_derive(env->id, tag, gen, dsnid);
 	if (!queue_id_valid(dsnid)) {
 		log_warnx("%s: bounce: cannot derive a notification ID",
 		    env->id);
@@ -352,7 +287,7 @@ recover_report(struct bounce *b, struct spool_claim *c)
 			break;
 	if (i == env->nrcpts)
 		return;
-	derive_id(env->id, TAG_REPORT, count_reported(env), dsnid);
+	queue_id_derive(env->id, TAG_REPORT, count_reported(env), dsnid);
 	if (spool_exists(b->sp, dsnid) == 1)
 		mark_after_crash(b, env, dsnid);
 }

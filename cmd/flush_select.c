@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "cmd/flush_select.h"
-#include "core/address.h"
+#include "core/mail/address.h"
+#include "core/mail/envelope.h"
 #include "core/util.h"
-#include "spool/spool.h"
 
 static int	 named(const struct flush_criteria *, const char *);
 static int	 seen(const struct flush_pick *, const char *);

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/address.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 #include "spool/spool.h"
 

@@ -44,10 +44,10 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/mx.h"
 #include "core/smtp_client.h"
 #include "core/starttls.h"

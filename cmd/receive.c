@@ -39,10 +39,10 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "core/address.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/smtp_server.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -56,12 +56,6 @@
 #define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
 #define LISTEN_BACKLOG	128	/* -l: listen(2)'s queue of connections */
 #define LISTEN_NAME_SIZE 128	/* an activated socket's name, for the log */
-
-/* The engine's NOTIFY bits are stored as they are. */
-_Static_assert(SMTP_NOTIFY_NEVER == NOTIFY_NEVER &&
-    SMTP_NOTIFY_SUCCESS == NOTIFY_SUCCESS &&
-    SMTP_NOTIFY_FAILURE == NOTIFY_FAILURE &&
-    SMTP_NOTIFY_DELAY == NOTIFY_DELAY, "NOTIFY bits differ");
 
 struct receiver {
 	int			 in, out;	/* the client's fds */
@@ -319,8 +313,7 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 	env.client_name = txn->helo != NULL && txn->helo[0] != '\0' ?
 	    xstrdup(txn->helo) : NULL;
 	env.envid = txn->envid != NULL ? xstrdup(txn->envid) : NULL;
-	env.ret = txn->ret == SMTP_RET_FULL ? RET_FULL :
-	    txn->ret == SMTP_RET_HDRS ? RET_HDRS : RET_UNSET;
+	env.ret = txn->ret;
 	env.smtputf8 = txn->smtputf8;
 	env.eightbit = txn->eightbit;
 	env.verified = cfg->recipients[0] != '\0';

@@ -38,10 +38,10 @@
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
 #include "cmd/text_out.h"
-#include "core/address.h"
 #include "core/config.h"
 #include "core/dsn.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 #include "spool/spool.h"
 
@@ -253,7 +253,7 @@ summary_one(const struct envelope *env, void *arg)
 {
 	struct domain_table *t = arg;
 	struct domain_entry *d;
-	char		 domain[ADDRESS_DOMAIN_MAX + 2];
+	char		 domain[DOMAIN_NAME_SIZE + 1];	/* and a final dot */
 	size_t		 i;
 
 	t->serial++;

@@ -35,7 +35,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/text_out.h"
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"

@@ -24,9 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/address.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 
 #define CONFIG_LINE_MAX	4096

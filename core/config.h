@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/dsn.h"
 #include "core/tls.h"
 #include "core/util.h"
 
@@ -47,8 +48,6 @@ struct cidr {
 	unsigned char	 addr[16];
 	int		 prefixlen;
 };
-
-enum bounce_policy { BOUNCE_ALL, BOUNCE_VERIFIED, BOUNCE_NONE };
 
 struct config {
 	char		 file[1024];		/* the file it came from */

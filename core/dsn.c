@@ -330,6 +330,29 @@ dsn_wanted(const struct recipient *r, enum dsn_reason reason)
 	return (0);
 }
 
+int
+dsn_policy_allows(enum bounce_policy policy, const struct envelope *env,
+    const struct recipient *r, enum dsn_reason reason, int admin)
+{
+	switch (policy) {
+	case BOUNCE_NONE:
+		return (0);
+	case BOUNCE_ALL:
+		return (1);
+	case BOUNCE_VERIFIED:
+		if (admin)
+			return (1);
+		if (reason == DSN_REASON_FAILED)
+			return (r->state == RCPT_FAILED &&
+			    r->remote_mta != NULL);
+		/* The primary itself took it. */
+		if (reason == DSN_REASON_RELAYED)
+			return (r->remote_mta != NULL);
+		return (env->verified);
+	}
+	return (0);
+}
+
 void
 dsn_status(const struct recipient *r, enum dsn_reason reason, char *buf,
     size_t size)

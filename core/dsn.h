@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "spool/spool.h"
+#include "core/mail/envelope.h"
 
 /* Why a recipient is being reported. */
 enum dsn_reason {
@@ -52,6 +52,18 @@ struct dsn_message {
  * kind?  No NOTIFY: failures and delays yes, success no.  1 yes, 0 no.
  */
 int	 dsn_wanted(const struct recipient *, enum dsn_reason);
+
+/* bounce-policy (the configuration key). */
+enum bounce_policy { BOUNCE_ALL, BOUNCE_VERIFIED, BOUNCE_NONE };
+/*
+ * Does the policy let this recipient of env be reported for this
+ * reason?  admin: the administrator's explicit `bounce ID`.  1 yes, 0 no.
+ * `verified` reports only what cannot be backscatter to a forged sender:
+ * a primary's own refusal, or expiry of mail whose recipients passed the
+ * recipients check; admin is exempt from `verified`, never from `none`.
+ */
+int	 dsn_policy_allows(enum bounce_policy, const struct envelope *env,
+	    const struct recipient *, enum dsn_reason, int admin);
 
 /*
  * The RFC 3463 status for a report ("5.1.1", "4.4.7"...), taken from

@@ -34,9 +34,9 @@
 
 #include <sodium.h>
 
-#include "core/address.h"
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/mail/address.h"
 #include "core/mx.h"
 #include "core/util.h"
 

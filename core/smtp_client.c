@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "core/dns.h"
+#include "core/mail/envelope.h"
 #include "core/smtp_client.h"
 #include "core/util.h"
-#include "spool/spool.h"
 
 #define LINE_MAX_REPLY	4096		/* longest reply line we accept */
 #define WBUF_FLUSH	(64 * 1024)	/* write when this much is queued */

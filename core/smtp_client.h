@@ -120,7 +120,7 @@ int	 smtp_command(struct smtp_conn *, const char *, struct smtp_reply *);
 struct smtp_client_rcpt {
 	const char	*addr;
 	const char	*orcpt;		/* xtext, or NULL */
-	int		 notify;	/* NOTIFY_* bits from spool.h, 0 none */
+	int		 notify;	/* NOTIFY_* (core/mail/envelope.h), 0 none */
 };
 struct smtp_message {
 	const char	*sender;	/* "" for <> */

@@ -34,8 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/address.h"
 #include "core/log.h"
+#include "core/mail/address.h"
 #include "core/smtp_server.h"
 #include "core/util.h"
 
@@ -457,11 +457,11 @@ smtp_parse_mail(const char *arg, int esmtp, uint64_t max_size,
 		    !txn->smtputf8) {
 			txn->smtputf8 = 1;
 		} else if (strcasecmp(key, "RET") == 0 && val != NULL &&
-		    txn->ret == SMTP_RET_UNSET) {
+		    txn->ret == RET_UNSET) {
 			if (strcasecmp(val, "FULL") == 0)
-				txn->ret = SMTP_RET_FULL;
+				txn->ret = RET_FULL;
 			else if (strcasecmp(val, "HDRS") == 0)
-				txn->ret = SMTP_RET_HDRS;
+				txn->ret = RET_HDRS;
 			else {
 				strlcpy(rbuf, "501 5.5.4 Bad RET parameter",
 				    rsize);
@@ -501,20 +501,20 @@ parse_notify(const char *val)
 	p = buf;
 	while ((tok = strsep(&p, ",")) != NULL) {
 		if (strcasecmp(tok, "NEVER") == 0)
-			bit = SMTP_NOTIFY_NEVER;
+			bit = NOTIFY_NEVER;
 		else if (strcasecmp(tok, "SUCCESS") == 0)
-			bit = SMTP_NOTIFY_SUCCESS;
+			bit = NOTIFY_SUCCESS;
 		else if (strcasecmp(tok, "FAILURE") == 0)
-			bit = SMTP_NOTIFY_FAILURE;
+			bit = NOTIFY_FAILURE;
 		else if (strcasecmp(tok, "DELAY") == 0)
-			bit = SMTP_NOTIFY_DELAY;
+			bit = NOTIFY_DELAY;
 		else
 			return (-1);
 		if (bits & bit)
 			return (-1);
 		bits |= bit;
 	}
-	if ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER)
+	if ((bits & NOTIFY_NEVER) && bits != NOTIFY_NEVER)
 		return (-1);
 	return (bits);
 }

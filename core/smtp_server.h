@@ -23,7 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
+#include "core/mail/envelope.h"
 
 #define SMTP_LINE_MAX	512	/* command line, CRLF included (RFC 5321
 				   4.5.3.1.4) */
@@ -62,18 +63,10 @@ struct smtp_server_io_fd {
 void	 smtp_server_io_fd_init(struct smtp_server_io *,
 	    struct smtp_server_io_fd *, int in, int out);
 
-/* RFC 3461 NOTIFY bits (the same values as the spool's). */
-#define SMTP_NOTIFY_NEVER	0x01
-#define SMTP_NOTIFY_SUCCESS	0x02
-#define SMTP_NOTIFY_FAILURE	0x04
-#define SMTP_NOTIFY_DELAY	0x08
-
-enum smtp_ret { SMTP_RET_UNSET, SMTP_RET_FULL, SMTP_RET_HDRS };
-
 struct smtp_server_rcpt {
 	char	*addr;		/* local@domain as accepted */
 	char	*orcpt;		/* "rfc822;x@y" as received, or NULL */
-	int	 notify;	/* SMTP_NOTIFY_* bits, 0 = not given */
+	int	 notify;	/* NOTIFY_* bits (the model's), 0 = not given */
 };
 
 /* One mail transaction: what MAIL and RCPT said. */
@@ -83,7 +76,7 @@ struct smtp_txn {
 	char		*sender;	/* "" for <> */
 	int		 smtputf8;
 	int		 eightbit;	/* BODY=8BITMIME */
-	enum smtp_ret	 ret;
+	enum dsn_ret	 ret;
 	char		*envid;		/* xtext as received, or NULL */
 	uint64_t	 size_param;	/* SIZE=, 0 if not given */
 	struct smtp_server_rcpt *rcpts;

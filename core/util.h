@@ -23,7 +23,8 @@
 /*
  * A domain or host name as text is at most 253 octets (RFC 1035 2.3.4
  * counts 255 with the length octets): DOMAIN_NAME_MAX with room to
- * spare, DOMAIN_NAME_SIZE a buffer for one with its NUL.
+ * spare, DOMAIN_NAME_SIZE a buffer for one with its NUL.  The one
+ * maximum for domains: an address's domain (core/mail/address.h) too.
  */
 #define DOMAIN_NAME_MAX		255
 #define DOMAIN_NAME_SIZE	(DOMAIN_NAME_MAX + 1)

@@ -1,6 +1,8 @@
 /*
  * spool.h - the spool: the only code that knows spool paths and file
  * formats.  Life cycle, file layout and crash recovery: spool/INTERNALS.
+ * What it stores, the mail model (queue IDs, envelopes, recipient
+ * states), is core/mail/'s, included here.
  *
  * Conventions: functions return 0 on success and -1 with errno set on
  * failure.  ENOENT from a claim means "not there any more, or someone
@@ -14,94 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/*
- * Queue IDs: QUEUE_ID_LEN characters of the alphabet
- * "0123456789ABCDEFGHJKMNPQRSTVWXYZ" (32 symbols in ASCII order, no I L
- * O U): 7 for the seconds, 4 for the microseconds of the arrival, then 6
- * random (libsodium).  Byte order is therefore arrival order; within one
- * process IDs are strictly increasing.
- */
-#define QUEUE_ID_LEN	17
-#define QUEUE_ID_SIZE	(QUEUE_ID_LEN + 1)
-
-int	 queue_id_new(char id[QUEUE_ID_SIZE]);
-int	 queue_id_valid(const char *);		/* 1 valid, 0 not */
-time_t	 queue_id_time(const char *);		/* arrival second it encodes */
-
-enum rcpt_state {
-	RCPT_QUEUED,		/* never tried */
-	RCPT_DEFERRED,		/* tried, temporary failure */
-	RCPT_DELIVERED,		/* a primary said 2xx */
-	RCPT_FAILED		/* permanent failure, to be bounced */
-};
-
-/* RFC 3461 NOTIFY bits; 0 means the parameter was not given. */
-#define NOTIFY_NEVER	0x01
-#define NOTIFY_SUCCESS	0x02
-#define NOTIFY_FAILURE	0x04
-#define NOTIFY_DELAY	0x08
-
-enum dsn_ret { RET_UNSET, RET_FULL, RET_HDRS };
-
-struct recipient {
-	char		*addr;		/* as accepted, without <> */
-	char		*orcpt;		/* ORCPT ("rfc822;x@y" xtext) or NULL */
-	int		 notify;	/* NOTIFY_* bits */
-	enum rcpt_state	 state;
-	int		 attempts;
-	time_t		 last_attempt;	/* 0: never */
-	char		*last_error;	/* last reply or reason, or NULL */
-	char		*remote_mta;	/* host that gave last_error, or NULL */
-	char		*status;	/* RFC 3463 code of the last outcome
-					   ("4.4.1"), or NULL */
-	int		 reported;	/* failure/success already in a DSN */
-	int		 relayed;	/* delivered to a primary without DSN
-					   with NOTIFY=SUCCESS: an RFC 3461
-					   "relayed" report is owed */
-};
-
-struct envelope {
-	char		 id[QUEUE_ID_SIZE];
-	time_t		 arrival;
-	char		*sender;	/* "" for the null sender <> */
-	char		*client_addr;	/* "127.0.0.1", "local" for inject */
-	char		*client_name;	/* HELO/EHLO argument, or NULL */
-	char		*envid;		/* ENVID (xtext as received), or NULL */
-	enum dsn_ret	 ret;
-	int		 smtputf8;	/* SMTPUTF8 given at MAIL */
-	int		 eightbit;	/* BODY=8BITMIME given at MAIL */
-	int		 verified;	/* passed a recipients check */
-	char		*about;		/* a DSN of ours: "ORIGID KIND GEN", or NULL */
-	unsigned char	 checksum[32];	/* BLAKE2b-256 of the message bytes */
-	uint64_t	 size;		/* message bytes as stored (CRLF) */
-	struct recipient *rcpts;
-	size_t		 nrcpts;
-
-	/* Mutable state (kept apart from the immutable message). */
-	time_t		 next_retry;	/* 0: due now */
-	int		 warned;	/* delay warning sent */
-	int		 held;		/* set by the spool: in hold/ */
-	int		 claimed;	/* set by the spool: in active/ */
-};
-
-/*
- * Recipient helpers; strings are copied.  The returned pointer is valid
- * until the next envelope_add_recipient (the array may move).
- */
-struct recipient *envelope_add_recipient(struct envelope *, const char *addr);
-void	 envelope_free(struct envelope *);	/* frees members, not env */
-const char *rcpt_state_name(enum rcpt_state);
-/*
- * A DSN is owed for this recipient: failed, or relayed (delivered with
- * a success report owed), and not yet reported.  Finished: nothing is
- * left for flush or bounce (delivered or failed, no report owed).
- */
-int	 rcpt_report_owed(const struct recipient *);
-int	 rcpt_finished(const struct recipient *);
-/* Pending: queued or deferred, still to be tried by flush. */
-int	 rcpt_pending(const struct recipient *);
-/* Finished message: every recipient finished, nothing left to do. */
-int	 envelope_finished(const struct envelope *);
+#include "core/mail/envelope.h"
 
 struct spool;
 
@@ -273,9 +188,5 @@ int	 spool_domain_note_write(struct spool *, const char *domain,
 int	 spool_domain_note_read(struct spool *, const char *domain, char **text,
 	    time_t *when);
 int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
-
-/* Envelope text encoding (exposed for tests and fuzzing). */
-int	 envelope_encode(const struct envelope *, char **buf, size_t *len);
-int	 envelope_decode(const char *buf, size_t len, struct envelope *);
 
 #endif

@@ -1,22 +1,14 @@
 /*
  * spool_private.h - what the spool's own files share and nobody else may
- * use: the state-file encoding (see spool/INTERNALS, section 3).
+ * use: read flags, batched reads, the cache hook, directory descriptors
+ * (spool/INTERNALS).  The state encoding is the model's
+ * (core/mail/envelope.h).
  */
 #ifndef MXFB_SPOOL_PRIVATE_H
 #define MXFB_SPOOL_PRIVATE_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-struct envelope;
-
-/* The mutable part only ("S1" ... "end"). */
-int	 envelope_state_encode(const struct envelope *, char **, size_t *);
-/*
- * Decode a state file and merge it into env.  -1 with EBADMSG when it is
- * malformed or does not match env's recipients; env is then unchanged.
- */
-int	 envelope_state_merge(struct envelope *, const char *, size_t);
 
 /*
  * Every file in the spool is opened for reading with these: never
@@ -65,6 +57,7 @@ int	 spool_batch_read(struct spool_batch *, struct spool_batch_item *,
  * where the message is now), 0 or -1 when the files must be read after
  * all.
  */
+struct envelope;
 struct spool;
 struct spool_cache_hook {
 	void	*ctx;

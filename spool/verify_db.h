@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 
 #define VERIFY_DB_MAPSIZE	(64UL * 1024 * 1024)
 #define VERIFY_VALUE_SIZE	20

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -36,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (end < s || end > s + len)
 			abort();
 		if (strlen(a.local) > ADDRESS_LOCAL_MAX ||
-		    strlen(a.domain) > ADDRESS_DOMAIN_MAX ||
+		    strlen(a.domain) > DOMAIN_NAME_MAX ||
 		    (size_t)(end - s) > ADDRESS_PATH_MAX)
 			abort();
 		if (a.null != (a.addr[0] == '\0') || (a.null && !allow_null))

@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool/spool.h"
-#include "spool/spool_private.h"
+#include "core/mail/envelope.h"
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

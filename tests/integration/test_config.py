@@ -26,7 +26,7 @@ def b32(n, width):
 
 
 def some_queue_id():
-    """A well-formed queue ID (spool.h: 7 chars of seconds, 4 of
+    """A well-formed queue ID (core/mail/queue_id.h: 7 chars of seconds, 4 of
     microseconds, 6 random) for commands that want one."""
     t = time.time()
     return b32(int(t), 7) + b32(int((t % 1) * 1e6), 4) + "ABCDEF"

@@ -1,6 +1,6 @@
 /*
  * test_address.c - RFC 5321 path parsing, open-relay tricks, relay
- * domain matching and recipient lists (core/address.c).
+ * domain matching and recipient lists (core/mail/address.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 
 static enum address_error
 parse(const char *s, int allow_null, int utf8, struct address *a)
@@ -186,6 +186,36 @@ test_lengths(void **state)
 	assert_int_equal(parse(buf, 0, 0, &a), ADDRESS_TOO_LONG);
 }
 
+/*
+ * An address's domain obeys the one domain maximum of core/util.h
+ * (DOMAIN_NAME_MAX octets, DOMAIN_NAME_SIZE with the NUL), which
+ * address.h itself provides.
+ */
+static void
+test_domain_maximum(void **state)
+{
+	struct address	 a;
+	char		 dom[DOMAIN_NAME_MAX + 8], label[64];
+
+	assert_int_equal(DOMAIN_NAME_MAX, 255);
+	assert_int_equal(sizeof(a.domain), DOMAIN_NAME_SIZE);
+	memset(label, 'c', 63);
+	label[63] = '\0';
+	/* Four labels of 63: DOMAIN_NAME_MAX octets exactly. */
+	snprintf(dom, sizeof(dom), "%s.%s.%s.%s", label, label, label,
+	    label);
+	assert_int_equal(strlen(dom), DOMAIN_NAME_MAX);
+	assert_true(address_domain_valid(dom));
+	/* The final dot is not counted. */
+	(void)strlcat(dom, ".", sizeof(dom));
+	assert_true(address_domain_valid(dom));
+	/* One octet more is too long (labels of 63, 63, 63, 62 and 1). */
+	snprintf(dom, sizeof(dom), "%s.%s.%s.%.62s.a", label, label, label,
+	    label);
+	assert_int_equal(strlen(dom), DOMAIN_NAME_MAX + 1);
+	assert_false(address_domain_valid(dom));
+}
+
 static void
 test_quoted(void **state)
 {
@@ -350,6 +380,7 @@ main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_trailing_dot_and_case),
 		cmocka_unit_test(test_lengths),
+		cmocka_unit_test(test_domain_maximum),
 		cmocka_unit_test(test_quoted),
 		cmocka_unit_test(test_relay_tricks),
 		cmocka_unit_test(test_utf8),

@@ -1,5 +1,6 @@
 /*
- * test_dsn.c - unit tests for core/dsn.c: NOTIFY rules, RFC 3463 status
+ * test_dsn.c - unit tests for core/dsn.c: NOTIFY rules, bounce-policy,
+ * RFC 3463 status
  * derivation, xtext decoding, and the shape of the built notification
  * (CRLF, line lengths, boundary, every RFC 3464 field, returned content).
  */
@@ -14,7 +15,7 @@
 #include <cmocka.h>
 
 #include "core/dsn.h"
-#include "spool/spool.h"
+#include "core/mail/envelope.h"
 
 static const char original[] =
     "Received: from client.example.org by backup.example.test\r\n"
@@ -143,6 +144,65 @@ test_wanted(void **state)
 	r.notify = NOTIFY_SUCCESS;
 	assert_true(dsn_wanted(&r, DSN_REASON_RELAYED));
 	assert_false(dsn_wanted(&r, DSN_REASON_FAILED));
+}
+
+/* bounce-policy, every branch of dsn_policy_allows. */
+static void
+test_policy(void **state)
+{
+	static const enum dsn_reason all[] = { DSN_REASON_FAILED,
+	    DSN_REASON_EXPIRED, DSN_REASON_ADMIN, DSN_REASON_DELAYED,
+	    DSN_REASON_RELAYED };
+	struct envelope	 e;
+	struct recipient r;
+	size_t		 i;
+	int		 admin;
+
+	memset(&e, 0, sizeof(e));
+	memset(&r, 0, sizeof(r));
+	/* all: everything; none: nothing, not even for the administrator. */
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		for (admin = 0; admin < 2; admin++) {
+			assert_true(dsn_policy_allows(BOUNCE_ALL, &e, &r,
+			    all[i], admin));
+			assert_false(dsn_policy_allows(BOUNCE_NONE, &e, &r,
+			    all[i], admin));
+		}
+	/* verified, administrator: always. */
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		assert_true(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+		    all[i], 1));
+	/* verified, failed: only a primary's own refusal. */
+	r.state = RCPT_FAILED;
+	assert_false(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+	    DSN_REASON_FAILED, 0));
+	r.remote_mta = "mx1.example.test[127.0.0.2]:25";
+	assert_true(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+	    DSN_REASON_FAILED, 0));
+	r.state = RCPT_DEFERRED;
+	assert_false(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+	    DSN_REASON_FAILED, 0));
+	/* verified, relayed: the primary took it. */
+	r.state = RCPT_DELIVERED;
+	assert_true(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+	    DSN_REASON_RELAYED, 0));
+	r.remote_mta = NULL;
+	assert_false(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+	    DSN_REASON_RELAYED, 0));
+	/* verified, expired/delayed/returned: recipients checked or not. */
+	r.state = RCPT_DEFERRED;
+	r.remote_mta = "mx1.example.test[127.0.0.2]:25";
+	for (i = 1; i < 4; i++) {
+		e.verified = 0;
+		assert_false(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+		    all[i], 0));
+		e.verified = 1;
+		assert_true(dsn_policy_allows(BOUNCE_VERIFIED, &e, &r,
+		    all[i], 0));
+	}
+	/* A value outside the enum allows nothing. */
+	assert_false(dsn_policy_allows((enum bounce_policy)42, &e, &r,
+	    DSN_REASON_FAILED, 1));
 }
 
 static void
@@ -549,6 +609,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wanted),
+		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_xtext),
 		cmocka_unit_test(test_failure),

@@ -15,8 +15,7 @@
 
 #include <cmocka.h>
 
-#include "spool/spool.h"
-#include "spool/spool_private.h"
+#include "core/mail/envelope.h"
 
 static const char odd[] = "sp ace%25\t\r\n\x01\x7f caf\xc3\xa9 <x@y> \"q\"";
 

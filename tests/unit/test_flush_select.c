@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "cmd/flush_select.h"
-#include "spool/spool.h"
+#include "core/mail/envelope.h"
 
 #define NOW	1795837540
 

@@ -28,9 +28,9 @@
 #include <cmocka.h>
 
 #include "core/backoff.h"
+#include "core/mail/envelope.h"
 #include "core/smtp_client.h"
 #include "core/smtp_server.h"	/* both in one file: no type clash */
-#include "spool/spool.h"
 
 static int
 add(struct smtp_reply *r, const char *line)
@@ -739,7 +739,7 @@ static void
 test_server_and_client_types(void **state)
 {
 	struct smtp_server_rcpt	 in = { "a@example.test", NULL,
-	    SMTP_NOTIFY_FAILURE };
+	    NOTIFY_FAILURE };
 	struct smtp_client_rcpt	 out = { in.addr, in.orcpt, in.notify };
 	struct smtp_server_io	 sio;
 	struct smtp_client_io	 cio;

@@ -635,11 +635,11 @@ test_params(void **state)
 	assert_int_equal(f->commits, 1);
 	assert_true(f->last.eightbit);
 	assert_true(f->last.smtputf8);
-	assert_int_equal(f->last.ret, SMTP_RET_HDRS);
+	assert_int_equal(f->last.ret, RET_HDRS);
 	assert_string_equal(f->last_envid, "QQ+2B1");
 	assert_string_equal(f->last_rcpt_orcpt, "rfc822;r+40example.test");
 	assert_int_equal(f->last_notify,
-	    SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY);
+	    NOTIFY_FAILURE | NOTIFY_DELAY);
 	assert_non_null(strstr(f->stored, "with UTF8SMTP id"));
 	fake_free(f);
 

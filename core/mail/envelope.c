@@ -1,7 +1,7 @@
 /*
- * envelope.c - the envelope in memory and as text (spool/INTERNALS,
- * section 3): the trailer of every message file ("V1") and the state
- * file ("S1").
+ * envelope.c - the mail model's envelope in memory and as text
+ * (spool/INTERNALS, section 3): the trailer of every message file ("V1")
+ * and the state file ("S1").  No file is touched here.
  *
  * Guarantees: encode then decode gives back every field; values are
  * %XX-escaped so that no byte of a value can end or split a line;
@@ -17,9 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mail/envelope.h"
 #include "core/util.h"
-#include "spool/spool.h"
-#include "spool/spool_private.h"
 
 enum field_type {
 	F_STR,		/* char *, escaped */

@@ -8,21 +8,25 @@
  * increasing; IDs made by different processes or hosts collide only if
  * they share the microsecond and 30 random bits.  queue_id_valid()
  * accepts exactly that shape, so a valid ID is always a safe file name.
+ * queue_id_derive() gives a report the same ID every time it is made.
  */
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <sodium.h>
 
+#include "core/mail/queue_id.h"
 #include "core/util.h"
-#include "spool/spool.h"
 
 #define ID_SEC_LEN	7
 #define ID_USEC_LEN	4
 #define ID_RAND_LEN	6
+#define ID_TIME_LEN	(ID_SEC_LEN + ID_USEC_LEN)
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -32,7 +36,7 @@ static void	 put_base32(char *, int, uint64_t);
 /*
  * The last time stamp handed out, so that two IDs made in the same
  * microsecond by this process still sort in creation order.  The only
- * mutable static in the spool; it only ever moves forward.
+ * mutable static in the model; it only ever moves forward.
  */
 static time_t	 last_sec;
 static long	 last_usec;
@@ -116,4 +120,30 @@ queue_id_time(const char *id)
 		v = (v << 5) | (uint64_t)s;
 	}
 	return ((time_t)v);
+}
+
+/*
+ * Bit for bit what cmd/bounce.c's derive_id computed: DSN IDs made by
+ * earlier versions are in spools, and a rerun must find them.  An input
+ * too long for the buffer (never a valid orig) hashes as empty.
+ */
+void
+queue_id_derive(const char *orig, int tag, unsigned gen,
+    char out[QUEUE_ID_SIZE])
+{
+	unsigned char	 h[8];
+	char		 in[64];
+	uint64_t	 v = 0;
+	int		 i, n;
+
+	n = snprintf(in, sizeof(in), "mxfb-dsn %s %c %u", orig, tag, gen);
+	if (n < 0 || (size_t)n >= sizeof(in))
+		n = 0;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)in,
+	    (unsigned long long)n, NULL, 0);
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | h[i];
+	memcpy(out, orig, ID_TIME_LEN);
+	put_base32(out + ID_TIME_LEN, QUEUE_ID_LEN - ID_TIME_LEN, v);
+	out[QUEUE_ID_LEN] = '\0';
 }

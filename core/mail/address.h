@@ -13,8 +13,9 @@
 
 #include <stddef.h>
 
+#include "core/util.h"	/* DOMAIN_NAME_MAX, DOMAIN_NAME_SIZE */
+
 #define ADDRESS_LOCAL_MAX	64
-#define ADDRESS_DOMAIN_MAX	255
 #define ADDRESS_PATH_MAX	256
 
 struct address {
@@ -25,7 +26,7 @@ struct address {
 	int	 utf8;		/* contains bytes >= 0x80 */
 	char	 local[ADDRESS_LOCAL_MAX + 1];	/* as written (quotes kept) */
 	char	 local_plain[ADDRESS_LOCAL_MAX + 1]; /* quotes removed */
-	char	 domain[ADDRESS_DOMAIN_MAX + 1];	/* trailing dot removed */
+	char	 domain[DOMAIN_NAME_SIZE];	/* trailing dot removed */
 	char	 addr[ADDRESS_PATH_MAX + 1];	/* local@domain, "" if null */
 };
 

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/address.h"
+#include "core/mail/address.h"
 #include "core/util.h"
 
 struct rcptlist {
@@ -87,7 +87,7 @@ parse_domain(const char *s, char *out, size_t outsize, int *literal)
 	len = p - s;
 	if (len > 0 && s[len - 1] == '.')
 		len--;
-	if (len > ADDRESS_DOMAIN_MAX || len >= outsize)
+	if (len > DOMAIN_NAME_MAX || len >= outsize)
 		return (NULL);
 	memcpy(out, s, len);
 	out[len] = '\0';
@@ -99,7 +99,7 @@ static const char *
 parse_literal(const char *s, char *out, size_t outsize)
 {
 	const char	*p = s + 1;
-	char		 inner[ADDRESS_DOMAIN_MAX + 1];
+	char		 inner[DOMAIN_NAME_SIZE];
 	unsigned char	 bin[16];
 	size_t		 len;
 	const char	*colon;
@@ -111,7 +111,7 @@ parse_literal(const char *s, char *out, size_t outsize)
 		p++;
 	}
 	len = p - (s + 1);
-	if (len == 0 || len + 2 > ADDRESS_DOMAIN_MAX || len + 2 >= outsize)
+	if (len == 0 || len + 2 > DOMAIN_NAME_MAX || len + 2 >= outsize)
 		return (NULL);
 	memcpy(inner, s + 1, len);
 	inner[len] = '\0';
@@ -196,7 +196,7 @@ address_parse_path(const char *s, int allow_null, int allow_utf8,
     struct address *a, const char **end)
 {
 	const char	*p = s, *q;
-	char		 scratch[ADDRESS_DOMAIN_MAX + 1];
+	char		 scratch[DOMAIN_NAME_SIZE];
 	int		 lit;
 	size_t		 len;
 
@@ -240,7 +240,7 @@ address_parse_path(const char *s, int allow_null, int allow_utf8,
 	    &a->literal)) == NULL) {
 		for (q = p; *q != '\0' && *q != '>'; q++)
 			;
-		return (q - p > ADDRESS_DOMAIN_MAX ? ADDRESS_TOO_LONG :
+		return (q - p > DOMAIN_NAME_MAX ? ADDRESS_TOO_LONG :
 		    ADDRESS_SYNTAX);
 	}
 	p = q;
@@ -334,7 +334,7 @@ address_domain_of(const char *addr, char *buf, size_t size)
 int
 address_domain_valid(const char *s)
 {
-	char		 out[ADDRESS_DOMAIN_MAX + 1];
+	char		 out[DOMAIN_NAME_SIZE];
 	const char	*end;
 	int		 lit;
 
@@ -528,7 +528,7 @@ int
 rcptlist_match(const struct rcptlist *rl, const char *local,
     const char *domain)
 {
-	char		 dom[ADDRESS_DOMAIN_MAX + 1];
+	char		 dom[DOMAIN_NAME_SIZE];
 	char		 key[ADDRESS_PATH_MAX * 2 + 2];
 	const char	*plus;
 
