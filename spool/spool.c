@@ -2171,6 +2171,13 @@ spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 /* For spool/listcache.c (spool_private.h). */
 
 int
+spool_private_domain_file(const char *domain, const char *suffix, char *buf,
+    size_t size)
+{
+	return (domain_file(domain, suffix, buf, size));
+}
+
+int
 spool_private_create_temp(int dirfd, const char *name)
 {
 	int	 fd, tries;
