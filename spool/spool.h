@@ -189,6 +189,14 @@ int	 spool_domain_note_write(struct spool *, const char *domain,
 int	 spool_domain_note_read(struct spool *, const char *domain, char **text,
 	    time_t *when);
 int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
+/*
+ * Callouts to a domain's primary at once, across processes (receive's
+ * recipient verification): a slot is one of SPOOL_CALLOUT_SLOTS flocked
+ * files domains/DOMAIN.calloutN.  0 and an fd to close to free it, or -1
+ * with errno EWOULDBLOCK when every slot is taken.
+ */
+#define SPOOL_CALLOUT_SLOTS	8
+int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
 
 /*
  * The primary record: one per domain (domains/DOMAIN.primary), what the
