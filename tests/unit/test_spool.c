@@ -1312,6 +1312,36 @@ obs_fill(struct primary_obs *o, int up, time_t when, const char *host,
 	o->dsn = 1;
 }
 
+/*
+ * Callout slots: SPOOL_CALLOUT_SLOTS at once for a domain (flock is per
+ * open file, so one process can hold them all), then EWOULDBLOCK; a
+ * freed slot is taken again; another domain has its own; a bad domain
+ * is EINVAL.
+ */
+static void
+test_callout_slots(void **state)
+{
+	struct fixture	*f = *state;
+	int		 fds[SPOOL_CALLOUT_SLOTS], fd, other, i;
+
+	for (i = 0; i < SPOOL_CALLOUT_SLOTS; i++)
+		assert_int_equal(spool_callout_slot(f->sp, "example.test",
+		    &fds[i]), 0);
+	errno = 0;
+	assert_int_equal(spool_callout_slot(f->sp, "Example.TEST", &fd), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	assert_int_equal(spool_callout_slot(f->sp, "other.test", &other), 0);
+	assert_int_equal(close(fds[3]), 0);
+	assert_int_equal(spool_callout_slot(f->sp, "example.test", &fds[3]),
+	    0);
+	errno = 0;
+	assert_int_equal(spool_callout_slot(f->sp, "../x", &fd), -1);
+	assert_int_equal(errno, EINVAL);
+	for (i = 0; i < SPOOL_CALLOUT_SLOTS; i++)
+		(void)close(fds[i]);
+	(void)close(other);
+}
+
 static void
 test_primary_record(void **state)
 {
@@ -1511,6 +1541,7 @@ main(void)
 		T(test_open_refuses_links),
 		T(test_no_file_through_a_link),
 		T(test_primary_record),
+		T(test_callout_slots),
 		T(test_primary_old_note),
 		T(test_primary_parse),
 #undef T
