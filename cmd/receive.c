@@ -5,7 +5,8 @@
  * connection, at most -c at a time.
  *
  * This file is the glue between the protocol engine (core/smtp_server)
- * and the spool: relay policy at RCPT, free space at MAIL (and every
+ * and the spool: relay policy at RCPT (recipient verification in
+ * cmd/rcpt_verify.c), free space at MAIL (and every
  * megabyte of DATA), the spool writer for DATA, ETRN, and STARTTLS
  * through core/tls when tls-cert is set (loaded once at start: a bad
  * certificate or key is exit 78).  Under -l, max-sessions-per-client is

@@ -448,3 +448,23 @@ def test_concurrent_sessions_while_flush_learns(mx, dns, primary):
     for i in range(40):
         assert k["d%d@example.test" % i]["source"] == "delivery"
     assert sum(1 for o in out if o[1] == 250) >= 100
+
+
+def test_every_refusal_names_its_rule(mx, dns, tmp_path):
+    """Relay refusals and the recipients file's, one line each."""
+    rl = tmp_path / "rcpts"
+    rl.write_text("alice@example.test\n")
+    os.chmod(rl, 0o644)
+    mx.config("recipients %s" % rl)
+    p, raw = session(mx)
+    assert rcpt(raw, "bob@example.test")[0] == 550
+    assert rcpt(raw, "x@elsewhere.test")[0] == 550
+    assert rcpt(raw, "a%b@example.test")[0] == 550
+    assert rcpt(raw, "alice@example.test")[0] == 250
+    log = end(p, raw)
+    lines = [l for l in log.splitlines() if "reject: RCPT" in l]
+    assert len(lines) == 3, log
+    assert lines[0].endswith("to=<bob@example.test> proto=ESMTP "
+                             "helo=<client.test>; rule=recipients-file")
+    assert lines[1].endswith("; rule=relay") and "elsewhere.test" in lines[1]
+    assert lines[2].endswith("; rule=relay") and "a%b@" in lines[2]
