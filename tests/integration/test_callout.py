@@ -468,3 +468,40 @@ def test_every_refusal_names_its_rule(mx, dns, tmp_path):
                              "helo=<client.test>; rule=recipients-file")
     assert lines[1].endswith("; rule=relay") and "elsewhere.test" in lines[1]
     assert lines[2].endswith("; rule=relay") and "a%b@" in lines[2]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("level,name,want", [
+    ("may", "mx1.example.test", 250),
+    ("verify", "mx1.example.test", 250),
+    ("verify", "other.test", 450),
+])
+def test_callout_starttls(mx, dns, tmp_path, level, name, want):
+    """STARTTLS to the primary at tls-outbound as flush does: a primary
+    that takes no MAIL before STARTTLS answers the callout; a certificate
+    that does not verify is a primary that cannot be asked (450)."""
+    import ssl
+    from aiosmtpd.controller import Controller
+    from certs import Certs
+    certs = Certs(tmp_path / "certs")
+    cert = certs.valid(name)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.chain, cert.key)
+    users = Users()
+    c = Controller(users, hostname="127.0.0.2", port=free_port("127.0.0.2"),
+                   decode_data=False, tls_context=ctx, require_starttls=True)
+    c.start()
+    try:
+        configure(mx, dns, c.port, "tls-outbound %s" % level,
+                  "tls-ca-file %s" % certs.ca)
+        p, raw = session(mx)
+        code, text = rcpt(raw, "ok@example.test")
+        assert code == want, text
+        log = end(p, raw)
+        if want == 450:
+            assert "rule=unverified" in log
+            assert users.asked == []
+        else:
+            assert users.asked == ["ok@example.test"]
+    finally:
+        c.stop()
