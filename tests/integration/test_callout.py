@@ -505,3 +505,19 @@ def test_callout_starttls(mx, dns, tmp_path, level, name, want):
             assert users.asked == ["ok@example.test"]
     finally:
         c.stop()
+
+
+def test_database_missing_is_never_5xx(mx, dns, primary):
+    """A database that cannot be made: logged, every lookup a miss; the
+    primary still decides, and while it is down nothing is refused."""
+    configure(mx, dns, primary.port, "verify-db /nonexistent/dir/v.lmdb")
+    p, raw = session(mx)
+    assert rcpt(raw, "ok@example.test")[0] == 250
+    assert rcpt(raw, "nobody@example.test")[0] == 550
+    log = end(p, raw)
+    assert "verifying without it" in log
+    primary.stop()
+    p, raw = session(mx)
+    assert rcpt(raw, "ok@example.test")[0] == 450
+    assert rcpt(raw, "nobody@example.test")[0] == 450
+    end(p, raw)
