@@ -5,7 +5,8 @@
  * connection, at most -c at a time.
  *
  * This file is the glue between the protocol engine (core/smtp_server)
- * and the spool: relay policy at RCPT, free space at MAIL (and every
+ * and the spool: relay policy at RCPT (recipient verification in
+ * cmd/rcpt_verify.c), free space at MAIL (and every
  * megabyte of DATA), the spool writer for DATA, ETRN, and STARTTLS
  * through core/tls when tls-cert is set (loaded once at start: a bad
  * certificate or key is exit 78).  Under -l, max-sessions-per-client is
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/rcpt_verify.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -66,6 +68,8 @@ struct receiver {
 	int			 have_peer;
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	struct rcptlist		*rcptlist;
+	struct rcpt_verify	*rv;		/* recipient-verify callout */
+	const char		*rule;		/* that refused the last RCPT */
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
 };
@@ -116,6 +120,7 @@ static int	 session_timeout(void);
 static int	 hook_mail(void *, const struct smtp_txn *, char *, size_t);
 static int	 hook_rcpt(void *, const struct smtp_txn *,
 		    const struct address *, char *, size_t);
+static const char *hook_rcpt_rule(void *);
 static int	 hook_data_begin(void *, struct smtp_txn *, char *, size_t);
 static int	 hook_data_write(void *, const void *, size_t);
 static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
@@ -199,6 +204,7 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	char		 err[1024];
 	size_t		 i;
 
+	r->rule = "relay";
 	if (address_relay_trick(a) != NULL) {
 		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied "
 		    "(%s)", a->addr, address_relay_trick(a));
@@ -212,8 +218,14 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 		    a->addr);
 		return (-1);
 	}
+	if (cfg->recipients[0] == '\0' && cfg->recipient_verify) {
+		if (r->rv == NULL)
+			r->rv = rcpt_verify_new(r->sp, NULL);
+		return (rcpt_verify_check(r->rv, a, reply, size, &r->rule));
+	}
 	if (cfg->recipients[0] == '\0')
 		return (0);
+	r->rule = "recipients-file";
 	/*
 	 * RFC 5321 4.5.1: postmaster at every domain we serve MUST be
 	 * accepted, listed or not (the primary must have it too, so this
@@ -235,6 +247,14 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 		return (-1);
 	}
 	return (0);
+}
+
+static const char *
+hook_rcpt_rule(void *ctx)
+{
+	struct receiver	*r = ctx;
+
+	return (r->rule);
 }
 
 static int
@@ -514,6 +534,7 @@ serve(int in, int out, struct spool **spp)
 	h.ctx = &r;
 	h.mail = hook_mail;
 	h.rcpt = hook_rcpt;
+	h.rcpt_rule = hook_rcpt_rule;
 	h.data_begin = hook_data_begin;
 	h.data_write = hook_data_write;
 	h.data_commit = hook_data_commit;
@@ -527,6 +548,7 @@ serve(int in, int out, struct spool **spp)
 	if (r.tls != NULL)
 		tls_conn_free(r.tls);
 	rcptlist_free(r.rcptlist);
+	rcpt_verify_free(r.rv);
 	return (0);
 }
 

@@ -11,8 +11,11 @@
  * outside the relay domains (or a relay trick): invalid (source config);
  * with a `recipients` file: listed (or postmaster) valid, else invalid
  * (source file); else, with `recipient-verify callout`, the database's
- * unexpired entry; else undecided ("not known", exit 75: this command
- * makes no callout).  Without a recipients file and with
+ * unexpired entry; else the primary, asked by a callout as RCPT asks it
+ * (cmd/rcpt_verify.c: its 2xx or 5xx decides and is remembered, the
+ * reply is shown); when it cannot be asked, undecided (exit 75), or
+ * valid under verify-unknown-when-down accept.  Without a recipients
+ * file and with
  * recipient-verify off, RCPT takes every address of a relay domain:
  * valid (source config).
  *
@@ -34,11 +37,13 @@
 #include <time.h>
 
 #include "cmd/cmd.h"
+#include "cmd/rcpt_verify.h"
 #include "cmd/text_out.h"
 #include "core/mail/address.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "spool/spool.h"
 #include "spool/verify_db.h"
 
 #define USAGE	"mxfb verify [-C file] [-j] address ...\n" \
@@ -63,8 +68,10 @@ struct lister {
 
 static void	 check_addresses(int, char **);
 static struct verify_db *open_db(int);
-static void	 decide(struct verify_db *, const char *, time_t,
-		    struct decision *);
+static void	 decide(struct verify_db *, struct rcpt_verify *,
+		    const char *, time_t, struct decision *);
+static void	 decide_callout(struct rcpt_verify *, const struct address *,
+		    time_t, struct decision *);
 static void	 decide_file(const struct address *, struct decision *);
 static void	 show(const char *, const struct decision *, int);
 static void	 format_time(int64_t, char *, size_t);
@@ -158,9 +165,51 @@ decide_file(const struct address *a, struct decision *d)
 	rcptlist_free(rl);
 }
 
+/* Not known: the primary decides, as at RCPT. */
 static void
-decide(struct verify_db *db, const char *addr, time_t now,
+decide_callout(struct rcpt_verify *rv, const struct address *a, time_t now,
     struct decision *d)
+{
+	struct rv_outcome	 out;
+
+	if (strcasecmp(a->local_plain, "postmaster") == 0) {
+		d->outcome = OUT_VALID;
+		strlcpy(d->why, "postmaster is always accepted (RFC 5321 "
+		    "4.5.1)", sizeof(d->why));
+		return;
+	}
+	rcpt_verify_run(rv, a, now, &out);
+	d->since = out.since;
+	d->expires = out.expires;
+	d->source = out.callout == RV_PRIMARY_VALID ||
+	    out.callout == RV_PRIMARY_INVALID ? "callout" : NULL;
+	if (out.known != RV_UNKNOWN)
+		d->source = verify_source_name(out.source);
+	switch (out.action) {
+	case RV_ACCEPT:
+		d->outcome = OUT_VALID;
+		break;
+	case RV_REJECT:
+		d->outcome = OUT_INVALID;
+		break;
+	default:
+		d->outcome = OUT_UNDECIDED;
+		break;
+	}
+	if (out.action == RV_ACCEPT && d->source == NULL)
+		(void)bsnprintf(d->why, sizeof(d->why), "not known, accepted "
+		    "unverified (verify-unknown-when-down accept): %s",
+		    out.why);
+	else if (out.action == RV_DEFER)
+		(void)bsnprintf(d->why, sizeof(d->why), "not known, the "
+		    "primary cannot be asked now: %s", out.why);
+	else
+		strlcpy(d->why, out.why, sizeof(d->why));
+}
+
+static void
+decide(struct verify_db *db, struct rcpt_verify *rv, const char *addr,
+    time_t now, struct decision *d)
 {
 	struct verify_entry e;
 	struct address	 a;
@@ -205,10 +254,7 @@ decide(struct verify_db *db, const char *addr, time_t now,
 		    verify_verdict_name(e.verdict), d->source, age);
 		return;
 	}
-	d->outcome = OUT_UNDECIDED;
-	d->source = NULL;
-	strlcpy(d->why, "not known (verify makes no callout)",
-	    sizeof(d->why));
+	decide_callout(rv, &a, now, d);
 }
 
 static void
@@ -357,19 +403,31 @@ static int
 run_verify(int argc, char **argv, int json)
 {
 	struct verify_db *db = NULL;
+	struct rcpt_verify *rv = NULL;
+	struct spool	*sp = NULL;
 	struct decision	 d;
 	enum outcome	 worst = OUT_VALID;
 	time_t		 now = time(NULL);
 	int		 i;
 
-	if (cfg->recipient_verify && cfg->recipients[0] == '\0')
+	if (cfg->recipient_verify && cfg->recipients[0] == '\0') {
 		db = open_db(0);
+		/* Without the spool: no callout slot, the primary unasked. */
+		if (spool_open(cfg->spool, 1, &sp) == -1) {
+			log_warn("spool %s", cfg->spool);
+			sp = NULL;
+		}
+		rv = rcpt_verify_new(sp, db);
+	}
 	for (i = 0; i < argc; i++) {
-		decide(db, argv[i], now, &d);
+		decide(db, rv, argv[i], now, &d);
 		show(argv[i], &d, json);
 		if (d.outcome > worst)
 			worst = d.outcome;
 	}
+	rcpt_verify_free(rv);
+	if (sp != NULL)
+		spool_close(sp);
 	verify_db_close(db);
 	switch (worst) {
 	case OUT_VALID:
@@ -427,7 +485,9 @@ cmd_verify(int argc, char **argv)
 	check_addresses(argc, argv);
 
 	cmd_load_config();
-	cmd_become_user(0);
+	/* A callout may be made: the spool holds its slots, as for RCPT. */
+	cmd_become_user(!list && !forget && cfg->recipient_verify &&
+	    cfg->recipients[0] == '\0');
 	if ((list || forget) && !cfg->recipient_verify) {
 		log_cmd_errorx("%s: recipient-verify is off: there is no "
 		    "recipient database", cfg->file);

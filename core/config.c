@@ -50,7 +50,8 @@ enum key_type {
 	K_YESNO,		/* int, yes = 1, no = 0 */
 	K_TLS_LEVEL,		/* enum tls_level */
 	K_USER,			/* char[], a user name (not looked up) */
-	K_RECIPIENT_VERIFY	/* int, callout = 1, off = 0 */
+	K_RECIPIENT_VERIFY,	/* int, callout = 1, off = 0 */
+	K_UNKNOWN_WHEN_DOWN	/* int, accept = 1, defer = 0 */
 };
 
 struct key {
@@ -117,6 +118,9 @@ static const struct key keys[] = {
 	{ "verify-db",		K_PATH,		STR(verify_db),	0, 0 },
 	{ "verify-positive-ttl", K_DURATION,	FLD(verify_positive_ttl), 1, NOMAX },
 	{ "verify-negative-ttl", K_DURATION,	FLD(verify_negative_ttl), 1, NOMAX },
+	{ "verify-timeout",	K_DURATION,	FLD(verify_timeout), 1, 3600 },
+	{ "verify-unknown-when-down", K_UNKNOWN_WHEN_DOWN,
+	    FLD(verify_unknown_accept), 0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -203,6 +207,7 @@ set_defaults(struct config *c)
 	(void)strlcpy(c->user, "mxfb", sizeof(c->user));
 	c->verify_positive_ttl = 31 * 86400;
 	c->verify_negative_ttl = 3 * 86400;
+	c->verify_timeout = 10;
 }
 
 static int
@@ -314,6 +319,7 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 	case K_BOUNCE_POLICY:
 	case K_YESNO:
 	case K_TLS_LEVEL:
+	case K_UNKNOWN_WHEN_DOWN:
 		return (parse_choice(p, c, k, field, av[0]));
 	case K_SMARTHOST:
 		if (hostport_parse(av[0], &c->smarthost, &errstr) == -1)
@@ -442,6 +448,15 @@ parse_choice(struct parse *p, struct config *c, const struct key *k,
 		else
 			return (perr(p, "%s: \"%s\" is neither yes nor no",
 			    k->name, safe));
+		break;
+	case K_UNKNOWN_WHEN_DOWN:
+		if (strcmp(s, "accept") == 0)
+			c->verify_unknown_accept = 1;
+		else if (strcmp(s, "defer") == 0)
+			c->verify_unknown_accept = 0;
+		else
+			return (perr(p, "%s: \"%s\" is neither defer nor "
+			    "accept", k->name, safe));
 		break;
 	case K_TLS_LEVEL:
 		if (tls_level_parse(s, (enum tls_level *)(void *)field) == -1)

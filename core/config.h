@@ -114,6 +114,10 @@ struct config {
 						   SPOOL/verify.lmdb */
 	time_t		 verify_positive_ttl;	/* verify-positive-ttl, 31d */
 	time_t		 verify_negative_ttl;	/* verify-negative-ttl, 3d */
+	time_t		 verify_timeout;	/* verify-timeout, 10s: one
+						   callout, connect to answer */
+	int		 verify_unknown_accept;	/* verify-unknown-when-down
+						   defer (0, default)|accept */
 
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */

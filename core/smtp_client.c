@@ -47,6 +47,8 @@ struct smtp_conn {
 	char			 error[1024];
 	int			 broken;
 	int			 ntx;		/* transactions started */
+	int64_t			 deadline;	/* now_ms() cap on every
+						   wait; 0: none */
 	char			 rbuf[LINE_MAX_REPLY + 2];
 	size_t			 rstart, rend;
 	char			*wbuf;
@@ -101,6 +103,7 @@ static int	 tx_read(struct smtp_conn *, struct tx *);
 static void	 tx_set_accepted(struct smtp_conn *, struct tx *,
 		    const struct smtp_reply *, const char *);
 static int	 tx_finish(struct smtp_conn *, struct tx *);
+static int64_t	 step_deadline(const struct smtp_conn *, time_t);
 static int	 parse_dsn(const char *, size_t, int, char *, size_t);
 
 /* Reply parsing (pure). */
@@ -355,6 +358,23 @@ fail:
 }
 
 void
+smtp_conn_set_deadline(struct smtp_conn *c, int64_t deadline)
+{
+	c->deadline = deadline;
+}
+
+/* A step's deadline: timeout seconds from now, capped by the conn's. */
+static int64_t
+step_deadline(const struct smtp_conn *c, time_t timeout)
+{
+	int64_t	 d = now_ms() + (int64_t)timeout * 1000;
+
+	if (c->deadline > 0 && c->deadline < d)
+		d = c->deadline;
+	return (d);
+}
+
+void
 smtp_conn_set_io(struct smtp_conn *c, const struct smtp_client_io *io)
 {
 	c->io = *io;
@@ -454,7 +474,7 @@ read_reply(struct smtp_conn *c, struct smtp_reply *reply, time_t timeout,
 {
 	char	 line[LINE_MAX_REPLY + 1];
 	size_t	 len;
-	int64_t	 deadline = now_ms() + (int64_t)timeout * 1000;
+	int64_t	 deadline = step_deadline(c, timeout);
 	int	 r;
 
 	smtp_reply_init(reply);
@@ -516,8 +536,8 @@ flush_out(struct smtp_conn *c, time_t timeout, const char *what)
 		w = c->io.write(c->io.ctx, c->wbuf + off, c->wlen - off);
 		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 		    errno == EINTR)) {
-			r = wait_fd(c->fd, POLLOUT, now_ms() +
-			    (int64_t)timeout * 1000);
+			r = wait_fd(c->fd, POLLOUT, step_deadline(c,
+			    timeout));
 			if (r <= 0) {
 				conn_fail(c, r == 0, what);
 				c->wlen = 0;

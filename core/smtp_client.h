@@ -95,6 +95,11 @@ const char *smtp_conn_host(const struct smtp_conn *);
 const char *smtp_conn_error(const struct smtp_conn *);
 int	 smtp_conn_fd(const struct smtp_conn *);
 void	 smtp_conn_set_io(struct smtp_conn *, const struct smtp_client_io *);
+/*
+ * Cap every later wait on the connection at deadline (a now_ms() time;
+ * 0 lifts the cap): a whole exchange, not each step, ends by then.
+ */
+void	 smtp_conn_set_deadline(struct smtp_conn *, int64_t deadline);
 
 /*
  * STARTTLS (RFC 3207), step one: send it and read the reply.  0: the

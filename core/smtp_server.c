@@ -77,6 +77,7 @@ struct session {
 	struct smtp_server_io		 iobuf;	/* STARTTLS replaces it */
 	struct smtp_server_io		*io;
 	const struct smtp_hooks	*h;
+	const char		*rule;	/* rcpt_rule of a refused RCPT */
 
 	size_t		 ipos, iend;	/* the client's bytes: ibuf[ipos..iend) */
 	char		*obuf;
@@ -843,13 +844,14 @@ log_reject(struct session *s, const char *stage, const char *line,
 		safe_copy(rcpt, sizeof(rcpt), to);
 		rcpt[strcspn(rcpt, "> ")] = '\0';
 	}
-	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
+	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>%s%s",
 	    stage, s->client, text,
 	    s->txn.sender != NULL ? " from=<" : "",
 	    s->txn.sender != NULL ? from : "",
 	    s->txn.sender != NULL ? ">" : "",
 	    to != NULL ? " to=<" : "", to != NULL ? rcpt : "",
-	    to != NULL ? ">" : "", s->esmtp ? "ESMTP" : "SMTP", helo);
+	    to != NULL ? ">" : "", s->esmtp ? "ESMTP" : "SMTP", helo,
+	    s->rule != NULL ? "; rule=" : "", s->rule != NULL ? s->rule : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -996,7 +998,10 @@ do_rcpt(struct session *s, const struct smtp_command *cmd)
 	if (s->h->rcpt != NULL &&
 	    s->h->rcpt(s->h->ctx, &s->txn, &a, rbuf, sizeof(rbuf)) == -1) {
 		free(r.orcpt);
+		if (s->h->rcpt_rule != NULL)
+			s->rule = s->h->rcpt_rule(s->h->ctx);
 		log_reject(s, "RCPT", rbuf, a.addr);
+		s->rule = NULL;
 		reply_line(s, rbuf);
 		return;
 	}

@@ -119,6 +119,12 @@ struct smtp_hooks {
 		    size_t);
 	int	(*rcpt)(void *ctx, const struct smtp_txn *,
 		    const struct address *, char *reply, size_t);
+	/*
+	 * After rcpt refused: the rule that decided ("callout", ...),
+	 * logged as "; rule=NAME" at the end of the reject line; NULL
+	 * (or this hook unset): no rule named.
+	 */
+	const char *(*rcpt_rule)(void *ctx);
 	int	(*data_begin)(void *ctx, struct smtp_txn *, char *reply,
 		    size_t);	/* fills txn->id */
 	int	(*data_write)(void *ctx, const void *, size_t);

@@ -152,6 +152,8 @@ static int	 process_gone(pid_t, unsigned long long);
 static int	 move_message(struct spool *, const char *, enum subdir,
 		    enum subdir);
 static int	 domain_file(const char *, const char *, char *, size_t);
+static int	 lock_domain_file(struct spool *, const char *, const char *,
+		    int *);
 
 /* Opening and closing. */
 
@@ -2131,11 +2133,40 @@ fail:
 int
 spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 {
+	return (lock_domain_file(sp, domain, "lock", fdp));
+}
+
+/*
+ * One of SPOOL_CALLOUT_SLOTS flocked files, domains/DOMAIN.calloutN:
+ * the first free one, or EWOULDBLOCK when every one is held.
+ */
+int
+spool_callout_slot(struct spool *sp, const char *domain, int *fdp)
+{
+	char	 suffix[32];
+	int	 i;
+
+	for (i = 0; i < SPOOL_CALLOUT_SLOTS; i++) {
+		(void)snprintf(suffix, sizeof(suffix), "callout%d", i);
+		if (lock_domain_file(sp, domain, suffix, fdp) == 0)
+			return (0);
+		if (errno != EWOULDBLOCK)
+			return (-1);
+	}
+	errno = EWOULDBLOCK;
+	return (-1);
+}
+
+/* domains/DOMAIN.suffix, flocked without waiting. */
+static int
+lock_domain_file(struct spool *sp, const char *domain, const char *suffix,
+    int *fdp)
+{
 	struct stat	 st;
 	char		 name[300];
 	int		 fd, save;
 
-	if (domain_file(domain, "lock", name, sizeof(name)) == -1)
+	if (domain_file(domain, suffix, name, sizeof(name)) == -1)
 		return (-1);
 	/*
 	 * The lock file stays (it is only ever flocked): opened without
@@ -2169,6 +2200,13 @@ spool_domain_lock(struct spool *sp, const char *domain, int *fdp)
 }
 
 /* For spool/listcache.c (spool_private.h). */
+
+int
+spool_private_domain_file(const char *domain, const char *suffix, char *buf,
+    size_t size)
+{
+	return (domain_file(domain, suffix, buf, size));
+}
 
 int
 spool_private_create_temp(int dirfd, const char *name)

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/mail/envelope.h"
+#include "core/util.h"
 
 struct spool;
 
@@ -188,5 +189,57 @@ int	 spool_domain_note_write(struct spool *, const char *domain,
 int	 spool_domain_note_read(struct spool *, const char *domain, char **text,
 	    time_t *when);
 int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
+/*
+ * Callouts to a domain's primary at once, across processes (receive's
+ * recipient verification): a slot is one of SPOOL_CALLOUT_SLOTS flocked
+ * files domains/DOMAIN.calloutN.  0 and an fd to close to free it, or -1
+ * with errno EWOULDBLOCK when every slot is taken.
+ */
+#define SPOOL_CALLOUT_SLOTS	8
+int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
+
+/*
+ * The primary record: one per domain (domains/DOMAIN.primary), what the
+ * backup last learnt about the domain's primary MX (spool/INTERNALS,
+ * section 11).  probe and flush observe, receive reads it at RCPT.
+ *
+ * spool_primary_observe records one observation: "up" (obs->up 1)
+ * replaces host and the EHLO capabilities and sets last_up to checked;
+ * "down" keeps last_up, host and the capabilities of the record before
+ * (those of the last successful EHLO).  checked 0 means now.  Written
+ * atomically (temp file, fsync, rename) under a short lock between
+ * writers; readers never wait and see one whole record or the one before.
+ *
+ * spool_primary_read fills *obs: 0, or -1 with errno ENOENT (nothing
+ * known), EINVAL (bad domain), EBADMSG (a garbled record), or that of a
+ * failed open or read.  A spool written by an older mxfb may hold only a
+ * probe note (domains/DOMAIN.probe, spool_domain_note_*): it reads as
+ * "up" at the note's time, host from it, source "note", no capabilities,
+ * until the first observation replaces it.
+ *
+ * spool_primary_parse and spool_primary_format are the record's text
+ * (for tests and the fuzz target): parse accepts exactly what format
+ * writes (unknown "key value" lines aside), -1 EBADMSG otherwise.
+ */
+#define PRIMARY_SOURCE_SIZE	16
+#define PRIMARY_RECORD_MAX	1024
+struct primary_obs {
+	int		 up;		/* the last observation: 1 up, 0 down */
+	time_t		 checked;	/* when it was made */
+	time_t		 last_up;	/* the last "up"; 0: never */
+	char		 host[DOMAIN_NAME_SIZE];	/* last found up, or "" */
+	char		 source[PRIMARY_SOURCE_SIZE];	/* probe|flush|callout */
+	int		 have_ehlo;	/* the four below were seen in EHLO */
+	uint64_t	 size_max;	/* EHLO SIZE; 0: no limit given */
+	int		 smtputf8;
+	int		 eightbitmime;
+	int		 dsn;
+};
+int	 spool_primary_observe(struct spool *, const char *domain,
+	    const struct primary_obs *);
+int	 spool_primary_read(struct spool *, const char *domain,
+	    struct primary_obs *);
+int	 spool_primary_parse(const char *, size_t, struct primary_obs *);
+int	 spool_primary_format(const struct primary_obs *, char *, size_t);
 
 #endif

@@ -84,5 +84,11 @@ const char *spool_private_host(struct spool *);
  * name left over is removed first.  The descriptor, or -1.
  */
 int	 spool_private_create_temp(int dirfd, const char *name);
+/*
+ * domains/ name DOMAIN.SUFFIX of a plain host name, lower case; -1
+ * EINVAL for anything else (spool.h, the per-domain records).
+ */
+int	 spool_private_domain_file(const char *domain, const char *suffix,
+	    char *buf, size_t size);
 
 #endif

@@ -56,8 +56,11 @@ CONCURRENCY = [int(c) for c in
                os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(",")]
 PER_CONN = [1, 20]
 PHASES = os.environ.get("BENCH_PHASES",
-                        "fsync,connect,receive,syscalls,drain,status"
+                        "fsync,connect,receive,syscalls,drain,status,verify"
                         ).split(",")
+VERIFY_SESSIONS = knob("VERIFY_SESSIONS", 200, 30)  # per verify figure
+VERIFY_RCPTS = 20                             # RCPTs per session (and 1)
+VERIFY_FILE_LINES = 100000                    # the recipients file
 MSG_BYTES = 2048                              # smtp-source -l
 DOMAIN = "example.test"
 HOSTNAME = "backup.example.test"
@@ -1141,6 +1144,109 @@ class Bench:
                      ["postqueue", "-c", self.pf.etc, "-p"], self.cpu_pf, True)
         self.pf.stop()
 
+    # recipient verification at RCPT (issue 14)
+    def verify_server(self, name, *lines):
+        """tcpserver + receive (inetd style) for a configuration with
+        extra lines; returns (Mxfb, port)."""
+        m = self.mxfb(name)
+        with open(m.conf, "a") as f:
+            f.write("\n".join(lines) + "\n")
+        port = free_port()
+        m.tcpserver(port)
+        return m, port
+
+    def verify_sessions(self, key, port, addrs, per_session):
+        """Sessions of per_session RCPTs for addrs, one after another:
+        the median and 90th percentile RCPT latency (client side) and
+        mxfb's CPU per RCPT and per session (the whole session: fork,
+        exec, EHLO, MAIL, QUIT included)."""
+        lat, codes = [], {}
+        with Window(self.cpu_mx) as w:
+            for i in range(0, len(addrs), per_session):
+                s = socket.create_connection(("127.0.0.1", port), 30)
+                f = s.makefile("rb")
+
+                def reply():
+                    while True:
+                        line = f.readline()
+                        if not line:
+                            raise RuntimeError("%s: connection closed" % key)
+                        if line[3:4] != b"-":
+                            return int(line[:3])
+
+                def cmd(line):
+                    s.sendall(line.encode() + b"\r\n")
+                    return reply()
+                reply()
+                cmd("EHLO bench.test")
+                cmd("MAIL FROM:<s@sender.test>")
+                for a in addrs[i:i + per_session]:
+                    t0 = time.monotonic()
+                    c = cmd("RCPT TO:<%s>" % a)
+                    lat.append(time.monotonic() - t0)
+                    codes[c] = codes.get(c, 0) + 1
+                cmd("QUIT")
+                f.close()
+                s.close()
+        n = len(addrs)
+        lat.sort()
+        self.record(key, rcpts=n, sessions=-(-n // per_session),
+                    median_ms=lat[n // 2] * 1000,
+                    p90_ms=lat[int(n * 0.9)] * 1000,
+                    cpu_per_rcpt_ms=w.cpu_s * 1000 / n,
+                    cpu_per_session_ms=w.cpu_s * 1000 / -(-n // per_session),
+                    codes=codes, cpu_source=self.cpu_mx.source)
+        r = self.results[key]
+        log("%-24s RCPT median %6.2f ms p90 %6.2f ms, CPU %6.3f ms/RCPT "
+            "%6.2f ms/session  %s" % (key, r["median_ms"], r["p90_ms"],
+                                      r["cpu_per_rcpt_ms"],
+                                      r["cpu_per_session_ms"], codes))
+
+    def verify(self):
+        n = VERIFY_SESSIONS * VERIFY_RCPTS
+        self.sink.start()           # the primary the callouts ask
+        try:
+            off, p_off = self.verify_server("verify-off")
+            rfile = os.path.join(self.work, "recipients")
+            with open(rfile, "w") as f:
+                for i in range(VERIFY_FILE_LINES):
+                    f.write("user%d@%s\n" % (i, DOMAIN))
+            os.chmod(rfile, 0o644)
+            fl, p_file = self.verify_server("verify-file",
+                                            "recipients " + rfile)
+            db, p_db = self.verify_server("verify-db",
+                                          "recipient-verify callout",
+                                          "verify-timeout 5s")
+            co, p_co = self.verify_server("verify-callout",
+                                          "recipient-verify callout",
+                                          "verify-timeout 5s")
+            # The database learns the addresses the db figure asks for.
+            known = ["known%d@%s" % (i, DOMAIN) for i in range(200)]
+            self.verify_sessions("verify-prime", p_db, known, VERIFY_RCPTS)
+            listed = ["user%d@%s" % (VERIFY_FILE_LINES - 1 - i % 1000,
+                                     DOMAIN) for i in range(n)]
+            hits = [known[i % len(known)] for i in range(n)]
+            # Never asked before: each is a database miss, a callout.
+            fresh = ["new%d@%s" % (i, DOMAIN)
+                     for i in range(n + VERIFY_SESSIONS)]
+            for per in (VERIFY_RCPTS, 1):
+                m = n if per > 1 else VERIFY_SESSIONS
+                self.verify_sessions("verify-off-%d" % per, p_off,
+                                     listed[:m], per)
+                self.verify_sessions("verify-file-%d" % per, p_file,
+                                     listed[:m], per)
+                self.verify_sessions("verify-db-%d" % per, p_db, hits[:m],
+                                     per)
+                self.verify_sessions("verify-callout-%d" % per, p_co,
+                                     fresh[:m] if per > 1 else
+                                     fresh[n:], per)
+        finally:
+            for m in ("verify-off", "verify-file", "verify-db",
+                      "verify-callout"):
+                if m in self.mx:
+                    self.mx[m].stop_all()
+            self.sink.stop()
+
     def close(self):
         for m in self.mx.values():
             m.stop_all()
@@ -1288,6 +1394,34 @@ def report(b):
                      ratio(m and m["seconds"], p and p["seconds"], invert=True),
                      TARGETS["status"] if label == "status" else None, ""))
 
+    verify_rows = []
+    for per in (VERIFY_RCPTS, 1):
+        for what, label in (("off", "no check (baseline)"),
+                            ("file", "recipients file, %d lines"
+                             % VERIFY_FILE_LINES),
+                            ("db", "database hit"),
+                            ("callout", "callout to a local primary")):
+            m = R.get("verify-%s-%d" % (what, per))
+            if m:
+                verify_rows.append((
+                    "RCPT %s, %d RCPT/session" % (label, per),
+                    "%.2f/%.2f ms" % (m["median_ms"], m["p90_ms"]),
+                    "%.3f ms" % m["cpu_per_rcpt_ms"],
+                    "%.2f ms" % m["cpu_per_session_ms"]))
+    m0, m1 = R.get("verify-off-1"), R.get("verify-db-1")
+    if m0 and m1:
+        verify_rows.append((
+            "  opening the database in an inetd receive (db hit - baseline)",
+            "", "", "%+.2f ms" % (m1["cpu_per_session_ms"] -
+                                 m0["cpu_per_session_ms"])))
+    m0, m1 = R.get("verify-file-%d" % VERIFY_RCPTS), \
+        R.get("verify-db-%d" % VERIFY_RCPTS)
+    if m0 and m1:
+        verify_rows.append((
+            "  database hit cheaper than the recipients file",
+            "", "", "yes" if m1["cpu_per_rcpt_ms"] < m0["cpu_per_rcpt_ms"]
+            else "NO"))
+
     w = max(len(r[0]) for r in rows)
     head = "%-*s  %-16s  %-16s  %6s  %6s  %s" % (
         w, "figure", "mxfb (CPU/msg)", "Postfix (CPU/msg)", "ratio",
@@ -1302,6 +1436,16 @@ def report(b):
         print("%-*s  %-16s  %-16s  %6s  %6s  %s" % (
             w, fig, mv, pv, "%.2f" % rt if rt is not None else "-",
             ("%.1fx" % tg + mark) if tg else "", fr))
+    if verify_rows:
+        vw = max(len(r[0]) for r in verify_rows)
+        vhead = "%-*s  %-18s  %-12s  %s" % (
+            vw, "recipient verification", "RCPT median/p90",
+            "CPU/RCPT", "CPU/session")
+        print()
+        print(vhead)
+        print("-" * len(vhead))
+        for r in verify_rows:
+            print("%-*s  %-18s  %-12s  %s" % ((vw,) + r))
     sms = [R[k] for k in ("status-mxfb", "status-s-mxfb", "status-new-mxfb",
                           "status-full-mxfb", "status-s-full-mxfb")
            if R.get(k)]
@@ -1335,6 +1479,9 @@ def report(b):
         "table": [{"figure": r[0], "mxfb": r[1], "postfix": r[2],
                    "ratio": r[3], "target": r[4], "fsync_fraction": r[5]}
                   for r in rows],
+        "verify_table": [{"figure": r[0], "rcpt_latency": r[1],
+                          "cpu_per_rcpt": r[2], "cpu_per_session": r[3]}
+                         for r in verify_rows],
         "notes": b.notes,
         "inetd_bounds": [{"figure": f, "bound": v, "target": t}
                          for f, v, t in bounds],
@@ -1412,6 +1559,8 @@ def main():
             b.attempt("drain", b.drain)
         if "status" in PHASES:
             b.attempt("status", b.status)
+        if "verify" in PHASES:
+            b.attempt("verify", b.verify)
     except KeyboardInterrupt:
         log("interrupted")
         b.notes.append("interrupted")

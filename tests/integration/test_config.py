@@ -237,6 +237,8 @@ def test_every_key_accepted(mx, dns):
         "verify-db verify.lmdb",
         "verify-positive-ttl 31d",
         "verify-negative-ttl 3d",
+        "verify-timeout 10s",
+        "verify-unknown-when-down defer",
     )
     with open(os.path.join(mx.dir, "recipients"), "w") as f:
         f.write("@example.test\n")

@@ -734,6 +734,39 @@ test_connect_refused_and_silent(void **state)
 	unlink(path);
 }
 
+/*
+ * smtp_conn_set_deadline caps every wait: a silent server with 10 s step
+ * timeouts is given up on at the deadline, 300 ms away.
+ */
+static void
+test_deadline_caps_steps(void **state)
+{
+	static const struct step silent[] = {
+		{ "NEVER", "250 x" }, { NULL, NULL } };
+	struct smtp_timeouts	 t = { 10, 10, 10, 10 };
+	struct sockaddr_in	 sin;
+	struct smtp_conn	*c;
+	char			 why[512];
+	char			 path[] = "/tmp/mxfb-test-smtp-XXXXXX";
+	int64_t			 t0;
+	pid_t			 pid;
+
+	assert_int_not_equal(mkstemp(path), -1);
+	assert_int_equal(server_start(silent, path, &sin, &pid), 0);
+	assert_int_equal(smtp_connect("slow.test", (struct sockaddr *)&sin,
+	    sizeof(sin), &t, &c, why, sizeof(why)), 0);
+	t0 = now_ms();
+	smtp_conn_set_deadline(c, t0 + 300);
+	assert_int_equal(smtp_greet(c, "backup.test", NULL), -1);
+	assert_true(now_ms() - t0 < 2000);
+	assert_true(now_ms() - t0 >= 250);
+	assert_non_null(strstr(smtp_conn_error(c), "timed out"));
+	smtp_close(c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+}
+
 /* The server's recipient and the client's, side by side. */
 static void
 test_server_and_client_types(void **state)
@@ -770,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_pipelined_refusals),
 		cmocka_unit_test(test_starttls_refused_and_injection),
 		cmocka_unit_test(test_connect_refused_and_silent),
+		cmocka_unit_test(test_deadline_caps_steps),
 		cmocka_unit_test(test_server_and_client_types),
 	};
 

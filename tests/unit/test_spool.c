@@ -1295,6 +1295,220 @@ test_no_file_through_a_link(void **state)
 	assert_int_equal(errno, EPERM);
 }
 
+/* An observation with the capabilities of one EHLO. */
+static void
+obs_fill(struct primary_obs *o, int up, time_t when, const char *host,
+    uint64_t size, int utf8)
+{
+	memset(o, 0, sizeof(*o));
+	o->up = up;
+	o->checked = when;
+	(void)strlcpy(o->host, host, sizeof(o->host));
+	(void)strlcpy(o->source, "probe", sizeof(o->source));
+	o->have_ehlo = up;
+	o->size_max = size;
+	o->smtputf8 = utf8;
+	o->eightbitmime = utf8;
+	o->dsn = 1;
+}
+
+/*
+ * Callout slots: SPOOL_CALLOUT_SLOTS at once for a domain (flock is per
+ * open file, so one process can hold them all), then EWOULDBLOCK; a
+ * freed slot is taken again; another domain has its own; a bad domain
+ * is EINVAL.
+ */
+static void
+test_callout_slots(void **state)
+{
+	struct fixture	*f = *state;
+	int		 fds[SPOOL_CALLOUT_SLOTS], fd, other, i;
+
+	for (i = 0; i < SPOOL_CALLOUT_SLOTS; i++)
+		assert_int_equal(spool_callout_slot(f->sp, "example.test",
+		    &fds[i]), 0);
+	errno = 0;
+	assert_int_equal(spool_callout_slot(f->sp, "Example.TEST", &fd), -1);
+	assert_int_equal(errno, EWOULDBLOCK);
+	assert_int_equal(spool_callout_slot(f->sp, "other.test", &other), 0);
+	assert_int_equal(close(fds[3]), 0);
+	assert_int_equal(spool_callout_slot(f->sp, "example.test", &fds[3]),
+	    0);
+	errno = 0;
+	assert_int_equal(spool_callout_slot(f->sp, "../x", &fd), -1);
+	assert_int_equal(errno, EINVAL);
+	for (i = 0; i < SPOOL_CALLOUT_SLOTS; i++)
+		(void)close(fds[i]);
+	(void)close(other);
+}
+
+static void
+test_primary_record(void **state)
+{
+	struct fixture		*f = *state;
+	struct primary_obs	 o, r;
+	char			 path[PATH_MAX];
+
+	errno = 0;
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Down with nothing before: no last_up, no host, no EHLO. */
+	obs_fill(&o, 0, 1000, "mx9.example.test", 5, 1);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "Example.TEST", &r), 0);
+	assert_int_equal(r.up, 0);
+	assert_int_equal(r.checked, 1000);
+	assert_int_equal(r.last_up, 0);
+	assert_string_equal(r.host, "");
+	assert_int_equal(r.have_ehlo, 0);
+	/* Up replaces. */
+	obs_fill(&o, 1, 2000, "mx1.example.test", 10240, 0);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.up, 1);
+	assert_int_equal(r.checked, 2000);
+	assert_int_equal(r.last_up, 2000);
+	assert_string_equal(r.host, "mx1.example.test");
+	assert_string_equal(r.source, "probe");
+	assert_int_equal(r.have_ehlo, 1);
+	assert_int_equal(r.size_max, 10240);
+	assert_int_equal(r.smtputf8, 0);
+	assert_int_equal(r.dsn, 1);
+	/* Down keeps last_up, host and the capabilities. */
+	obs_fill(&o, 0, 3000, "", 0, 1);
+	(void)strlcpy(o.source, "flush", sizeof(o.source));
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.up, 0);
+	assert_int_equal(r.checked, 3000);
+	assert_int_equal(r.last_up, 2000);
+	assert_string_equal(r.host, "mx1.example.test");
+	assert_string_equal(r.source, "flush");
+	assert_int_equal(r.have_ehlo, 1);
+	assert_int_equal(r.size_max, 10240);
+	assert_int_equal(r.smtputf8, 0);
+	/* checked 0 is now. */
+	obs_fill(&o, 1, 0, "mx2.example.test", 0, 1);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_true(r.checked > time(NULL) - 60 && r.checked <= time(NULL));
+	assert_int_equal(r.last_up, r.checked);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	/* What would not read back is not written; bad domains EINVAL. */
+	obs_fill(&o, 1, 0, "mx1 evil\nup 0", 0, 1);
+	errno = 0;
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(spool_primary_observe(f->sp, "../x", &o), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(spool_primary_read(f->sp, "a/b", &r), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	/* A link in the record's place is not followed. */
+	PATHF(path, "%s/domains/link.test.primary", f->dir);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	errno = 0;
+	assert_int_equal(spool_primary_read(f->sp, "link.test", &r), -1);
+	assert_int_equal(errno, ELOOP);
+}
+
+/* An older mxfb's probe note reads as "up"; the first record replaces it. */
+static void
+test_primary_old_note(void **state)
+{
+	struct fixture		*f = *state;
+	struct primary_obs	 o, r;
+	char			 path[PATH_MAX];
+	struct stat		 st;
+
+	assert_int_equal(spool_domain_note_write(f->sp, "example.test",
+	    "time=1 host=mx1.example.test address=mx1.example.test"
+	    "[127.0.0.1]:25 latency=3ms ehlo=PIPELINING SIZE=100\n"), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.up, 1);
+	assert_string_equal(r.host, "mx1.example.test");
+	assert_string_equal(r.source, "note");
+	assert_int_equal(r.have_ehlo, 0);
+	assert_true(r.last_up > time(NULL) - 60 && r.last_up <= time(NULL));
+	assert_int_equal(r.checked, r.last_up);
+	/* A down observation keeps the note's last_up and host. */
+	obs_fill(&o, 0, 0, "", 0, 0);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	PATHF(path, "%s/domains/example.test.probe", f->dir);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.up, 0);
+	assert_string_equal(r.host, "mx1.example.test");
+	assert_true(r.last_up > 0);
+}
+
+static void
+test_primary_parse(void **state)
+{
+	static const char *bad[] = {
+		"",
+		"mxfb-primary 1",
+		"mxfb-primary 2\nup 1\nchecked 1\nlast_up 1\nsource p\nehlo 0\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n",
+		"mxfb-primary 1\nup 2\nchecked 1\nlast_up 1\nsource p\nehlo 0\n",
+		"mxfb-primary 1\nup 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
+		    "ehlo 0\n",
+		"mxfb-primary 1\nup 1\nchecked -1\nlast_up 1\nsource p\n"
+		    "ehlo 0\n",
+		"mxfb-primary 1\nup 1\nchecked 99999999999999999999\n"
+		    "last_up 1\nsource p\nehlo 0\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource P\n"
+		    "ehlo 0\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
+		    "ehlo 0\nhost a b\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
+		    "ehlo 0\nsize 1x\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
+		    "ehlo 0\ngarbage\n",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
+		    "ehlo 0",
+		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource "
+		    "abcdefghijklmnopq\nehlo 0\n",
+	};
+	struct primary_obs	 o, r;
+	char			 buf[PRIMARY_RECORD_MAX], big[2048];
+	size_t			 i;
+	int			 n;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		assert_int_equal(spool_primary_parse(bad[i], strlen(bad[i]),
+		    &r), -1);
+		assert_int_equal(errno, EBADMSG);
+	}
+	/* A NUL inside, and one byte over the limit. */
+	assert_int_equal(spool_primary_parse("mxfb-primary 1\n\0", 16, &r),
+	    -1);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(spool_primary_parse(big, PRIMARY_RECORD_MAX + 1, &r),
+	    -1);
+	/* What format writes reads back the same; unknown keys are skipped. */
+	obs_fill(&o, 1, 1234, "mx1.example.test", 1ULL << 40, 1);
+	o.last_up = 1200;
+	n = spool_primary_format(&o, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(spool_primary_parse(buf, (size_t)n, &r), 0);
+	assert_int_equal(r.up, 1);
+	assert_int_equal(r.checked, 1234);
+	assert_int_equal(r.last_up, 1200);
+	assert_string_equal(r.host, "mx1.example.test");
+	assert_string_equal(r.source, "probe");
+	assert_int_equal(r.have_ehlo, 1);
+	assert_true(r.size_max == 1ULL << 40);
+	assert_int_equal(r.smtputf8 + r.eightbitmime + r.dsn, 3);
+	(void)strlcat(buf, "future 1\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), 0);
+	assert_int_equal(spool_primary_format(&o, buf, 20), -1);
+}
+
 int
 main(void)
 {
@@ -1326,6 +1540,10 @@ main(void)
 		T(test_domain_notes_and_locks),
 		T(test_open_refuses_links),
 		T(test_no_file_through_a_link),
+		T(test_primary_record),
+		T(test_callout_slots),
+		T(test_primary_old_note),
+		T(test_primary_parse),
 #undef T
 	};
 	int	 failed;
