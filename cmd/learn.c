@@ -25,6 +25,7 @@
 
 #include "cmd/learn.h"
 #include "core/config.h"
+#include "core/dsn.h"
 #include "core/log.h"
 #include "core/smtp_client.h"
 #include "core/util.h"
@@ -35,18 +36,6 @@ static pid_t		 learn_pid;
 static int		 learn_broken;
 
 static struct verify_db *learn_open(void);
-
-int
-learn_is_unknown_user(const char *dsn)
-{
-	const char	*errstr;
-	long long	 detail;
-
-	if (strncmp(dsn, "5.1.", 4) != 0)
-		return (0);
-	detail = strtonum(dsn + 4, 1, 10, &errstr);
-	return (errstr == NULL && detail >= 1);
-}
 
 static struct verify_db *
 learn_open(void)
@@ -94,7 +83,7 @@ learn_results(const struct smtp_client_rcpt *rc, const struct smtp_result *res,
 			p[np].ttl = cfg->verify_positive_ttl;
 		} else if (res[i].code / 100 == 5 && res[i].stage != NULL &&
 		    strcmp(res[i].stage, "RCPT TO") == 0 &&
-		    learn_is_unknown_user(res[i].dsn)) {
+		    dsn_unknown_user(res[i].dsn)) {
 			p[np].verdict = VERIFY_INVALID;
 			p[np].ttl = cfg->verify_negative_ttl;
 		} else

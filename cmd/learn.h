@@ -17,7 +17,5 @@ struct smtp_result;
  */
 void	 learn_results(const struct smtp_client_rcpt *, const struct smtp_result *,
 	    size_t n);
-/* The 5.1.x refusals that say "no such recipient" (1..10)? */
-int	 learn_is_unknown_user(const char *dsn);
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/callout.h"
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/dsn.h"
 #include "core/log.h"
 #include "core/mail/address.h"
 #include "core/mx.h"
@@ -274,7 +275,7 @@ callout_ask(struct callout *co, const struct config *c, const char *addr,
 	    smtp_conn_relay(co->conn), s);
 	if (r.code / 100 == 2)
 		ans->status = CALLOUT_ACCEPTED;
-	else if (r.code / 100 == 5)
+	else if (r.code / 100 == 5 && dsn_unknown_user(r.dsn))
 		ans->status = CALLOUT_REFUSED;
 	else if (r.code == 421)
 		fail(co, ans, CALLOUT_TEMPFAIL, ans->reply);

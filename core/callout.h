@@ -30,8 +30,11 @@ struct config;
 
 enum callout_status {
 	CALLOUT_ACCEPTED,	/* 2xx to RCPT TO */
-	CALLOUT_REFUSED,	/* 5xx to RCPT TO */
-	CALLOUT_TEMPFAIL,	/* the primary answered, but not 2xx/5xx */
+	CALLOUT_REFUSED,	/* 5xx with 5.1.1-5.1.10 to RCPT TO: no such
+				   recipient (dsn_unknown_user) */
+	CALLOUT_TEMPFAIL,	/* the primary answered, but neither 2xx nor
+				   "no such recipient": a 4xx, or a 5xx that
+				   may be policy (5.7.1, a bare 550) */
 	CALLOUT_UNREACHABLE	/* no route, connection, or reply in time */
 };
 

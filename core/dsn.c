@@ -331,6 +331,17 @@ dsn_wanted(const struct recipient *r, enum dsn_reason reason)
 }
 
 int
+dsn_unknown_user(const char *status)
+{
+	const char	*errstr;
+
+	if (strncmp(status, "5.1.", 4) != 0)
+		return (0);
+	(void)strtonum(status + 4, 1, 10, &errstr);
+	return (errstr == NULL);
+}
+
+int
 dsn_policy_allows(enum bounce_policy policy, const struct envelope *env,
     const struct recipient *r, enum dsn_reason reason, int admin)
 {

@@ -62,6 +62,14 @@ enum bounce_policy { BOUNCE_ALL, BOUNCE_VERIFIED, BOUNCE_NONE };
  * a primary's own refusal, or expiry of mail whose recipients passed the
  * recipients check; admin is exempt from `verified`, never from `none`.
  */
+/*
+ * An RFC 3463 status that says the recipient does not exist: 5.1.1 to
+ * 5.1.10 (bad mailbox, system, syntax, ambiguous, destination, moved,
+ * sender...).  Only such a code makes an address invalid (learned from
+ * flush, or from a callout): a bare 550, or a 5.7.x, may be a policy
+ * refusal of that message or of us, not a verdict on the address.
+ */
+int	 dsn_unknown_user(const char *status);
 int	 dsn_policy_allows(enum bounce_policy, const struct envelope *env,
 	    const struct recipient *, enum dsn_reason, int admin);
 

@@ -47,6 +47,8 @@ class Users:
             await asyncio.sleep(30)
         if address in self.temp:
             return "450 4.2.1 mailbox busy"
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
         if address not in self.users:
             return "550 5.1.1 no such user here"
         envelope.rcpt_tos.append(address)
@@ -184,6 +186,28 @@ def test_tempfail_is_never_5xx(mx, dns, primary, policy):
         assert "; rule=unverified" in log
     assert "busy@example.test" not in known(mx)
     assert len(primary.users.sessions) == 1
+
+
+@pytest.mark.parametrize("reply", ["550 5.7.1 backup MX listed at a "
+                                   "blocklist", "550 no such user",
+                                   "554 5.2.1 mailbox disabled"])
+def test_refusal_not_about_the_user_is_never_5xx(mx, dns, primary, reply):
+    """Only 5.1.1-5.1.10 says the recipient does not exist.  A primary
+    that refuses the backup itself (a 5.7.1 for our address), a bare 550
+    or another 5xx is no verdict on the address: neither refused with a
+    5xx (the sender would give up on a user the primary takes from it
+    directly) nor remembered as invalid for verify-negative-ttl."""
+    primary.users.rcpt_replies["someone@example.test"] = reply
+    configure(mx, dns, primary.port)
+    p, raw = session(mx)
+    code, text = rcpt(raw, "someone@example.test")
+    assert code == 450, text
+    assert text.startswith("450 4.1.1 <someone@example.test>: Recipient "
+                           "address rejected: unverified address"), text
+    assert rcpt(raw, "nobody@example.test")[0] == 550
+    end(p, raw)
+    assert "someone@example.test" not in known(mx)
+    assert "nobody@example.test" in known(mx)
 
 
 def test_primary_down(mx, dns, primary):

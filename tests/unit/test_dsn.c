@@ -147,6 +147,22 @@ test_wanted(void **state)
 }
 
 /* bounce-policy, every branch of dsn_policy_allows. */
+/* Only 5.1.1 to 5.1.10 says "no such recipient". */
+static void
+test_unknown_user(void **state)
+{
+	const char	*yes[] = { "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10" };
+	const char	*no[] = { "", "5.1.0", "5.1.11", "5.1.", "5.1.1x",
+	    "5.7.1", "5.2.1", "4.1.1", "5.1.-1", "5.1.01x", "5.11.1" };
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(dsn_unknown_user(yes[i]));
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(dsn_unknown_user(no[i]));
+}
+
 static void
 test_policy(void **state)
 {
@@ -609,6 +625,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wanted),
+		cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_xtext),
