@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/rcpt_primary.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -66,6 +67,8 @@ struct receiver {
 	int			 have_peer;
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	struct rcptlist		*rcptlist;
+	struct rcpt_primary_cache primaries;	/* records read at RCPT */
+	const char		*rule;		/* behind the last refusal */
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
 };
@@ -122,6 +125,7 @@ static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
 static int	 hook_starttls(void *, struct smtp_server_io *, char *, size_t);
+static const char *hook_rule(void *);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int, struct spool **);
 static int	 stderr_is_client(void);
@@ -199,6 +203,7 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	char		 err[1024];
 	size_t		 i;
 
+	r->rule = NULL;
 	if (address_relay_trick(a) != NULL) {
 		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied "
 		    "(%s)", a->addr, address_relay_trick(a));
@@ -212,6 +217,10 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 		    a->addr);
 		return (-1);
 	}
+	if (rcpt_primary_check(&r->primaries, r->sp, txn, a, r->have_peer &&
+	    config_etrn_allowed(cfg, (struct sockaddr *)&r->peer), reply, size,
+	    &r->rule) == -1)
+		return (-1);
 	if (cfg->recipients[0] == '\0')
 		return (0);
 	/*
@@ -235,6 +244,17 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 		return (-1);
 	}
 	return (0);
+}
+
+/* The rule behind hook_rcpt's refusal, once, for its log line. */
+static const char *
+hook_rule(void *ctx)
+{
+	struct receiver	*r = ctx;
+	const char	*rule = r->rule;
+
+	r->rule = NULL;
+	return (rule);
 }
 
 static int
@@ -520,6 +540,7 @@ serve(int in, int out, struct spool **spp)
 	h.data_abort = hook_data_abort;
 	h.etrn = hook_etrn;
 	h.starttls = tls_server != NULL ? hook_starttls : NULL;
+	h.rule = hook_rule;
 
 	smtp_server_io_fd_init(&io, &iofd, in, out);
 	smtp_session(&p, &io, &h);
@@ -527,6 +548,7 @@ serve(int in, int out, struct spool **spp)
 	if (r.tls != NULL)
 		tls_conn_free(r.tls);
 	rcptlist_free(r.rcptlist);
+	rcpt_primary_cache_free(&r.primaries);
 	return (0);
 }
 

@@ -117,6 +117,8 @@ static const struct key keys[] = {
 	{ "verify-db",		K_PATH,		STR(verify_db),	0, 0 },
 	{ "verify-positive-ttl", K_DURATION,	FLD(verify_positive_ttl), 1, NOMAX },
 	{ "verify-negative-ttl", K_DURATION,	FLD(verify_negative_ttl), 1, NOMAX },
+	{ "accept-when-primary-up", K_YESNO,	FLD(accept_when_primary_up), 0, 0 },
+	{ "primary-up-window",	K_DURATION,	FLD(primary_up_window), 1, NOMAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -203,6 +205,8 @@ set_defaults(struct config *c)
 	(void)strlcpy(c->user, "mxfb", sizeof(c->user));
 	c->verify_positive_ttl = 31 * 86400;
 	c->verify_negative_ttl = 3 * 86400;
+	c->accept_when_primary_up = 1;
+	c->primary_up_window = 600;
 }
 
 static int

@@ -114,6 +114,9 @@ struct config {
 						   SPOOL/verify.lmdb */
 	time_t		 verify_positive_ttl;	/* verify-positive-ttl, 31d */
 	time_t		 verify_negative_ttl;	/* verify-negative-ttl, 3d */
+	int		 accept_when_primary_up; /* accept-when-primary-up
+						   yes|no, yes */
+	time_t		 primary_up_window;	/* primary-up-window, 10m */
 
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */

@@ -831,6 +831,7 @@ log_reject(struct session *s, const char *stage, const char *line,
 	char	 rcpt[ADDRESS_PATH_MAX * 4 + 1];
 	char	 helo[sizeof(s->helo) * 4 + 1];
 	char	 text[SMTP_REPLY_MAX * 4 + 1];
+	const char *rule = s->h->rule != NULL ? s->h->rule(s->h->ctx) : NULL;
 
 	safe_copy(text, sizeof(text), line);
 	safe_copy(helo, sizeof(helo), s->helo);
@@ -843,13 +844,14 @@ log_reject(struct session *s, const char *stage, const char *line,
 		safe_copy(rcpt, sizeof(rcpt), to);
 		rcpt[strcspn(rcpt, "> ")] = '\0';
 	}
-	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
+	log_info("reject: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>%s%s",
 	    stage, s->client, text,
 	    s->txn.sender != NULL ? " from=<" : "",
 	    s->txn.sender != NULL ? from : "",
 	    s->txn.sender != NULL ? ">" : "",
 	    to != NULL ? " to=<" : "", to != NULL ? rcpt : "",
-	    to != NULL ? ">" : "", s->esmtp ? "ESMTP" : "SMTP", helo);
+	    to != NULL ? ">" : "", s->esmtp ? "ESMTP" : "SMTP", helo,
+	    rule != NULL ? " rule=" : "", rule != NULL ? rule : "");
 }
 
 /* ------------------------------------------------------------------ */

@@ -138,6 +138,12 @@ struct smtp_hooks {
 	 */
 	int	(*starttls)(void *ctx, struct smtp_server_io *io, char *desc,
 		    size_t);
+	/*
+	 * Optional: the name of the rule behind the refusal a hook just
+	 * made (or NULL), logged as " rule=NAME" at the end of its
+	 * "reject:" line.
+	 */
+	const char *(*rule)(void *ctx);
 };
 
 /* Command verbs. */
