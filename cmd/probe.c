@@ -23,8 +23,9 @@
  * Each domain's primary record (spool.h) gets the outcome: up, with the
  * best host found up and what its EHLO offered, or down when none
  * answered or the name takes no mail (not when DNS could not tell).
- * With -F, every domain that is up and has mail waiting gets a background `flush -f -d DOMAIN` (at most
- * one per domain: flush takes the domain lock).
+ * With -F, every domain that is up and has mail waiting gets a
+ * background `flush -f -d DOMAIN` (at most one per domain: flush takes
+ * the domain lock).
  *
  * Each wait (connect, banner, EHLO) is capped by -t seconds (default
  * 10) below connect-timeout and command-timeout, so that a monitoring

@@ -831,8 +831,10 @@ log_reject(struct session *s, const char *stage, const char *line,
 	char	 rcpt[ADDRESS_PATH_MAX * 4 + 1];
 	char	 helo[sizeof(s->helo) * 4 + 1];
 	char	 text[SMTP_REPLY_MAX * 4 + 1];
-	const char *rule = s->h->rule != NULL ? s->h->rule(s->h->ctx) : NULL;
+	const char *rule = NULL;
 
+	if (s->h->rule != NULL)
+		rule = s->h->rule(s->h->ctx);
 	safe_copy(text, sizeof(text), line);
 	safe_copy(helo, sizeof(helo), s->helo);
 	if (s->txn.sender != NULL)

@@ -221,8 +221,8 @@ struct primary_obs {
 	int		 up;		/* the last observation: 1 up, 0 down */
 	time_t		 checked;	/* when it was made */
 	time_t		 last_up;	/* the last "up"; 0: never */
-	char		 host[DOMAIN_NAME_SIZE];	/* last found up, or "" */
-	char		 source[PRIMARY_SOURCE_SIZE];	/* probe|flush|callout */
+	char		 host[DOMAIN_NAME_SIZE];	/* last up, or "" */
+	char		 source[PRIMARY_SOURCE_SIZE];	/* probe, flush... */
 	int		 have_ehlo;	/* the four below were seen in EHLO */
 	uint64_t	 size_max;	/* EHLO SIZE; 0: no limit given */
 	int		 smtputf8;
