@@ -29,6 +29,9 @@
  *   and its mail is recorded as deferred; flush then exits 70).
  * - With -d, at most one flush per domain runs at a time: a second one
  *   exits 0 at once (ETRN and probe -F start them freely).
+ * - A relay domain's primary record (spool.h) is observed "up" when a
+ *   session opens (the host, its EHLO after STARTTLS) and "down" when no
+ *   primary answered; DNS failures record nothing.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -48,6 +51,7 @@
 #include "cmd/flush_select.h"
 #include "cmd/learn.h"
 #include "cmd/queue_ops.h"
+#include "cmd/rcpt_primary.h"
 #include "core/backoff.h"
 #include "core/config.h"
 #include "core/dns.h"
@@ -109,6 +113,7 @@ struct worker {
 	struct smtp_conn	*conn;
 	struct starttls_contexts tls;		/* per level, made on use */
 	int			 dead;		/* no primary answered */
+	int			 observed;	/* recorded: 1 up, 2 down */
 	char			 dead_reason[1024];
 	int			 reconnects;
 	struct counts		 n;
@@ -137,6 +142,7 @@ static void	 send_message(struct worker *, struct spool_claim *,
 static void	 apply_result(struct worker *, const struct envelope *,
 		    struct recipient *, const struct smtp_result *);
 static int	 open_session(struct worker *);
+static void	 observe(struct worker *, int);
 static int	 secure_session(struct worker *, const struct mx_target *,
 		    enum tls_level);
 static void	 log_outcome(const struct envelope *, const struct recipient *,
@@ -432,8 +438,10 @@ again:
 			if (smtp_greet(w->conn, cfg->hostname, NULL) == 0) {
 				r = secure_session(w, t, plain ?
 				    TLS_LEVEL_NONE : level);
-				if (r == 0)
+				if (r == 0) {
+					observe(w, 1);
 					return (0);
+				}
 				if (r == 1 && !plain) {
 					plain = 1;
 					goto again;
@@ -450,7 +458,28 @@ again:
 	if (w->dead_reason[0] == '\0')
 		strlcpy(w->dead_reason, "no primary to connect to",
 		    sizeof(w->dead_reason));
+	observe(w, 0);
 	return (-1);
+}
+
+/*
+ * A relay domain's primary record: up when a session opened (its host
+ * and EHLO, after STARTTLS), down when no primary answered; once per
+ * worker for each, not for every message.
+ */
+static void
+observe(struct worker *w, int up)
+{
+	struct primary_obs	 o;
+
+	if (w->observed == (up ? 1 : 2) ||
+	    config_relay_domain(cfg, w->domain) == NULL)
+		return;
+	w->observed = up ? 1 : 2;
+	primary_obs_from_ehlo(&o, up, "flush", up ? smtp_conn_host(w->conn) :
+	    NULL, up ? smtp_conn_ext(w->conn) : NULL);
+	if (spool_primary_observe(w->sp, w->domain, &o) == -1)
+		log_warn("%s: cannot record the primary", w->domain);
 }
 
 /* A broken connection: the next message gets a fresh one, twice. */

@@ -20,10 +20,12 @@
  * domain has none up, 3 some domain could not be checked (and none is
  * down entirely).  -q prints nothing.
  *
- * A primary found up is recorded in the spool (time, host, address,
- * latency, EHLO keywords) for `status`; with -F, every domain that is up
- * and has mail waiting gets a background `flush -f -d DOMAIN` (at most
- * one per domain: flush takes the domain lock).
+ * Each domain's primary record (spool.h) gets the outcome: up, with the
+ * best host found up and what its EHLO offered, or down when none
+ * answered or the name takes no mail (not when DNS could not tell).
+ * With -F, every domain that is up and has mail waiting gets a
+ * background `flush -f -d DOMAIN` (at most one per domain: flush takes
+ * the domain lock).
  *
  * Each wait (connect, banner, EHLO) is capped by -t seconds (default
  * 10) below connect-timeout and command-timeout, so that a monitoring
@@ -44,6 +46,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/rcpt_primary.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -84,7 +87,10 @@ struct targets {
 static int	 probe_domain(struct dns_resolver *, struct spool *,
 		    const char *, int, time_t);
 static int	 probe_host(const struct mx_target *, const char *, int,
-		    time_t, struct starttls_contexts *, int *, char *, size_t);
+		    time_t, struct starttls_contexts *, int *,
+		    struct primary_obs *);
+static void	 observe(struct spool *, const char *, int,
+		    const struct primary_obs *);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
 static int	 probe_options(int, char **, struct probe_options *);
@@ -121,12 +127,13 @@ tls_fields(const struct starttls_report *rep, char *buf, size_t size)
 
 /*
  * 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT";
- * *expiring set when the certificate expires within the warning days.
+ * *expiring set when the certificate expires within the warning days;
+ * when up, *obs is the observation (the host and what its EHLO offered).
  */
 static int
 probe_host(const struct mx_target *t, const char *domain, int quiet,
-    time_t cap, struct starttls_contexts *tls, int *expiring, char *note,
-    size_t notesize)
+    time_t cap, struct starttls_contexts *tls, int *expiring,
+    struct primary_obs *obs)
 {
 	struct starttls_report	 rep;
 	enum starttls_outcome	 st;
@@ -184,10 +191,8 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		up = 1;
 		state = "up";
 		smtp_reply_string(&banner, text, sizeof(text));
-		snprintf(note, notesize, "time=%lld host=%s address=%s "
-		    "latency=%lldms ehlo=%s", (long long)time(NULL), t->host,
-		    smtp_conn_relay(c), (long long)(now_ms() - t0),
-		    smtp_conn_ext(c)->keywords);
+		primary_obs_from_ehlo(obs, 1, "probe", t->host,
+		    smtp_conn_ext(c));
 		if (st == STARTTLS_RETRY_PLAIN) {
 			/* may: flush would go on in plaintext. */
 			strlcat(tlstext, " tls=failed", sizeof(tlstext));
@@ -205,6 +210,24 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	return (up);
 }
 
+/*
+ * The domain's primary record: up (the best host found up, its EHLO) or
+ * down (none answered, or the name takes no mail).
+ */
+static void
+observe(struct spool *sp, const char *domain, int up,
+    const struct primary_obs *best)
+{
+	struct primary_obs	 down;
+
+	if (sp == NULL)
+		return;
+	if (!up)
+		primary_obs_from_ehlo(&down, 0, "probe", NULL, NULL);
+	if (spool_primary_observe(sp, domain, up ? best : &down) == -1)
+		log_warn("probe %s: cannot record the primary", domain);
+}
+
 /* Monitoring state of one domain. */
 static int
 probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
@@ -213,7 +236,8 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	struct mx_route		 route;
 	struct lookup_error	 e;
 	struct starttls_contexts tls;
-	char			 note[1024], best[1024], safe[600];
+	struct primary_obs	 obs, best;
+	char			 safe[600];
 	const char		*word;
 	size_t			 i, nup = 0;
 	int			 expiring = 0;
@@ -236,22 +260,21 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 		if (!quiet)
 			printf("%s - pref=- %s 0ms %s\n", domain, word, safe);
 		log_info("probe %s: %s (%s)", domain, word, safe);
+		if (rc == DNS_PERM)
+			observe(sp, domain, 0, NULL);
 		return (rc == DNS_PERM ? PROBE_CRITICAL : PROBE_UNKNOWN);
 	}
-	best[0] = '\0';
+	memset(&best, 0, sizeof(best));
 	memset(&tls, 0, sizeof(tls));
 	for (i = 0; i < route.ntargets; i++) {
-		note[0] = '\0';
 		if (probe_host(&route.targets[i], domain, quiet, cap, &tls,
-		    &expiring, note, sizeof(note))) {
+		    &expiring, &obs)) {
 			if (nup++ == 0)
-				strlcpy(best, note, sizeof(best));
+				best = obs;
 		}
 	}
 	starttls_contexts_free(&tls);
-	if (nup > 0 && sp != NULL &&
-	    spool_domain_note_write(sp, domain, best) == -1)
-		log_warn("probe %s: cannot record the probe", domain);
+	observe(sp, domain, nup > 0, &best);
 	i = route.ntargets;
 	mx_route_free(&route);
 	if (nup == 0)

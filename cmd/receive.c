@@ -41,6 +41,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/rcpt_verify.h"
+#include "cmd/rcpt_primary.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -69,6 +70,7 @@ struct receiver {
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	struct rcptlist		*rcptlist;
 	struct rcpt_verify	*rv;		/* recipient-verify callout */
+	struct rcpt_primary_cache primaries;	/* records read at RCPT */
 	const char		*rule;		/* that refused the last RCPT */
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
@@ -218,6 +220,10 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 		    a->addr);
 		return (-1);
 	}
+	if (rcpt_primary_check(&r->primaries, r->sp, txn, a, r->have_peer &&
+	    config_etrn_allowed(cfg, (struct sockaddr *)&r->peer), reply, size,
+	    &r->rule) == -1)
+		return (-1);
 	if (cfg->recipients[0] == '\0' && cfg->recipient_verify) {
 		if (r->rv == NULL)
 			r->rv = rcpt_verify_new(r->sp, NULL);
@@ -549,6 +555,7 @@ serve(int in, int out, struct spool **spp)
 		tls_conn_free(r.tls);
 	rcptlist_free(r.rcptlist);
 	rcpt_verify_free(r.rv);
+	rcpt_primary_cache_free(&r.primaries);
 	return (0);
 }
 

@@ -3,7 +3,9 @@
  *
  *   status          mailq-like listing in arrival order, with a total
  *   status -s       one line per destination domain (messages, bytes,
- *                   oldest, when probe last saw a primary up), sorted
+ *                   with recipient-verify callout the recipients the
+ *                   verify database knows, oldest, when a primary was
+ *                   last seen up), sorted
  *   status -j       the same as JSON, one object per line (the field
  *                   names are part of the interface: README, mxfb.1)
  *   status ID...    envelope and headers of those messages (-j: JSON)
@@ -44,6 +46,7 @@
 #include "core/mail/address.h"
 #include "core/util.h"
 #include "spool/spool.h"
+#include "spool/verify_db.h"
 
 #define STATUS_USAGE	"mxfb status [-C file] [-j] [-s] [ID ...]\n" \
 			"       mxfb status [-C file] -b ID ..."
@@ -86,7 +89,10 @@ static uint64_t	 domain_hash(const char *);
 static int	 domain_compare(const void *, const void *);
 static void	 summary_print(FILE *, struct spool *, struct domain_table *,
 		    int);
-static int	 note_field(const char *, const char *, char *, size_t);
+static int	 count_known(const struct verify_entry *, void *);
+static struct verify_db *known_open(void);
+static void	 summary_row(FILE *, const struct domain_entry *,
+		    const struct primary_obs *, int, uint64_t, int);
 static void	 show_field(FILE *, const char *, const char *);
 static int	 show_envelope(FILE *, struct spool *, const char *, int);
 static int	 show_headers(FILE *, struct spool *, const char *);
@@ -287,98 +293,128 @@ domain_compare(const void *a, const void *b)
 	return (strcmp(da->name, db->name));
 }
 
-/*
- * A "key=value" word of a probe note ("time=... host=mx1 address=..."),
- * or -1 when absent or too long.
- */
+/* Unexpired verify database entries of one domain, counted. */
 static int
-note_field(const char *note, const char *key, char *buf, size_t size)
+count_known(const struct verify_entry *e, void *arg)
 {
-	const char	*p = note, *end;
-	size_t		 klen = strlen(key), len;
+	uint64_t	*n = arg;
 
-	while ((p = strstr(p, key)) != NULL) {
-		if ((p == note || p[-1] == ' ') && p[klen] == '=') {
-			p += klen + 1;
-			end = p + strcspn(p, " \n");
-			len = (size_t)(end - p);
-			if (len == 0 || len >= size)
-				return (-1);
-			memcpy(buf, p, len);
-			buf[len] = '\0';
-			return (0);
-		}
-		p += klen;
-	}
-	return (-1);
+	(void)e;
+	(*n)++;
+	return (0);
 }
 
 /*
- * One line per domain, sorted.  Beside the queue figures: when probe last
- * found one of the domain's primaries up, and which (its spool note).
+ * With recipient-verify callout, the recipient database (NULL when there
+ * is none yet, or it cannot be opened: logged, nothing counted).
+ */
+static struct verify_db *
+known_open(void)
+{
+	struct verify_db *db;
+	char		 path[1024], err[1024];
+
+	if (!cfg->recipient_verify)
+		return (NULL);
+	if (verify_db_path(cfg->spool, cfg->verify_db, path,
+	    sizeof(path)) == -1)
+		return (NULL);
+	if (verify_db_open(path, 0, &db, err, sizeof(err)) == 0)
+		return (db);
+	if (errno != ENOENT)
+		log_warnx("verify-db %s", err);
+	return (NULL);
+}
+
+/* One domain's line: queue figures, known recipients, the primary. */
+static void
+summary_row(FILE *f, const struct domain_entry *d, const struct primary_obs *o,
+    int with_known, uint64_t known, int json)
+{
+	char		 when[64], up[64];
+	size_t		 width;
+	int		 seen = o != NULL && o->last_up > 0;
+
+	if (json) {
+		fputs("{\"domain\":", f);
+		json_string(f, d->name);
+		fprintf(f, ",\"messages\":%llu,\"bytes\":%llu,"
+		    "\"oldest\":%lld,", (unsigned long long)d->messages,
+		    (unsigned long long)d->bytes, (long long)d->oldest);
+		if (with_known)
+			fprintf(f, "\"known_recipients\":%llu,",
+			    (unsigned long long)known);
+		fputs("\"last_up\":", f);
+		if (seen)
+			fprintf(f, "%lld", (long long)o->last_up);
+		else
+			fputs("null", f);
+		fputs(",\"last_up_host\":", f);
+		if (seen && o->host[0] != '\0')
+			json_string(f, o->host);
+		else
+			fputs("null", f);
+		fputs("}\n", f);
+		return;
+	}
+	format_time(d->oldest, when, sizeof(when));
+	if (seen)
+		format_time(o->last_up, up, sizeof(up));
+	else
+		(void)strlcpy(up, "never", sizeof(up));
+	width = text_str(f, d->name);
+	fprintf(f, "%*s %8llu %12llu", width < DOMAIN_WIDTH ?
+	    (int)(DOMAIN_WIDTH - width) : 0, "",
+	    (unsigned long long)d->messages, (unsigned long long)d->bytes);
+	if (with_known)
+		fprintf(f, " %8llu", (unsigned long long)known);
+	fprintf(f, "  %-20s  %s", when, up);
+	if (seen && o->host[0] != '\0') {
+		fputs(" (", f);
+		text_str(f, o->host);
+		fputc(')', f);
+	}
+	fputc('\n', f);
+}
+
+/*
+ * One line per domain, sorted.  Beside the queue figures: how many
+ * recipients the verify database knows (recipient-verify callout), when
+ * a primary of the domain was last seen up, and which (its record).
  */
 static void
 summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 {
-	struct domain_entry *d;
-	char		 when[64], up[64], host[300];
-	char		*note;
-	time_t		 noted;
-	size_t		 i, width;
-	int		 have_note;
+	struct domain_entry	*d;
+	struct primary_obs	 obs;
+	struct verify_db	*db;
+	uint64_t		 known;
+	time_t			 now = time(NULL);
+	size_t			 i;
+	int			 have;
 
 	if (t->used == 0)
 		return;
 	qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
-	if (!json)
-		fprintf(f, "%-*s %8s %12s  %-20s  %s\n", DOMAIN_WIDTH,
-		    "Domain", "Messages",
-		    "Bytes", "Oldest", "Primary last seen up");
+	db = known_open();
+	if (!json) {
+		fprintf(f, "%-*s %8s %12s", DOMAIN_WIDTH, "Domain",
+		    "Messages", "Bytes");
+		if (cfg->recipient_verify)
+			fprintf(f, " %8s", "Known");
+		fprintf(f, "  %-20s  %s\n", "Oldest", "Primary last seen up");
+	}
 	for (i = 0; i < t->used; i++) {
 		d = &t->slots[i];
-		note = NULL;
-		have_note = spool_domain_note_read(sp, d->name, &note,
-		    &noted) == 0;
-		if (!have_note || note_field(note, "host", host,
-		    sizeof(host)) == -1)
-			(void)strlcpy(host, "", sizeof(host));
-		free(note);
-		if (json) {
-			fputs("{\"domain\":", f);
-			json_string(f, d->name);
-			fprintf(f, ",\"messages\":%llu,\"bytes\":%llu,"
-			    "\"oldest\":%lld,\"last_up\":",
-			    (unsigned long long)d->messages,
-			    (unsigned long long)d->bytes, (long long)d->oldest);
-			if (have_note)
-				fprintf(f, "%lld", (long long)noted);
-			else
-				fputs("null", f);
-			fputs(",\"last_up_host\":", f);
-			if (have_note && host[0] != '\0')
-				json_string(f, host);
-			else
-				fputs("null", f);
-			fputs("}\n", f);
-		} else {
-			format_time(d->oldest, when, sizeof(when));
-			if (have_note)
-				format_time(noted, up, sizeof(up));
-			else
-				(void)strlcpy(up, "never", sizeof(up));
-			width = text_str(f, d->name);
-			fprintf(f, "%*s %8llu %12llu  %-20s  %s",
-			    width < DOMAIN_WIDTH ? (int)(DOMAIN_WIDTH - width) :
-			    0, "", (unsigned long long)d->messages,
-			    (unsigned long long)d->bytes, when, up);
-			if (host[0] != '\0') {
-				fputs(" (", f);
-				text_str(f, host);
-				fputc(')', f);
-			}
-			fputc('\n', f);
-		}
+		have = spool_primary_read(sp, d->name, &obs) == 0;
+		known = 0;
+		if (db != NULL && verify_db_walk(db, d->name, now, count_known,
+		    &known) == -1)
+			log_warnx("verify-db: cannot count %s", d->name);
+		summary_row(f, d, have ? &obs : NULL, cfg->recipient_verify,
+		    known, json);
 	}
+	verify_db_close(db);
 	for (i = 0; i < t->used; i++)
 		free(t->slots[i].name);
 	free(t->slots);

@@ -121,6 +121,8 @@ static const struct key keys[] = {
 	{ "verify-timeout",	K_DURATION,	FLD(verify_timeout), 1, 3600 },
 	{ "verify-unknown-when-down", K_UNKNOWN_WHEN_DOWN,
 	    FLD(verify_unknown_accept), 0, 0 },
+	{ "accept-when-primary-up", K_YESNO,	FLD(accept_when_primary_up), 0, 0 },
+	{ "primary-up-window",	K_DURATION,	FLD(primary_up_window), 1, NOMAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -208,6 +210,8 @@ set_defaults(struct config *c)
 	c->verify_positive_ttl = 31 * 86400;
 	c->verify_negative_ttl = 3 * 86400;
 	c->verify_timeout = 10;
+	c->accept_when_primary_up = 1;
+	c->primary_up_window = 600;
 }
 
 static int

@@ -118,6 +118,9 @@ struct config {
 						   callout, connect to answer */
 	int		 verify_unknown_accept;	/* verify-unknown-when-down
 						   defer (0, default)|accept */
+	int		 accept_when_primary_up; /* accept-when-primary-up
+						   yes|no, yes */
+	time_t		 primary_up_window;	/* primary-up-window, 10m */
 
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */

@@ -832,7 +832,6 @@ log_reject(struct session *s, const char *stage, const char *line,
 	char	 rcpt[ADDRESS_PATH_MAX * 4 + 1];
 	char	 helo[sizeof(s->helo) * 4 + 1];
 	char	 text[SMTP_REPLY_MAX * 4 + 1];
-
 	safe_copy(text, sizeof(text), line);
 	safe_copy(helo, sizeof(helo), s->helo);
 	if (s->txn.sender != NULL)

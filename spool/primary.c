@@ -2,13 +2,15 @@
  * primary.c - the primary record: what the backup last learnt about a
  * domain's primary MX (spool.h, spool/INTERNALS section 11).
  *
- * domains/DOMAIN.primary holds "key value" lines, the first
- * "mxfb-primary 1".  It is replaced whole (temp file in tmp/, fsync,
- * rename), so that a reader sees one record or the one before, never a
- * mix; writers hold domains/DOMAIN.plock (flock) across their read,
- * change and rename, so that a "down" never loses the host and the
- * capabilities an "up" wrote at the same moment.  Whatever the file holds
- * is parsed with bounds: anything but a well-formed record is EBADMSG.
+ * domains/DOMAIN.probe holds "key=value" lines, the first
+ * "mxfb-primary 1" (the file of the older probe note, whose one-line
+ * "time=... host=... ehlo=..." form still reads).  It is replaced whole
+ * by spool_domain_note_write (temp file in tmp/, fsync, rename), so that
+ * a reader sees one record or the one before, never a mix; writers hold
+ * domains/DOMAIN.plock (flock) across their read, change and rename, so
+ * that a "down" never loses the host and the capabilities an "up" wrote
+ * at the same moment.  Whatever the file holds is parsed with bounds:
+ * anything but a well-formed record is EBADMSG.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,28 +36,21 @@
 #define NUMBER_DIGITS	19	/* below INT64_MAX */
 
 /* Which fields a record held (duplicates are refused). */
-#define F_UP		0x001
-#define F_CHECKED	0x002
-#define F_LAST_UP	0x004
-#define F_HOST		0x008
-#define F_SOURCE	0x010
-#define F_EHLO		0x020
-#define F_SIZE		0x040
-#define F_SMTPUTF8	0x080
-#define F_8BITMIME	0x100
-#define F_DSN		0x200
-#define F_REQUIRED	(F_UP | F_CHECKED | F_LAST_UP | F_SOURCE | F_EHLO)
+#define F_UP		0x01
+#define F_TIME		0x02
+#define F_LAST_UP	0x04
+#define F_HOST		0x08
+#define F_SOURCE	0x10
+#define F_EHLO		0x20
+#define F_REQUIRED	(F_UP | F_TIME | F_LAST_UP | F_SOURCE)
 
 static int	 parse_number(const char *, size_t, uint64_t *);
 static int	 parse_flag(const char *, size_t, int *);
 static int	 parse_word(const char *, size_t, char *, size_t, int);
+static int	 parse_ehlo(const char *, size_t, struct primary_obs *);
 static int	 parse_line(const char *, size_t, const char *, size_t,
 		    struct primary_obs *, unsigned *);
-static int	 read_record(struct spool *, const char *,
-		    struct primary_obs *);
-static int	 read_note(struct spool *, const char *, struct primary_obs *);
-static int	 write_record(struct spool *, const char *,
-		    const struct primary_obs *);
+static int	 parse_note(const char *, size_t, struct primary_obs *);
 static int	 lock_writers(struct spool *, const char *);
 
 /* Decimal digits only, at most NUMBER_DIGITS of them. */
@@ -85,8 +81,9 @@ parse_flag(const char *v, size_t len, int *out)
 }
 
 /*
- * A host name (letters, digits, '-', '.', '_') or, with lower_only, a
- * word of lower-case letters; it must fit buf with its NUL.
+ * A host name or address literal (letters, digits, '-', '.', '_', '[',
+ * ']', ':') or, with lower_only, a word of lower-case letters; it must
+ * fit buf with its NUL.
  */
 static int
 parse_word(const char *v, size_t len, char *buf, size_t size, int lower_only)
@@ -103,7 +100,8 @@ parse_word(const char *v, size_t len, char *buf, size_t size, int lower_only)
 		if (lower_only)
 			return (-1);
 		if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_'))
+		    c == '-' || c == '.' || c == '_' || c == '[' ||
+		    c == ']' || c == ':'))
 			return (-1);
 	}
 	memcpy(buf, v, len);
@@ -111,7 +109,41 @@ parse_word(const char *v, size_t len, char *buf, size_t size, int lower_only)
 	return (0);
 }
 
-/* One "key value" line; unknown keys are skipped, a repeated one fails. */
+/*
+ * EHLO keywords separated by spaces, any case: SIZE=N, SMTPUTF8,
+ * 8BITMIME and DSN are kept, others skipped; a control character or a
+ * bad SIZE fails.
+ */
+static int
+parse_ehlo(const char *v, size_t len, struct primary_obs *o)
+{
+	const char	*p = v, *end = v + len, *sp;
+	size_t		 i, n;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)v[i] < ' ' || (unsigned char)v[i] > '~')
+			return (-1);
+	o->have_ehlo = 1;
+	o->size_max = 0;
+	o->smtputf8 = o->eightbitmime = o->dsn = 0;
+	for (; p < end; p = sp + 1) {
+		if ((sp = memchr(p, ' ', (size_t)(end - p))) == NULL)
+			sp = end;
+		n = (size_t)(sp - p);
+		if (n > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+			if (parse_number(p + 5, n - 5, &o->size_max) == -1)
+				return (-1);
+		} else if (n == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0)
+			o->smtputf8 = 1;
+		else if (n == 8 && strncasecmp(p, "8BITMIME", 8) == 0)
+			o->eightbitmime = 1;
+		else if (n == 3 && strncasecmp(p, "DSN", 3) == 0)
+			o->dsn = 1;
+	}
+	return (0);
+}
+
+/* One "key=value" line; unknown keys are skipped, a repeated one fails. */
 static int
 parse_line(const char *k, size_t klen, const char *v, size_t vlen,
     struct primary_obs *obs, unsigned *seen)
@@ -120,11 +152,8 @@ parse_line(const char *k, size_t klen, const char *v, size_t vlen,
 		const char	*key;
 		unsigned	 bit;
 	} keys[] = {
-		{ "up", F_UP }, { "checked", F_CHECKED },
-		{ "last_up", F_LAST_UP }, { "host", F_HOST },
-		{ "source", F_SOURCE }, { "ehlo", F_EHLO },
-		{ "size", F_SIZE }, { "smtputf8", F_SMTPUTF8 },
-		{ "8bitmime", F_8BITMIME }, { "dsn", F_DSN },
+		{ "up", F_UP }, { "time", F_TIME }, { "last_up", F_LAST_UP },
+		{ "host", F_HOST }, { "source", F_SOURCE }, { "ehlo", F_EHLO },
 	};
 	uint64_t	 n;
 	size_t		 i;
@@ -142,12 +171,12 @@ parse_line(const char *k, size_t klen, const char *v, size_t vlen,
 	switch (bit) {
 	case F_UP:
 		return (parse_flag(v, vlen, &obs->up));
-	case F_CHECKED:
+	case F_TIME:
 	case F_LAST_UP:
 		if (parse_number(v, vlen, &n) == -1 ||
 		    n > (uint64_t)INT64_MAX / 2)
 			return (-1);
-		if (bit == F_CHECKED)
+		if (bit == F_TIME)
 			obs->checked = (time_t)n;
 		else
 			obs->last_up = (time_t)n;
@@ -157,39 +186,77 @@ parse_line(const char *k, size_t klen, const char *v, size_t vlen,
 	case F_SOURCE:
 		return (parse_word(v, vlen, obs->source, sizeof(obs->source),
 		    1));
-	case F_EHLO:
-		return (parse_flag(v, vlen, &obs->have_ehlo));
-	case F_SIZE:
-		return (parse_number(v, vlen, &obs->size_max));
-	case F_SMTPUTF8:
-		return (parse_flag(v, vlen, &obs->smtputf8));
-	case F_8BITMIME:
-		return (parse_flag(v, vlen, &obs->eightbitmime));
 	default:
-		return (parse_flag(v, vlen, &obs->dsn));
+		return (parse_ehlo(v, vlen, obs));
 	}
+}
+
+/*
+ * An older mxfb's probe note, one line: "time=T host=H address=A
+ * latency=Nms ehlo=KEYWORDS...": up at T, with H and the keywords.
+ */
+static int
+parse_note(const char *buf, size_t len, struct primary_obs *o)
+{
+	const char	*p = buf, *end = buf + len, *sp, *eq;
+	unsigned	 seen = 0;
+
+	if (len > 0 && end[-1] == '\n')
+		end--;
+	if (memchr(buf, '\n', (size_t)(end - buf)) != NULL)
+		return (-1);
+	for (; p < end; p = sp + 1) {
+		if ((eq = memchr(p, '=', (size_t)(end - p))) == NULL)
+			return (-1);
+		/* The keywords are the rest of the line. */
+		if (eq - p == 4 && memcmp(p, "ehlo", 4) == 0)
+			sp = end;
+		else if ((sp = memchr(p, ' ', (size_t)(end - p))) == NULL)
+			sp = end;
+		if (eq > sp)
+			return (-1);
+		if ((eq - p == 4 && memcmp(p, "time", 4) == 0) ||
+		    (eq - p == 4 && memcmp(p, "host", 4) == 0) ||
+		    (eq - p == 4 && memcmp(p, "ehlo", 4) == 0))
+			if (parse_line(p, (size_t)(eq - p), eq + 1,
+			    (size_t)(sp - eq - 1), o, &seen) == -1)
+				return (-1);
+	}
+	if (!(seen & F_TIME))
+		return (-1);
+	o->up = 1;
+	o->last_up = o->checked;
+	(void)strlcpy(o->source, "note", sizeof(o->source));
+	return (0);
 }
 
 int
 spool_primary_parse(const char *buf, size_t len, struct primary_obs *obs)
 {
 	struct primary_obs	 o;
-	const char		*p = buf, *end = buf + len, *nl, *sp;
+	const char		*p, *end = buf + len, *nl, *eq;
 	unsigned		 seen = 0;
 	size_t			 mlen = strlen(RECORD_MAGIC);
 
 	memset(&o, 0, sizeof(o));
-	if (len > PRIMARY_RECORD_MAX || len < mlen + 1 ||
-	    memcmp(buf, RECORD_MAGIC, mlen) != 0 || buf[mlen] != '\n' ||
-	    memchr(buf, '\0', len) != NULL || buf[len - 1] != '\n')
+	if (len > PRIMARY_RECORD_MAX || memchr(buf, '\0', len) != NULL)
+		goto bad;
+	if (len >= 5 && memcmp(buf, "time=", 5) == 0) {
+		if (parse_note(buf, len, &o) == -1)
+			goto bad;
+		*obs = o;
+		return (0);
+	}
+	if (len < mlen + 1 || memcmp(buf, RECORD_MAGIC, mlen) != 0 ||
+	    buf[mlen] != '\n' || buf[len - 1] != '\n')
 		goto bad;
 	for (p = buf + mlen + 1; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
-		sp = memchr(p, ' ', (size_t)(nl - p));
-		if (sp == NULL || sp == p)
+		eq = memchr(p, '=', (size_t)(nl - p));
+		if (eq == NULL || eq == p)
 			goto bad;
-		if (parse_line(p, (size_t)(sp - p), sp + 1,
-		    (size_t)(nl - sp - 1), &o, &seen) == -1)
+		if (parse_line(p, (size_t)(eq - p), eq + 1,
+		    (size_t)(nl - eq - 1), &o, &seen) == -1)
 			goto bad;
 	}
 	if ((seen & F_REQUIRED) != F_REQUIRED)
@@ -204,19 +271,37 @@ bad:
 int
 spool_primary_format(const struct primary_obs *o, char *buf, size_t size)
 {
-	char	 host[DOMAIN_NAME_SIZE + 8];
+	char	 host[DOMAIN_NAME_SIZE + 8], ehlo[80], word[32];
 	int	 n;
 
 	if (o->host[0] != '\0')
-		(void)snprintf(host, sizeof(host), "host %s\n", o->host);
+		(void)snprintf(host, sizeof(host), "host=%s\n", o->host);
 	else
 		host[0] = '\0';
-	n = snprintf(buf, size, RECORD_MAGIC "\nup %d\nchecked %lld\n"
-	    "last_up %lld\n%ssource %s\nehlo %d\nsize %" PRIu64 "\n"
-	    "smtputf8 %d\n8bitmime %d\ndsn %d\n", o->up ? 1 : 0,
+	ehlo[0] = '\0';
+	if (o->have_ehlo) {
+		/* "ehlo=SIZE=N 8BITMIME SMTPUTF8 DSN", what was offered. */
+		(void)strlcpy(ehlo, "ehlo=", sizeof(ehlo));
+		if (o->size_max > 0) {
+			(void)snprintf(word, sizeof(word), " SIZE=%" PRIu64,
+			    o->size_max);
+			(void)strlcat(ehlo, word, sizeof(ehlo));
+		}
+		if (o->eightbitmime)
+			(void)strlcat(ehlo, " 8BITMIME", sizeof(ehlo));
+		if (o->smtputf8)
+			(void)strlcat(ehlo, " SMTPUTF8", sizeof(ehlo));
+		if (o->dsn)
+			(void)strlcat(ehlo, " DSN", sizeof(ehlo));
+		(void)strlcat(ehlo, "\n", sizeof(ehlo));
+		/* No space after "=". */
+		if (ehlo[5] == ' ')
+			memmove(ehlo + 5, ehlo + 6, strlen(ehlo + 6) + 1);
+	}
+	n = snprintf(buf, size, RECORD_MAGIC "\nup=%d\ntime=%lld\n"
+	    "last_up=%lld\n%ssource=%s\n%s", o->up ? 1 : 0,
 	    (long long)o->checked, (long long)o->last_up, host, o->source,
-	    o->have_ehlo ? 1 : 0, o->size_max, o->smtputf8 ? 1 : 0,
-	    o->eightbitmime ? 1 : 0, o->dsn ? 1 : 0);
+	    ehlo);
 	if (n < 0 || (size_t)n >= size) {
 		errno = ENOSPC;
 		return (-1);
@@ -224,136 +309,18 @@ spool_primary_format(const struct primary_obs *o, char *buf, size_t size)
 	return (n);
 }
 
-/* domains/DOMAIN.primary; -1 with errno (ENOENT, EBADMSG, ...). */
-static int
-read_record(struct spool *sp, const char *name, struct primary_obs *obs)
-{
-	struct stat	 st;
-	char		 buf[PRIMARY_RECORD_MAX + 1];
-	ssize_t		 n;
-	size_t		 got = 0;
-	int		 fd, save;
-
-	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), name,
-	    SPOOL_READ_FLAGS)) == -1)
-		return (-1);
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EPERM;
-		goto fail;
-	}
-	/* One byte more than a record may hold shows one too long. */
-	while (got < sizeof(buf)) {
-		n = read(fd, buf + got, sizeof(buf) - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	(void)close(fd);
-	return (spool_primary_parse(buf, got, obs));
-fail:
-	save = errno;
-	(void)close(fd);
-	errno = save;
-	return (-1);
-}
-
-/* An older mxfb's probe note: "time=... host=H address=... ...". */
-static int
-read_note(struct spool *sp, const char *domain, struct primary_obs *obs)
-{
-	char		*note, *p;
-	time_t		 when;
-	size_t		 len;
-
-	if (spool_domain_note_read(sp, domain, &note, &when) == -1)
-		return (-1);
-	memset(obs, 0, sizeof(*obs));
-	obs->up = 1;
-	obs->checked = obs->last_up = when;
-	(void)strlcpy(obs->source, "note", sizeof(obs->source));
-	for (p = note; (p = strstr(p, "host=")) != NULL; p += 5) {
-		if (p != note && p[-1] != ' ')
-			continue;
-		len = strcspn(p + 5, " \n");
-		if (parse_word(p + 5, len, obs->host, sizeof(obs->host),
-		    0) == -1)
-			obs->host[0] = '\0';
-		break;
-	}
-	free(note);
-	return (0);
-}
-
 int
 spool_primary_read(struct spool *sp, const char *domain,
     struct primary_obs *obs)
 {
-	char	 name[300];
+	char	*text;
+	int	 r;
 
-	if (spool_private_domain_file(domain, "primary", name,
-	    sizeof(name)) == -1)
+	if (spool_domain_note_read(sp, domain, &text, NULL) == -1)
 		return (-1);
-	if (read_record(sp, name, obs) == 0)
-		return (0);
-	if (errno != ENOENT)
-		return (-1);
-	if (read_note(sp, domain, obs) == -1) {
-		if (errno != ENOENT && errno != EINVAL)
-			log_warn("spool: domains/%s.probe", domain);
-		errno = ENOENT;
-		return (-1);
-	}
-	return (0);
-}
-
-/* Temp file, fsync, rename over domains/NAME. */
-static int
-write_record(struct spool *sp, const char *name, const struct primary_obs *o)
-{
-	struct primary_obs	 check;
-	char			 text[PRIMARY_RECORD_MAX], tmp[400];
-	int			 fd, len, save;
-
-	if ((len = spool_primary_format(o, text, sizeof(text))) == -1)
-		return (-1);
-	/* Nothing is written that would not read back (a bad host). */
-	if (spool_primary_parse(text, (size_t)len, &check) == -1) {
-		errno = EINVAL;
-		return (-1);
-	}
-	if (bsnprintf(tmp, sizeof(tmp), "%s.%s.%ld", name,
-	    spool_private_host(sp), (long)getpid()) == -1)
-		return (-1);
-	if ((fd = spool_private_create_temp(spool_private_dirfd(sp, D_TMP),
-	    tmp)) == -1)
-		return (-1);
-	if (write_all(fd, text, (size_t)len) == -1 || fsync(fd) == -1) {
-		save = errno;
-		(void)close(fd);
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		save = errno;
-		goto fail;
-	}
-	if (renameat(spool_private_dirfd(sp, D_TMP), tmp,
-	    spool_private_dirfd(sp, D_DOMAINS), name) == -1) {
-		save = errno;
-		goto fail;
-	}
-	return (0);
-fail:
-	if (unlinkat(spool_private_dirfd(sp, D_TMP), tmp, 0) == -1 &&
-	    errno != ENOENT)
-		log_warn("spool: unlink tmp/%s", tmp);
-	errno = save;
-	return (-1);
+	r = spool_primary_parse(text, strlen(text), obs);
+	free(text);
+	return (r);
 }
 
 /*
@@ -395,12 +362,9 @@ spool_primary_observe(struct spool *sp, const char *domain,
     const struct primary_obs *obs)
 {
 	struct primary_obs	 rec, old;
-	char			 name[300], note[300];
-	int			 lock, r, save;
+	char			 text[PRIMARY_RECORD_MAX];
+	int			 lock, len, r = -1, save;
 
-	if (spool_private_domain_file(domain, "primary", name,
-	    sizeof(name)) == -1)
-		return (-1);
 	if ((lock = lock_writers(sp, domain)) == -1)
 		return (-1);
 	rec = *obs;
@@ -413,7 +377,6 @@ spool_primary_observe(struct spool *sp, const char *domain,
 		rec.last_up = rec.checked;
 	else {
 		/* Down: what the last "up" saw stays. */
-		memset(&old, 0, sizeof(old));
 		if (spool_primary_read(sp, domain, &old) == -1)
 			memset(&old, 0, sizeof(old));
 		rec.last_up = old.last_up;
@@ -424,13 +387,13 @@ spool_primary_observe(struct spool *sp, const char *domain,
 		rec.eightbitmime = old.eightbitmime;
 		rec.dsn = old.dsn;
 	}
-	r = write_record(sp, name, &rec);
+	/* Nothing is written that would not read back (a bad host). */
+	if ((len = spool_primary_format(&rec, text, sizeof(text))) == -1 ||
+	    spool_primary_parse(text, (size_t)len, &old) == -1)
+		errno = EINVAL;
+	else
+		r = spool_domain_note_write(sp, domain, text);
 	save = errno;
-	/* The record replaces an older mxfb's note for good. */
-	if (r == 0 && spool_private_domain_file(domain, "probe", note,
-	    sizeof(note)) == 0 && unlinkat(spool_private_dirfd(sp, D_DOMAINS),
-	    note, 0) == -1 && errno != ENOENT)
-		log_warn("spool: unlink domains/%s", note);
 	(void)close(lock);
 	errno = save;
 	return (r);

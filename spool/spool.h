@@ -199,9 +199,9 @@ int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
 int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
 
 /*
- * The primary record: one per domain (domains/DOMAIN.primary), what the
- * backup last learnt about the domain's primary MX (spool/INTERNALS,
- * section 11).  probe and flush observe, receive reads it at RCPT.
+ * The primary record: one per domain, what the backup last learnt about
+ * the domain's primary MX (spool/INTERNALS, section 11).  probe and flush
+ * observe, receive reads it at RCPT, status shows it.
  *
  * spool_primary_observe records one observation: "up" (obs->up 1)
  * replaces host and the EHLO capabilities and sets last_up to checked;
@@ -209,17 +209,19 @@ int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
  * (those of the last successful EHLO).  checked 0 means now.  Written
  * atomically (temp file, fsync, rename) under a short lock between
  * writers; readers never wait and see one whole record or the one before.
+ * EINVAL: a bad domain, or a host or source that would not read back.
  *
  * spool_primary_read fills *obs: 0, or -1 with errno ENOENT (nothing
  * known), EINVAL (bad domain), EBADMSG (a garbled record), or that of a
- * failed open or read.  A spool written by an older mxfb may hold only a
- * probe note (domains/DOMAIN.probe, spool_domain_note_*): it reads as
- * "up" at the note's time, host from it, source "note", no capabilities,
- * until the first observation replaces it.
+ * failed open or read (ELOOP: a link).  The record replaces probe's old
+ * note in the same file (domains/DOMAIN.probe); a note an older mxfb
+ * wrote reads as "up" at its time, with its host and EHLO keywords,
+ * source "note", until the first observation rewrites it.
  *
  * spool_primary_parse and spool_primary_format are the record's text
- * (for tests and the fuzz target): parse accepts exactly what format
- * writes (unknown "key value" lines aside), -1 EBADMSG otherwise.
+ * (for tests and the fuzz target): parse accepts what format writes
+ * (unknown "key=value" lines skipped) and the old note, -1 EBADMSG for
+ * anything else.
  */
 #define PRIMARY_SOURCE_SIZE	16
 #define PRIMARY_RECORD_MAX	1024
@@ -227,8 +229,8 @@ struct primary_obs {
 	int		 up;		/* the last observation: 1 up, 0 down */
 	time_t		 checked;	/* when it was made */
 	time_t		 last_up;	/* the last "up"; 0: never */
-	char		 host[DOMAIN_NAME_SIZE];	/* last found up, or "" */
-	char		 source[PRIMARY_SOURCE_SIZE];	/* probe|flush|callout */
+	char		 host[DOMAIN_NAME_SIZE];	/* last up, or "" */
+	char		 source[PRIMARY_SOURCE_SIZE];	/* probe, flush... */
 	int		 have_ehlo;	/* the four below were seen in EHLO */
 	uint64_t	 size_max;	/* EHLO SIZE; 0: no limit given */
 	int		 smtputf8;

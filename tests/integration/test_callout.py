@@ -290,15 +290,15 @@ def test_primary_record_observed_and_heeded(mx, dns, primary):
     p, raw = session(mx)
     assert rcpt(raw, "ok@example.test")[0] == 250
     end(p, raw)
-    rec = open(os.path.join(mx.spool, "domains", "example.test.primary")).read()
-    assert "up 1\n" in rec and "source callout\n" in rec
-    assert "host mx1.example.test\n" in rec
+    rec = open(os.path.join(mx.spool, "domains", "example.test.probe")).read()
+    assert "up=1\n" in rec and "source=callout\n" in rec
+    assert "host=mx1.example.test\n" in rec
     primary.stop()
     p, raw = session(mx)
     assert rcpt(raw, "new@example.test")[0] == 450
     end(p, raw)
-    rec = open(os.path.join(mx.spool, "domains", "example.test.primary")).read()
-    assert "up 0\n" in rec and "source callout\n" in rec
+    rec = open(os.path.join(mx.spool, "domains", "example.test.probe")).read()
+    assert "up=0\n" in rec and "source=callout\n" in rec
     # Observed down just now: not called out again.
     p = mx.run("verify", "new2@example.test")
     assert p.returncode == 75

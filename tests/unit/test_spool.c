@@ -1407,7 +1407,7 @@ test_primary_record(void **state)
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(count_dir(f, "tmp"), 0);
 	/* A link in the record's place is not followed. */
-	PATHF(path, "%s/domains/link.test.primary", f->dir);
+	PATHF(path, "%s/domains/link.test.probe", f->dir);
 	assert_int_equal(symlink("/etc/passwd", path), 0);
 	errno = 0;
 	assert_int_equal(spool_primary_read(f->sp, "link.test", &r), -1);
@@ -1420,28 +1420,41 @@ test_primary_old_note(void **state)
 {
 	struct fixture		*f = *state;
 	struct primary_obs	 o, r;
-	char			 path[PATH_MAX];
-	struct stat		 st;
+	char			*text;
 
 	assert_int_equal(spool_domain_note_write(f->sp, "example.test",
-	    "time=1 host=mx1.example.test address=mx1.example.test"
-	    "[127.0.0.1]:25 latency=3ms ehlo=PIPELINING SIZE=100\n"), 0);
+	    "time=1700000000 host=mx1.example.test address=mx1.example.test"
+	    "[127.0.0.1]:25 latency=3ms ehlo=PIPELINING SIZE=100 8BITMIME "
+	    "ENHANCEDSTATUSCODES\n"), 0);
 	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
 	assert_int_equal(r.up, 1);
+	assert_int_equal(r.checked, 1700000000);
+	assert_int_equal(r.last_up, 1700000000);
 	assert_string_equal(r.host, "mx1.example.test");
 	assert_string_equal(r.source, "note");
-	assert_int_equal(r.have_ehlo, 0);
-	assert_true(r.last_up > time(NULL) - 60 && r.last_up <= time(NULL));
-	assert_int_equal(r.checked, r.last_up);
-	/* A down observation keeps the note's last_up and host. */
-	obs_fill(&o, 0, 0, "", 0, 0);
+	assert_int_equal(r.have_ehlo, 1);
+	assert_true(r.size_max == 100);
+	assert_int_equal(r.eightbitmime, 1);
+	assert_int_equal(r.smtputf8, 0);
+	/* A down observation keeps the note's last_up, host and EHLO. */
+	obs_fill(&o, 0, 1700000100, "", 0, 0);
 	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
-	PATHF(path, "%s/domains/example.test.probe", f->dir);
-	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(spool_domain_note_read(f->sp, "example.test", &text,
+	    NULL), 0);
+	assert_true(strncmp(text, "mxfb-primary 1\n", 15) == 0);
+	free(text);
 	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
 	assert_int_equal(r.up, 0);
+	assert_int_equal(r.checked, 1700000100);
+	assert_int_equal(r.last_up, 1700000000);
 	assert_string_equal(r.host, "mx1.example.test");
-	assert_true(r.last_up > 0);
+	assert_true(r.size_max == 100);
+	/* A note that is not one: EBADMSG, like any garbage. */
+	assert_int_equal(spool_domain_note_write(f->sp, "other.test",
+	    "up again\n"), 0);
+	errno = 0;
+	assert_int_equal(spool_primary_read(f->sp, "other.test", &r), -1);
+	assert_int_equal(errno, EBADMSG);
 }
 
 static void
@@ -1450,27 +1463,28 @@ test_primary_parse(void **state)
 	static const char *bad[] = {
 		"",
 		"mxfb-primary 1",
-		"mxfb-primary 2\nup 1\nchecked 1\nlast_up 1\nsource p\nehlo 0\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n",
-		"mxfb-primary 1\nup 2\nchecked 1\nlast_up 1\nsource p\nehlo 0\n",
-		"mxfb-primary 1\nup 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
-		    "ehlo 0\n",
-		"mxfb-primary 1\nup 1\nchecked -1\nlast_up 1\nsource p\n"
-		    "ehlo 0\n",
-		"mxfb-primary 1\nup 1\nchecked 99999999999999999999\n"
-		    "last_up 1\nsource p\nehlo 0\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource P\n"
-		    "ehlo 0\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
-		    "ehlo 0\nhost a b\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
-		    "ehlo 0\nsize 1x\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
-		    "ehlo 0\ngarbage\n",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource p\n"
-		    "ehlo 0",
-		"mxfb-primary 1\nup 1\nchecked 1\nlast_up 1\nsource "
-		    "abcdefghijklmnopq\nehlo 0\n",
+		"mxfb-primary 2\nup=1\ntime=1\nlast_up=1\nsource=p\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\n",
+		"mxfb-primary 1\nup=2\ntime=1\nlast_up=1\nsource=p\n",
+		"mxfb-primary 1\nup=1\nup=1\ntime=1\nlast_up=1\nsource=p\n",
+		"mxfb-primary 1\nup=1\ntime=-1\nlast_up=1\nsource=p\n",
+		"mxfb-primary 1\nup=1\ntime=99999999999999999999\n"
+		    "last_up=1\nsource=p\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=P\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=p\n"
+		    "host=a b\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=p\n"
+		    "ehlo=SIZE=1x\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=p\n"
+		    "ehlo=DSN\tX\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=p\n"
+		    "garbage\n",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource=p",
+		"mxfb-primary 1\nup=1\ntime=1\nlast_up=1\nsource="
+		    "abcdefghijklmnopq\n",
+		"time=x host=a\n",
+		"time=1 host=a\nsecond line\n",
+		"time=1 host\n",
 	};
 	struct primary_obs	 o, r;
 	char			 buf[PRIMARY_RECORD_MAX], big[2048];
@@ -1480,8 +1494,8 @@ test_primary_parse(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		errno = 0;
-		assert_int_equal(spool_primary_parse(bad[i], strlen(bad[i]),
-		    &r), -1);
+		if (spool_primary_parse(bad[i], strlen(bad[i]), &r) != -1)
+			fail_msg("accepted: %s", bad[i]);
 		assert_int_equal(errno, EBADMSG);
 	}
 	/* A NUL inside, and one byte over the limit. */
@@ -1495,7 +1509,10 @@ test_primary_parse(void **state)
 	o.last_up = 1200;
 	n = spool_primary_format(&o, buf, sizeof(buf));
 	assert_true(n > 0);
-	assert_int_equal(spool_primary_parse(buf, (size_t)n, &r), 0);
+	assert_non_null(strstr(buf, "\nehlo=SIZE=1099511627776 8BITMIME "
+	    "SMTPUTF8 DSN\n"));
+	(void)strlcat(buf, "future=1\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), 0);
 	assert_int_equal(r.up, 1);
 	assert_int_equal(r.checked, 1234);
 	assert_int_equal(r.last_up, 1200);
@@ -1504,8 +1521,19 @@ test_primary_parse(void **state)
 	assert_int_equal(r.have_ehlo, 1);
 	assert_true(r.size_max == 1ULL << 40);
 	assert_int_equal(r.smtputf8 + r.eightbitmime + r.dsn, 3);
-	(void)strlcat(buf, "future 1\n", sizeof(buf));
-	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), 0);
+	/* An EHLO with none of the four, and none at all. */
+	obs_fill(&o, 1, 1, "[127.0.0.1]", 0, 0);
+	o.dsn = 0;
+	n = spool_primary_format(&o, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "\nehlo=\n"));
+	assert_int_equal(spool_primary_parse(buf, (size_t)n, &r), 0);
+	assert_int_equal(r.have_ehlo, 1);
+	assert_string_equal(r.host, "[127.0.0.1]");
+	o.have_ehlo = 0;
+	n = spool_primary_format(&o, buf, sizeof(buf));
+	assert_null(strstr(buf, "ehlo="));
+	assert_int_equal(spool_primary_parse(buf, (size_t)n, &r), 0);
+	assert_int_equal(r.have_ehlo, 0);
 	assert_int_equal(spool_primary_format(&o, buf, 20), -1);
 }
 
