@@ -120,6 +120,7 @@ static int	 hook_data_begin(void *, struct smtp_txn *, char *, size_t);
 static int	 hook_data_write(void *, const void *, size_t);
 static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
+static void	 mailbox_mark(struct receiver *, struct envelope *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
 static int	 hook_starttls(void *, struct smtp_server_io *, char *, size_t);
 static void	 peer_from_fd(struct receiver *, int);
@@ -323,12 +324,15 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		if (txn->rcpts[i].orcpt != NULL)
 			rc->orcpt = xstrdup(txn->rcpts[i].orcpt);
 	}
+	mailbox_mark(r, &env);
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;
 	if (ret == 0) {
 		strlcpy(txn->id, env.id, sizeof(txn->id));
 		txn->size = env.size;
+		/* Logged, never failing: flush makes copies still owed. */
+		spool_mailbox_copy(r->sp, &env);
 	}
 	envelope_free(&env);
 	if (ret == -1) {
@@ -343,6 +347,29 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		return (-1);
 	}
 	return (0);
+}
+
+/*
+ * The recipients that get a copy in the outage mailbox (issue 15): the
+ * recipients list names them exactly (mailbox_eligible).
+ */
+static void
+mailbox_mark(struct receiver *r, struct envelope *env)
+{
+	char	 err[1024];
+	size_t	 i;
+
+	if (cfg->mailbox[0] == '\0' || cfg->recipients[0] == '\0')
+		return;
+	if (r->rcptlist == NULL &&
+	    (r->rcptlist = rcptlist_load(cfg->recipients, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("recipients %s", err);
+		return;
+	}
+	for (i = 0; i < env->nrcpts; i++)
+		env->rcpts[i].mailbox = mailbox_eligible(r->rcptlist,
+		    env->rcpts[i].addr);
 }
 
 static void
@@ -495,6 +522,7 @@ serve(int in, int out, struct spool **spp)
 		return (EXIT_TEMPFAIL);
 	}
 	r.sp = *spp;
+	cmd_spool_mailbox(r.sp);
 
 	memset(&p, 0, sizeof(p));
 	p.hostname = cfg->hostname;

@@ -117,6 +117,9 @@ static const struct key keys[] = {
 	{ "verify-db",		K_PATH,		STR(verify_db),	0, 0 },
 	{ "verify-positive-ttl", K_DURATION,	FLD(verify_positive_ttl), 1, NOMAX },
 	{ "verify-negative-ttl", K_DURATION,	FLD(verify_negative_ttl), 1, NOMAX },
+	{ "mailbox",		K_PATH,		STR(mailbox),	0, 0 },
+	{ "mailbox-max-size",	K_SIZE,		FLD(mailbox_max_size), 1, NOMAX },
+	{ "mailbox-keep",	K_DURATION,	FLD(mailbox_keep), 0, NOMAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -203,6 +206,7 @@ set_defaults(struct config *c)
 	(void)strlcpy(c->user, "mxfb", sizeof(c->user));
 	c->verify_positive_ttl = 31 * 86400;
 	c->verify_negative_ttl = 3 * 86400;
+	c->mailbox_max_size = 1024ULL * 1024 * 1024;
 }
 
 static int
@@ -886,6 +890,13 @@ check_config(struct parse *p, struct config *c)
 		p->lineno = lreq;
 		return (perr(p, "tls-required yes needs tls-cert and "
 		    "tls-key"));
+	}
+	/* A spammer must not make mailbox directories at will. */
+	if (c->mailbox[0] != '\0' && c->recipients[0] == '\0' &&
+	    !c->recipient_verify) {
+		p->lineno = key_line(p, "mailbox");
+		return (perr(p, "mailbox needs recipients or "
+		    "recipient-verify callout"));
 	}
 	if (lciph != 0 && tls_ciphers_check(c->tls_ciphers, why,
 	    sizeof(why)) == -1) {

@@ -189,4 +189,24 @@ int	 spool_domain_note_read(struct spool *, const char *domain, char **text,
 	    time_t *when);
 int	 spool_domain_lock(struct spool *, const char *domain, int *fd);
 
+/*
+ * The outage mailbox (spool/INTERNALS, section 11): with one set, each
+ * recipient marked `mailbox` gets a copy of the message in the Maildir
+ * DIR/DOMAIN/LOCALPART/ (spool_mailbox_copy: receive after the commit,
+ * flush for copies still owed), and the spool removes a recipient's
+ * copy (or, with keep, moves it into the Maildir++ folder .Delivered)
+ * once the recipient is finished and the claim ends (unclaim, remove),
+ * and every copy of a deleted message.  spool_recover removes copies of
+ * messages that left without it (a crash) and, with keep, .Delivered
+ * copies older than keep.  dir is copied.  Failures are logged, never
+ * returned: the copy is owed again.
+ */
+struct spool_mailbox {
+	const char	*dir;
+	uint64_t	 max_size;	/* per user */
+	time_t		 keep;		/* 0: remove at once */
+};
+void	 spool_set_mailbox(struct spool *, const struct spool_mailbox *);
+void	 spool_mailbox_copy(struct spool *, const struct envelope *);
+
 #endif
