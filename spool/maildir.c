@@ -675,6 +675,54 @@ done:
 		(void)close(msgfd);
 }
 
+int
+spool_mailbox_list(struct spool *sp, const char *id, int locate,
+    int (*fn)(void *, const char *, const char *, int), void *arg)
+{
+	const struct spool_mailbox	*mb;
+	struct index			 ix;
+	const struct entry		*e;
+	char				 name[BASE_SIZE + 64];
+	char				 path[PATH_SIZE];
+	const char			*sub = "new";
+	size_t				 i;
+	int				 ixfd, user, fd, found, r = 0;
+
+	if ((mb = spool_private_mailbox(sp)) == NULL)
+		return (0);
+	if ((ixfd = spool_private_mailbox_dirfd(sp)) == -1)
+		return (-1);
+	if (index_read(ixfd, id, &ix) == -1)
+		return (errno == ENOENT ? 0 : -1);
+	for (i = 0; i < ix.n && r == 0; i++) {
+		e = &ix.e[i];
+		if (e->base[0] == '\0') {
+			r = fn(arg, e->addr, NULL, 0);
+			continue;
+		}
+		(void)strlcpy(name, e->base, sizeof(name));
+		found = -1;
+		if (locate) {
+			found = 0;
+			sub = "new";
+			if ((user = open_user(mb, e->domain, e->local, 0)) !=
+			    -1) {
+				if ((fd = find_copy(user, e->base, name,
+				    sizeof(name), &sub)) != -1) {
+					found = 1;
+					(void)close(fd);
+				}
+				(void)close(user);
+			}
+		}
+		(void)bsnprintf(path, sizeof(path), "%s/%s/%s/%s/%s", mb->dir,
+		    e->domain, e->local, sub, name);
+		r = fn(arg, e->addr, path, found);
+	}
+	index_free(&ix);
+	return (r);
+}
+
 /* Files in USER/.Delivered/{new,cur} whose ctime (the move) is older
  * than keep leave. */
 static void

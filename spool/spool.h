@@ -208,5 +208,17 @@ struct spool_mailbox {
 };
 void	 spool_set_mailbox(struct spool *, const struct spool_mailbox *);
 void	 spool_mailbox_copy(struct spool *, const struct envelope *);
+/*
+ * The copies message id has in the outage mailbox, from its index: fn
+ * gets each recipient's address and the copy's path (NULL: none, over
+ * mailbox-max-size); with locate, the path where the copy is now (new/
+ * or cur/ with its flags) and found 1, or 0 when it is in neither (the
+ * user moved or deleted it); without, found is -1 and the path the one
+ * it was given.  fn returning non-zero stops the walk and is returned.
+ * 0 without a mailbox or copies; -1 when the index is unreadable.
+ */
+int	 spool_mailbox_list(struct spool *, const char *id, int locate,
+	    int (*fn)(void *, const char *addr, const char *path, int found),
+	    void *);
 
 #endif

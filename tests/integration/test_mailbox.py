@@ -120,6 +120,43 @@ def test_copy_at_receipt_and_removal_after_flush(mx, dns, tmp_path,
     assert os.listdir(os.path.join(mx.spool, "mailbox")) == []
 
 
+def test_status_lists_and_counts_copies(mx, dns, tmp_path):
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  users=("user@example.test", "big@example.test"),
+                  extra=("mailbox-max-size 1000",))
+    qid, log = send(mx, ["user@example.test", "big@example.test",
+                         "postmaster@example.test"], body())
+    qid2, _ = send(mx, ["big@example.test"], body("large", 2000))
+    out = mx.run("status", qid2, check=True).stdout.decode()
+    assert ("mailbox: <big@example.test> no copy (over mailbox-max-size)\n"
+            in out)
+    path = copies(mbox)[0]
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "mailbox: <user@example.test> %s\n" % path in out
+    assert "mailbox: <postmaster@example.test>" not in out
+    big = copies(mbox, user="big")[0]
+    assert "mailbox: <big@example.test> %s\n" % big in out
+    os.rename(path, path.replace("/new/", "/cur/") + ":2,S")
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "mailbox: <user@example.test> %s\n" % (
+        path.replace("/new/", "/cur/") + ":2,S") in out
+    os.unlink(path.replace("/new/", "/cur/") + ":2,S")
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "(moved or deleted by the user)" in out
+    out = mx.run("status", "-s", check=True).stdout.decode()
+    assert re.search(r"^example\.test .*, mailbox copies 2$", out, re.M), out
+    import json
+    out = mx.run("status", "-s", "-j", check=True).stdout.decode()
+    assert json.loads(out.splitlines()[0])["mailbox_copies"] == 2
+    # Without mailbox, status -s and status ID show nothing of it.
+    rl = tmp_path / "recipients"
+    mx.config("recipients %s" % rl)
+    out = mx.run("status", "-s", check=True).stdout.decode()
+    assert "mailbox" not in out
+    assert "mailbox" not in mx.run("status", qid, check=True).stdout.decode()
+
+
 def test_copy_found_in_cur_with_flags(mx, dns, tmp_path, primary_factory):
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
