@@ -633,20 +633,28 @@ release_entry(const struct spool_mailbox *mb, const char *id,
 
 void
 maildir_release(struct spool *sp, int msgdirfd, const char *msgname,
-    const char *id, const struct envelope *env)
+    const char *id, const struct envelope *env, int all)
 {
 	const struct spool_mailbox	*mb;
 	const struct recipient		*r;
 	struct index			 ix;
 	size_t				 i, j;
-	int				 ixfd, msgfd = -1, changed = 0;
+	int				 ixfd, msgfd = -1, changed = 0, any = 0;
 
 	if ((mb = spool_private_mailbox(sp)) == NULL)
 		return;
+	/* No recipient ever got a copy: nothing to look up. */
+	for (i = 0; env != NULL && i < env->nrcpts; i++)
+		if (env->rcpts[i].mailbox)
+			any = 1;
+	if (env != NULL && !any)
+		return;
 	if ((ixfd = spool_private_mailbox_dirfd(sp)) == -1)
 		return;
-	if (faccessat(ixfd, id, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
-		return;
+	/*
+	 * The lock first: a receive still copying (it holds it) writes the
+	 * index only now, and the index is looked for after that.
+	 */
 	if (msgname != NULL &&
 	    (msgfd = openat(msgdirfd, msgname, SPOOL_READ_FLAGS)) != -1)
 		(void)flock(msgfd, LOCK_EX);
@@ -656,8 +664,9 @@ maildir_release(struct spool *sp, int msgdirfd, const char *msgname,
 		goto done;
 	}
 	for (i = 0; i < ix.n; i++) {
-		if (env != NULL) {
-			for (r = NULL, j = 0; j < env->nrcpts; j++)
+		if (!all) {
+			for (r = NULL, j = 0; env != NULL && j < env->nrcpts;
+			    j++)
 				if (strcmp(env->rcpts[j].addr,
 				    ix.e[i].addr) == 0)
 					r = &env->rcpts[j];
@@ -804,7 +813,7 @@ maildir_recover(struct spool *sp, time_t now)
 			if (queue_id_valid(de->d_name) &&
 			    spool_exists(sp, de->d_name) == 0)
 				maildir_release(sp, -1, NULL, de->d_name,
-				    NULL);
+				    NULL, 1);
 		(void)closedir(d);
 	} else if (fd != -1)
 		(void)close(fd);

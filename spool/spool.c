@@ -1547,7 +1547,7 @@ spool_unclaim(struct spool_claim *c)
 	/* Finished recipients' copies leave the outage mailbox. */
 	if (r == 0 && sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    &c->env);
+		    &c->env, 0);
 	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], c->env.id)
 	    == -1) {
 		save = errno;
@@ -1587,7 +1587,7 @@ spool_claim_remove_nosync(struct spool_claim *c)
 	/* Its copies leave the outage mailbox before it leaves the spool. */
 	if (sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    NULL);
+		    &c->env, 1);
 	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
 		save = errno;
 		spool_claim_free(c);
@@ -1748,7 +1748,7 @@ spool_delete(struct spool *sp, const char *id)
 		return (-1);
 	}
 	if (sp->has_mbox)
-		maildir_release(sp, sp->fd[D_ACTIVE], name, id, NULL);
+		maildir_release(sp, sp->fd[D_ACTIVE], name, id, NULL, 1);
 	if (unlinkat(sp->fd[D_ACTIVE], name, 0) == -1)
 		return (-1);
 	if (fsync(sp->fd[D_ACTIVE]) == -1)

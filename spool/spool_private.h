@@ -90,14 +90,15 @@ int	 spool_private_create_temp(int dirfd, const char *name);
  * The outage mailbox (spool/maildir.c): the spool's settings (NULL:
  * none), the index directory mailbox/ (made on first use; -1 on
  * error, logged), and what spool.c calls when a message's claim ends
- * (env: copies of its finished recipients leave; NULL: all of them;
- * msgdirfd/msgname: the message file to lock, or -1/NULL) and at
- * recovery.
+ * (all: every copy leaves, else those of recipients env says are
+ * finished; env, when given, also tells whether any recipient has a
+ * copy; msgdirfd/msgname: the message file to lock, or -1/NULL) and
+ * at recovery.
  */
 struct spool_mailbox;
 const struct spool_mailbox *spool_private_mailbox(struct spool *);
 int	 spool_private_mailbox_dirfd(struct spool *);
 void	 maildir_release(struct spool *, int msgdirfd, const char *msgname,
-	    const char *id, const struct envelope *env);
+	    const char *id, const struct envelope *env, int all);
 void	 maildir_recover(struct spool *, time_t now);
 #endif

@@ -651,3 +651,48 @@ def test_disk_full_during_copy(mx, dns, tmp_path, primary_factory):
         assert visible(mbox) == [] and len(rec.messages) == 1, log
     finally:
         subprocess.run(["umount", mbox])
+
+
+@needs_strace
+@pytest.mark.parametrize("how", ["flush", "delete"])
+def test_removal_during_receives_copy_waits_for_it(mx, dns, tmp_path,
+                                                   primary_factory, how):
+    """receive has committed the message and is still writing its copy
+    (held 3 s at the copy's fsync) when flush delivers it or delete
+    removes it: the removal waits for the copy (the message file's lock)
+    and takes it away, so no copy outlives its message."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    c, rec = primary_factory("127.0.0.2", port)
+    # The spool made beforehand, receive's 4th fsync is the copy's (after
+    # the message's, queue/'s and the spool's for the new mailbox/).
+    mx.run("receive", input=b"QUIT\r\n")
+    assert os.path.isdir(os.path.join(mx.spool, "queue"))
+    p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
+                          "inject=fsync:delay_enter=3000000:when=4", MXFB,
+                          "receive"], env=mx.env(), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(smtp_script(["user@example.test"], body()))
+    p.stdin.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        q = mx.run("status", "-j")
+        if q.returncode == 0 and q.stdout.strip():
+            break
+        time.sleep(0.05)
+    assert mx.status_json(), "never committed"
+    started = time.time()
+    if how == "flush":
+        log = flush(mx)
+    else:
+        qid = mx.status_json()[0]["id"]
+        d = mx.run("delete", qid)
+        assert d.returncode == 0, d.stderr
+        log = d.stderr.decode()
+    waited = time.time() - started
+    p.wait(30)
+    out, err = p.stdout.read(), p.stderr.read()
+    assert b"queued as" in out, err
+    assert waited > 1, ("no wait for the copy", log, err)
+    assert len(rec.messages) == (1 if how == "flush" else 0), (log, err)
+    assert visible(mbox) == [] and indexed(mx.spool) == set(), (log, err)
