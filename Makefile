@@ -101,7 +101,8 @@ CMD_OBJ   = $(patsubst %.c,$(O)/%.o,$(CMD_SRC))
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
-COMMANDS  = receive probe flush bounce status inject hold release delete verify
+COMMANDS  = receive probe flush bounce status inject hold release delete verify \
+	    passwd
 
 all: $(BIN)
 
@@ -199,7 +200,7 @@ install: $(BIN)
 DEBS = build-essential pkg-config clang libbsd-dev libldns-dev libsodium-dev \
        libssl-dev liblmdb-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
        python3-dnslib python3-flufl.bounce swaks ucspi-tcp socat \
-       libclang-rt-14-dev zsh strace
+       libclang-rt-14-dev zsh strace dovecot-imapd
 deps:
 	@missing=""; for p in $(DEBS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

@@ -19,6 +19,7 @@ int	 cmd_hold(int, char **);
 int	 cmd_release(int, char **);
 int	 cmd_delete(int, char **);
 int	 cmd_verify(int, char **);
+int	 cmd_passwd(int, char **);
 
 /* The configuration file named by -C (before the command or among its
  * options); NULL means $MXFB_CONFIG or the default. */
@@ -45,6 +46,8 @@ void	 cmd_become_user(int create_spool);
 unsigned long cmd_caller_uid(void);
 /* Open the spool (creating it with create); exits 73/74 on error. */
 struct spool *cmd_open_spool(int create);
+/* Hand the spool the outage mailbox's settings (mailbox, if set). */
+void	 cmd_spool_mailbox(struct spool *);
 /* Exit 64 with a message unless every argv[0..argc) is a queue ID. */
 void	 cmd_check_ids(int argc, char **argv);
 /* Start `mxfb -C FILE flush -f -d DOMAIN` detached; 0 once started. */

@@ -160,7 +160,21 @@ cmd_open_spool(int create)
 		exit(errno == ENOENT || errno == EACCES ? EXIT_CANTCREAT :
 		    EXIT_IOERR);
 	}
+	cmd_spool_mailbox(sp);
 	return (sp);
+}
+
+void
+cmd_spool_mailbox(struct spool *sp)
+{
+	struct spool_mailbox	 mb;
+
+	if (sp == NULL || cfg->mailbox[0] == '\0')
+		return;
+	mb.dir = cfg->mailbox;
+	mb.max_size = cfg->mailbox_max_size;
+	mb.keep = cfg->mailbox_keep;
+	spool_set_mailbox(sp, &mb);
 }
 
 void

@@ -789,6 +789,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 		return;
 	}
 	env = spool_claim_envelope(c);
+	spool_mailbox_copy(w->sp, env);		/* copies still owed */
 	idx = xcalloc(env->nrcpts ? env->nrcpts : 1, sizeof(*idx));
 	n = choose_recipients(w, env, idx);
 	if (n == 0)

@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "flush",	cmd_flush,	"deliver queued mail to the primaries" },
 	{ "hold",	cmd_hold,	"keep messages from delivery and bounce" },
 	{ "inject",	cmd_inject,	"queue a message read from stdin" },
+	{ "passwd",	cmd_passwd,	"hash a password for Dovecot and users" },
 	{ "probe",	cmd_probe,	"check that the primaries answer (monitoring plugin)" },
 	{ "receive",	cmd_receive,	"SMTP server: inetd session or -l listener" },
 	{ "release",	cmd_release,	"undo hold" },

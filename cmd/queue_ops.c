@@ -35,8 +35,10 @@ queue_open_existing(void)
 	struct spool	*sp;
 	struct stat	 st;
 
-	if (spool_open(cfg->spool, 0, &sp) == 0)
+	if (spool_open(cfg->spool, 0, &sp) == 0) {
+		cmd_spool_mailbox(sp);
 		return (sp);
+	}
 	/*
 	 * Not made yet: the first receive or inject makes the tree.  A
 	 * read-only command must not make it (as root it would leave

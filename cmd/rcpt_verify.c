@@ -294,10 +294,11 @@ rcpt_verify_run(struct rcpt_verify *rv, const struct address *a,
 
 int
 rcpt_verify_check(struct rcpt_verify *rv, const struct address *a,
-    char *reply, size_t size, const char **rule)
+    char *reply, size_t size, const char **rule, int *proven)
 {
 	struct rv_outcome	 out;
 
+	*proven = 0;
 	/* RFC 5321 4.5.1: postmaster is always accepted, never asked. */
 	if (strcasecmp(a->local_plain, "postmaster") == 0)
 		return (0);
@@ -305,6 +306,8 @@ rcpt_verify_check(struct rcpt_verify *rv, const struct address *a,
 	*rule = out.rule;
 	switch (out.action) {
 	case RV_ACCEPT:
+		*proven = out.known == RV_KNOWN_VALID ||
+		    out.callout == RV_PRIMARY_VALID;
 		return (0);
 	case RV_REJECT:
 		snprintf(reply, size, "550 5.1.1 <%s>: Recipient address "

@@ -67,9 +67,11 @@ void		 rcpt_verify_run(struct rcpt_verify *, const struct address *,
 		    time_t now, struct rv_outcome *);
 /*
  * For receive's RCPT hook: 0 accept, or -1 with the reply line written
- * and *rule set.
+ * and *rule set.  *proven: accepted on a verdict (the database's, or
+ * the primary's 2xx), not by verify-unknown-when-down accept nor as
+ * postmaster: a real user (the outage mailbox copies only for those).
  */
 int		 rcpt_verify_check(struct rcpt_verify *, const struct address *,
-		    char *reply, size_t, const char **rule);
+		    char *reply, size_t, const char **rule, int *proven);
 
 #endif

@@ -59,6 +59,7 @@
 #define FREE_CHECK_EVERY (1024 * 1024)	/* DATA: statvfs every MiB */
 #define LISTEN_BACKLOG	128	/* -l: listen(2)'s queue of connections */
 #define LISTEN_NAME_SIZE 128	/* an activated socket's name, for the log */
+#define PROVEN_MAX	1000	/* addresses a session proves real (prove) */
 
 struct receiver {
 	int			 in, out;	/* the client's fds */
@@ -72,6 +73,8 @@ struct receiver {
 	struct rcpt_verify	*rv;		/* recipient-verify callout */
 	struct rcpt_primary_cache primaries;	/* records read at RCPT */
 	const char		*rule;		/* that refused the last RCPT */
+	char			*proven[PROVEN_MAX];	/* see prove() */
+	size_t			 nproven;
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
 };
@@ -127,6 +130,9 @@ static int	 hook_data_begin(void *, struct smtp_txn *, char *, size_t);
 static int	 hook_data_write(void *, const void *, size_t);
 static int	 hook_data_commit(void *, struct smtp_txn *, char *, size_t);
 static void	 hook_data_abort(void *);
+static void	 mailbox_mark(struct receiver *, struct envelope *);
+static void	 prove(struct receiver *, const char *);
+static int	 proven(const struct receiver *, const char *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
 static int	 hook_starttls(void *, struct smtp_server_io *, char *, size_t);
 static void	 peer_from_fd(struct receiver *, int);
@@ -205,6 +211,7 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	struct receiver	*r = ctx;
 	char		 err[1024];
 	size_t		 i;
+	int		 proven;
 
 	r->rule = "relay";
 	if (address_relay_trick(a) != NULL) {
@@ -227,7 +234,12 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	if (cfg->recipients[0] == '\0' && cfg->recipient_verify) {
 		if (r->rv == NULL)
 			r->rv = rcpt_verify_new(r->sp, NULL);
-		return (rcpt_verify_check(r->rv, a, reply, size, &r->rule));
+		if (rcpt_verify_check(r->rv, a, reply, size, &r->rule,
+		    &proven) == -1)
+			return (-1);
+		if (proven)
+			prove(r, a->addr);
+		return (0);
 	}
 	if (cfg->recipients[0] == '\0')
 		return (0);
@@ -349,12 +361,15 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		if (txn->rcpts[i].orcpt != NULL)
 			rc->orcpt = xstrdup(txn->rcpts[i].orcpt);
 	}
+	mailbox_mark(r, &env);
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;
 	if (ret == 0) {
 		strlcpy(txn->id, env.id, sizeof(txn->id));
 		txn->size = env.size;
+		/* Logged, never failing: flush makes copies still owed. */
+		spool_mailbox_copy(r->sp, &env);
 	}
 	envelope_free(&env);
 	if (ret == -1) {
@@ -368,6 +383,61 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 			    "error", size);
 		return (-1);
 	}
+	return (0);
+}
+
+/*
+ * The recipients that get a copy in the outage mailbox (issue 15): the
+ * recipients list names them exactly (mailbox_eligible).
+ */
+static void
+mailbox_mark(struct receiver *r, struct envelope *env)
+{
+	char	 err[1024];
+	size_t	 i;
+
+	if (cfg->mailbox[0] == '\0')
+		return;
+	if (cfg->recipients[0] == '\0') {
+		for (i = 0; i < env->nrcpts; i++)
+			env->rcpts[i].mailbox = proven(r, env->rcpts[i].addr);
+		return;
+	}
+	if (r->rcptlist == NULL &&
+	    (r->rcptlist = rcptlist_load(cfg->recipients, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("recipients %s", err);
+		return;
+	}
+	for (i = 0; i < env->nrcpts; i++)
+		env->rcpts[i].mailbox = mailbox_eligible(r->rcptlist,
+		    env->rcpts[i].addr);
+}
+
+/*
+ * Under recipient-verify callout, the addresses of this session accepted
+ * on a verdict (rcpt_verify_check's proven): real users, who may get an
+ * outage mailbox copy.  At most PROVEN_MAX a session; beyond, no copy.
+ */
+static void
+prove(struct receiver *r, const char *addr)
+{
+	if (proven(r, addr) || r->nproven == PROVEN_MAX)
+		return;
+	r->proven[r->nproven++] = xstrdup(addr);
+}
+
+/* 1 when addr was proven in this session and is safe as a mailbox name. */
+static int
+proven(const struct receiver *r, const char *addr)
+{
+	char	 local[ADDRESS_LOCAL_MAX + 1], domain[DOMAIN_NAME_SIZE];
+	size_t	 i;
+
+	for (i = 0; i < r->nproven; i++)
+		if (strcmp(r->proven[i], addr) == 0)
+			return (address_mailbox_name(addr, local,
+			    sizeof(local), domain, sizeof(domain)) == 0);
 	return (0);
 }
 
@@ -498,6 +568,7 @@ serve(int in, int out, struct spool **spp)
 	struct smtp_hooks	 h;
 	struct smtp_server_io		 io;
 	struct smtp_server_io_fd	 iofd;
+	size_t				 i;
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal SIGPIPE");
@@ -521,6 +592,7 @@ serve(int in, int out, struct spool **spp)
 		return (EXIT_TEMPFAIL);
 	}
 	r.sp = *spp;
+	cmd_spool_mailbox(r.sp);
 
 	memset(&p, 0, sizeof(p));
 	p.hostname = cfg->hostname;
@@ -555,6 +627,8 @@ serve(int in, int out, struct spool **spp)
 		tls_conn_free(r.tls);
 	rcptlist_free(r.rcptlist);
 	rcpt_verify_free(r.rv);
+	for (i = 0; i < r.nproven; i++)
+		free(r.proven[i]);
 	rcpt_primary_cache_free(&r.primaries);
 	return (0);
 }

@@ -68,6 +68,7 @@ struct domain_entry {
 	uint64_t	 bytes;
 	time_t		 oldest;
 	size_t		 last_message;	/* serial of the message last counted */
+	uint64_t	 copies;	/* in the outage mailbox */
 };
 
 struct domain_table {
@@ -75,6 +76,7 @@ struct domain_table {
 	size_t		 size;		/* a power of two */
 	size_t		 used;
 	size_t		 serial;	/* messages seen so far */
+	struct spool	*sp;		/* for the outage mailbox's index */
 };
 
 static void	 json_envelope(FILE *, const struct envelope *);
@@ -98,6 +100,8 @@ static int	 show_envelope(FILE *, struct spool *, const char *, int);
 static int	 show_headers(FILE *, struct spool *, const char *);
 static int	 show_body(FILE *, struct spool *, const char *);
 static int	 finish_output(FILE *);
+static int	 show_copy(void *, const char *, const char *, int);
+static int	 count_copy(void *, const char *, const char *, int);
 
 /* When the message is next due; a time at or before now means due. */
 static time_t
@@ -279,6 +283,43 @@ summary_one(const struct envelope *env, void *arg)
 		if (d->oldest == 0 || env->arrival < d->oldest)
 			d->oldest = env->arrival;
 	}
+	if (cfg->mailbox[0] != '\0' && spool_mailbox_list(t->sp, env->id, 0,
+	    count_copy, t) == -1)
+		log_warn("%s: mailbox index", env->id);
+	return (0);
+}
+
+/* status -s: one more copy for the domain of addr. */
+static int
+count_copy(void *arg, const char *addr, const char *path, int found)
+{
+	struct domain_table *t = arg;
+	char		 domain[DOMAIN_NAME_SIZE + 1];
+
+	if (path == NULL)
+		return (0);
+	(void)address_domain_of(addr, domain, sizeof(domain));
+	domain_lookup(t, domain)->copies++;
+	return (0);
+}
+
+/* status ID: "mailbox: <addr> PATH" for each copy. */
+static int
+show_copy(void *arg, const char *addr, const char *path, int found)
+{
+	FILE	*f = arg;
+
+	fputs("mailbox: <", f);
+	text_str(f, addr);
+	fputs("> ", f);
+	if (path == NULL)
+		fputs("no copy (over mailbox-max-size)", f);
+	else {
+		text_str(f, path);
+		if (!found)
+			fputs(" (moved or deleted by the user)", f);
+	}
+	fputc('\n', f);
 	return (0);
 }
 
@@ -354,6 +395,9 @@ summary_row(FILE *f, const struct domain_entry *d, const struct primary_obs *o,
 			json_string(f, o->host);
 		else
 			fputs("null", f);
+		if (cfg->mailbox[0] != '\0')
+			fprintf(f, ",\"mailbox_copies\":%llu",
+			    (unsigned long long)d->copies);
 		fputs("}\n", f);
 		return;
 	}
@@ -374,6 +418,9 @@ summary_row(FILE *f, const struct domain_entry *d, const struct primary_obs *o,
 		text_str(f, o->host);
 		fputc(')', f);
 	}
+	if (cfg->mailbox[0] != '\0')
+		fprintf(f, ", mailbox copies %llu",
+		    (unsigned long long)d->copies);
 	fputc('\n', f);
 }
 
@@ -524,6 +571,8 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 		show_field(f, "  last error: ", r->last_error);
 		show_field(f, "  remote mta: ", r->remote_mta);
 	}
+	if (spool_mailbox_list(sp, env.id, 1, show_copy, f) == -1)
+		log_warn("%s: mailbox index", env.id);
 	envelope_free(&env);
 	return (0);
 }
@@ -691,6 +740,7 @@ cmd_status(int argc, char **argv)
 		}
 	} else if (summary) {
 		memset(&table, 0, sizeof(table));
+		table.sp = sp;
 		r = spool_list(sp, summary_one, &table);
 		if (r == -1) {
 			log_cmd_error("spool %s", cfg->spool);

@@ -49,7 +49,7 @@ _mxfb_domains()
 _mxfb()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= i=1 opts args=
-	local commands="receive probe flush bounce status inject hold release delete verify"
+	local commands="receive probe flush bounce status inject hold release delete verify passwd"
 
 	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
 	COMPREPLY=()
@@ -122,6 +122,9 @@ _mxfb()
 		opts="-C -h -f"
 		[[ $prev == -f ]] && return 0
 		;;
+	passwd)
+		opts="-C -h"
+		;;
 	verify)
 		opts="-C -h -j -l -d -x"
 		if [[ $prev == -d ]]; then
@@ -145,4 +148,5 @@ _mxfb()
 }
 
 complete -F _mxfb mxfb mxfb-receive mxfb-probe mxfb-flush mxfb-bounce \
-    mxfb-status mxfb-inject mxfb-hold mxfb-release mxfb-delete mxfb-verify
+    mxfb-status mxfb-inject mxfb-hold mxfb-release mxfb-delete mxfb-verify \
+    mxfb-passwd

@@ -123,6 +123,9 @@ static const struct key keys[] = {
 	    FLD(verify_unknown_accept), 0, 0 },
 	{ "accept-when-primary-up", K_YESNO,	FLD(accept_when_primary_up), 0, 0 },
 	{ "primary-up-window",	K_DURATION,	FLD(primary_up_window), 1, NOMAX },
+	{ "mailbox",		K_PATH,		STR(mailbox),	0, 0 },
+	{ "mailbox-max-size",	K_SIZE,		FLD(mailbox_max_size), 1, NOMAX },
+	{ "mailbox-keep",	K_DURATION,	FLD(mailbox_keep), 0, NOMAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -212,6 +215,7 @@ set_defaults(struct config *c)
 	c->verify_timeout = 10;
 	c->accept_when_primary_up = 1;
 	c->primary_up_window = 600;
+	c->mailbox_max_size = 1024ULL * 1024 * 1024;
 }
 
 static int
@@ -905,6 +909,13 @@ check_config(struct parse *p, struct config *c)
 		p->lineno = lreq;
 		return (perr(p, "tls-required yes needs tls-cert and "
 		    "tls-key"));
+	}
+	/* A spammer must not make mailbox directories at will. */
+	if (c->mailbox[0] != '\0' && c->recipients[0] == '\0' &&
+	    !c->recipient_verify) {
+		p->lineno = key_line(p, "mailbox");
+		return (perr(p, "mailbox needs recipients or "
+		    "recipient-verify callout"));
 	}
 	if (lciph != 0 && tls_ciphers_check(c->tls_ciphers, why,
 	    sizeof(why)) == -1) {

@@ -122,6 +122,11 @@ struct config {
 						   yes|no, yes */
 	time_t		 primary_up_window;	/* primary-up-window, 10m */
 
+	/* the outage mailbox (issue 15) */
+	char		 mailbox[1024];		/* mailbox DIR, "" = none */
+	uint64_t	 mailbox_max_size;	/* mailbox-max-size, 1G */
+	time_t		 mailbox_keep;		/* mailbox-keep, 0 */
+
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */
 	char		 tls_ca_file[1024];	/* tls-ca-file, "" = system */

@@ -62,6 +62,10 @@ struct spool {
 	size_t	 unsynced;
 	char	(*stale_state)[QUEUE_ID_SIZE];	/* unlink after the sync */
 	size_t	 nstale, stalecap;
+	/* The outage mailbox (spool/maildir.c), and mailbox/'s fd. */
+	struct spool_mailbox mbox;
+	int	 has_mbox;
+	int	 mbox_fd;
 };
 
 struct spool_writer {
@@ -227,6 +231,7 @@ spool_open(const char *dir, int create, struct spool **spp)
 	sp = xcalloc(1, sizeof(*sp));
 	for (i = 0; i < D_COUNT; i++)
 		sp->fd[i] = -1;
+	sp->mbox_fd = -1;
 	sp->dir = xstrdup(dir);
 	host_name(sp->host, sizeof(sp->host));
 	/*
@@ -408,6 +413,9 @@ spool_close(struct spool *sp)
 			(void)close(sp->fd[i]);
 	if (sp->dirfd != -1)
 		(void)close(sp->dirfd);
+	if (sp->mbox_fd != -1)
+		(void)close(sp->mbox_fd);
+	free((char *)sp->mbox.dir);
 	free(sp->dir);
 	free(sp);
 }
@@ -1538,6 +1546,10 @@ spool_unclaim(struct spool_claim *c)
 		log_warn("%s: spool: cannot save state", c->env.id);
 		r = -1;
 	}
+	/* Finished recipients' copies leave the outage mailbox. */
+	if (r == 0 && sp->has_mbox)
+		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
+		    &c->env, 0);
 	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], c->env.id)
 	    == -1) {
 		save = errno;
@@ -1574,6 +1586,10 @@ spool_claim_remove_nosync(struct spool_claim *c)
 	struct spool	*sp = c->sp;
 	int		 save;
 
+	/* Its copies leave the outage mailbox before it leaves the spool. */
+	if (sp->has_mbox)
+		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
+		    &c->env, 1);
 	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
 		save = errno;
 		spool_claim_free(c);
@@ -1733,6 +1749,8 @@ spool_delete(struct spool *sp, const char *id)
 		errno = ENOENT;
 		return (-1);
 	}
+	if (sp->has_mbox)
+		maildir_release(sp, sp->fd[D_ACTIVE], name, id, NULL, 1);
 	if (unlinkat(sp->fd[D_ACTIVE], name, 0) == -1)
 		return (-1);
 	if (fsync(sp->fd[D_ACTIVE]) == -1)
@@ -2020,6 +2038,8 @@ spool_recover(struct spool *sp, time_t timeout)
 		(void)closedir(d);
 	}
 	free(msgs);
+	if (sp->has_mbox)
+		maildir_recover(sp, now);
 	return (r);
 }
 
@@ -2228,6 +2248,50 @@ spool_private_create_temp(int dirfd, const char *name)
 	}
 	errno = EEXIST;
 	return (-1);
+}
+
+void
+spool_set_mailbox(struct spool *sp, const struct spool_mailbox *mb)
+{
+	free((char *)sp->mbox.dir);
+	memset(&sp->mbox, 0, sizeof(sp->mbox));
+	sp->has_mbox = mb != NULL && mb->dir != NULL && mb->dir[0] != '\0';
+	if (!sp->has_mbox)
+		return;
+	sp->mbox = *mb;
+	sp->mbox.dir = xstrdup(mb->dir);
+}
+
+const struct spool_mailbox *
+spool_private_mailbox(struct spool *sp)
+{
+	return (sp->has_mbox ? &sp->mbox : NULL);
+}
+
+/* mailbox/ beside queue/, made on first use, checked as the others. */
+int
+spool_private_mailbox_dirfd(struct spool *sp)
+{
+	struct stat	 top;
+
+	if (sp->mbox_fd != -1)
+		return (sp->mbox_fd);
+	if (fstat(sp->dirfd, &top) == -1)
+		return (-1);
+	sp->mbox_fd = open_subdir(sp->dirfd, sp->dir, "mailbox", top.st_uid);
+	if (sp->mbox_fd != -1 || errno != ENOENT)
+		goto out;
+	if (mkdirat(sp->dirfd, "mailbox", 0700) == -1 && errno != EEXIST)
+		goto out;
+	if ((sp->mbox_fd = open_subdir(sp->dirfd, sp->dir, "mailbox",
+	    top.st_uid)) != -1 && fsync(sp->dirfd) == -1) {
+		(void)close(sp->mbox_fd);
+		sp->mbox_fd = -1;
+	}
+out:
+	if (sp->mbox_fd == -1)
+		log_warn("spool %s: mailbox/", sp->dir);
+	return (sp->mbox_fd);
 }
 
 int

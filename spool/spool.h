@@ -244,4 +244,36 @@ int	 spool_primary_read(struct spool *, const char *domain,
 int	 spool_primary_parse(const char *, size_t, struct primary_obs *);
 int	 spool_primary_format(const struct primary_obs *, char *, size_t);
 
+/*
+ * The outage mailbox (spool/INTERNALS, section 12): with one set, each
+ * recipient marked `mailbox` gets a copy of the message in the Maildir
+ * DIR/DOMAIN/LOCALPART/ (spool_mailbox_copy: receive after the commit,
+ * flush for copies still owed), and the spool removes a recipient's
+ * copy (or, with keep, moves it into the Maildir++ folder .Delivered)
+ * once the recipient is finished and the claim ends (unclaim, remove),
+ * and every copy of a deleted message.  spool_recover removes copies of
+ * messages that left without it (a crash) and, with keep, .Delivered
+ * copies older than keep.  dir is copied.  Failures are logged, never
+ * returned: the copy is owed again.
+ */
+struct spool_mailbox {
+	const char	*dir;
+	uint64_t	 max_size;	/* per user */
+	time_t		 keep;		/* 0: remove at once */
+};
+void	 spool_set_mailbox(struct spool *, const struct spool_mailbox *);
+void	 spool_mailbox_copy(struct spool *, const struct envelope *);
+/*
+ * The copies message id has in the outage mailbox, from its index: fn
+ * gets each recipient's address and the copy's path (NULL: none, over
+ * mailbox-max-size); with locate, the path where the copy is now (new/
+ * or cur/ with its flags) and found 1, or 0 when it is in neither (the
+ * user moved or deleted it); without, found is -1 and the path the one
+ * it was given.  fn returning non-zero stops the walk and is returned.
+ * 0 without a mailbox or copies; -1 when the index is unreadable.
+ */
+int	 spool_mailbox_list(struct spool *, const char *id, int locate,
+	    int (*fn)(void *, const char *addr, const char *path, int found),
+	    void *);
+
 #endif

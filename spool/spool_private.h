@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /*
  * Every file in the spool is opened for reading with these: never
@@ -91,4 +92,19 @@ int	 spool_private_create_temp(int dirfd, const char *name);
 int	 spool_private_domain_file(const char *domain, const char *suffix,
 	    char *buf, size_t size);
 
+/*
+ * The outage mailbox (spool/maildir.c): the spool's settings (NULL:
+ * none), the index directory mailbox/ (made on first use; -1 on
+ * error, logged), and what spool.c calls when a message's claim ends
+ * (all: every copy leaves, else those of recipients env says are
+ * finished; env, when given, also tells whether any recipient has a
+ * copy; msgdirfd/msgname: the message file to lock, or -1/NULL) and
+ * at recovery.
+ */
+struct spool_mailbox;
+const struct spool_mailbox *spool_private_mailbox(struct spool *);
+int	 spool_private_mailbox_dirfd(struct spool *);
+void	 maildir_release(struct spool *, int msgdirfd, const char *msgname,
+	    const char *id, const struct envelope *env, int all);
+void	 maildir_recover(struct spool *, time_t now);
 #endif

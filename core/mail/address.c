@@ -528,27 +528,99 @@ int
 rcptlist_match(const struct rcptlist *rl, const char *local,
     const char *domain)
 {
+	return (rcptlist_match_how(rl, local, domain) != RCPTLIST_NONE);
+}
+
+enum rcptlist_how
+rcptlist_match_how(const struct rcptlist *rl, const char *local,
+    const char *domain)
+{
 	char		 dom[DOMAIN_NAME_SIZE];
 	char		 key[ADDRESS_PATH_MAX * 2 + 2];
 	const char	*plus;
 
 	domain_copy_lower(dom, sizeof(dom), domain);
 	if (bsnprintf(key, sizeof(key), "%s@%s", local, dom) == -1)
-		return (0);
+		return (RCPTLIST_NONE);
 	ascii_lower(key);
 	if (rcptlist_lookup(rl, key))
-		return (1);
+		return (RCPTLIST_USER);
 	if ((plus = strchr(local, '+')) != NULL && plus != local) {
 		if (bsnprintf(key, sizeof(key), "%.*s@%s",
 		    (int)(plus - local), local, dom) == -1)
-			return (0);
+			return (RCPTLIST_NONE);
 		ascii_lower(key);
 		if (rcptlist_lookup(rl, key))
-			return (1);
+			return (RCPTLIST_USER);
 	}
 	if (bsnprintf(key, sizeof(key), "@%s", dom) == -1)
+		return (RCPTLIST_NONE);
+	return (rcptlist_lookup(rl, key) ? RCPTLIST_DOMAIN : RCPTLIST_NONE);
+}
+
+/*
+ * A mailbox name must be safe as one path component: no '/', no leading
+ * '.', no control characters, no quoting, at most ADDRESS_LOCAL_MAX
+ * octets.  Dovecot's %Lu lookup lower-cases both parts; +tag goes.
+ */
+int
+address_mailbox_name(const char *addr, char *local, size_t lsize,
+    char *domain, size_t dsize)
+{
+	const char	*at, *p, *plus;
+	size_t		 len;
+
+	if (lsize == 0 || dsize == 0)
+		return (-1);
+	local[0] = domain[0] = '\0';
+	if ((at = strrchr(addr, '@')) == NULL || at == addr)
+		return (-1);
+	len = (size_t)(at - addr);
+	if ((plus = memchr(addr, '+', len)) != NULL && plus != addr)
+		len = (size_t)(plus - addr);
+	if (len > ADDRESS_LOCAL_MAX || len >= lsize || addr[0] == '.')
+		return (-1);
+	for (p = addr; p < addr + len; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/' ||
+		    *p == '"' || *p == '\\')
+			return (-1);
+	memcpy(local, addr, len);
+	local[len] = '\0';
+	ascii_lower(local);
+	domain_copy_lower(domain, dsize, at + 1);
+	if (domain[0] == '\0' || domain[0] == '.' ||
+	    !address_domain_valid(domain)) {
+		local[0] = domain[0] = '\0';
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Only real users get a mailbox (a spammer must not make directories at
+ * will): a `user@domain` line of the recipients list names the address
+ * exactly, not an `@domain` catch-all, and the name is safe as a path.
+ * Other proofs of a real user (a callout's verdict) join here.
+ */
+int
+mailbox_eligible(const struct rcptlist *rl, const char *addr)
+{
+	char		 local[ADDRESS_LOCAL_MAX + 1];
+	char		 domain[DOMAIN_NAME_SIZE];
+	const char	*at;
+	char		 lp[ADDRESS_LOCAL_MAX + 1];
+	size_t		 len;
+
+	if (rl == NULL || address_mailbox_name(addr, local, sizeof(local),
+	    domain, sizeof(domain)) == -1)
 		return (0);
-	return (rcptlist_lookup(rl, key));
+	at = strrchr(addr, '@');
+	len = (size_t)(at - addr);
+	if (len >= sizeof(lp))
+		return (0);
+	memcpy(lp, addr, len);
+	lp[len] = '\0';
+	return (rcptlist_match_how(rl, lp, domain) == RCPTLIST_USER);
 }
 
 size_t

@@ -77,6 +77,16 @@ int	 address_domain_of(const char *addr, char *buf, size_t size);
  */
 int	 address_domain_typed(const char *typed, char *buf, size_t size);
 
+/*
+ * The outage mailbox's names for addr (local@domain): the local part
+ * without +tag, both lower-cased, as Dovecot's %Lu finds them.  -1 when
+ * the local part is unsafe as a path component ('/', a leading '.',
+ * blanks or control characters, quotes, over 64 octets) or the domain
+ * is not a plain domain name.
+ */
+int	 address_mailbox_name(const char *addr, char *local, size_t lsize,
+	    char *domain, size_t dsize);
+
 /* A syntactically valid domain name (no literal, ASCII only)? */
 int	 address_domain_valid(const char *);
 
@@ -95,6 +105,16 @@ struct rcptlist *rcptlist_load(const char *path, char *err, size_t errsize);
 struct rcptlist *rcptlist_parse(const char *text, size_t len);
 int	 rcptlist_match(const struct rcptlist *, const char *local,
 	    const char *domain);
+/* How it matched: a `user@domain` line, or only an `@domain` line. */
+enum rcptlist_how { RCPTLIST_NONE, RCPTLIST_USER, RCPTLIST_DOMAIN };
+enum rcptlist_how rcptlist_match_how(const struct rcptlist *,
+	    const char *local, const char *domain);
+/*
+ * Does addr get a copy in the outage mailbox?  Only when a `user@domain`
+ * line names it (+tag aside; an `@domain` line is not enough) and its
+ * mailbox name is safe (address_mailbox_name).  rl NULL: no.
+ */
+int	 mailbox_eligible(const struct rcptlist *, const char *addr);
 size_t	 rcptlist_count(const struct rcptlist *);
 void	 rcptlist_free(struct rcptlist *);
 

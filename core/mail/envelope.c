@@ -69,6 +69,7 @@ static const struct field fields[] = {
 	E("warned",		F_BOOL,	warned,		1, 0),
 	R("orcpt",		F_STR,	orcpt,		0),
 	R("notify",		F_NOTIFY, notify,	0),
+	R("mailbox",		F_FLAG,	mailbox,	0),
 	R("state",		F_STATE, state,		1),
 	R("attempts",		F_INT,	attempts,	1),
 	R("last-attempt",	F_TIME,	last_attempt,	1),

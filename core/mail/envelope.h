@@ -43,6 +43,8 @@ struct recipient {
 	int		 relayed;	/* delivered to a primary without DSN
 					   with NOTIFY=SUCCESS: an RFC 3461
 					   "relayed" report is owed */
+	int		 mailbox;	/* gets a copy in the outage mailbox
+					   (set at receipt, never changed) */
 };
 
 struct envelope {

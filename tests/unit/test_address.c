@@ -345,6 +345,103 @@ test_rcptlist(void **state)
 }
 
 static void
+test_rcptlist_match_how(void **state)
+{
+	static const char text[] =
+	    "Alice@Example.Test\n"
+	    "@catchall.test\n"
+	    "bob@catchall.test\n";
+	struct rcptlist	*rl;
+
+	rl = rcptlist_parse(text, strlen(text));
+	assert_int_equal(rcptlist_match_how(rl, "alice", "example.test"),
+	    RCPTLIST_USER);
+	assert_int_equal(rcptlist_match_how(rl, "alice+x", "EXAMPLE.test"),
+	    RCPTLIST_USER);
+	assert_int_equal(rcptlist_match_how(rl, "bob", "catchall.test"),
+	    RCPTLIST_USER);
+	assert_int_equal(rcptlist_match_how(rl, "eve", "catchall.test"),
+	    RCPTLIST_DOMAIN);
+	assert_int_equal(rcptlist_match_how(rl, "eve", "example.test"),
+	    RCPTLIST_NONE);
+	rcptlist_free(rl);
+}
+
+static void
+test_mailbox_name(void **state)
+{
+	char	 l[ADDRESS_LOCAL_MAX + 1], d[DOMAIN_NAME_SIZE];
+	char	 big[ADDRESS_LOCAL_MAX + 40];
+
+	assert_int_equal(address_mailbox_name("User+Tag@Example.TEST.", l,
+	    sizeof(l), d, sizeof(d)), 0);
+	assert_string_equal(l, "user");
+	assert_string_equal(d, "example.test");
+	assert_int_equal(address_mailbox_name("a.b@x.test", l, sizeof(l), d,
+	    sizeof(d)), 0);
+	assert_string_equal(l, "a.b");
+	/* Unsafe as a path component, or no plain domain: refused. */
+	assert_int_equal(address_mailbox_name("a/b@x.test", l, sizeof(l), d,
+	    sizeof(d)), -1);
+	assert_string_equal(l, "");
+	assert_int_equal(address_mailbox_name(".hidden@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("..@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("a\tb@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("a\x7f@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("\"a b\"@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("a\\b@x.test", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("a@[127.0.0.1]", l, sizeof(l),
+	    d, sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("a@../x", l, sizeof(l), d,
+	    sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("noat", l, sizeof(l), d,
+	    sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("@x.test", l, sizeof(l), d,
+	    sizeof(d)), -1);
+	assert_int_equal(address_mailbox_name("+tag@x.test", l, sizeof(l), d,
+	    sizeof(d)), 0);
+	assert_string_equal(l, "+tag");
+	/* 64 octets pass, 65 do not (+tag stripped first). */
+	memset(big, 'a', 64);
+	strcpy(big + 64, "@x.test");
+	assert_int_equal(address_mailbox_name(big, l, sizeof(l), d,
+	    sizeof(d)), 0);
+	memset(big, 'a', 65);
+	strcpy(big + 65, "@x.test");
+	assert_int_equal(address_mailbox_name(big, l, sizeof(l), d,
+	    sizeof(d)), -1);
+	memset(big, 'a', 64);
+	strcpy(big + 64, "+tag@x.test");
+	assert_int_equal(address_mailbox_name(big, l, sizeof(l), d,
+	    sizeof(d)), 0);
+}
+
+static void
+test_mailbox_eligible(void **state)
+{
+	static const char text[] =
+	    "alice@example.test\n"
+	    "a/b@example.test\n"
+	    "@catchall.test\n";
+	struct rcptlist	*rl;
+
+	rl = rcptlist_parse(text, strlen(text));
+	assert_true(mailbox_eligible(rl, "alice@example.test"));
+	assert_true(mailbox_eligible(rl, "Alice+news@EXAMPLE.TEST"));
+	assert_false(mailbox_eligible(rl, "bob@example.test"));
+	assert_false(mailbox_eligible(rl, "anyone@catchall.test"));
+	assert_false(mailbox_eligible(rl, "a/b@example.test"));
+	assert_false(mailbox_eligible(NULL, "alice@example.test"));
+	rcptlist_free(rl);
+}
+
+static void
 test_rcptlist_load(void **state)
 {
 	char		 path[] = "/tmp/test_address.XXXXXX", err[256];
@@ -387,6 +484,9 @@ main(void)
 		cmocka_unit_test(test_domain_valid),
 		cmocka_unit_test(test_rcptlist),
 		cmocka_unit_test(test_rcptlist_load),
+		cmocka_unit_test(test_rcptlist_match_how),
+		cmocka_unit_test(test_mailbox_name),
+		cmocka_unit_test(test_mailbox_eligible),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

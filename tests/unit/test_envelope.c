@@ -61,6 +61,7 @@ fill(struct envelope *env)
 	r->last_error = strdup("250 2.0.0 Ok: queued as 4Fq");
 	r->remote_mta = strdup("mx1.example.test");
 	r->relayed = 1;
+	r->mailbox = 1;
 	r = envelope_add_recipient(env, "z@example.test");
 	r->state = RCPT_FAILED;
 	r->last_error = strdup("");
@@ -109,6 +110,7 @@ assert_env_equal(const struct envelope *a, const struct envelope *b)
 		assert_str_eq(a->rcpts[i].status, b->rcpts[i].status);
 		assert_int_equal(a->rcpts[i].reported, b->rcpts[i].reported);
 		assert_int_equal(a->rcpts[i].relayed, b->rcpts[i].relayed);
+		assert_int_equal(a->rcpts[i].mailbox, b->rcpts[i].mailbox);
 	}
 }
 
@@ -131,6 +133,12 @@ test_round_trip(void **state)
 	/* "relayed" is written only when set: older readers stay happy. */
 	assert_non_null(memmem(buf, len, "\nrelayed 1\n", 11));
 	assert_null(memmem(buf, len, "relayed 0", 9));
+	/* So is "mailbox" (issue 15), and it is not state: set at receipt. */
+	assert_non_null(memmem(buf, len, "\nmailbox 1\n", 11));
+	assert_null(memmem(buf, len, "mailbox 0", 9));
+	free(buf);
+	assert_int_equal(envelope_state_encode(&a, &buf, &len), 0);
+	assert_null(memmem(buf, len, "mailbox", 7));
 	free(buf);
 
 	/* Defaults (NULLs, RET unset, fresh state) round-trip too. */
