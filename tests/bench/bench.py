@@ -56,11 +56,13 @@ CONCURRENCY = [int(c) for c in
                os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(",")]
 PER_CONN = [1, 20]
 PHASES = os.environ.get("BENCH_PHASES",
-                        "fsync,connect,receive,syscalls,drain,status,verify"
-                        ).split(",")
+                        "fsync,connect,receive,syscalls,drain,status,verify,"
+                        "mailbox").split(",")
 VERIFY_SESSIONS = knob("VERIFY_SESSIONS", 200, 30)  # per verify figure
 VERIFY_RCPTS = 20                             # RCPTs per session (and 1)
 VERIFY_FILE_LINES = 100000                    # the recipients file
+MAILBOX_RCPTS = knob("MAILBOX_RCPTS", 1, 1)   # recipients per message
+MAILBOX_CONC, MAILBOX_PER_CONN = 16, 20       # receive -l, with and without
 MSG_BYTES = 2048                              # smtp-source -l
 DOMAIN = "example.test"
 HOSTNAME = "backup.example.test"
@@ -375,15 +377,17 @@ def count_files(*dirs):
     return n
 
 
-def smtp_source(port, conc, total, per_conn, seconds=3600):
+def smtp_source(port, conc, total, per_conn, seconds=3600, rcpts=1):
     """Send up to total 2 KB messages with smtp-source at concurrency conc,
     one message per connection or per_conn per connection (rounds of
     `-d -s conc -m conc*per_conn`: each session sends about per_conn),
     stopping after seconds.  Returns the seconds it ran; the caller counts
-    what the server accepted."""
+    what the server accepted.  rcpts > 1: that many recipients a message,
+    NUMBERrcpt@DOMAIN (smtp-source -r prepends the number)."""
     base = ["smtp-source", "-4", "-l", str(MSG_BYTES), "-M",
             "client.example.test", "-f", "sender@client.example.test",
-            "-t", "rcpt@" + DOMAIN]
+            "-t", "rcpt@" + DOMAIN] + (["-r", str(rcpts)] if rcpts > 1
+                                       else [])
     target = "127.0.0.1:%d" % port
     if per_conn == 1:
         cmds = [base + ["-s", str(conc), "-m", str(total), target]]
@@ -831,8 +835,8 @@ class Bench:
             self.notes.append("%s failed: %s" % (what, str(e)[:300]))
 
     # the limit
-    def fsync_limit(self):
-        for w in (1, 4, 16):
+    def fsync_limit(self, writers=(1, 4, 16)):
+        for w in writers:
             d = os.path.join(self.work, "fsync%d" % w)
             os.makedirs(d)
             _, _, _ = run([os.path.join(self.bin, "fsyncrate"), d, str(w),
@@ -904,19 +908,22 @@ class Bench:
             log("%-16s %7.0f sessions/s (errors %s, %.2f ms CPU each)" % (
                 key, float(kv["rate"]), kv["errors"], cpu_ms or float("nan")))
 
-    def receive_one(self, key, system, port, conc, per_conn):
+    def receive_one(self, key, system, port, conc, per_conn, spool=None,
+                    rcpts=1):
         """Messages accepted per second with the primary down, counted in
         the queue; server CPU from its cgroup (for Postfix including the
-        queue manager deferring what came in, until its queue settles)."""
-        rx = self.mxfb("receive-static" if system.endswith("-static")
-                       else "receive")
+        queue manager deferring what came in, until its queue settles).
+        spool: the mxfb spool's name when not the receive phase's."""
+        rx = self.mxfb(spool or ("receive-static" if system.endswith(
+            "-static") else "receive"))
         if system == "postfix":
             counter, cpu = self.pf.count, self.cpu_pf
         else:
             counter, cpu = rx.count, self.cpu_mx
         before = counter()
         with Window(cpu) as w:
-            secs = smtp_source(port, conc, RECV_MSGS, per_conn, RUN_SECONDS)
+            secs = smtp_source(port, conc, RECV_MSGS, per_conn, RUN_SECONDS,
+                               rcpts)
             if system == "postfix":
                 self.pf.settle()
         accepted = counter() - before
@@ -1145,14 +1152,17 @@ class Bench:
         self.pf.stop()
 
     # recipient verification at RCPT (issue 14)
-    def verify_server(self, name, *lines):
-        """tcpserver + receive (inetd style) for a configuration with
-        extra lines; returns (Mxfb, port)."""
+    def configured_server(self, name, *lines, listen=False):
+        """tcpserver + receive (inetd style), or receive -l, for a
+        configuration with extra lines; returns (Mxfb, port)."""
         m = self.mxfb(name)
         with open(m.conf, "a") as f:
             f.write("\n".join(lines) + "\n")
         port = free_port()
-        m.tcpserver(port)
+        if listen:
+            m.listen(port)
+        else:
+            m.tcpserver(port)
         return m, port
 
     def verify_sessions(self, key, port, addrs, per_session):
@@ -1206,20 +1216,20 @@ class Bench:
         n = VERIFY_SESSIONS * VERIFY_RCPTS
         self.sink.start()           # the primary the callouts ask
         try:
-            off, p_off = self.verify_server("verify-off")
+            off, p_off = self.configured_server("verify-off")
             rfile = os.path.join(self.work, "recipients")
             with open(rfile, "w") as f:
                 for i in range(VERIFY_FILE_LINES):
                     f.write("user%d@%s\n" % (i, DOMAIN))
             os.chmod(rfile, 0o644)
-            fl, p_file = self.verify_server("verify-file",
-                                            "recipients " + rfile)
-            db, p_db = self.verify_server("verify-db",
-                                          "recipient-verify callout",
-                                          "verify-timeout 5s")
-            co, p_co = self.verify_server("verify-callout",
-                                          "recipient-verify callout",
-                                          "verify-timeout 5s")
+            fl, p_file = self.configured_server("verify-file",
+                                                "recipients " + rfile)
+            db, p_db = self.configured_server("verify-db",
+                                              "recipient-verify callout",
+                                              "verify-timeout 5s")
+            co, p_co = self.configured_server("verify-callout",
+                                              "recipient-verify callout",
+                                              "verify-timeout 5s")
             # The database learns the addresses the db figure asks for.
             known = ["known%d@%s" % (i, DOMAIN) for i in range(200)]
             self.verify_sessions("verify-prime", p_db, known, VERIFY_RCPTS)
@@ -1246,6 +1256,92 @@ class Bench:
                 if m in self.mx:
                     self.mx[m].stop_all()
             self.sink.stop()
+
+    # the outage mailbox's cost at receive (issue 15)
+    def mailbox(self):
+        """receive -l at C=16, 20/conn, primary down, twice on spools of
+        their own: with a recipients file naming the recipients used (the
+        baseline) and with that file and `mailbox DIR` (a Maildir copy per
+        recipient; DIR beside the spool, on the same file system); BENCH_
+        REPEAT alternating pairs, medians.  The copies' cost per message is
+        the difference in wall time per message (1/rate) and in CPU; per
+        recipient it is set against one fsync at the 16-writer limit."""
+        rcpts = ["rcpt@" + DOMAIN] + ["%drcpt@%s" % (i, DOMAIN)
+                                      for i in range(MAILBOX_RCPTS + 1)]
+        rfile = os.path.join(self.work, "mailbox-recipients")
+        with open(rfile, "w") as f:
+            f.write("".join(r + "\n" for r in rcpts))
+        os.chmod(rfile, 0o644)
+        mbox = os.path.join(self.work, "mailbox-dir")
+        os.makedirs(mbox)
+        pw = pwd.getpwnam(mxfb_user())
+        os.chown(mbox, pw.pw_uid, pw.pw_gid)
+        off, p_off = self.configured_server("mailbox-off",
+                                            "recipients " + rfile,
+                                            listen=True)
+        on, p_on = self.configured_server("mailbox-on",
+                                          "recipients " + rfile,
+                                          "mailbox " + mbox, listen=True)
+        runs = {"off": [], "on": []}
+        try:
+            for i in range(REPEAT):
+                for what, port in (("off", p_off), ("on", p_on)):
+                    key = "mailbox-%s-%d" % (what, i + 1)
+                    self.record(key, mailbox_before=self.copies(mbox))
+                    self.receive_one(key, "listen", port, MAILBOX_CONC,
+                                     MAILBOX_PER_CONN, "mailbox-" + what,
+                                     MAILBOX_RCPTS)
+                    runs[what].append(self.results[key])
+        finally:
+            off.stop_all()
+            on.stop_all()
+        for what, rs in runs.items():
+            self.record("mailbox-" + what, runs=len(rs),
+                        accepted=sum(r["accepted"] for r in rs),
+                        rate=statistics.median(r["rate"] for r in rs),
+                        cpu_ms=statistics.median(r["cpu_ms"] for r in rs))
+        # Sessions still running when the listener stopped finish theirs.
+        deadline = time.monotonic() + 10
+        while True:
+            copies, msgs = self.copies(mbox), on.count()
+            if copies >= msgs * MAILBOX_RCPTS or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.record("mailbox-on", copies=copies, messages=msgs,
+                    copies_per_msg=copies / max(1, msgs),
+                    same_fs=os.stat(mbox).st_dev == os.stat(on.spool).st_dev)
+        if copies != msgs * MAILBOX_RCPTS:
+            self.notes.append("mailbox: %d copies for %d messages of %d "
+                              "recipients" % (copies, msgs, MAILBOX_RCPTS))
+        if self.fsync_for(MAILBOX_CONC) is None:
+            self.fsync_limit((16,))
+        self.mailbox_cost()
+
+    @staticmethod
+    def copies(mbox):
+        """Copies in the users' new/ under mbox."""
+        top = os.path.join(mbox, DOMAIN)
+        return sum(count_files(os.path.join(top, u, "new"))
+                   for u in os.listdir(top)) if os.path.isdir(top) else 0
+
+    def mailbox_cost(self):
+        """The copies' cost from the two medians: ms per message (wall
+        time at the measured rate, and CPU), per recipient, and as a
+        fraction of one fsync at the 16-writer limit (1/its rate)."""
+        off, on = self.results["mailbox-off"], self.results["mailbox-on"]
+        fsync_ms = 1e3 / self.fsync_for(MAILBOX_CONC)
+        wall_ms = 1e3 / on["rate"] - 1e3 / off["rate"]
+        cpu_ms = on["cpu_ms"] - off["cpu_ms"]
+        frac = wall_ms / MAILBOX_RCPTS / fsync_ms
+        self.record("mailbox-cost", wall_ms=wall_ms, cpu_ms=cpu_ms,
+                    rcpts=MAILBOX_RCPTS, fsync_ms=fsync_ms,
+                    fsync_fraction=frac,
+                    cpu_fsync_fraction=cpu_ms / MAILBOX_RCPTS / fsync_ms,
+                    ok=frac < 1)
+        log("mailbox: %+.3f ms/msg wall, %+.3f ms/msg CPU, per recipient "
+            "%.2f of one fsync (%.3f ms): %s" % (
+                wall_ms, cpu_ms, frac, fsync_ms, "ok" if frac < 1 else "MISS"))
 
     def close(self):
         for m in self.mx.values():
@@ -1422,6 +1518,8 @@ def report(b):
             "", "", "yes" if m1["cpu_per_rcpt_ms"] < m0["cpu_per_rcpt_ms"]
             else "NO"))
 
+    mailbox_rows = mailbox_table(R)
+
     w = max(len(r[0]) for r in rows)
     head = "%-*s  %-16s  %-16s  %6s  %6s  %s" % (
         w, "figure", "mxfb (CPU/msg)", "Postfix (CPU/msg)", "ratio",
@@ -1446,6 +1544,16 @@ def report(b):
         print("-" * len(vhead))
         for r in verify_rows:
             print("%-*s  %-18s  %-12s  %s" % ((vw,) + r))
+    if mailbox_rows:
+        mw = max(len(r[0]) for r in mailbox_rows)
+        mhead = "%-*s  %-16s  %s" % (
+            mw, "outage mailbox, receive -l C=%d %d/conn" % (
+                MAILBOX_CONC, MAILBOX_PER_CONN), "rate or wall", "CPU")
+        print()
+        print(mhead)
+        print("-" * len(mhead))
+        for r in mailbox_rows:
+            print("%-*s  %-16s  %s" % ((mw,) + r))
     sms = [R[k] for k in ("status-mxfb", "status-s-mxfb", "status-new-mxfb",
                           "status-full-mxfb", "status-s-full-mxfb")
            if R.get(k)]
@@ -1482,6 +1590,8 @@ def report(b):
         "verify_table": [{"figure": r[0], "rcpt_latency": r[1],
                           "cpu_per_rcpt": r[2], "cpu_per_session": r[3]}
                          for r in verify_rows],
+        "mailbox_table": [{"figure": r[0], "rate_or_wall": r[1],
+                           "cpu": r[2]} for r in mailbox_rows],
         "notes": b.notes,
         "inetd_bounds": [{"figure": f, "bound": v, "target": t}
                          for f, v, t in bounds],
@@ -1492,6 +1602,39 @@ def report(b):
         json.dump(doc, f, indent=1, default=str)
     print("wrote", path)
     chart(rows)
+
+
+def mailbox_table(R):
+    """The mailbox phase's rows, (figure, rate or wall time, CPU)."""
+    out = []
+    for what, label in (("off", "mailbox off (recipients file only)"),
+                        ("on", "mailbox on")):
+        m = R.get("mailbox-" + what)
+        if m:
+            out.append((label, "%.0f msg/s" % m["rate"],
+                        "%.2f ms/msg" % m["cpu_ms"]))
+    for i in range(1, REPEAT + 1) if REPEAT > 1 else ():
+        m = R.get("mailbox-on-%d" % i)
+        if m and "rate" in m:
+            out.append(("  on, run %d: %d copies in the mailbox before" % (
+                i, m["mailbox_before"]), "%.0f msg/s" % m["rate"],
+                "%.2f ms/msg" % m["cpu_ms"]))
+    m = R.get("mailbox-on")
+    if m and "copies" in m:
+        out.append(("  copies made per message (%s file system as the "
+                    "spool)" % ("same" if m["same_fs"] else "NOT the same"),
+                    "%.2f" % m["copies_per_msg"], ""))
+    c = R.get("mailbox-cost")
+    if c:
+        out.append(("  the copies' cost per message", "%+.3f ms" %
+                    c["wall_ms"], "%+.3f ms" % c["cpu_ms"]))
+        out.append(("  per recipient, in fsyncs (one = %.3f ms at the "
+                    "16-writer limit)" % c["fsync_ms"],
+                    "%.2f" % c["fsync_fraction"],
+                    "%.2f" % c["cpu_fsync_fraction"]))
+        out.append(("  target: extra cost per recipient below one fsync",
+                    "ok" if c["ok"] else "MISS", ""))
+    return out
 
 
 def chart(rows):
@@ -1561,6 +1704,8 @@ def main():
             b.attempt("status", b.status)
         if "verify" in PHASES:
             b.attempt("verify", b.verify)
+        if "mailbox" in PHASES:
+            b.attempt("mailbox", b.mailbox)
     except KeyboardInterrupt:
         log("interrupted")
         b.notes.append("interrupted")
