@@ -200,7 +200,7 @@ install: $(BIN)
 DEBS = build-essential pkg-config clang libbsd-dev libldns-dev libsodium-dev \
        libssl-dev liblmdb-dev libcmocka-dev python3 python3-pytest python3-aiosmtpd \
        python3-dnslib python3-flufl.bounce swaks ucspi-tcp socat \
-       libclang-rt-14-dev zsh strace dovecot-imapd
+       libclang-rt-14-dev zsh strace dovecot-imapd python3-prometheus-client
 deps:
 	@missing=""; for p in $(DEBS); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \

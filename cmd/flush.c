@@ -478,6 +478,8 @@ observe(struct worker *w, int up)
 	w->observed = up ? 1 : 2;
 	primary_obs_from_ehlo(&o, up, "flush", up ? smtp_conn_host(w->conn) :
 	    NULL, up ? smtp_conn_ext(w->conn) : NULL);
+	if (!up)
+		primary_obs_reason(&o, w->dead_reason);
 	if (spool_primary_observe(w->sp, w->domain, &o) == -1)
 		log_warn("%s: cannot record the primary", w->domain);
 }

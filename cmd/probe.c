@@ -90,7 +90,7 @@ static int	 probe_host(const struct mx_target *, const char *, int,
 		    time_t, struct starttls_contexts *, int *,
 		    struct primary_obs *);
 static void	 observe(struct spool *, const char *, int,
-		    const struct primary_obs *);
+		    const struct primary_obs *, const char *);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
 static int	 collect_waiting(const struct envelope *, void *);
 static int	 probe_options(int, char **, struct probe_options *);
@@ -200,6 +200,8 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		} else
 			smtp_quit(c);
 	}
+	if (!up)
+		primary_obs_reason(obs, text);
 	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
@@ -212,18 +214,20 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 
 /*
  * The domain's primary record: up (the best host found up, its EHLO) or
- * down (none answered, or the name takes no mail).
+ * down (none answered, or the name takes no mail), with why.
  */
 static void
 observe(struct spool *sp, const char *domain, int up,
-    const struct primary_obs *best)
+    const struct primary_obs *best, const char *why)
 {
 	struct primary_obs	 down;
 
 	if (sp == NULL)
 		return;
-	if (!up)
+	if (!up) {
 		primary_obs_from_ehlo(&down, 0, "probe", NULL, NULL);
+		primary_obs_reason(&down, why);
+	}
 	if (spool_primary_observe(sp, domain, up ? best : &down) == -1)
 		log_warn("probe %s: cannot record the primary", domain);
 }
@@ -261,10 +265,11 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 			printf("%s - pref=- %s 0ms %s\n", domain, word, safe);
 		log_info("probe %s: %s (%s)", domain, word, safe);
 		if (rc == DNS_PERM)
-			observe(sp, domain, 0, NULL);
+			observe(sp, domain, 0, NULL, e.text);
 		return (rc == DNS_PERM ? PROBE_CRITICAL : PROBE_UNKNOWN);
 	}
 	memset(&best, 0, sizeof(best));
+	memset(&obs, 0, sizeof(obs));
 	memset(&tls, 0, sizeof(tls));
 	for (i = 0; i < route.ntargets; i++) {
 		if (probe_host(&route.targets[i], domain, quiet, cap, &tls,
@@ -274,7 +279,8 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 		}
 	}
 	starttls_contexts_free(&tls);
-	observe(sp, domain, nup > 0, &best);
+	observe(sp, domain, nup > 0, &best, route.ntargets > 0 ?
+	    obs.reason : "no primary");
 	i = route.ntargets;
 	mx_route_free(&route);
 	if (nup == 0)

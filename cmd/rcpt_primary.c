@@ -178,3 +178,17 @@ primary_obs_from_ehlo(struct primary_obs *o, int up, const char *source,
 	o->eightbitmime = ext->eightbitmime;
 	o->dsn = ext->dsn;
 }
+
+void
+primary_obs_reason(struct primary_obs *o, const char *why)
+{
+	const char	*p;
+
+	if (strncmp(why, "connect to ", 11) == 0 &&
+	    (p = strstr(why, "]: ")) != NULL)
+		why = p + 3;
+	else if (strncmp(why, "connect to ", 11) == 0 &&
+	    (p = strrchr(why, ':')) != NULL && p[1] == ' ')
+		why = p + 2;
+	(void)strlcpy(o->reason, why, sizeof(o->reason));
+}

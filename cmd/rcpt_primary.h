@@ -83,5 +83,11 @@ void	 rcpt_primary_cache_free(struct rcpt_primary_cache *);
  */
 void	 primary_obs_from_ehlo(struct primary_obs *, int up,
 	    const char *source, const char *host, const struct smtp_ext *);
+/*
+ * A down observation's reason from a failure text: what follows "connect
+ * to HOST[IP]:PORT: " (the system's words: "Connection refused",
+ * "Connection timed out"), else the text, cut to fit.
+ */
+void	 primary_obs_reason(struct primary_obs *, const char *why);
 
 #endif

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/rcpt_primary.h"
 #include "cmd/rcpt_verify.h"
 #include "core/callout.h"
 #include "core/config.h"
@@ -196,6 +197,8 @@ observe(struct rcpt_verify *rv, const char *domain,
 	o.up = ans->connected;
 	strlcpy(o.host, ans->host, sizeof(o.host));
 	strlcpy(o.source, "callout", sizeof(o.source));
+	if (!ans->connected)
+		primary_obs_reason(&o, ans->reply);
 	if (ans->connected && ans->ext.esmtp) {
 		o.have_ehlo = 1;
 		o.size_max = ans->ext.size ? ans->ext.maxsize : 0;

@@ -8,6 +8,10 @@
  *                   last seen up), sorted
  *   status -j       the same as JSON, one object per line (the field
  *                   names are part of the interface: README, mxfb.1)
+ *   status -m       Prometheus text exposition (0.0.4) of the same
+ *                   figures, recipients by state, held and corrupt
+ *                   counts and the primary records (-o FILE: written
+ *                   atomically, for node_exporter's textfile collector)
  *   status ID...    envelope and headers of those messages (-j: JSON)
  *   status -b ID... the raw message bytes, as stored (CRLF)
  *
@@ -26,9 +30,12 @@
  * malformed ID.
  */
 #include <sys/types.h>
+#include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +56,9 @@
 #include "spool/verify_db.h"
 
 #define STATUS_USAGE	"mxfb status [-C file] [-j] [-s] [ID ...]\n" \
+			"       mxfb status [-C file] -m [-o file]\n" \
 			"       mxfb status [-C file] -b ID ..."
+#define NSTATES		4	/* enum rcpt_state */
 #define OUTBUF_SIZE	(256 * 1024)
 #define LIST_INDENT	"                                                 "
 #define DOMAIN_WIDTH	32
@@ -69,6 +78,7 @@ struct domain_entry {
 	time_t		 oldest;
 	size_t		 last_message;	/* serial of the message last counted */
 	uint64_t	 copies;	/* in the outage mailbox */
+	uint64_t	 rcpts[NSTATES];	/* -m: recipients by state */
 };
 
 struct domain_table {
@@ -77,6 +87,14 @@ struct domain_table {
 	size_t		 used;
 	size_t		 serial;	/* messages seen so far */
 	struct spool	*sp;		/* for the outage mailbox's index */
+	int		 metrics;	/* -m: count every recipient */
+	uint64_t	 held;		/* -m: held messages */
+};
+
+struct metric {
+	const char	*name;
+	const char	*type;
+	const char	*help;
 };
 
 static void	 json_envelope(FILE *, const struct envelope *);
@@ -102,6 +120,15 @@ static int	 show_body(FILE *, struct spool *, const char *);
 static int	 finish_output(FILE *);
 static int	 show_copy(void *, const char *, const char *, int);
 static int	 count_copy(void *, const char *, const char *, int);
+static int	 add_primary_domain(void *, const char *,
+		    const struct primary_obs *);
+static void	 metric_head(FILE *, const struct metric *);
+static void	 metrics_domain_rows(FILE *, const struct domain_table *,
+		    const struct primary_obs *, const int *, time_t);
+static int	 metrics_print(FILE *, struct spool *, struct domain_table *);
+static int	 metrics_write(struct spool *, FILE *);
+static int	 metrics_to_file(struct spool *, const char *);
+static int	 status_metrics(struct spool *, const char *);
 
 /* When the message is next due; a time at or before now means due. */
 static time_t
@@ -267,15 +294,20 @@ summary_one(const struct envelope *env, void *arg)
 	size_t		 i;
 
 	t->serial++;
+	if (t->metrics && env->held)
+		t->held++;
 	for (i = 0; i < env->nrcpts; i++) {
-		if (env->rcpts[i].state == RCPT_DELIVERED ||
-		    env->rcpts[i].addr == NULL)
+		if (env->rcpts[i].addr == NULL ||
+		    (env->rcpts[i].state == RCPT_DELIVERED && !t->metrics))
 			continue;
 		/* As flush groups them: case and one trailing dot aside. */
 		(void)address_domain_of(env->rcpts[i].addr, domain,
 		    sizeof(domain));
 		d = domain_lookup(t, domain);
-		if (d->last_message == t->serial)
+		if (t->metrics && (unsigned)env->rcpts[i].state < NSTATES)
+			d->rcpts[env->rcpts[i].state]++;
+		if (env->rcpts[i].state == RCPT_DELIVERED ||
+		    d->last_message == t->serial)
 			continue;
 		d->last_message = t->serial;
 		d->messages++;
@@ -395,6 +427,11 @@ summary_row(FILE *f, const struct domain_entry *d, const struct primary_obs *o,
 			json_string(f, o->host);
 		else
 			fputs("null", f);
+		if (o != NULL && !o->up)
+			fprintf(f, ",\"down_since\":%lld",
+			    (long long)o->since);
+		else
+			fputs(",\"down_since\":null", f);
 		if (cfg->mailbox[0] != '\0')
 			fprintf(f, ",\"mailbox_copies\":%llu",
 			    (unsigned long long)d->copies);
@@ -417,6 +454,15 @@ summary_row(FILE *f, const struct domain_entry *d, const struct primary_obs *o,
 		fputs(" (", f);
 		text_str(f, o->host);
 		fputc(')', f);
+	}
+	if (o != NULL && !o->up) {
+		format_time(o->since, up, sizeof(up));
+		fprintf(f, ", down since %s", up);
+		if (o->reason[0] != '\0') {
+			fputs(" (", f);
+			text_str(f, o->reason);
+			fputc(')', f);
+		}
 	}
 	if (cfg->mailbox[0] != '\0')
 		fprintf(f, ", mailbox copies %llu",
@@ -467,6 +513,233 @@ summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 	free(t->slots);
 	t->slots = NULL;
 	t->size = t->used = 0;
+}
+
+/* status -m: a domain known only by its primary record. */
+static int
+add_primary_domain(void *arg, const char *domain, const struct primary_obs *o)
+{
+	(void)o;
+	(void)domain_lookup(arg, domain);
+	return (0);
+}
+
+static void
+metric_head(FILE *f, const struct metric *m)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
+	    m->type);
+}
+
+/*
+ * The per-domain families, one series per domain (the primary's only
+ * for domains with a record; last up only once one was seen up).
+ */
+static void
+metrics_domain_rows(FILE *f, const struct domain_table *t,
+    const struct primary_obs *obs, const int *have, time_t now)
+{
+	static const struct metric m[] = {
+		{ "mxfb_queue_messages", "gauge",
+		    "Messages queued with recipients pending in the domain." },
+		{ "mxfb_queue_bytes", "gauge",
+		    "Bytes of the messages queued for the domain." },
+		{ "mxfb_queue_oldest_age_seconds", "gauge",
+		    "Age of the oldest message queued for the domain." },
+		{ "mxfb_queue_recipients", "gauge",
+		    "Recipients of queued messages by domain and state." },
+		{ "mxfb_primary_up", "gauge",
+		    "1 when the last observation found the primary up." },
+		{ "mxfb_primary_last_up_timestamp_seconds", "gauge",
+		    "When the primary was last seen up (Unix time)." },
+		{ "mxfb_primary_last_check_timestamp_seconds", "gauge",
+		    "When the primary was last observed (Unix time)." },
+	};
+	const struct domain_entry *d;
+	size_t		 k, i;
+	int		 s;
+	long long	 v;
+
+	for (k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		metric_head(f, &m[k]);
+		for (i = 0; i < t->used; i++) {
+			d = &t->slots[i];
+			if (k >= 4 && (!have[i] ||
+			    (k == 5 && obs[i].last_up <= 0)))
+				continue;
+			for (s = 0; s < (k == 3 ? NSTATES : 1); s++) {
+				fprintf(f, "%s{domain=", m[k].name);
+				prom_label(f, d->name);
+				if (k == 3)
+					fprintf(f, ",state=\"%s\"",
+					    rcpt_state_name(s));
+				v = k == 0 ? (long long)d->messages :
+				    k == 1 ? (long long)d->bytes :
+				    k == 2 ? (d->messages > 0 && d->oldest <
+				    now ? (long long)(now - d->oldest) : 0) :
+				    k == 3 ? (long long)d->rcpts[s] :
+				    k == 4 ? obs[i].up :
+				    k == 5 ? (long long)obs[i].last_up :
+				    (long long)obs[i].checked;
+				fprintf(f, "} %lld\n", v);
+			}
+		}
+	}
+}
+
+/*
+ * status -m: the table (the queue's domains, with every relay domain and
+ * every domain with a primary record added) as Prometheus text.
+ */
+static int
+metrics_print(FILE *f, struct spool *sp, struct domain_table *t)
+{
+	static const struct metric held = { "mxfb_queue_held_messages",
+	    "gauge", "Messages held by the administrator." };
+	static const struct metric corrupt = { "mxfb_queue_corrupt_messages",
+	    "gauge", "Messages quarantined in corrupt/ (never delivered)." };
+	struct primary_obs	*obs;
+	uint64_t		 ncorrupt = 0;
+	size_t			 i;
+	int			*have, rc = 0;
+
+	for (i = 0; i < cfg->nrelays; i++)
+		(void)domain_lookup(t, cfg->relays[i].name);
+	if (sp != NULL &&
+	    spool_primary_walk(sp, add_primary_domain, t) == -1) {
+		log_cmd_error("spool %s: domains", cfg->spool);
+		rc = -1;
+	}
+	if (sp != NULL && spool_count_corrupt(sp, &ncorrupt) == -1) {
+		log_cmd_error("spool %s: corrupt", cfg->spool);
+		rc = -1;
+	}
+	if (t->size > 0)
+		qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
+	obs = xcalloc(t->used + 1, sizeof(*obs));
+	have = xcalloc(t->used + 1, sizeof(*have));
+	for (i = 0; i < t->used; i++)
+		have[i] = sp != NULL && spool_primary_read(sp,
+		    t->slots[i].name, &obs[i]) == 0;
+	metrics_domain_rows(f, t, obs, have, time(NULL));
+	metric_head(f, &held);
+	fprintf(f, "%s %llu\n", held.name, (unsigned long long)t->held);
+	metric_head(f, &corrupt);
+	fprintf(f, "%s %llu\n", corrupt.name, (unsigned long long)ncorrupt);
+	free(obs);
+	free(have);
+	for (i = 0; i < t->used; i++)
+		free(t->slots[i].name);
+	free(t->slots);
+	t->slots = NULL;
+	t->size = t->used = 0;
+	return (rc);
+}
+
+/*
+ * List the spool into f as metrics: 0, or -1 (reported).  No spool yet
+ * (NULL): an empty queue.
+ */
+static int
+metrics_write(struct spool *sp, FILE *f)
+{
+	struct domain_table	 table;
+	int			 rc = 0;
+
+	memset(&table, 0, sizeof(table));
+	table.sp = sp;
+	table.metrics = 1;
+	if (sp != NULL && spool_list(sp, summary_one, &table) == -1) {
+		log_cmd_error("spool %s", cfg->spool);
+		rc = -1;
+	}
+	if (metrics_print(f, sp, &table) == -1)
+		rc = -1;
+	return (rc);
+}
+
+/*
+ * status -m -o FILE: a temp file beside FILE (".NAME.XXXXXX", which the
+ * textfile collector ignores), mode 0644, fsync'd, renamed over FILE;
+ * a reader sees the old file or the new one, whole.  EXIT_CANTCREAT when
+ * it cannot be made (an unwritable directory), EXIT_IOERR otherwise.
+ */
+static int
+metrics_to_file(struct spool *sp, const char *path)
+{
+	char	 dirbuf[1024], basebuf[1024], tmp[2100];
+	char	*dir, *base;
+	FILE	*f;
+	int	 fd, dfd, rc = EXIT_IOERR;
+
+	if (strlcpy(dirbuf, path, sizeof(dirbuf)) >= sizeof(dirbuf) ||
+	    strlcpy(basebuf, path, sizeof(basebuf)) >= sizeof(basebuf)) {
+		log_cmd_errorx("%s: name too long", path);
+		return (EXIT_USAGE);
+	}
+	dir = dirname(dirbuf);
+	base = basename(basebuf);
+	if (bsnprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base) == -1) {
+		log_cmd_errorx("%s: name too long", path);
+		return (EXIT_USAGE);
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		log_cmd_error("cannot create a file in %s", dir);
+		return (EXIT_CANTCREAT);
+	}
+	if (fchmod(fd, 0644) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		log_cmd_error("%s", tmp);
+		(void)close(fd);
+		goto fail;
+	}
+	if (metrics_write(sp, f) == -1) {
+		(void)fclose(f);
+		goto fail;
+	}
+	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
+		log_cmd_error("%s", tmp);
+		(void)fclose(f);
+		goto fail;
+	}
+	if (fclose(f) == EOF) {
+		log_cmd_error("%s", tmp);
+		goto fail;
+	}
+	if (rename(tmp, path) == -1) {
+		log_cmd_error("rename to %s", path);
+		goto fail;
+	}
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		if (fsync(dfd) == -1)
+			log_cmd_error("fsync %s", dir);
+		(void)close(dfd);
+	}
+	return (0);
+fail:
+	if (unlink(tmp) == -1 && errno != ENOENT)
+		log_cmd_error("unlink %s", tmp);
+	return (rc);
+}
+
+/* status -m [-o FILE]: the exit status; closes sp. */
+static int
+status_metrics(struct spool *sp, const char *outfile)
+{
+	static char	 buf[OUTBUF_SIZE];
+	int		 rc = 0;
+
+	if (outfile != NULL)
+		rc = metrics_to_file(sp, outfile);
+	else {
+		if (setvbuf(stdout, buf, _IOFBF, sizeof(buf)) != 0 ||
+		    metrics_write(sp, stdout) == -1)
+			rc = EXIT_IOERR;
+		if (finish_output(stdout) == -1)
+			rc = EXIT_IOERR;
+	}
+	if (sp != NULL)
+		spool_close(sp);
+	return (rc);
 }
 
 /* "label value" on a line of its own, when there is a value. */
@@ -683,9 +956,12 @@ cmd_status(int argc, char **argv)
 	struct listing	 l;
 	struct domain_table table;
 	struct spool	*sp;
+	const char	*outfile = NULL;
 	int		 ch, i, json = 0, summary = 0, body = 0, rc = 0, r;
+	int		 metrics = 0;
 
-	while ((ch = getopt_long(argc, argv, "bC:hjs", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "bC:hjmo:s", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'b':
 			body = 1;
@@ -698,6 +974,12 @@ cmd_status(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'm':
+			metrics = 1;
+			break;
+		case 'o':
+			outfile = optarg;
+			break;
 		case 's':
 			summary = 1;
 			break;
@@ -707,13 +989,18 @@ cmd_status(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if ((body && (argc == 0 || json || summary)) || (summary && argc > 0))
+	if ((body && (argc == 0 || json || summary)) ||
+	    (summary && argc > 0) || (outfile != NULL && !metrics) ||
+	    (metrics && (argc > 0 || json || summary || body)))
 		cmd_usage(STATUS_USAGE, 0);
 	cmd_check_ids(argc, argv);
 
 	cmd_load_config();
 	cmd_become_user(0);
-	if ((sp = queue_open_existing()) == NULL) {
+	sp = queue_open_existing();
+	if (metrics)
+		return (status_metrics(sp, outfile));
+	if (sp == NULL) {
 		/* A spool never used: an empty queue, no such message. */
 		for (i = 0; i < argc; i++)
 			log_cmd_errorx("%s: no such message", argv[i]);

@@ -142,3 +142,32 @@ json_string(FILE *f, const char *str)
 	}
 	putc('"', f);
 }
+
+void
+prom_label(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	unsigned long	 cp;
+	size_t		 len = strlen(str), i = 0, n;
+
+	putc('"', f);
+	while (i < len) {
+		n = utf8_sequence(s + i, len - i, &cp);
+		if (n == 0) {
+			fputs("\xef\xbf\xbd", f);
+			i++;
+			continue;
+		}
+		if (cp == '"' || cp == '\\') {
+			putc('\\', f);
+			putc((int)cp, f);
+		} else if (cp == '\n')
+			fputs("\\n", f);
+		else if (cp < 0x20 || cp == 0x7f)
+			fputs("\xef\xbf\xbd", f);
+		else
+			fwrite(s + i, 1, n, f);
+		i += n;
+	}
+	putc('"', f);
+}

@@ -17,5 +17,11 @@ size_t	 text_put(FILE *, const unsigned char *, size_t);
 size_t	 text_str(FILE *, const char *);
 /* A quoted JSON string; bytes that are not UTF-8 become U+FFFD. */
 void	 json_string(FILE *, const char *);
+/*
+ * A quoted Prometheus label value (text exposition 0.0.4): backslash,
+ * double quote and LF escaped (\\, \", \n), other controls and bytes
+ * that are not UTF-8 become U+FFFD.
+ */
+void	 prom_label(FILE *, const char *);
 
 #endif

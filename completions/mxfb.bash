@@ -115,7 +115,8 @@ _mxfb()
 		args=ids
 		;;
 	status)
-		opts="-C -h -j -s -b"
+		opts="-C -h -j -s -b -m -o"
+		[[ $prev == -o ]] && { COMPREPLY=($(compgen -f -- "$cur")); return 0; }
 		args=ids
 		;;
 	inject)

@@ -16,6 +16,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@
 #include "spool/spool_private.h"
 
 #define RECORD_MAGIC	"mxfb-primary 1"
+#define RECORD_SUFFIX	".probe"
 #define NUMBER_DIGITS	19	/* below INT64_MAX */
 
 /* Which fields a record held (duplicates are refused). */
@@ -42,6 +45,8 @@
 #define F_HOST		0x08
 #define F_SOURCE	0x10
 #define F_EHLO		0x20
+#define F_SINCE		0x40
+#define F_REASON	0x80
 #define F_REQUIRED	(F_UP | F_TIME | F_LAST_UP | F_SOURCE)
 
 static int	 parse_number(const char *, size_t, uint64_t *);
@@ -51,7 +56,10 @@ static int	 parse_ehlo(const char *, size_t, struct primary_obs *);
 static int	 parse_line(const char *, size_t, const char *, size_t,
 		    struct primary_obs *, unsigned *);
 static int	 parse_note(const char *, size_t, struct primary_obs *);
+static int	 parse_reason(const char *, size_t, char *, size_t);
 static int	 lock_writers(struct spool *, const char *);
+static void	 carry_state(struct primary_obs *, const struct primary_obs *,
+		    int);
 
 /* Decimal digits only, at most NUMBER_DIGITS of them. */
 static int
@@ -109,6 +117,22 @@ parse_word(const char *v, size_t len, char *buf, size_t size, int lower_only)
 	return (0);
 }
 
+/* Printable ASCII (spaces too), fitting buf with its NUL. */
+static int
+parse_reason(const char *v, size_t len, char *buf, size_t size)
+{
+	size_t	 i;
+
+	if (len == 0 || len >= size)
+		return (-1);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)v[i] < ' ' || (unsigned char)v[i] > '~')
+			return (-1);
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	return (0);
+}
+
 /*
  * EHLO keywords separated by spaces, any case: SIZE=N, SMTPUTF8,
  * 8BITMIME and DSN are kept, others skipped; a control character or a
@@ -154,6 +178,7 @@ parse_line(const char *k, size_t klen, const char *v, size_t vlen,
 	} keys[] = {
 		{ "up", F_UP }, { "time", F_TIME }, { "last_up", F_LAST_UP },
 		{ "host", F_HOST }, { "source", F_SOURCE }, { "ehlo", F_EHLO },
+		{ "since", F_SINCE }, { "reason", F_REASON },
 	};
 	uint64_t	 n;
 	size_t		 i;
@@ -173,14 +198,20 @@ parse_line(const char *k, size_t klen, const char *v, size_t vlen,
 		return (parse_flag(v, vlen, &obs->up));
 	case F_TIME:
 	case F_LAST_UP:
+	case F_SINCE:
 		if (parse_number(v, vlen, &n) == -1 ||
 		    n > (uint64_t)INT64_MAX / 2)
 			return (-1);
 		if (bit == F_TIME)
 			obs->checked = (time_t)n;
-		else
+		else if (bit == F_LAST_UP)
 			obs->last_up = (time_t)n;
+		else
+			obs->since = (time_t)n;
 		return (0);
+	case F_REASON:
+		return (parse_reason(v, vlen, obs->reason,
+		    sizeof(obs->reason)));
 	case F_HOST:
 		return (parse_word(v, vlen, obs->host, sizeof(obs->host), 0));
 	case F_SOURCE:
@@ -225,7 +256,7 @@ parse_note(const char *buf, size_t len, struct primary_obs *o)
 	if (!(seen & F_TIME))
 		return (-1);
 	o->up = 1;
-	o->last_up = o->checked;
+	o->last_up = o->since = o->checked;
 	(void)strlcpy(o->source, "note", sizeof(o->source));
 	return (0);
 }
@@ -261,6 +292,9 @@ spool_primary_parse(const char *buf, size_t len, struct primary_obs *obs)
 	}
 	if ((seen & F_REQUIRED) != F_REQUIRED)
 		goto bad;
+	/* A record from before "since": the state held at least then. */
+	if (!(seen & F_SINCE))
+		o.since = o.checked;
 	*obs = o;
 	return (0);
 bad:
@@ -272,6 +306,7 @@ int
 spool_primary_format(const struct primary_obs *o, char *buf, size_t size)
 {
 	char	 host[DOMAIN_NAME_SIZE + 8], ehlo[80], word[32];
+	char	 reason[PRIMARY_REASON_SIZE + 8];
 	int	 n;
 
 	if (o->host[0] != '\0')
@@ -298,10 +333,15 @@ spool_primary_format(const struct primary_obs *o, char *buf, size_t size)
 		if (ehlo[5] == ' ')
 			memmove(ehlo + 5, ehlo + 6, strlen(ehlo + 6) + 1);
 	}
+	if (o->reason[0] != '\0')
+		(void)snprintf(reason, sizeof(reason), "reason=%s\n",
+		    o->reason);
+	else
+		reason[0] = '\0';
 	n = snprintf(buf, size, RECORD_MAGIC "\nup=%d\ntime=%lld\n"
-	    "last_up=%lld\n%ssource=%s\n%s", o->up ? 1 : 0,
+	    "last_up=%lld\n%ssource=%s\n%ssince=%lld\n%s", o->up ? 1 : 0,
 	    (long long)o->checked, (long long)o->last_up, host, o->source,
-	    ehlo);
+	    ehlo, (long long)o->since, reason);
 	if (n < 0 || (size_t)n >= size) {
 		errno = ENOSPC;
 		return (-1);
@@ -357,13 +397,54 @@ fail:
 	return (-1);
 }
 
+/*
+ * From the record before (old, or none): a down keeps what the last up
+ * saw; the state's start stays while the state does.  An up has no
+ * reason; a down's is made printable.
+ */
+static void
+carry_state(struct primary_obs *rec, const struct primary_obs *old,
+    int have_old)
+{
+	char	*p;
+
+	if (have_old && old->up == rec->up && old->since > 0 &&
+	    old->since <= rec->checked)
+		rec->since = old->since;
+	else
+		rec->since = rec->checked;
+	if (rec->up) {
+		rec->last_up = rec->checked;
+		rec->reason[0] = '\0';
+		return;
+	}
+	rec->reason[sizeof(rec->reason) - 1] = '\0';
+	for (p = rec->reason; *p != '\0'; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p > '~')
+			*p = '?';
+	if (!have_old) {
+		rec->last_up = 0;
+		rec->host[0] = '\0';
+		rec->have_ehlo = 0;
+		return;
+	}
+	/* Down: what the last "up" saw stays. */
+	rec->last_up = old->last_up;
+	(void)strlcpy(rec->host, old->host, sizeof(rec->host));
+	rec->have_ehlo = old->have_ehlo;
+	rec->size_max = old->size_max;
+	rec->smtputf8 = old->smtputf8;
+	rec->eightbitmime = old->eightbitmime;
+	rec->dsn = old->dsn;
+}
+
 int
 spool_primary_observe(struct spool *sp, const char *domain,
     const struct primary_obs *obs)
 {
 	struct primary_obs	 rec, old;
 	char			 text[PRIMARY_RECORD_MAX];
-	int			 lock, len, r = -1, save;
+	int			 lock, len, r = -1, save, have_old;
 
 	if ((lock = lock_writers(sp, domain)) == -1)
 		return (-1);
@@ -373,20 +454,8 @@ spool_primary_observe(struct spool *sp, const char *domain,
 		rec.checked = time(NULL);
 	rec.host[sizeof(rec.host) - 1] = '\0';
 	rec.source[sizeof(rec.source) - 1] = '\0';
-	if (rec.up)
-		rec.last_up = rec.checked;
-	else {
-		/* Down: what the last "up" saw stays. */
-		if (spool_primary_read(sp, domain, &old) == -1)
-			memset(&old, 0, sizeof(old));
-		rec.last_up = old.last_up;
-		(void)strlcpy(rec.host, old.host, sizeof(rec.host));
-		rec.have_ehlo = old.have_ehlo;
-		rec.size_max = old.size_max;
-		rec.smtputf8 = old.smtputf8;
-		rec.eightbitmime = old.eightbitmime;
-		rec.dsn = old.dsn;
-	}
+	have_old = spool_primary_read(sp, domain, &old) == 0;
+	carry_state(&rec, &old, have_old);
 	/* Nothing is written that would not read back (a bad host). */
 	if ((len = spool_primary_format(&rec, text, sizeof(text))) == -1 ||
 	    spool_primary_parse(text, (size_t)len, &old) == -1)
@@ -396,5 +465,37 @@ spool_primary_observe(struct spool *sp, const char *domain,
 	save = errno;
 	(void)close(lock);
 	errno = save;
+	return (r);
+}
+
+int
+spool_primary_walk(struct spool *sp, int (*fn)(void *, const char *,
+    const struct primary_obs *), void *arg)
+{
+	struct primary_obs	 obs;
+	struct dirent		*de;
+	DIR			*d;
+	char			 domain[DOMAIN_NAME_SIZE];
+	size_t			 len, slen = strlen(RECORD_SUFFIX);
+	int			 fd, r = 0;
+
+	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), ".",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return (-1);
+	if ((d = fdopendir(fd)) == NULL) {
+		(void)close(fd);
+		return (-1);
+	}
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len <= slen || len - slen >= sizeof(domain) ||
+		    strcmp(de->d_name + len - slen, RECORD_SUFFIX) != 0)
+			continue;
+		memcpy(domain, de->d_name, len - slen);
+		domain[len - slen] = '\0';
+		if (spool_primary_read(sp, domain, &obs) == 0)
+			r = fn(arg, domain, &obs);
+	}
+	(void)closedir(d);
 	return (r);
 }

@@ -1212,6 +1212,19 @@ list_entries(struct spool *sp, struct entry **entsp, size_t *np)
 	return (0);
 }
 
+int
+spool_count_corrupt(struct spool *sp, uint64_t *count)
+{
+	struct entry	*ents = NULL;
+	size_t		 n = 0, cap = 0;
+
+	if (scan_dir(sp, D_CORRUPT, &ents, &n, &cap) == -1)
+		return (-1);
+	free(ents);
+	*count = n;
+	return (0);
+}
+
 /*
  * The batch items for the chunk of messages ents[0..chunk): only those
  * with a state file (states, when known) are opened in state/; claimed

@@ -102,6 +102,8 @@ int	 spool_foreach(struct spool *,
  */
 int	 spool_list(struct spool *,
 	    int (*fn)(const struct envelope *, void *), void *);
+/* How many messages corrupt/ holds (quarantined: never delivered). */
+int	 spool_count_corrupt(struct spool *, uint64_t *);
 
 /* Read one message's envelope (with state) without claiming it. */
 int	 spool_read_envelope(struct spool *, const char *id, struct envelope *);
@@ -206,7 +208,10 @@ int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
  * spool_primary_observe records one observation: "up" (obs->up 1)
  * replaces host and the EHLO capabilities and sets last_up to checked;
  * "down" keeps last_up, host and the capabilities of the record before
- * (those of the last successful EHLO).  checked 0 means now.  Written
+ * (those of the last successful EHLO).  since is when the state began:
+ * kept from the record before while up or down stays the same, checked
+ * when it changes; reason (a down's why, printable ASCII, cut to fit)
+ * is cleared by an up.  checked 0 means now.  Written
  * atomically (temp file, fsync, rename) under a short lock between
  * writers; readers never wait and see one whole record or the one before.
  * EINVAL: a bad domain, or a host or source that would not read back.
@@ -216,7 +221,13 @@ int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
  * failed open or read (ELOOP: a link).  The record replaces probe's old
  * note in the same file (domains/DOMAIN.probe); a note an older mxfb
  * wrote reads as "up" at its time, with its host and EHLO keywords,
- * source "note", until the first observation rewrites it.
+ * source "note", until the first observation rewrites it; a record
+ * without "since" reads with since = checked.
+ *
+ * spool_primary_walk calls fn for each domain with a readable record
+ * (domains/DOMAIN.probe; others are skipped), in no order; fn returning
+ * non-zero stops the walk and is returned; -1 when domains/ cannot be
+ * read.
  *
  * spool_primary_parse and spool_primary_format are the record's text
  * (for tests and the fuzz target): parse accepts what format writes
@@ -224,6 +235,7 @@ int	 spool_callout_slot(struct spool *, const char *domain, int *fd);
  * anything else.
  */
 #define PRIMARY_SOURCE_SIZE	16
+#define PRIMARY_REASON_SIZE	64
 #define PRIMARY_RECORD_MAX	1024
 struct primary_obs {
 	int		 up;		/* the last observation: 1 up, 0 down */
@@ -236,6 +248,8 @@ struct primary_obs {
 	int		 smtputf8;
 	int		 eightbitmime;
 	int		 dsn;
+	time_t		 since;		/* when the state (up/down) began */
+	char		 reason[PRIMARY_REASON_SIZE];	/* down: why, or "" */
 };
 int	 spool_primary_observe(struct spool *, const char *domain,
 	    const struct primary_obs *);
@@ -243,6 +257,8 @@ int	 spool_primary_read(struct spool *, const char *domain,
 	    struct primary_obs *);
 int	 spool_primary_parse(const char *, size_t, struct primary_obs *);
 int	 spool_primary_format(const struct primary_obs *, char *, size_t);
+int	 spool_primary_walk(struct spool *, int (*fn)(void *, const char *,
+	    const struct primary_obs *), void *);
 
 /*
  * The outage mailbox (spool/INTERNALS, section 12): with one set, each

@@ -1126,6 +1126,9 @@ class Bench:
         self.attempt("status-s-full-mxfb", self.status_one,
                      "status-s-full-mxfb", st.cmd("status", "-s"),
                      self.cpu_mx, False, nocache)
+        self.attempt("status-m-full-mxfb", self.status_one,
+                     "status-m-full-mxfb", st.cmd("status", "-m"),
+                     self.cpu_mx, False, nocache)
         # An unchanged queue listed again, as an administrator does: one
         # listing writes status.cache (the directories must be over a
         # second old for that), the measured ones use it.
@@ -1138,6 +1141,9 @@ class Bench:
                      st.cmd("status"), self.cpu_mx)
         self.attempt("status-s-mxfb", self.status_one, "status-s-mxfb",
                      st.cmd("status", "-s"), self.cpu_mx)
+        # status -m (issue 17): the same listing and cache as -s.
+        self.attempt("status-m-mxfb", self.status_one, "status-m-mxfb",
+                     st.cmd("status", "-m"), self.cpu_mx)
         # New mail arrived since (the primary still down): only the new
         # messages are read, the others come from the cache.
         for _ in range(100):
@@ -1480,9 +1486,11 @@ def report(b):
     p = R.get("status-postfix")
     for key, label in (("status-mxfb", "status"),
                        ("status-s-mxfb", "status -s"),
+                       ("status-m-mxfb", "status -m"),
                        ("status-new-mxfb", "status after 100 new"),
                        ("status-full-mxfb", "status full scan"),
-                       ("status-s-full-mxfb", "status -s full scan")):
+                       ("status-s-full-mxfb", "status -s full scan"),
+                       ("status-m-full-mxfb", "status -m full scan")):
         m = R.get(key)
         rows.append(("%s, %d msgs (s, vs postqueue -p)" % (label, STATUS_MSGS),
                      "%.2fs %.1fMiB" % (m["seconds"], m["rss_kb"] / 1024) if m else "n/a",

@@ -7,7 +7,8 @@
  * SMTPUTF8 to a primary without it are refused from the capabilities of
  * the last EHLO, down or not; no EHLO seen, no such refusal.  The
  * replies name the primary; the observation from an EHLO keeps what
- * smtp_client parsed.
+ * smtp_client parsed; a down's reason is the system's words after
+ * "connect to HOST[IP]:PORT: ", else the text.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -211,6 +212,30 @@ test_obs_from_ehlo(void **state)
 	assert_int_equal(o.have_ehlo, 0);
 }
 
+static void
+test_obs_reason(void **state)
+{
+	struct primary_obs	 o;
+	char			 longer[300];
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	primary_obs_reason(&o, "connect to mx1.example.test[127.0.0.2]:25: "
+	    "Connection refused");
+	assert_string_equal(o.reason, "Connection refused");
+	primary_obs_reason(&o, "connect to [::1]:25: Connection timed out");
+	assert_string_equal(o.reason, "Connection timed out");
+	primary_obs_reason(&o, "connect to mx1.example.test:25: socket: "
+	    "Too many open files");
+	assert_string_equal(o.reason, "Too many open files");
+	primary_obs_reason(&o, "421 4.3.2 shutting down");
+	assert_string_equal(o.reason, "421 4.3.2 shutting down");
+	memset(longer, 'y', sizeof(longer));
+	longer[sizeof(longer) - 1] = '\0';
+	primary_obs_reason(&o, longer);
+	assert_int_equal(strlen(o.reason), sizeof(o.reason) - 1);
+}
+
 int
 main(void)
 {
@@ -222,6 +247,7 @@ main(void)
 		T(test_size),
 		T(test_smtputf8),
 		T(test_obs_from_ehlo),
+		T(test_obs_reason),
 #undef T
 	};
 

@@ -1312,6 +1312,22 @@ obs_fill(struct primary_obs *o, int up, time_t when, const char *host,
 	o->dsn = 1;
 }
 
+/* spool_primary_walk's fn: a bit per domain seen (a.test, b.test). */
+static int
+walk_count(void *arg, const char *domain, const struct primary_obs *o)
+{
+	int	*seen = arg;
+
+	assert_int_equal(o->checked, 1000);
+	if (strcmp(domain, "a.test") == 0)
+		*seen |= 1;
+	else if (strcmp(domain, "b.test") == 0)
+		*seen |= 2;
+	else
+		fail_msg("walked %s", domain);
+	return (0);
+}
+
 /*
  * Callout slots: SPOOL_CALLOUT_SLOTS at once for a domain (flock is per
  * open file, so one process can hold them all), then EWOULDBLOCK; a
@@ -1457,6 +1473,115 @@ test_primary_old_note(void **state)
 	assert_int_equal(errno, EBADMSG);
 }
 
+/*
+ * The state's start (since) stays while up or down stays, moves when it
+ * changes; a down's reason is kept printable and cut to fit, an up
+ * clears it; since and reason round-trip through the text; a record
+ * without them (before issue 17) reads with since = time, no reason.
+ */
+static void
+test_primary_since(void **state)
+{
+	struct fixture		*f = *state;
+	struct primary_obs	 o, r;
+	char			 buf[PRIMARY_RECORD_MAX], longer[200];
+	int			 n;
+
+	obs_fill(&o, 1, 1000, "mx1.example.test", 0, 0);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	obs_fill(&o, 1, 1100, "mx1.example.test", 0, 0);
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.since, 1000);
+	assert_string_equal(r.reason, "");
+	obs_fill(&o, 0, 2000, "", 0, 0);
+	(void)strlcpy(o.reason, "Connection\trefused\n", sizeof(o.reason));
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.up, 0);
+	assert_int_equal(r.since, 2000);
+	assert_string_equal(r.reason, "Connection?refused?");
+	/* Still down: since stays, the reason is the newest. */
+	obs_fill(&o, 0, 2500, "", 0, 0);
+	(void)strlcpy(o.reason, "Connection timed out", sizeof(o.reason));
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.since, 2000);
+	assert_int_equal(r.checked, 2500);
+	assert_int_equal(r.last_up, 1100);
+	assert_string_equal(r.reason, "Connection timed out");
+	/* Up again: a new since, no reason. */
+	obs_fill(&o, 1, 3000, "mx1.example.test", 0, 0);
+	(void)strlcpy(o.reason, "ignored", sizeof(o.reason));
+	assert_int_equal(spool_primary_observe(f->sp, "example.test", &o), 0);
+	assert_int_equal(spool_primary_read(f->sp, "example.test", &r), 0);
+	assert_int_equal(r.since, 3000);
+	assert_string_equal(r.reason, "");
+	/* Round trip; a reason of the whole size is cut, never overflows. */
+	obs_fill(&o, 0, 50, "", 0, 0);
+	o.since = 40;
+	memset(longer, 'x', sizeof(longer));
+	longer[sizeof(longer) - 1] = '\0';
+	(void)strlcpy(o.reason, longer, sizeof(o.reason));
+	n = spool_primary_format(&o, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "\nsince=40\nreason=xxx"));
+	assert_int_equal(spool_primary_parse(buf, (size_t)n, &r), 0);
+	assert_int_equal(r.since, 40);
+	assert_int_equal(strlen(r.reason), PRIMARY_REASON_SIZE - 1);
+	/* A record from before: since = time, no reason. */
+	(void)strlcpy(buf, "mxfb-primary 1\nup=0\ntime=77\nlast_up=5\n"
+	    "source=probe\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), 0);
+	assert_int_equal(r.since, 77);
+	assert_string_equal(r.reason, "");
+	/* Bad since or reason: EBADMSG. */
+	(void)strlcpy(buf, "mxfb-primary 1\nup=0\ntime=77\nlast_up=5\n"
+	    "source=probe\nsince=-1\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), -1);
+	(void)strlcpy(buf, "mxfb-primary 1\nup=0\ntime=77\nlast_up=5\n"
+	    "source=probe\nreason=a\tb\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), -1);
+	(void)strlcpy(buf, "mxfb-primary 1\nup=0\ntime=77\nlast_up=5\n"
+	    "source=probe\nreason=\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), -1);
+	(void)strlcpy(buf, "mxfb-primary 1\nup=0\ntime=77\nlast_up=5\n"
+	    "source=probe\nreason=", sizeof(buf));
+	(void)strlcat(buf, longer, sizeof(buf));
+	(void)strlcat(buf, "\n", sizeof(buf));
+	assert_int_equal(spool_primary_parse(buf, strlen(buf), &r), -1);
+}
+
+/* spool_primary_walk: every readable record once; corrupt/ counted. */
+static void
+test_primary_walk_and_corrupt(void **state)
+{
+	struct fixture		*f = *state;
+	struct primary_obs	 o;
+	char			 path[PATH_MAX];
+	uint64_t		 n = 99;
+	int			 seen = 0;
+	FILE			*fp;
+
+	obs_fill(&o, 1, 1000, "mx1.a.test", 0, 0);
+	assert_int_equal(spool_primary_observe(f->sp, "a.test", &o), 0);
+	assert_int_equal(spool_primary_observe(f->sp, "B.test", &o), 0);
+	assert_int_equal(spool_domain_note_write(f->sp, "bad.test",
+	    "garbage\n"), 0);
+	assert_int_equal(spool_primary_walk(f->sp, walk_count, &seen), 0);
+	assert_int_equal(seen, 0x3);
+	assert_int_equal(spool_count_corrupt(f->sp, &n), 0);
+	assert_true(n == 0);
+	PATHF(path, "%s/corrupt/1NH2Z0RRSNDK6497Y", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fclose(fp), 0);
+	PATHF(path, "%s/corrupt/1NH2Z0RRSNDK6497Y.state", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(spool_count_corrupt(f->sp, &n), 0);
+	assert_true(n == 1);
+}
+
 static void
 test_primary_parse(void **state)
 {
@@ -1571,6 +1696,8 @@ main(void)
 		T(test_primary_record),
 		T(test_callout_slots),
 		T(test_primary_old_note),
+		T(test_primary_since),
+		T(test_primary_walk_and_corrupt),
 		T(test_primary_parse),
 #undef T
 	};
