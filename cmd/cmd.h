@@ -6,6 +6,8 @@
 #define MXFB_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 struct spool;
 
@@ -20,6 +22,15 @@ int	 cmd_release(int, char **);
 int	 cmd_delete(int, char **);
 int	 cmd_verify(int, char **);
 int	 cmd_passwd(int, char **);
+
+/*
+ * The queue per destination domain, as `status -s` counts it (a message
+ * once per domain it still has recipients in, held ones too): fn gets
+ * each domain (lower case), its messages and the oldest arrival.  0, or
+ * -1 when the spool cannot be listed (fn then not called) or fn failed.
+ */
+typedef int (*status_domain_fn)(void *, const char *, uint64_t, time_t);
+int	 status_queue_domains(struct spool *, status_domain_fn, void *);
 
 /* The configuration file named by -C (before the command or among its
  * options); NULL means $MXFB_CONFIG or the default. */

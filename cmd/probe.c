@@ -3,7 +3,20 @@
  *
  * For each relay domain (or the domains named), resolve its primaries as
  * flush would (MX hosts better than us, or `via`), connect to each, read
- * the banner, EHLO, QUIT.  One line per primary host on stdout:
+ * the banner, EHLO, QUIT.  Output as a monitoring plugin (Monitoring
+ * Plugins development guidelines): the first line is
+ *
+ *   MXFB OK|WARNING|CRITICAL|UNKNOWN - SUMMARY | PERFDATA
+ *
+ * SUMMARY one clause per domain ("D: primary HOST up", "D: primary HOST
+ * up, 1 of 2 down", "D: down", "D: unknown"), PERFDATA per primary host
+ * 'D HOST connect'=Ns and 'D HOST greeting'=Ns (connect: until the TCP
+ * connection is made; greeting: from then until the EHLO is answered;
+ * U when not reached) and per domain, from the spool listing status -s
+ * makes (status_queue_domains), 'D queue'=N and 'D oldest'=Ns (left out
+ * when the spool cannot be listed).  With no domain to probe, or a
+ * `user` that cannot be become, the first line is "MXFB UNKNOWN -
+ * REASON" alone.  Then one line per primary host:
  *
  *   DOMAIN HOST[IP]:PORT pref=N up|down LATENCYms TEXT
  *
@@ -37,11 +50,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,14 +96,37 @@ struct probe_options {
 struct targets {
 	char		(*domains)[DOMAIN_NAME_SIZE];
 	int		*states;
+	uint64_t	*messages;	/* queue figures, by domain */
+	time_t		*oldest;
 	size_t		 n;
 };
 
+/* What the plugin prints: built while probing, printed at the end. */
+struct plugin_out {
+	FILE		*summary;	/* "D: ...; D: ..." */
+	FILE		*perf;		/* " 'label'=value..." */
+	FILE		*detail;	/* the per-host lines */
+	char		*buf[3];
+	size_t		 len[3];
+	int		 nsummary;
+};
+
 static int	 probe_domain(struct dns_resolver *, struct spool *,
-		    const char *, int, time_t);
-static int	 probe_host(const struct mx_target *, const char *, int,
-		    time_t, struct starttls_contexts *, int *,
-		    struct primary_obs *);
+		    const char *, struct plugin_out *, time_t);
+static int	 probe_host(const struct mx_target *, const char *,
+		    struct plugin_out *, time_t, struct starttls_contexts *,
+		    int *, struct primary_obs *);
+static int	 plugin_open(struct plugin_out *);
+static int	 plugin_print(struct plugin_out *, int, int);
+static void	 plugin_summary(struct plugin_out *, const char *, ...)
+		    __attribute__((__format__(__printf__, 2, 3)));
+static void	 plugin_safe(char *, size_t, const char *);
+static void	 perf_label(FILE *, const char *, const char *, const char *);
+static void	 perf_seconds(FILE *, const char *, const char *,
+		    const char *, int64_t);
+static int	 queue_figure(void *, const char *, uint64_t, time_t);
+static void	 queue_perf(struct spool *, struct targets *,
+		    struct plugin_out *);
 static void	 observe(struct spool *, const char *, int,
 		    const struct primary_obs *, const char *);
 static void	 tls_fields(const struct starttls_report *, char *, size_t);
@@ -131,9 +169,9 @@ tls_fields(const struct starttls_report *rep, char *buf, size_t size)
  * when up, *obs is the observation (the host and what its EHLO offered).
  */
 static int
-probe_host(const struct mx_target *t, const char *domain, int quiet,
-    time_t cap, struct starttls_contexts *tls, int *expiring,
-    struct primary_obs *obs)
+probe_host(const struct mx_target *t, const char *domain,
+    struct plugin_out *po, time_t cap, struct starttls_contexts *tls,
+    int *expiring, struct primary_obs *obs)
 {
 	struct starttls_report	 rep;
 	enum starttls_outcome	 st;
@@ -144,7 +182,7 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	char			 why[1024], text[1024], safe[1024];
 	char			 relay[400], ip[64];
 	const char		*state = "down";
-	int64_t			 t0;
+	int64_t			 t0, tconn = -1, tgreet = -1;
 	size_t			 j;
 	socklen_t		 len;
 	int			 up = 0;
@@ -165,16 +203,19 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 		snprintf(relay, sizeof(relay), "%s[%s]:%d", t->host, ip,
 		    t->port);
 		t0 = now_ms();
+		tconn = tgreet = -1;
 		if (smtp_connect(t->host, (const struct sockaddr *)
 		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
 			strlcpy(text, why, sizeof(text));
 			continue;
 		}
+		tconn = now_ms() - t0;
 		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
 			strlcpy(text, smtp_conn_error(c), sizeof(text));
 			smtp_close(c);
 			continue;
 		}
+		tgreet = now_ms() - t0 - tconn;
 		st = starttls_client(c, cfg, tls, config_tls_level(cfg,
 		    domain), t->host, t->port, cfg->hostname, (int)to.command,
 		    &rep, twhy, sizeof(twhy));
@@ -205,9 +246,10 @@ probe_host(const struct mx_target *t, const char *domain, int quiet,
 	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
-	if (!quiet)
-		printf("%s %s pref=%u %s %lldms %s\n", domain, relay, t->pref,
-		    state, (long long)(now_ms() - t0), safe);
+	fprintf(po->detail, "%s %s pref=%u %s %lldms %s\n", domain, relay,
+	    t->pref, state, (long long)(now_ms() - t0), safe);
+	perf_seconds(po->perf, domain, t->host, "connect", tconn);
+	perf_seconds(po->perf, domain, t->host, "greeting", tgreet);
 	log_info("probe %s: %s %s (%s)", domain, relay, state, safe);
 	return (up);
 }
@@ -235,13 +277,13 @@ observe(struct spool *sp, const char *domain, int up,
 /* Monitoring state of one domain. */
 static int
 probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
-    int quiet, time_t cap)
+    struct plugin_out *po, time_t cap)
 {
 	struct mx_route		 route;
 	struct lookup_error	 e;
 	struct starttls_contexts tls;
 	struct primary_obs	 obs, best;
-	char			 safe[600];
+	char			 safe[600], host[300], down[64];
 	const char		*word;
 	size_t			 i, nup = 0;
 	int			 expiring = 0;
@@ -261,8 +303,9 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 		 * tell (DNS failure, or we are the best MX ourselves).
 		 */
 		word = rc == DNS_PERM ? "down" : "unknown";
-		if (!quiet)
-			printf("%s - pref=- %s 0ms %s\n", domain, word, safe);
+		fprintf(po->detail, "%s - pref=- %s 0ms %s\n", domain, word,
+		    safe);
+		plugin_summary(po, "%s: %s", domain, word);
 		log_info("probe %s: %s (%s)", domain, word, safe);
 		if (rc == DNS_PERM)
 			observe(sp, domain, 0, NULL, e.text);
@@ -272,7 +315,7 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	memset(&obs, 0, sizeof(obs));
 	memset(&tls, 0, sizeof(tls));
 	for (i = 0; i < route.ntargets; i++) {
-		if (probe_host(&route.targets[i], domain, quiet, cap, &tls,
+		if (probe_host(&route.targets[i], domain, po, cap, &tls,
 		    &expiring, &obs)) {
 			if (nup++ == 0)
 				best = obs;
@@ -283,8 +326,17 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	    obs.reason : "no primary");
 	i = route.ntargets;
 	mx_route_free(&route);
-	if (nup == 0)
+	if (nup == 0) {
+		plugin_summary(po, "%s: down", domain);
 		return (PROBE_CRITICAL);
+	}
+	plugin_safe(host, sizeof(host), best.host);
+	down[0] = '\0';
+	if (nup < i)
+		(void)snprintf(down, sizeof(down), ", %zu of %zu down",
+		    i - nup, i);
+	plugin_summary(po, "%s: primary %s up%s%s", domain, host, down,
+	    expiring ? ", certificate expiring" : "");
 	return (nup == i && !expiring ? PROBE_OK : PROBE_WARNING);
 }
 
@@ -371,6 +423,8 @@ probe_targets(int argc, char **argv, struct targets *t)
 	}
 	t->domains = xcalloc(t->n, sizeof(*t->domains));
 	t->states = xcalloc(t->n, sizeof(*t->states));
+	t->messages = xcalloc(t->n, sizeof(*t->messages));
+	t->oldest = xcalloc(t->n, sizeof(*t->oldest));
 	for (i = 0; i < t->n; i++) {
 		name = argc > 0 ? argv[i] : cfg->relays[i].name;
 		if (strlen(name) > 253 || address_domain_typed(name,
@@ -423,14 +477,168 @@ flush_waiting(struct spool *sp, const struct targets *t)
 	free(w.domains);
 }
 
+/* The three memory streams: 0, or -1 (reported). */
+static int
+plugin_open(struct plugin_out *po)
+{
+	FILE	**f[3] = { &po->summary, &po->perf, &po->detail };
+	size_t	 i;
+
+	memset(po, 0, sizeof(*po));
+	for (i = 0; i < 3; i++) {
+		if ((*f[i] = open_memstream(&po->buf[i], &po->len[i])) ==
+		    NULL) {
+			log_cmd_error("open_memstream");
+			while (i-- > 0)
+				(void)fclose(*f[i]);
+			for (i = 0; i < 3; i++)
+				free(po->buf[i]);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * "MXFB STATUS - SUMMARY | PERFDATA", then the detail lines, unless
+ * quiet; frees the streams.  0, or -1 when they or stdout failed.
+ */
+static int
+plugin_print(struct plugin_out *po, int state, int quiet)
+{
+	static const char *const words[] = {
+		"OK", "WARNING", "CRITICAL", "UNKNOWN"
+	};
+	FILE	*f[3] = { po->summary, po->perf, po->detail };
+	size_t	 i;
+	int	 rc = 0;
+
+	for (i = 0; i < 3; i++)
+		if (fclose(f[i]) == EOF)
+			rc = -1;
+	if (!quiet && rc == 0) {
+		printf("MXFB %s - %s", words[state], po->buf[0]);
+		if (po->len[1] > 0)
+			printf(" |%s", po->buf[1]);
+		putchar('\n');
+		if (po->len[2] > 0 && fwrite(po->buf[2], 1, po->len[2],
+		    stdout) != po->len[2])
+			rc = -1;
+	}
+	for (i = 0; i < 3; i++)
+		free(po->buf[i]);
+	return (rc);
+}
+
+/* One clause of the summary, "; " between clauses. */
+static void
+plugin_summary(struct plugin_out *po, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (po->nsummary++ > 0)
+		fputs("; ", po->summary);
+	va_start(ap, fmt);
+	(void)vfprintf(po->summary, fmt, ap);
+	va_end(ap);
+}
+
+/* Text from DNS or a peer for the first line: escaped, no '|'. */
+static void
+plugin_safe(char *buf, size_t size, const char *text)
+{
+	char	*p;
+
+	log_safe(buf, size, text);
+	for (p = buf; *p != '\0'; p++)
+		if (*p == '|')
+			*p = '/';
+}
+
+/*
+ * " 'DOMAIN HOST WHAT'=" per the guidelines: quoted, a quote doubled, no
+ * '=' (made '_'); host may be NULL.
+ */
+static void
+perf_label(FILE *f, const char *domain, const char *host, const char *what)
+{
+	char		 raw[600], safe[600];
+	const char	*p;
+
+	(void)snprintf(raw, sizeof(raw), "%s%s%s %s", domain,
+	    host != NULL ? " " : "", host != NULL ? host : "", what);
+	plugin_safe(safe, sizeof(safe), raw);
+	fputs(" '", f);
+	for (p = safe; *p != '\0'; p++) {
+		if (*p == '\'')
+			fputs("''", f);
+		else
+			fputc(*p == '=' ? '_' : *p, f);
+	}
+	fputs("'=", f);
+}
+
+/* A latency in seconds ("0.003s"), U when not reached (ms < 0). */
+static void
+perf_seconds(FILE *f, const char *domain, const char *host, const char *what,
+    int64_t ms)
+{
+	perf_label(f, domain, host, what);
+	if (ms < 0)
+		fputc('U', f);
+	else
+		fprintf(f, "%lld.%03llds", (long long)(ms / 1000),
+		    (long long)(ms % 1000));
+}
+
+/* status_queue_domains: keep the figures of the domains probed. */
+static int
+queue_figure(void *arg, const char *domain, uint64_t messages, time_t oldest)
+{
+	struct targets	*t = arg;
+	size_t		 i;
+
+	for (i = 0; i < t->n; i++) {
+		if (strcasecmp(t->domains[i], domain) != 0)
+			continue;
+		t->messages[i] = messages;
+		t->oldest[i] = oldest;
+	}
+	return (0);
+}
+
+/* 'D queue'=N 'D oldest'=Ns for each domain; nothing without a listing. */
+static void
+queue_perf(struct spool *sp, struct targets *t, struct plugin_out *po)
+{
+	time_t	 now = time(NULL), age;
+	size_t	 i;
+
+	if (sp == NULL)
+		return;
+	if (status_queue_domains(sp, queue_figure, t) == -1) {
+		log_warn("probe: spool %s (no queue figures)", cfg->spool);
+		return;
+	}
+	for (i = 0; i < t->n; i++) {
+		age = t->messages[i] > 0 && now > t->oldest[i] ?
+		    now - t->oldest[i] : 0;
+		perf_label(po->perf, t->domains[i], NULL, "queue");
+		fprintf(po->perf, "%llu", (unsigned long long)t->messages[i]);
+		perf_label(po->perf, t->domains[i], NULL, "oldest");
+		fprintf(po->perf, "%llds", (long long)age);
+	}
+}
+
 int
 cmd_probe(int argc, char **argv)
 {
 	struct probe_options	 o;
 	struct targets		 t;
+	struct plugin_out	 po;
 	struct dns_resolver	*dr = NULL;
 	struct spool		*sp = NULL;
-	char			 err[1024];
+	char			 err[1024], safe[1024];
 	size_t			 i;
 	int			 rc;
 
@@ -443,13 +651,24 @@ cmd_probe(int argc, char **argv)
 	/* Before any DNS answer or banner is read; a bad user: UNKNOWN. */
 	if (cmd_try_become_user(0, err, sizeof(err)) != 0) {
 		log_cmd_errorx("%s", err);
+		if (!o.quiet) {
+			plugin_safe(safe, sizeof(safe), err);
+			printf("MXFB UNKNOWN - %s\n", safe);
+		}
 		return (PROBE_UNKNOWN);
 	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("signal");
 	memset(&t, 0, sizeof(t));
-	if ((rc = probe_targets(argc, argv, &t)) != 0)
+	if ((rc = probe_targets(argc, argv, &t)) != 0) {
+		if (rc == PROBE_UNKNOWN && !o.quiet)
+			printf("MXFB UNKNOWN - no relay-domain configured\n");
 		goto out;
+	}
+	if (plugin_open(&po) == -1) {
+		rc = PROBE_UNKNOWN;
+		goto out;
+	}
 	if (dns_resolver_open(cfg, &dr, err, sizeof(err)) == -1) {
 		log_cmd_errorx("resolver: %s", err);
 		dr = NULL;
@@ -459,9 +678,12 @@ cmd_probe(int argc, char **argv)
 		sp = NULL;
 	}
 	for (i = 0; i < t.n; i++)
-		t.states[i] = probe_domain(dr, sp, t.domains[i], o.quiet,
-		    o.cap);
+		t.states[i] = probe_domain(dr, sp, t.domains[i], &po, o.cap);
 	rc = worst_state(&t);
+	if (!o.quiet)
+		queue_perf(sp, &t, &po);
+	if (plugin_print(&po, rc, o.quiet) == -1)
+		log_cmd_error("stdout");
 	if (fflush(stdout) == EOF)
 		log_cmd_error("stdout");
 	if (o.flush && sp != NULL)
@@ -472,5 +694,7 @@ cmd_probe(int argc, char **argv)
 out:
 	free(t.domains);
 	free(t.states);
+	free(t.messages);
+	free(t.oldest);
 	return (rc);
 }

@@ -129,6 +129,7 @@ static int	 metrics_print(FILE *, struct spool *, struct domain_table *);
 static int	 metrics_write(struct spool *, FILE *);
 static int	 metrics_to_file(struct spool *, const char *);
 static int	 status_metrics(struct spool *, const char *);
+static int	 domains_free(struct domain_table *, status_domain_fn, void *);
 
 /* When the message is next due; a time at or before now means due. */
 static time_t
@@ -513,6 +514,42 @@ summary_print(FILE *f, struct spool *sp, struct domain_table *t, int json)
 	free(t->slots);
 	t->slots = NULL;
 	t->size = t->used = 0;
+}
+
+/* Hand each domain of the table to fn (unless NULL), then free it. */
+static int
+domains_free(struct domain_table *t, status_domain_fn fn, void *arg)
+{
+	size_t	 i;
+	int	 rc = 0;
+
+	for (i = 0; i < t->size; i++) {
+		if (t->slots[i].name == NULL)
+			continue;
+		if (fn != NULL && rc == 0 && fn(arg, t->slots[i].name,
+		    t->slots[i].messages, t->slots[i].oldest) != 0)
+			rc = -1;
+		free(t->slots[i].name);
+	}
+	free(t->slots);
+	return (rc);
+}
+
+/*
+ * The queue per destination domain as status -s counts it (cmd.h).
+ */
+int
+status_queue_domains(struct spool *sp, status_domain_fn fn, void *arg)
+{
+	struct domain_table	 table;
+	int			 rc;
+
+	memset(&table, 0, sizeof(table));
+	table.sp = sp;
+	rc = spool_list(sp, summary_one, &table);
+	if (domains_free(&table, rc == -1 ? NULL : fn, arg) == -1)
+		rc = -1;
+	return (rc);
 }
 
 /* status -m: a domain known only by its primary record. */

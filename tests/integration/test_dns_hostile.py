@@ -152,7 +152,9 @@ def probe(mx, bound, *args):
     assert p.returncode >= 0, (p.returncode, out, err)   # no signal
     no_crash(err)
     assert took < bound, (took, out, err)
-    return p.returncode, out.splitlines()
+    lines = out.splitlines()
+    assert lines and lines[0].startswith("MXFB "), out   # the plugin's line
+    return p.returncode, lines[1:]
 
 
 def recipient(mx, qid):

@@ -416,7 +416,9 @@ PROBE_LINE = re.compile(r"^(?P<domain>\S+) (?P<relay>\S+) pref=(?P<pref>\S+) "
 
 def probe(mx):
     p = mx.run("probe", timeout=60)
-    lines = [PROBE_LINE.match(l) for l in p.stdout.decode().splitlines()]
+    out = p.stdout.decode().splitlines()
+    assert out and out[0].startswith("MXFB "), out   # the plugin's line
+    lines = [PROBE_LINE.match(l) for l in out[1:]]
     assert lines and all(lines), p.stdout.decode()
     return p.returncode, lines, p
 
