@@ -377,18 +377,22 @@ class TruncatingServer:
     """UDP: every answer truncated (TC); TCP: accepts, never answers."""
 
     def __init__(self):
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # UDP and TCP on one port: a port whose TCP side is taken is
+        # given up whole (fresh sockets each try), never half bound.
         for _ in range(20):
             port = free_port(kind=socket.SOCK_DGRAM)
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.tcp = socket.socket()
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 self.udp.bind(("127.0.0.1", port))
-                self.tcp = socket.socket()
-                self.tcp.setsockopt(socket.SOL_SOCKET,
-                                    socket.SO_REUSEADDR, 1)
                 self.tcp.bind(("127.0.0.1", port))
                 break
             except OSError:
-                continue
+                self.udp.close()
+                self.tcp.close()
+        else:
+            raise RuntimeError("no port free for both UDP and TCP")
         self.tcp.listen(16)
         self.port = port
         self.held = []
