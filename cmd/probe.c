@@ -61,6 +61,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/plugin.h"
+#include "cmd/probe.h"
 #include "cmd/rcpt_primary.h"
 #include "core/config.h"
 #include "core/dns.h"
@@ -101,29 +103,11 @@ struct targets {
 	size_t		 n;
 };
 
-/* What the plugin prints: built while probing, printed at the end. */
-struct plugin_out {
-	FILE		*summary;	/* "D: ...; D: ..." */
-	FILE		*perf;		/* " 'label'=value..." */
-	FILE		*detail;	/* the per-host lines */
-	char		*buf[3];
-	size_t		 len[3];
-	int		 nsummary;
-};
-
 static int	 probe_domain(struct dns_resolver *, struct spool *,
 		    const char *, struct plugin_out *, time_t);
 static int	 probe_host(const struct mx_target *, const char *,
 		    struct plugin_out *, time_t, struct starttls_contexts *,
 		    int *, struct primary_obs *);
-static int	 plugin_open(struct plugin_out *);
-static int	 plugin_print(struct plugin_out *, int, int);
-static void	 plugin_summary(struct plugin_out *, const char *, ...)
-		    __attribute__((__format__(__printf__, 2, 3)));
-static void	 plugin_safe(char *, size_t, const char *);
-static void	 perf_label(FILE *, const char *, const char *, const char *);
-static void	 perf_seconds(FILE *, const char *, const char *,
-		    const char *, int64_t);
 static int	 queue_figure(void *, const char *, uint64_t, time_t);
 static void	 queue_perf(struct spool *, struct targets *,
 		    struct plugin_out *);
@@ -163,95 +147,115 @@ tls_fields(const struct starttls_report *rep, char *buf, size_t size)
 	    ti->protocol, ti->cipher, subject, verify);
 }
 
+int
+probe_host_run(const struct mx_target *t, const char *domain,
+    enum tls_level level, time_t cap, struct starttls_contexts *tls,
+    struct probe_result *r, struct primary_obs *obs)
+{
+	struct starttls_report	 rep;
+	enum starttls_outcome	 st;
+	char			 twhy[1024];
+	struct smtp_timeouts	 to;
+	struct smtp_conn	*c;
+	struct smtp_reply	 banner;
+	char			 why[1024], ip[64];
+	int64_t			 t0;
+	size_t			 j;
+	socklen_t		 len;
+
+	memset(r, 0, sizeof(*r));
+	to.connect = cfg->connect_timeout < cap ? cfg->connect_timeout : cap;
+	to.command = cfg->command_timeout < cap ? cfg->command_timeout : cap;
+	to.data = to.command;
+	to.data_done = to.command;
+	strlcpy(r->text, "no address", sizeof(r->text));
+	snprintf(r->relay, sizeof(r->relay), "%s[-]:%d", t->host, t->port);
+	r->connect_ms = r->greeting_ms = -1;
+	t0 = now_ms();
+	for (j = 0; j < t->naddrs && !r->up; j++) {
+		len = t->addrs[j].ss_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		dns_addr_string((const struct sockaddr *)&t->addrs[j], ip,
+		    sizeof(ip));
+		snprintf(r->relay, sizeof(r->relay), "%s[%s]:%d", t->host, ip,
+		    t->port);
+		t0 = now_ms();
+		r->connect_ms = r->greeting_ms = -1;
+		r->tls[0] = '\0';
+		if (smtp_connect(t->host, (const struct sockaddr *)
+		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
+			strlcpy(r->text, why, sizeof(r->text));
+			continue;
+		}
+		r->connect_ms = now_ms() - t0;
+		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
+			strlcpy(r->text, smtp_conn_error(c), sizeof(r->text));
+			smtp_close(c);
+			continue;
+		}
+		r->greeting_ms = now_ms() - t0 - r->connect_ms;
+		st = starttls_client(c, cfg, tls, level, t->host, t->port,
+		    cfg->hostname, (int)to.command, &rep, twhy, sizeof(twhy));
+		tls_fields(&rep, r->tls, sizeof(r->tls));
+		r->starttls = rep.offered;
+		r->handshake = rep.handshake;
+		r->verified = rep.handshake && rep.info.verified;
+		if (rep.handshake && rep.info.has_cert &&
+		    rep.info.expiry_days <= TLS_EXPIRY_WARN_DAYS)
+			r->expiring = 1;
+		if (st == STARTTLS_FAIL) {
+			/* The level forbids delivery: down for flush too. */
+			strlcpy(r->text, twhy, sizeof(r->text));
+			smtp_close(c);
+			continue;
+		}
+		r->up = 1;
+		smtp_reply_string(&banner, r->text, sizeof(r->text));
+		primary_obs_from_ehlo(obs, 1, "probe", t->host,
+		    smtp_conn_ext(c));
+		if (st == STARTTLS_RETRY_PLAIN) {
+			/* may: flush would go on in plaintext. */
+			strlcat(r->tls, " tls=failed", sizeof(r->tls));
+			smtp_close(c);
+		} else
+			smtp_quit(c);
+	}
+	if (!r->up)
+		primary_obs_reason(obs, r->text);
+	r->ms = now_ms() - t0;
+	return (r->up);
+}
+
 /*
- * 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT";
- * *expiring set when the certificate expires within the warning days;
- * when up, *obs is the observation (the host and what its EHLO offered).
+ * 1 up, 0 down; the detail line "DOMAIN HOST[IP]:PORT pref=N up|down Nms
+ * TEXT" and the host's perfdata; *expiring set when the certificate
+ * expires within the warning days; when up, *obs is the observation
+ * (the host and what its EHLO offered).
  */
 static int
 probe_host(const struct mx_target *t, const char *domain,
     struct plugin_out *po, time_t cap, struct starttls_contexts *tls,
     int *expiring, struct primary_obs *obs)
 {
-	struct starttls_report	 rep;
-	enum starttls_outcome	 st;
-	char			 tlstext[700], twhy[1024];
-	struct smtp_timeouts	 to;
-	struct smtp_conn	*c;
-	struct smtp_reply	 banner;
-	char			 why[1024], text[1024], safe[1024];
-	char			 relay[400], ip[64];
-	const char		*state = "down";
-	int64_t			 t0, tconn = -1, tgreet = -1;
-	size_t			 j;
-	socklen_t		 len;
-	int			 up = 0;
+	struct probe_result	 r;
+	char			 text[1024], safe[1024];
+	const char		*state;
 
-	to.connect = cfg->connect_timeout < cap ? cfg->connect_timeout : cap;
-	to.command = cfg->command_timeout < cap ? cfg->command_timeout : cap;
-	to.data = to.command;
-	to.data_done = to.command;
-	strlcpy(text, "no address", sizeof(text));
-	tlstext[0] = '\0';
-	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
-	t0 = now_ms();
-	for (j = 0; j < t->naddrs && !up; j++) {
-		len = t->addrs[j].ss_family == AF_INET6 ?
-		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-		dns_addr_string((const struct sockaddr *)&t->addrs[j], ip,
-		    sizeof(ip));
-		snprintf(relay, sizeof(relay), "%s[%s]:%d", t->host, ip,
-		    t->port);
-		t0 = now_ms();
-		tconn = tgreet = -1;
-		if (smtp_connect(t->host, (const struct sockaddr *)
-		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
-			strlcpy(text, why, sizeof(text));
-			continue;
-		}
-		tconn = now_ms() - t0;
-		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
-			strlcpy(text, smtp_conn_error(c), sizeof(text));
-			smtp_close(c);
-			continue;
-		}
-		tgreet = now_ms() - t0 - tconn;
-		st = starttls_client(c, cfg, tls, config_tls_level(cfg,
-		    domain), t->host, t->port, cfg->hostname, (int)to.command,
-		    &rep, twhy, sizeof(twhy));
-		tls_fields(&rep, tlstext, sizeof(tlstext));
-		if (rep.handshake && rep.info.has_cert &&
-		    rep.info.expiry_days <= TLS_EXPIRY_WARN_DAYS)
-			*expiring = 1;
-		if (st == STARTTLS_FAIL) {
-			/* The level forbids delivery: down for flush too. */
-			strlcpy(text, twhy, sizeof(text));
-			smtp_close(c);
-			continue;
-		}
-		up = 1;
-		state = "up";
-		smtp_reply_string(&banner, text, sizeof(text));
-		primary_obs_from_ehlo(obs, 1, "probe", t->host,
-		    smtp_conn_ext(c));
-		if (st == STARTTLS_RETRY_PLAIN) {
-			/* may: flush would go on in plaintext. */
-			strlcat(tlstext, " tls=failed", sizeof(tlstext));
-			smtp_close(c);
-		} else
-			smtp_quit(c);
-	}
-	if (!up)
-		primary_obs_reason(obs, text);
-	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text))
+	(void)probe_host_run(t, domain, config_tls_level(cfg, domain), cap,
+	    tls, &r, obs);
+	if (r.expiring)
+		*expiring = 1;
+	state = r.up ? "up" : "down";
+	(void)strlcpy(text, r.text, sizeof(text));
+	if (strlcat(text, r.tls, sizeof(text)) >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
-	fprintf(po->detail, "%s %s pref=%u %s %lldms %s\n", domain, relay,
-	    t->pref, state, (long long)(now_ms() - t0), safe);
-	perf_seconds(po->perf, domain, t->host, "connect", tconn);
-	perf_seconds(po->perf, domain, t->host, "greeting", tgreet);
-	log_info("probe %s: %s %s (%s)", domain, relay, state, safe);
-	return (up);
+	fprintf(po->detail, "%s %s pref=%u %s %lldms %s\n", domain, r.relay,
+	    t->pref, state, (long long)r.ms, safe);
+	perf_seconds(po->perf, domain, t->host, "connect", r.connect_ms);
+	perf_seconds(po->perf, domain, t->host, "greeting", r.greeting_ms);
+	log_info("probe %s: %s %s (%s)", domain, r.relay, state, safe);
+	return (r.up);
 }
 
 /*
@@ -475,120 +479,6 @@ flush_waiting(struct spool *sp, const struct targets *t)
 				    t->domains[i]);
 	}
 	free(w.domains);
-}
-
-/* The three memory streams: 0, or -1 (reported). */
-static int
-plugin_open(struct plugin_out *po)
-{
-	FILE	**f[3] = { &po->summary, &po->perf, &po->detail };
-	size_t	 i;
-
-	memset(po, 0, sizeof(*po));
-	for (i = 0; i < 3; i++) {
-		if ((*f[i] = open_memstream(&po->buf[i], &po->len[i])) ==
-		    NULL) {
-			log_cmd_error("open_memstream");
-			while (i-- > 0)
-				(void)fclose(*f[i]);
-			for (i = 0; i < 3; i++)
-				free(po->buf[i]);
-			return (-1);
-		}
-	}
-	return (0);
-}
-
-/*
- * "MXFB STATUS - SUMMARY | PERFDATA", then the detail lines, unless
- * quiet; frees the streams.  0, or -1 when they or stdout failed.
- */
-static int
-plugin_print(struct plugin_out *po, int state, int quiet)
-{
-	static const char *const words[] = {
-		"OK", "WARNING", "CRITICAL", "UNKNOWN"
-	};
-	FILE	*f[3] = { po->summary, po->perf, po->detail };
-	size_t	 i;
-	int	 rc = 0;
-
-	for (i = 0; i < 3; i++)
-		if (fclose(f[i]) == EOF)
-			rc = -1;
-	if (!quiet && rc == 0) {
-		printf("MXFB %s - %s", words[state], po->buf[0]);
-		if (po->len[1] > 0)
-			printf(" |%s", po->buf[1]);
-		putchar('\n');
-		if (po->len[2] > 0 && fwrite(po->buf[2], 1, po->len[2],
-		    stdout) != po->len[2])
-			rc = -1;
-	}
-	for (i = 0; i < 3; i++)
-		free(po->buf[i]);
-	return (rc);
-}
-
-/* One clause of the summary, "; " between clauses. */
-static void
-plugin_summary(struct plugin_out *po, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (po->nsummary++ > 0)
-		fputs("; ", po->summary);
-	va_start(ap, fmt);
-	(void)vfprintf(po->summary, fmt, ap);
-	va_end(ap);
-}
-
-/* Text from DNS or a peer for the first line: escaped, no '|'. */
-static void
-plugin_safe(char *buf, size_t size, const char *text)
-{
-	char	*p;
-
-	log_safe(buf, size, text);
-	for (p = buf; *p != '\0'; p++)
-		if (*p == '|')
-			*p = '/';
-}
-
-/*
- * " 'DOMAIN HOST WHAT'=" per the guidelines: quoted, a quote doubled, no
- * '=' (made '_'); host may be NULL.
- */
-static void
-perf_label(FILE *f, const char *domain, const char *host, const char *what)
-{
-	char		 raw[600], safe[600];
-	const char	*p;
-
-	(void)snprintf(raw, sizeof(raw), "%s%s%s %s", domain,
-	    host != NULL ? " " : "", host != NULL ? host : "", what);
-	plugin_safe(safe, sizeof(safe), raw);
-	fputs(" '", f);
-	for (p = safe; *p != '\0'; p++) {
-		if (*p == '\'')
-			fputs("''", f);
-		else
-			fputc(*p == '=' ? '_' : *p, f);
-	}
-	fputs("'=", f);
-}
-
-/* A latency in seconds ("0.003s"), U when not reached (ms < 0). */
-static void
-perf_seconds(FILE *f, const char *domain, const char *host, const char *what,
-    int64_t ms)
-{
-	perf_label(f, domain, host, what);
-	if (ms < 0)
-		fputc('U', f);
-	else
-		fprintf(f, "%lld.%03llds", (long long)(ms / 1000),
-		    (long long)(ms % 1000));
 }
 
 /* status_queue_domains: keep the figures of the domains probed. */
