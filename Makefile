@@ -102,7 +102,7 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
 COMMANDS  = receive probe flush bounce status inject hold release delete verify \
-	    passwd
+	    passwd check
 
 all: $(BIN)
 

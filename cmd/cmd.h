@@ -22,6 +22,7 @@ int	 cmd_release(int, char **);
 int	 cmd_delete(int, char **);
 int	 cmd_verify(int, char **);
 int	 cmd_passwd(int, char **);
+int	 cmd_check(int, char **);
 
 /*
  * The queue per destination domain, as `status -s` counts it (a message

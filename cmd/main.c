@@ -21,6 +21,7 @@ struct command {
 /* Sorted by name. */
 static const struct command commands[] = {
 	{ "bounce",	cmd_bounce,	"return failed and expired mail to its senders" },
+	{ "check",	cmd_check,	"lint the relay domains' MX, MTA-STS, DANE and TLS (monitoring plugin)" },
 	{ "delete",	cmd_delete,	"remove messages from the queue" },
 	{ "flush",	cmd_flush,	"deliver queued mail to the primaries" },
 	{ "hold",	cmd_hold,	"keep messages from delivery and bounce" },

@@ -11,11 +11,16 @@
  */
 #include <sys/types.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ldns/ldns.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "core/config.h"
 #include "core/dns.h"
@@ -25,6 +30,7 @@
 #define TLSA_MAX_RECORDS	32
 
 static int		 rdf_u8(const ldns_rdf *, unsigned char *);
+static int		 record_matches(const struct tlsa_record *, X509 *);
 static enum tlsa_status tlsa_records(ldns_pkt *, const char *,
 		    struct tlsa_record **, size_t *, char *, size_t);
 
@@ -131,4 +137,106 @@ tlsa_free(struct tlsa_record *r, size_t n)
 	for (i = 0; i < n; i++)
 		free(r[i].data);
 	free(r);
+}
+
+enum tlsa_status
+tlsa_lookup_any(struct dns_resolver *dr, const char *host, int port,
+    struct tlsa_record **records, size_t *n, int *secure, char *err,
+    size_t errsize)
+{
+	struct lookup_error	 e;
+	ldns_pkt		*pkt = NULL;
+	ldns_pkt_rcode		 rcode;
+	enum tlsa_status	 status;
+	char			 name[300];
+
+	*records = NULL;
+	*n = 0;
+	*secure = 0;
+	if (snprintf(name, sizeof(name), "_%d._tcp.%s.", port, host) >=
+	    (int)sizeof(name)) {
+		(void)snprintf(err, errsize, "TLSA name for %s too long", host);
+		return (TLSA_TEMP);
+	}
+	if (dns_query_secure(dr, name, LDNS_RR_TYPE_TLSA, &pkt, &e) !=
+	    DNS_OK) {
+		(void)strlcpy(err, e.text, errsize);
+		return (TLSA_TEMP);
+	}
+	rcode = ldns_pkt_get_rcode(pkt);
+	if (rcode == LDNS_RCODE_NXDOMAIN) {
+		(void)snprintf(err, errsize, "no TLSA records for %s", name);
+		status = TLSA_NONE;
+	} else if (rcode != LDNS_RCODE_NOERROR) {
+		(void)snprintf(err, errsize, "DNS lookup of %s type=TLSA: "
+		    "rcode %d", name, (int)rcode);
+		status = TLSA_TEMP;
+	} else {
+		*secure = ldns_pkt_ad(pkt);
+		status = tlsa_records(pkt, name, records, n, err, errsize);
+	}
+	ldns_pkt_free(pkt);
+	return (status);
+}
+
+/* Does one record match this certificate (its usage already fits)? */
+static int
+record_matches(const struct tlsa_record *r, X509 *cert)
+{
+	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+	const EVP_MD	*type;
+	int		 len, ok = 0;
+
+	len = r->selector == 0 ? i2d_X509(cert, &der) : r->selector == 1 ?
+	    i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) : -1;
+	if (len <= 0)
+		return (0);
+	if (r->mtype == 0)
+		ok = r->len == (size_t)len && memcmp(r->data, der, r->len) == 0;
+	else if (r->mtype == 1 || r->mtype == 2) {
+		type = r->mtype == 1 ? EVP_sha256() : EVP_sha512();
+		ok = EVP_Digest(der, (size_t)len, md, &mdlen, type, NULL) == 1 &&
+		    r->len == mdlen && memcmp(r->data, md, mdlen) == 0;
+	}
+	OPENSSL_free(der);
+	return (ok);
+}
+
+int
+tlsa_match_chain_file(const struct tlsa_record *records, size_t n,
+    const char *path, char *err, size_t errsize)
+{
+	X509	*chain[TLSA_MAX_RECORDS];
+	FILE	*f;
+	size_t	 nc = 0, i, j;
+	int	 matched = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		(void)snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	while (nc < TLSA_MAX_RECORDS &&
+	    (chain[nc] = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		nc++;
+	(void)fclose(f);
+	ERR_clear_error();
+	if (nc == 0) {
+		(void)snprintf(err, errsize, "%s: no PEM certificate", path);
+		return (-1);
+	}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nc; j++) {
+			if ((records[i].usage == 3 && j == 0) ||
+			    (records[i].usage == 2 && j > 0)) {
+				if (record_matches(&records[i], chain[j])) {
+					matched++;
+					break;
+				}
+			}
+		}
+	}
+	for (j = 0; j < nc; j++)
+		X509_free(chain[j]);
+	return (matched);
 }

@@ -34,4 +34,26 @@ enum tlsa_status tlsa_lookup(const struct config *, const char *host,
 	    size_t errsize);
 void	 tlsa_free(struct tlsa_record *, size_t);
 
+struct dns_resolver;
+
+/*
+ * For `mxfb check`: the TLSA RRset of _port._tcp.host through dr,
+ * validated or not (*secure: the resolver set AD).  TLSA_NONE when
+ * there are none (or the name does not exist); as tlsa_lookup else.
+ */
+enum tlsa_status tlsa_lookup_any(struct dns_resolver *, const char *host,
+	    int port, struct tlsa_record **, size_t *n, int *secure,
+	    char *err, size_t errsize);
+
+/*
+ * How many of the records match the certificate chain in a PEM file
+ * (the leaf first, as tls-cert holds it): DANE-EE(3) the leaf, DANE-TA
+ * (2) a certificate after it; selector 0 the whole certificate, 1 its
+ * public key (SPKI); matching type 0 exact, 1 SHA-256, 2 SHA-512.  The
+ * PKIX usages (0, 1) never match (RFC 7672 3.1.3).  -1 with err when
+ * the file holds no certificate.
+ */
+int	 tlsa_match_chain_file(const struct tlsa_record *, size_t,
+	    const char *path, char *err, size_t errsize);
+
 #endif

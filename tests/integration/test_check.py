@@ -1,0 +1,457 @@
+"""mxfb check: the relay domain's setup linted from DNS and the network.
+
+Each test serves a zone on loopback (an authoritative dnslib server that
+sets AD on TLSA answers, as a validating resolver would), a primary
+(aiosmtpd, STARTTLS with a certificate from a test CA), an HTTPS MTA-STS
+server on 127.0.0.x port 443 (the port RFC 8461 names; tests run as
+root) and our own certificate, then breaks one thing at a time.  Every
+address involved is in 127.0.0.0/8.
+"""
+import http.server
+import json
+import os
+import re
+import ssl
+import threading
+
+import pytest
+from dnslib import MX, PTR, TLSA, TXT
+
+from conftest import Zone, serve_dns
+from certs import Certs
+from test_probe import FIRST, STATUS, perfdata
+
+HOST = "backup.example.test"
+DOMAIN = "example.test"
+PRIMARY = "mx1.example.test"
+STS_IP = "127.0.0.5"
+CHECKS = {"mx", "address", "primary", "mta-sts", "dane", "cert"}
+GOOD_POLICY = ("version: STSv1\r\nmode: enforce\r\nmx: %s\r\n"
+               "mx: *.example.test\r\nmax_age: 86400\r\n" % PRIMARY)
+LINE = re.compile(r"^(OK|WARN|CRIT|UNKNOWN) (\S+) ([a-z-]+): (.*)$")
+
+
+class CheckZone(Zone):
+    """The conftest zone; TLSA answers carry AD (validated)."""
+
+    def resolve(self, request, handler):
+        reply = Zone.resolve(self, request, handler)
+        if reply is not None and request.q.qtype == 52:
+            reply.header.ad = 1
+        return reply
+
+
+@pytest.fixture
+def dns():
+    yield from serve_dns(CheckZone())
+
+
+@pytest.fixture
+def certs(tmp_path):
+    c = Certs(tmp_path / "certs")
+    os.chmod(c.dir, 0o755)
+    return c
+
+
+class Policy(http.server.BaseHTTPRequestHandler):
+    body = GOOD_POLICY.encode()
+    status = 200
+    headers_out = {"Content-Type": "text/plain"}
+    requests = []
+
+    def do_GET(self):
+        type(self).requests.append((self.path, self.headers.get("Host")))
+        self.send_response(self.status)
+        for k, v in self.headers_out.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def sts_server(certs):
+    """HTTPS on 127.0.0.5:443 with a certificate for mta-sts.example.test;
+    .handler's class attributes set what it answers."""
+    cert = certs.valid("mta-sts." + DOMAIN)
+    handler = type("H", (Policy,), {"requests": []})
+    http.server.ThreadingHTTPServer.allow_reuse_address = True
+    srv = http.server.ThreadingHTTPServer((STS_IP, 443), handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.chain, cert.key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever,
+                         kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    srv.handler = handler
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def tls_context(cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert.chain, cert.key)
+    return ctx
+
+
+class Setup:
+    """The correct set-up; tests change one thing and call run()."""
+
+    def __init__(self, mx, dns, certs, primary_factory, sts_server):
+        self.mx, self.dns, self.certs = mx, dns, certs
+        self.sts = sts_server
+        z = dns
+        ctl, _ = primary_factory(
+            "127.0.0.2", tls_context=tls_context(certs.valid(PRIMARY)),
+            require_starttls=False)
+        self.port = ctl.port
+        z.mx(DOMAIN, 10, PRIMARY)
+        z.mx(DOMAIN, 20, HOST)
+        z.a(PRIMARY, "127.0.0.2")
+        z.a(HOST, "127.0.0.1")
+        z.add("1.0.0.127.in-addr.arpa", "PTR", PTR(HOST + "."))
+        z.add("_mta-sts." + DOMAIN, "TXT", TXT("v=STSv1; id=20261203"))
+        z.a("mta-sts." + DOMAIN, STS_IP)
+        self.ours = certs.valid(HOST)
+        z.add("_25._tcp." + HOST, "TLSA",
+              TLSA(3, 1, 1, bytes.fromhex(self.ours.spki_sha256)))
+        self.lines = []
+        self.configure()
+
+    def configure(self, *extra, cert=None, ca=True):
+        cert = self.ours if cert is None else cert
+        lines = ["smtp-port %d" % self.port]
+        if cert:
+            lines += ["tls-cert %s" % cert.chain, "tls-key %s" % cert.key]
+        if ca:
+            lines.append("tls-ca-file %s" % self.certs.ca)
+        self.mx.config(*(lines + list(extra)))
+
+    def run(self, *args):
+        p = self.mx.run("check", *args, timeout=90)
+        out = p.stdout.decode()
+        return p, out
+
+
+def findings(out):
+    """{check: [(level, reason)]} of the text lines after the first."""
+    got = {}
+    for line in out.splitlines()[1:]:
+        m = LINE.match(line)
+        assert m, line
+        assert m.group(2) == DOMAIN, line
+        got.setdefault(m.group(3), []).append((m.group(1), m.group(4)))
+    return got
+
+
+def level_of(found, check):
+    levels = [l for l, _ in found[check]]
+    for worst in ("CRIT", "UNKNOWN", "WARN", "OK"):
+        if worst in levels:
+            return worst
+
+
+@pytest.fixture
+def setup(mx, dns, certs, primary_factory, sts_server):
+    return Setup(mx, dns, certs, primary_factory, sts_server)
+
+
+def test_correct_zone_all_ok(setup):
+    p, out = setup.run()
+    assert p.returncode == 0, out + p.stderr.decode()
+    first = FIRST.match(out.splitlines()[0])
+    assert first and first.group(1) == "OK", out
+    assert first.group(2) == "%s: all %d OK" % (DOMAIN, 6 + 0), out
+    perf = perfdata(first.group(3))
+    assert perf["%s %s connect" % (DOMAIN, PRIMARY)][1] == "s"
+    assert perf["%s %s greeting" % (DOMAIN, PRIMARY)][0] is not None
+    found = findings(out)
+    assert set(found) == CHECKS, out
+    assert all(l == "OK" for v in found.values() for l, _ in v), out
+    assert "preference 20 behind %s (10)" % PRIMARY in found["mx"][0][1]
+    assert "127.0.0.1 (this host), PTR %s confirmed" % HOST in \
+        found["address"][0][1]
+    assert "starttls=yes" in found["primary"][0][1]
+    assert "verify=ok" in found["primary"][0][1]
+    assert "mode enforce" in found["mta-sts"][0][1]
+    assert "1 of 1 TLSA record at _25._tcp.%s matches" % HOST in \
+        found["dane"][0][1]
+    assert "covers %s" % HOST in found["cert"][0][1]
+    # The policy was fetched as RFC 8461 says: that path, that Host.
+    assert setup.sts.handler.requests == [
+        ("/.well-known/mta-sts.txt", "mta-sts." + DOMAIN)]
+
+
+def test_json(setup):
+    setup.dns.clear(DOMAIN, "MX")
+    setup.dns.mx(DOMAIN, 10, PRIMARY)
+    p, out = setup.run("-j")
+    assert p.returncode == 2, out
+    objs = [json.loads(l) for l in out.splitlines()]
+    assert {o["check"] for o in objs} == CHECKS
+    for o in objs:
+        assert set(o) == {"domain", "check", "level", "reason"}
+        assert o["domain"] == DOMAIN
+        assert o["level"] in ("OK", "WARN", "CRIT")
+    mxo = [o for o in objs if o["check"] == "mx"][0]
+    assert mxo["level"] == "CRIT"
+    assert "not among the MX hosts" in mxo["reason"]
+
+
+@pytest.mark.parametrize("case,records,text", [
+    ("missing", [(10, PRIMARY)], "is not among the MX hosts"),
+    ("best", [(20, PRIMARY), (10, HOST)], "is the best MX"),
+    ("tied", [(10, PRIMARY), (10, HOST)], "is tied with %s" % PRIMARY),
+    ("null", [(0, ".")], "Null MX"),
+    ("none", [], "has no MX records"),
+])
+def test_mx_mistakes(setup, case, records, text):
+    z = setup.dns
+    z.clear(DOMAIN, "MX")
+    for pref, host in records:
+        z.mx(DOMAIN, pref, host)
+    if not records:
+        z.a(DOMAIN, "127.0.0.9")        # the name exists, no MX
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert out.startswith("MXFB CRITICAL - %s: mx CRIT" % DOMAIN), out
+    assert level_of(found, "mx") == "CRIT", out
+    assert text in found["mx"][0][1], out
+    if case in ("best", "tied", "null"):
+        assert "primary" not in found, out     # nothing better than us
+
+
+def test_missing_and_unconfirmed_ptr(setup):
+    z = setup.dns
+    z.clear("1.0.0.127.in-addr.arpa")
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert out.startswith("MXFB WARNING - %s: address WARN" % DOMAIN), out
+    assert level_of(found, "address") == "WARN"
+    assert "has no PTR record" in found["address"][0][1]
+    z.add("1.0.0.127.in-addr.arpa", "PTR", PTR("elsewhere.example.test."))
+    z.a("elsewhere.example.test", "127.0.0.77")
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert "its PTR elsewhere.example.test does not resolve back" in \
+        found["address"][0][1], out
+
+
+def test_hostname_not_ours_or_missing(setup):
+    z = setup.dns
+    z.clear(HOST, "A")
+    z.a(HOST, "127.0.0.66")
+    z.add("66.0.0.127.in-addr.arpa", "PTR", PTR(HOST + "."))
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert "NOT an address of this host" in found["address"][0][1]
+    z.clear(HOST, "A")
+    z.add(HOST, "TXT", TXT("exists"))
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert level_of(found, "address") == "CRIT"
+    assert "has no A or AAAA record" in found["address"][0][1]
+
+
+def test_primary_without_starttls_and_down(setup, primary_factory):
+    ctl, _ = primary_factory("127.0.0.3")
+    setup.configure()
+    setup.mx.config(*(setup.mx.extra[1:] + ["smtp-port %d" % ctl.port]))
+    z = setup.dns
+    z.clear(PRIMARY, "A")
+    z.a(PRIMARY, "127.0.0.3")
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert out.startswith("MXFB WARNING - %s: primary WARN" % DOMAIN), out
+    assert "up, no STARTTLS" in found["primary"][0][1]
+    assert "enable STARTTLS on the primary" in found["primary"][0][1]
+    ctl.stop()
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert re.search(r"127\.0\.0\.3\]:\d+ down: .*refused",
+                     found["primary"][0][1]), out
+    perf = perfdata(FIRST.match(out.splitlines()[0]).group(3))
+    assert perf["%s %s connect" % (DOMAIN, PRIMARY)] == (None, "")
+
+
+@pytest.mark.parametrize("mode,level,rc", [
+    ("enforce", "CRIT", 2), ("testing", "WARN", 1), ("none", "OK", 0)])
+def test_mta_sts_policy_without_us(setup, mode, level, rc):
+    setup.sts.handler.body = ("version: STSv1\nmode: %s\nmx: %s\n"
+                              "max_age: 604800\n" % (mode, PRIMARY)
+                              ).encode()
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == rc, out
+    assert level_of(found, "mta-sts") == level, out
+    if level != "OK":
+        assert "no mx pattern (%s) matches %s" % (PRIMARY, HOST) in \
+            found["mta-sts"][0][1]
+        assert 'add "mx: %s"' % HOST in found["mta-sts"][0][1]
+
+
+def test_mta_sts_unfetchable(setup, certs):
+    h = setup.sts.handler
+    # A certificate the sender cannot verify: no tls-ca-file, so the
+    # system store, which does not know the test CA.
+    setup.configure(ca=False)
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "cannot be fetched" in found["mta-sts"][0][1], out
+    assert "certificate" in found["mta-sts"][0][1], out
+    setup.configure()
+    # A redirect is not followed.
+    h.status = 301
+    h.headers_out = {"Location": "https://elsewhere.example.test/p"}
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "HTTP 301 redirect" in found["mta-sts"][0][1], out
+    # Not text/plain.
+    h.status = 200
+    h.headers_out = {"Content-Type": "text/html"}
+    p, out = setup.run()
+    assert "not text/plain" in findings(out)["mta-sts"][0][1], out
+    # An invalid policy.
+    h.headers_out = {"Content-Type": "text/plain; charset=utf-8"}
+    h.body = b"version: STSv1\nmode: enforce\nmax_age: 86400\n"
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "is invalid: no mx field" in found["mta-sts"][0][1], out
+    # Nothing listening at the policy host's address.
+    setup.dns.clear("mta-sts." + DOMAIN, "A")
+    setup.dns.a("mta-sts." + DOMAIN, "127.0.0.6")
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "127.0.0.6" in found["mta-sts"][0][1]
+    assert "refused" in found["mta-sts"][0][1], out
+
+
+def test_mta_sts_txt_records(setup):
+    z = setup.dns
+    z.clear("_mta-sts." + DOMAIN)
+    z.add("_mta-sts." + DOMAIN, "TXT", TXT("something else"))
+    p, out = setup.run()
+    assert p.returncode == 0, out
+    assert "no MTA-STS policy" in findings(out)["mta-sts"][0][1]
+    assert setup.sts.handler.requests == []
+    # Hostile bytes in an invalid record are shown escaped.
+    z.add("_mta-sts." + DOMAIN, "TXT",
+          TXT(b"v=STSv1; id=\x1b[2J\x07;x"))
+    p, out = setup.run()
+    assert p.returncode == 1, out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "is invalid" in findings(out)["mta-sts"][0][1]
+    z.add("_mta-sts." + DOMAIN, "TXT", TXT("v=STSv1; id=1"))
+    z.add("_mta-sts." + DOMAIN, "TXT", TXT("v=STSv1; id=2"))
+    p, out = setup.run("-j")
+    sts = [json.loads(l) for l in out.splitlines()
+           if json.loads(l)["check"] == "mta-sts"][0]
+    assert sts["level"] == "WARN" and "3 v=STSv1 TXT" in sts["reason"]
+
+
+def test_dane_mismatch(setup):
+    z = setup.dns
+    z.clear("_25._tcp." + HOST)
+    z.add("_25._tcp." + HOST, "TLSA", TLSA(3, 1, 1, b"\x01" * 32))
+    z.add("_25._tcp." + HOST, "TLSA", TLSA(3, 0, 1, b"\x02" * 32))
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert level_of(found, "dane") == "CRIT"
+    assert "none of the 2 TLSA records" in found["dane"][0][1]
+    # A DANE-TA record of the test CA's certificate matches the chain.
+    z.clear("_25._tcp." + HOST)
+    z.add("_25._tcp." + HOST, "TLSA",
+          TLSA(2, 0, 1, bytes.fromhex(setup.certs.ca_sha256)))
+    p, out = setup.run()
+    assert p.returncode == 0, out
+    assert "1 of 1 TLSA record" in findings(out)["dane"][0][1]
+    # No TLSA at all: fine, said so.
+    z.clear("_25._tcp." + HOST)
+    p, out = setup.run()
+    assert p.returncode == 0, out
+    assert "no TLSA records" in findings(out)["dane"][0][1]
+
+
+@pytest.mark.parametrize("days,level,rc", [(10, "WARN", 1), (2, "CRIT", 2)])
+def test_expiring_certificate(setup, days, level, rc):
+    soon = setup.certs.expiring(HOST, days=days)
+    setup.dns.clear("_25._tcp." + HOST)
+    setup.configure(cert=soon)
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == rc, out
+    assert level_of(found, "cert") == level
+    assert "expires in %d days" % (days - 1) in found["cert"][0][1] or \
+        "expires in %d days" % days in found["cert"][0][1], out
+
+
+def test_certificate_name_and_none(setup):
+    other = setup.certs.valid("other.example.test")
+    setup.dns.clear("_25._tcp." + HOST)
+    setup.configure(cert=other)
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "do not cover %s" % HOST in found["cert"][0][1]
+    setup.configure(cert=False)
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 1, out
+    assert "no tls-cert" in found["cert"][0][1]
+    # With TLSA records published, no certificate is critical.
+    setup.dns.add("_25._tcp." + HOST, "TLSA",
+                  TLSA(3, 1, 1, bytes.fromhex(setup.ours.spki_sha256)))
+    p, out = setup.run()
+    assert p.returncode == 2, out
+    assert "but no tls-cert" in findings(out)["dane"][0][1]
+
+
+def test_dns_failure_unknown_and_precedence(setup):
+    z = setup.dns
+    z.rcodes["_mta-sts." + DOMAIN] = 2      # SERVFAIL
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 3, out
+    assert out.startswith("MXFB UNKNOWN - %s: mta-sts UNKNOWN" % DOMAIN)
+    assert level_of(found, "mta-sts") == "UNKNOWN"
+    # CRITICAL outranks UNKNOWN.
+    z.clear(DOMAIN, "MX")
+    z.mx(DOMAIN, 10, HOST)
+    z.mx(DOMAIN, 20, PRIMARY)
+    p, out = setup.run()
+    assert p.returncode == 2, out
+    assert out.startswith("MXFB CRITICAL"), out
+
+
+def test_domains_and_usage(setup):
+    p, out = setup.run(DOMAIN)
+    assert p.returncode == 0, out
+    p, out = setup.run("other.test")
+    assert p.returncode == 64
+    assert b"not a relay-domain" in p.stderr
+    setup.mx.config("relay-domain second.test", "smtp-port %d" % setup.port,
+                    "tls-cert %s" % setup.ours.chain,
+                    "tls-key %s" % setup.ours.key,
+                    "tls-ca-file %s" % setup.certs.ca)
+    p, out = setup.run()
+    # second.test does not exist: its mx is critical, example.test's not.
+    assert p.returncode == 2, out
+    first = out.splitlines()[0]
+    assert "%s: all 6 OK; second.test: mx CRIT" % DOMAIN in first, first
+    assert re.search(r"^CRIT second\.test mx: ", out, re.M), out
