@@ -49,7 +49,7 @@ _mxfb_domains()
 _mxfb()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= i=1 opts args=
-	local commands="receive probe flush bounce status inject hold release delete verify passwd"
+	local commands="receive probe check flush bounce status inject hold release delete verify passwd"
 
 	((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
 	COMPREPLY=()
@@ -95,6 +95,11 @@ _mxfb()
 		;;
 	probe)
 		opts="-C -h -q -F -t"
+		args=domains
+		[[ $prev == -t ]] && return 0
+		;;
+	check)
+		opts="-C -h -j -t"
 		args=domains
 		[[ $prev == -t ]] && return 0
 		;;
@@ -150,4 +155,4 @@ _mxfb()
 
 complete -F _mxfb mxfb mxfb-receive mxfb-probe mxfb-flush mxfb-bounce \
     mxfb-status mxfb-inject mxfb-hold mxfb-release mxfb-delete mxfb-verify \
-    mxfb-passwd
+    mxfb-passwd mxfb-check
