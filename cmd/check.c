@@ -174,21 +174,21 @@ check_fcrdns(struct check_run *run, const char *domain,
 {
 	char			 (*ptr)[DOMAIN_NAME_SIZE * 4] = NULL;
 	struct lookup_error	 e;
-	char			 ip[64], local[80];
+	char			 ip[64];
+	const char		*whose;
 	size_t			 n = 0, i;
 	enum dns_status		 st;
-	int			 r, confirmed = -1, temp = 0;
+	int			 r, ours, confirmed = -1, temp = 0;
 
 	dns_addr_string((const struct sockaddr *)sa, ip, sizeof(ip));
-	(void)snprintf(local, sizeof(local), "%s",
-	    dns_is_local_address(run->dr, (const struct sockaddr *)sa) ?
-	    "this host" : "NOT an address of this host");
+	ours = dns_is_local_address(run->dr, (const struct sockaddr *)sa);
+	whose = ours ? "this host" : "NOT an address of this host";
 	memset(&e, 0, sizeof(e));
 	st = dns_lookup_ptr(run->dr, (const struct sockaddr *)sa, &ptr, &n,
 	    &e);
 	if (st == DNS_TEMP) {
 		add(run, domain, "address", CHECK_UNKNOWN, "%s %s (%s): %s",
-		    cfg->hostname, ip, local, e.text);
+		    cfg->hostname, ip, whose, e.text);
 		free(ptr);
 		return;
 	}
@@ -201,17 +201,17 @@ check_fcrdns(struct check_run *run, const char *domain,
 	if (n == 0)
 		add(run, domain, "address", CHECK_WARN, "%s %s (%s) has no "
 		    "PTR record: receivers distrust mail from it; ask for "
-		    "the PTR of %s to be %s", cfg->hostname, ip, local, ip,
+		    "the PTR of %s to be %s", cfg->hostname, ip, whose, ip,
 		    cfg->hostname);
 	else if (confirmed >= 0)
-		add(run, domain, "address", local[0] == 'N' ? CHECK_WARN :
-		    CHECK_OK, "%s %s (%s), PTR %s confirmed%s", cfg->hostname,
-		    ip, local, ptr[confirmed], local[0] == 'N' ? "; point "
-		    "the A/AAAA records of the hostname at this host" : "");
+		add(run, domain, "address", ours ? CHECK_OK : CHECK_WARN,
+		    "%s %s (%s), PTR %s confirmed%s", cfg->hostname, ip,
+		    whose, ptr[confirmed], ours ? "" : "; point the "
+		    "hostname's A/AAAA records at this host");
 	else
 		add(run, domain, "address", temp ? CHECK_UNKNOWN :
 		    CHECK_WARN, "%s %s (%s): its PTR %s does not resolve "
-		    "back to %s%s", cfg->hostname, ip, local, ptr[0], ip,
+		    "back to %s%s", cfg->hostname, ip, whose, ptr[0], ip,
 		    temp ? " (lookup failed)" : "; make the PTR name's "
 		    "A/AAAA record include it, or the PTR name our hostname");
 	free(ptr);
