@@ -386,7 +386,7 @@ static void
 check_dane(struct check_run *run, const char *domain)
 {
 	struct tlsa_record	*r = NULL;
-	char			 err[1024];
+	char			 err[1024], hex[80];
 	size_t			 n = 0;
 	int			 secure = 0, m;
 	enum tlsa_status	 st;
@@ -410,14 +410,17 @@ check_dane(struct check_run *run, const char *domain)
 	else if ((m = tlsa_match_chain_file(r, n, cfg->tls_cert, err,
 	    sizeof(err))) == -1)
 		add(run, domain, "dane", CHECK_CRIT, "tls-cert: %s", err);
-	else if (m == 0)
+	else if (m == 0) {
+		if (tlsa_spki_sha256_file(cfg->tls_cert, hex, sizeof(hex),
+		    err, sizeof(err)) == -1)
+			(void)strlcpy(hex, "SHA-256-OF-THE-PUBLIC-KEY",
+			    sizeof(hex));
 		add(run, domain, "dane", CHECK_CRIT, "none of the %zu TLSA "
 		    "record%s at _25._tcp.%s matches tls-cert %s: DANE "
-		    "senders will not deliver here; publish a record of the "
-		    "certificate in use (e.g. 3 1 1, its public key's "
-		    "SHA-256)", n, n == 1 ? "" : "s", cfg->hostname,
-		    cfg->tls_cert);
-	else
+		    "senders will not deliver here; publish \"_25._tcp.%s. "
+		    "TLSA 3 1 1 %s\" for the certificate in use", n, n == 1 ? "" : "s", cfg->hostname,
+		    cfg->tls_cert, cfg->hostname, hex);
+	} else
 		add(run, domain, "dane", secure ? CHECK_OK : CHECK_WARN,
 		    "%d of %zu TLSA record%s at _25._tcp.%s match%s tls-cert"
 		    "%s", m, n, n == 1 ? "" : "s", cfg->hostname,

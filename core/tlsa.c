@@ -240,3 +240,38 @@ tlsa_match_chain_file(const struct tlsa_record *records, size_t n,
 		X509_free(chain[j]);
 	return (matched);
 }
+
+int
+tlsa_spki_sha256_file(const char *path, char *hex, size_t hexsize, char *err,
+    size_t errsize)
+{
+	unsigned char	*der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, i;
+	X509		*cert;
+	FILE		*f;
+	int		 len, ok;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		(void)snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	(void)fclose(f);
+	ERR_clear_error();
+	if (cert == NULL) {
+		(void)snprintf(err, errsize, "%s: no PEM certificate", path);
+		return (-1);
+	}
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+	ok = len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen,
+	    EVP_sha256(), NULL) == 1 && hexsize > (size_t)mdlen * 2;
+	OPENSSL_free(der);
+	X509_free(cert);
+	if (!ok) {
+		(void)snprintf(err, errsize, "%s: cannot hash its key", path);
+		return (-1);
+	}
+	for (i = 0; i < mdlen; i++)
+		(void)snprintf(hex + i * 2, 3, "%02x", md[i]);
+	return (0);
+}

@@ -56,4 +56,12 @@ enum tlsa_status tlsa_lookup_any(struct dns_resolver *, const char *host,
 int	 tlsa_match_chain_file(const struct tlsa_record *, size_t,
 	    const char *path, char *err, size_t errsize);
 
+/*
+ * The "3 1 1" record data of the first certificate in a PEM file: the
+ * SHA-256 of its public key (SPKI) in lower-case hex (65 bytes with
+ * the NUL).  0, or -1 with err.
+ */
+int	 tlsa_spki_sha256_file(const char *path, char *hex, size_t hexsize,
+	    char *err, size_t errsize);
+
 #endif

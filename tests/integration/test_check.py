@@ -32,11 +32,13 @@ LINE = re.compile(r"^(OK|WARN|CRIT|UNKNOWN) (\S+) ([a-z-]+): (.*)$")
 
 
 class CheckZone(Zone):
-    """The conftest zone; TLSA answers carry AD (validated)."""
+    """The conftest zone; TLSA answers carry AD (validated) unless .ad
+    is False."""
+    ad = True
 
     def resolve(self, request, handler):
         reply = Zone.resolve(self, request, handler)
-        if reply is not None and request.q.qtype == 52:
+        if reply is not None and request.q.qtype == 52 and self.ad:
             reply.header.ad = 1
         return reply
 
@@ -374,6 +376,8 @@ def test_dane_mismatch(setup):
     assert p.returncode == 2, out
     assert level_of(found, "dane") == "CRIT"
     assert "none of the 2 TLSA records" in found["dane"][0][1]
+    assert 'publish "_25._tcp.%s. TLSA 3 1 1 %s"' % (
+        HOST, setup.ours.spki_sha256) in found["dane"][0][1]
     # A DANE-TA record of the test CA's certificate matches the chain.
     z.clear("_25._tcp." + HOST)
     z.add("_25._tcp." + HOST, "TLSA",
@@ -381,6 +385,12 @@ def test_dane_mismatch(setup):
     p, out = setup.run()
     assert p.returncode == 0, out
     assert "1 of 1 TLSA record" in findings(out)["dane"][0][1]
+    # A match the resolver did not validate: DANE senders ignore it.
+    z.ad = False
+    p, out = setup.run()
+    assert p.returncode == 1, out
+    assert "not DNSSEC-validated" in findings(out)["dane"][0][1]
+    z.ad = True
     # No TLSA at all: fine, said so.
     z.clear("_25._tcp." + HOST)
     p, out = setup.run()
@@ -455,3 +465,33 @@ def test_domains_and_usage(setup):
     first = out.splitlines()[0]
     assert "%s: all 6 OK; second.test: mx CRIT" % DOMAIN in first, first
     assert re.search(r"^CRIT second\.test mx: ", out, re.M), out
+
+
+def test_mta_sts_size_and_timeout(setup):
+    import socket
+    import time
+    h = setup.sts.handler
+    h.body = b"version: STSv1\nmode: enforce\nmx: *.example.test\n" \
+        b"max_age: 1\n" + b"x: " + b"y" * 70000 + b"\n"
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "larger than" in found["mta-sts"][0][1], out
+    # A policy host that accepts and then says nothing: -t bounds it.
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.7", 443))
+    silent.listen(4)
+    try:
+        setup.dns.clear("mta-sts." + DOMAIN, "A")
+        setup.dns.a("mta-sts." + DOMAIN, "127.0.0.7")
+        t0 = time.time()
+        p, out = setup.run("-t", "2")
+        took = time.time() - t0
+    finally:
+        silent.close()
+    found = findings(out)
+    assert p.returncode == 2, out
+    assert "cannot be fetched" in found["mta-sts"][0][1], out
+    assert "127.0.0.7" in found["mta-sts"][0][1], out
+    assert took < 10, took
