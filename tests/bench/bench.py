@@ -6,8 +6,9 @@ MX, a private Postfix instance configured as backup MX for example.test,
 and mxfb (under tcpserver, inetd-style, and as `receive -l`; the default
 build and, given MXFB_STATIC_BIN, a STATIC=1 copy beside it); then measures
 receive rates, connection cost, drain, status of a big queue and the
-machine's fsync limit, and prints one table (plus bench.json, and bench.png
-when gnuplot is there).  See tests/bench/README.
+machine's fsync limit, and the drain after a mass outage of many
+domains' primaries (issue 13), and prints one table (plus bench.json, and
+bench.png when gnuplot is there).  See tests/bench/README.
 
 A benchmark, not a test: it exits non-zero only when it cannot run.
 Sizes scale with BENCH_QUICK=1 and the BENCH_* variables in the README.
@@ -57,13 +58,19 @@ CONCURRENCY = [int(c) for c in
 PER_CONN = [1, 20]
 PHASES = os.environ.get("BENCH_PHASES",
                         "fsync,connect,receive,syscalls,drain,status,verify,"
-                        "mailbox").split(",")
+                        "mailbox,outage").split(",")
 VERIFY_SESSIONS = knob("VERIFY_SESSIONS", 200, 30)  # per verify figure
 VERIFY_RCPTS = 20                             # RCPTs per session (and 1)
 VERIFY_FILE_LINES = 100000                    # the recipients file
 MAILBOX_RCPTS = knob("MAILBOX_RCPTS", 1, 1)   # recipients per message
 MAILBOX_CONC, MAILBOX_PER_CONN = 16, 20       # receive -l, with and without
 MSG_BYTES = 2048                              # smtp-source -l
+# The mass outage (issue 13): scenario, "DOMAINS,MESSAGES", primaries
+# shared (two per kind) or each domain its own; "0" skips a scenario.
+OUTAGE = [("A", knob("OUTAGE_A", "200,4000", "40,400"), False),
+          ("B", knob("OUTAGE_B", "300,3000", "60,600"), True)]
+OUTAGE_TIMEOUT = knob("OUTAGE_TIMEOUT", 20, 5)  # connect, greeting: s
+OUTAGE_KINDS = ("up", "refusing", "tarpit", "421", "550")
 DOMAIN = "example.test"
 HOSTNAME = "backup.example.test"
 PRIMARY_IP = "127.0.0.2"
@@ -235,15 +242,14 @@ def wait_port(host, port, timeout=20.0):
 
 def start_dns():
     """A loopback DNS server: every mxfb configuration points `resolver`
-    at it (and uses `via [127.0.0.2]:PORT`, so it is hardly asked)."""
-    from dnslib import RR, QTYPE, RCODE, A, MX
+    at it (and uses `via [127.0.0.2]:PORT`, so it is hardly asked).
+    Returns (port, servers, zone): zone maps (name, type) to dnslib
+    records and may be added to while it serves (the outage phase)."""
+    from dnslib import RR, QTYPE, RCODE, A
     from dnslib.server import BaseResolver, DNSServer
 
-    zone = {
-        (DOMAIN, "MX"): [MX("mx1.%s." % DOMAIN, 10), MX(HOSTNAME + ".", 20)],
-        ("mx1." + DOMAIN, "A"): [A(PRIMARY_IP)],
-        (HOSTNAME, "A"): [A("127.0.0.1")],
-    }
+    zone = mx_records(DOMAIN, "mx1." + DOMAIN, PRIMARY_IP)
+    zone[(HOSTNAME, "A")] = [A("127.0.0.1")]
 
     class Zone(BaseResolver):
         def resolve(self, request, handler):
@@ -269,7 +275,15 @@ def start_dns():
                          logger=Quiet()) for tcp in (False, True)]
     for srv in servers:
         srv.start_thread()
-    return port, servers
+    return port, servers, zone
+
+
+def mx_records(domain, primary, ip):
+    """Zone entries: domain's MX is primary (preference 10, address ip)
+    and then us (20), as for a domain we back up."""
+    from dnslib import A, MX
+    return {(domain, "MX"): [MX(primary + ".", 10), MX(HOSTNAME + ".", 20)],
+            (primary, "A"): [A(ip)]}
 
 
 # ---------------------------------------------------------- measurement
@@ -409,6 +423,42 @@ def smtp_source(port, conc, total, per_conn, seconds=3600, rcpts=1):
         if rc != 0:
             raise RuntimeError("smtp-source: exit %d: %s" % (rc, err[-300:]))
     return time.monotonic() - t0
+
+
+def smtp_send(port, msgs, conc=4, per_conn=20):
+    """Send msgs, (Message-ID, recipient) pairs, from the null sender
+    over conc connections at a time, per_conn messages a connection (as
+    smtp-source, which cannot vary the recipient's domain or the
+    Message-ID); each about MSG_BYTES.  Raises on any refusal."""
+    import smtplib
+    body = ("x" * 70 + "\r\n") * (MSG_BYTES // 72)
+    chunks = [msgs[i:i + per_conn] for i in range(0, len(msgs), per_conn)]
+    lock, errors = threading.Lock(), []
+
+    def worker():
+        while not errors:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop()
+            try:
+                with smtplib.SMTP("127.0.0.1", port, "client.example.test",
+                                  timeout=60) as c:
+                    for mid, rcpt in chunk:
+                        c.sendmail("", [rcpt], (
+                            "From: <bench@client.example.test>\r\n"
+                            "To: <%s>\r\nSubject: outage\r\n"
+                            "Message-ID: %s\r\n\r\n%s" % (
+                                rcpt, mid, body)).encode())
+            except (OSError, smtplib.SMTPException) as e:
+                errors.append(e)
+    threads = [threading.Thread(target=worker) for _ in range(conc)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("sending to :%d: %s" % (port, errors[0]))
 
 
 # -------------------------------------------------------------- servers
@@ -595,7 +645,7 @@ postlog unix-dgram n - n - 1 postlogd
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(self.SERVICES.format(smtpd="127.0.0.1:%d" % port))
 
-    def write_main(self):
+    def write_main(self, main=None):
         lines = {
             "compatibility_level": "3.6",
             "config_directory": self.etc,
@@ -626,6 +676,7 @@ postlog unix-dgram n - n - 1 postlogd
             "minimal_backoff_time": "1h",
             "maximal_backoff_time": "2h",
         }
+        lines.update(main or {})
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             for k, v in lines.items():
                 f.write("%s = %s\n" % (k, v))
@@ -634,12 +685,13 @@ postlog unix-dgram n - n - 1 postlogd
         return run(["postfix", "-c", self.etc] + list(args), timeout=timeout,
                    cpu=self.cpu)
 
-    def start(self, queue):
+    def start(self, queue, main=None):
         """Start on queue directory DIR/queue-NAME (a fresh one per phase:
-        emptying a big queue with postsuper takes longer than a restart)."""
+        emptying a big queue with postsuper takes longer than a restart);
+        main: main.cf parameters of that phase, over the usual ones."""
         self.queue = os.path.join(self.dir, "queue-" + queue)
         os.makedirs(self.queue, exist_ok=True)
-        self.write_main()
+        self.write_main(main)
         maillog = os.path.join(self.dir, "maillog")
         if os.path.exists(maillog):      # postsuper writes it as postfix
             shutil.chown(maillog, "postfix")
@@ -754,24 +806,69 @@ postlog unix-dgram n - n - 1 postlogd
 
 
 class Sink:
-    """smtp-sink on 127.0.0.2: the primary MX, up only while draining."""
+    """smtp-sink on 127.0.0.2: the primary MX, up only while draining.
+    ip and options (smtp-sink's: -d to keep each message, -Q connect to
+    greet 421, -f rcpt to refuse RCPT) make the outage phase's
+    primaries."""
 
-    def __init__(self, port, cpu):
+    def __init__(self, port, cpu, ip=PRIMARY_IP, options=()):
         self.port, self.cpu, self.p = port, cpu, None
+        self.ip, self.options = ip, list(options)
 
-    def start(self):
-        self.p = subprocess.Popen(["smtp-sink", "-u", "nobody", "-4",
-                                   "%s:%d" % (PRIMARY_IP, self.port), "256"],
+    def start(self, wait=True):
+        self.p = subprocess.Popen(["smtp-sink", "-u", "nobody", "-4"] +
+                                  self.options +
+                                  ["%s:%d" % (self.ip, self.port), "256"],
                                   stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL,
                                   preexec_fn=self.cpu.join)
-        wait_port(PRIMARY_IP, self.port)
+        if wait:
+            wait_port(self.ip, self.port)
 
     def stop(self):
         if self.p and self.p.poll() is None:
             self.p.terminate()
             self.p.wait(10)
         self.p = None
+
+
+class Tarpit:
+    """Primaries that take the connection and never greet: listening
+    sockets on (ip, port) whose connections are accepted and held,
+    never written to, until stop()."""
+
+    def __init__(self, addrs):
+        self.addrs, self.socks, self.held = addrs, [], []
+        self.thread = None
+
+    def start(self):
+        import selectors
+        self.sel = selectors.DefaultSelector()
+        for addr in self.addrs:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(addr)
+            s.listen(1024)
+            self.sel.register(s, selectors.EVENT_READ)
+            self.socks.append(s)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.socks:
+            for key, _ in self.sel.select(0.2):
+                try:
+                    self.held.append(key.fileobj.accept()[0])
+                except OSError:
+                    pass
+
+    def stop(self):
+        socks, self.socks = self.socks, []
+        if self.thread:
+            self.thread.join()
+        for s in socks + self.held:
+            s.close()
+        self.held = []
 
 
 def alive(pid):
@@ -788,6 +885,89 @@ def alive(pid):
         return False
 
 
+class OutagePlan:
+    """One scenario of the mass outage (issue 13): ndom domains, every
+    third one's primary broken (refusing, tarpitting, 421 at greeting,
+    550 at RCPT, in turn), the others' up; shared: two primaries per kind
+    serve all its domains, else each domain has its own.  Primary h is
+    mxH.S.outage.test at 127.0.(10 + h / 250).(1 + h % 250); nmsg
+    messages, one recipient each, round robin over the domains."""
+
+    def __init__(self, scen, ndom, nmsg, shared):
+        self.scen, self.shared = scen, shared
+        self.hosts = {}             # key -> (name, ip, kind)
+        self.domains = []           # (domain, kind, primary, ip)
+        nkind = {}
+        for i in range(ndom):
+            kind = "up" if i % 3 != 2 else OUTAGE_KINDS[1 + i // 3 % 4]
+            nkind[kind] = nkind.get(kind, 0) + 1
+            key = (kind, nkind[kind] % 2) if shared else i
+            if key not in self.hosts:
+                h = len(self.hosts)
+                self.hosts[key] = ("mx%d.%s.outage.test" % (h, scen.lower()),
+                                   "127.0.%d.%d" % (10 + h // 250,
+                                                    1 + h % 250), kind)
+            name, ip, _ = self.hosts[key]
+            self.domains.append(("d%d.%s.outage.test" % (i, scen.lower()),
+                                 kind, name, ip))
+        self.msgs = []              # (Message-ID, recipient, kind, ip)
+        for j in range(nmsg):
+            dom, kind, _, ip = self.domains[j % ndom]
+            self.msgs.append(("<%s.%d@bench.outage.test>" % (scen, j),
+                              "u%d@%s" % (j, dom), kind, ip))
+        self.expect = {"delivered": 0, "failed": 0, "deferred": 0}
+        for m in self.msgs:
+            self.expect[self.fate(m[2])] += 1
+
+    @staticmethod
+    def fate(kind):
+        return {"up": "delivered", "550": "failed"}.get(kind, "deferred")
+
+    def label(self):
+        return "%s: %d domains, %s, %d msgs" % (
+            self.scen, len(self.domains), "2 shared primaries per kind"
+            if self.shared else "each its own primary", len(self.msgs))
+
+    def outcome(self, arrived, queued, failed):
+        """Each message's fate against its primary's kind.  arrived:
+        Message-ID -> the sink addresses it arrived at; queued: recipient
+        -> state of what is still in the queue; failed: recipients refused
+        for good.  delivered counts messages (a second copy is a dup),
+        lost those neither arrived, queued nor failed, wrong those whose
+        fate is not their kind's (a copy at the wrong primary too)."""
+        n = {"delivered": 0, "dups": 0, "lost": 0, "failed": 0,
+             "deferred": 0, "wrong": 0}
+        for mid, rcpt, kind, ip in self.msgs:
+            at = arrived.pop(mid, [])
+            fate = "delivered" if at else "failed" if rcpt in failed else \
+                "deferred" if rcpt in queued else "lost"
+            n[fate] += 1
+            n["dups"] += max(0, len(at) - 1)
+            if fate != self.fate(kind) or any(a != ip for a in at) or \
+                    (at and rcpt in queued):
+                n["wrong"] += 1
+        n["unknown"] = sum(len(v) for v in arrived.values())
+        n["correct"] = n["wrong"] == n["dups"] == n["unknown"] == 0
+        return n
+
+
+def sink_census(root):
+    """The messages smtp-sink -d kept under root/IP/: Message-ID -> the
+    IPs it arrived at, and the time the last one was written."""
+    arrived, last = {}, None
+    for ip in os.listdir(root) if os.path.isdir(root) else ():
+        for name in os.listdir(os.path.join(root, ip)):
+            path = os.path.join(root, ip, name)
+            last = max(last or 0, os.stat(path).st_mtime)
+            with open(path, "rb") as f:
+                head = f.read(65536).split(b"\n\n", 1)[0]
+            for line in head.split(b"\n"):
+                if line.lower().startswith(b"message-id:"):
+                    mid = line.split(b":", 1)[1].strip().decode()
+                    arrived.setdefault(mid, []).append(ip)
+    return arrived, last
+
+
 # --------------------------------------------------------------- phases
 
 class Bench:
@@ -801,7 +981,7 @@ class Bench:
         self.cpu_sink = Cpu("sink")
         self.cpu_floor = Cpu("floor")
         self.sink_port = free_port(PRIMARY_IP)
-        self.dns_port, self.dns = start_dns()
+        self.dns_port, self.dns, self.zone = start_dns()
         self.sink = Sink(self.sink_port, self.cpu_sink)
         self.mx = {}
         self.port_pf = free_port()
@@ -1349,6 +1529,196 @@ class Bench:
             "%.2f of one fsync (%.3f ms): %s" % (
                 wall_ms, cpu_ms, frac, fsync_ms, "ok" if frac < 1 else "MISS"))
 
+    # the drain after a mass outage (issue 13)
+    def outage(self):
+        for scen, size, shared in OUTAGE:
+            ndom, nmsg = (int(x) for x in (size + ",0").split(",")[:2])
+            if ndom > 0 and nmsg > 0:
+                self.attempt("outage " + scen, self.outage_one,
+                             OutagePlan(scen, ndom, nmsg, shared))
+
+    def outage_one(self, plan):
+        """Both queues filled while every primary is down, then the
+        primaries back (some broken) and one `mxfb flush`, then one
+        `postqueue -f`, each alone and timed to the sinks."""
+        d = os.path.join(self.work, "outage-" + plan.scen)
+        os.makedirs(d)
+        shutil.chown(d, "nobody")       # the sinks write under it
+        for dom, _, host, ip in plan.domains:
+            self.zone.update(mx_records(dom, host, ip))
+        log("outage %s, %d primaries: filling both queues" % (
+            plan.label(), len(plan.hosts)))
+        sinks, tarpit = [], Tarpit([])
+        try:
+            mx = self.outage_fill(plan, d)
+            sinks, tarpit = self.outage_primaries(plan,
+                                                  os.path.join(d, "sinks"))
+            log("outage %s: primaries back, mxfb flush, then postqueue -f" %
+                plan.scen)
+            self.outage_mxfb(plan, mx, d)
+            self.outage_postfix(plan, d)
+        finally:
+            for s in sinks:
+                s.stop()
+            tarpit.stop()
+            self.pf.stop()
+            if "outage-" + plan.scen in self.mx:
+                self.mx["outage-" + plan.scen].stop_all()
+
+    def outage_fill(self, plan, d):
+        """The same messages into both, every primary down.  mxfb finds
+        the primaries by MX lookups (a relay-domain line per domain), on
+        smtp-port; Postfix is a backup whose transport_maps name each
+        domain's primary.  Connect and greeting timeouts OUTAGE_TIMEOUT
+        in both: connect-timeout and command-timeout (each reply, the
+        greeting's too); smtp_connect_timeout and smtp_helo_timeout (the
+        greeting and the HELO reply)."""
+        t = "%ds" % OUTAGE_TIMEOUT
+        mx, port = self.configured_server(
+            "outage-" + plan.scen, *(["relay-domain " + dom[0]
+                                      for dom in plan.domains] +
+                                     ["smtp-port %d" % self.sink_port,
+                                      "connect-timeout " + t,
+                                      "command-timeout " + t]), listen=True)
+        msgs = [m[:2] for m in plan.msgs]
+        smtp_send(port, msgs)
+        mx.stop_all()
+        tmap = os.path.join(d, "transport")
+        with open(tmap, "w") as f:
+            for dom, _, _, ip in plan.domains:
+                f.write("%s smtp:[%s]:%d\n" % (dom, ip, self.sink_port))
+        os.chmod(tmap, 0o644)
+        self.pf.start("outage-" + plan.scen, {
+            "relay_domains": "texthash:" + tmap,
+            "transport_maps": "texthash:" + tmap,
+            "smtp_connect_timeout": t, "smtp_helo_timeout": t})
+        smtp_send(self.port_pf, msgs)
+        self.pf.settle()
+        if mx.count() != len(msgs) or self.pf.count() != len(msgs):
+            raise RuntimeError("queued %d (mxfb) and %d (Postfix), not %d" %
+                               (mx.count(), self.pf.count(), len(msgs)))
+        return mx
+
+    def outage_primaries(self, plan, dumps):
+        """Every primary back but the refusing ones (nothing listens
+        there): an smtp-sink keeping each message under dumps/IP/ for an
+        up one, smtp-sink greeting 421 or refusing RCPT with 550, a
+        Tarpit.  All on the port mxfb's smtp-port names."""
+        sinks, held = [], []
+        for _, ip, kind in plan.hosts.values():
+            opts = {"up": ["-d", os.path.join(dumps, ip, "m.")],
+                    "421": ["-Q", "connect"],
+                    "550": ["-f", "rcpt", "-B", "550 5.1.1 no such user"]}
+            if kind == "tarpit":
+                held.append((ip, self.sink_port))
+            elif kind in opts:
+                sinks.append(Sink(self.sink_port, self.cpu_sink, ip,
+                                  opts[kind]))
+        tarpit = Tarpit(held)
+        try:
+            tarpit.start()
+            for s in sinks:
+                s.start(wait=False)
+            for s in sinks:
+                wait_port(s.ip, s.port)
+        except Exception:
+            for s in sinks:
+                s.stop()
+            tarpit.stop()
+            raise
+        return sinks, tarpit
+
+    def outage_mxfb(self, plan, mx, d):
+        """One `mxfb flush`, as cron starts it, until it exits."""
+        out = os.path.join(d, "flush.out")
+        t0 = time.time()
+        with Window(self.cpu_mx) as w, open(out, "w") as f:
+            rc, _, _ = run(mx.cmd("flush"), cpu=self.cpu_mx, timeout=3600,
+                           stdout=f, check=False)
+        if rc != 0:
+            self.notes.append("outage %s: mxfb flush exited %d (log in %s)"
+                              % (plan.scen, rc, mx.dir))
+        status = os.path.join(d, "status.json")
+        with open(status, "w") as f:
+            run(mx.cmd("status", "-j"), stdout=f)
+        queued = {}
+        with open(status) as f:
+            for line in f:
+                for r in json.loads(line)["recipients"]:
+                    queued[r["addr"]] = r["state"]
+        failed = set(a for a, st in queued.items() if st == "failed")
+        with open(out) as f:
+            summary = f.read().strip()
+        self.outage_record(plan, "mxfb", d, t0, w, queued, failed,
+                           summary=summary, exit=rc, untried=sum(
+                               1 for st in queued.values() if st == "queued"))
+
+    def outage_postfix(self, plan, d):
+        """One `postqueue -f`; the run ends when every deliverable message
+        is at its sink and maildrop, incoming and active are empty (only
+        the deferred left), or that long after they emptied (by two
+        timeouts and 30 s) without it.  Bounces from its log."""
+        maillog = os.path.join(self.pf.dir, "maillog")
+        offset = os.path.getsize(maillog) if os.path.exists(maillog) else 0
+        dumps, want = os.path.join(d, "sinks"), plan.expect["delivered"]
+        t0 = time.time()
+        with Window(self.cpu_pf) as w:
+            run(["postqueue", "-c", self.pf.etc, "-f"], timeout=60)
+            idle = None
+            while time.time() - t0 < 3600:
+                if count_files(*self.pf.queues("maildrop", "incoming",
+                                               "active")):
+                    idle = None
+                elif count_files(dumps) >= want or \
+                        time.time() - (idle or time.time()) > \
+                        2 * OUTAGE_TIMEOUT + 30:
+                    break
+                else:
+                    idle = idle or time.time()
+                time.sleep(0.1)
+        time.sleep(1)                   # postlogd writes behind
+        with open(maillog, "rb") as f:
+            f.seek(offset)
+            failed = set(l.split(b"to=<", 1)[1].split(b">", 1)[0].decode()
+                         for l in f if b" status=bounced " in l and
+                         b"to=<" in l)
+        queued, listing = {}, os.path.join(d, "postqueue.json")
+        with open(listing, "w") as f:
+            run(["postqueue", "-c", self.pf.etc, "-j"], stdout=f)
+        with open(listing) as f:
+            for line in f:
+                q = json.loads(line)
+                for r in q["recipients"]:
+                    queued[r["address"]] = q["queue_name"]
+        self.outage_record(plan, "postfix", d, t0, w, queued, failed)
+
+    def outage_record(self, plan, system, d, t0, w, queued, failed, **kw):
+        """The run's figures: seconds from its start to the last message
+        kept by an up primary (only when all deliverable mail arrived) and
+        to its end, the fates; the sinks' files are moved aside for the
+        other MTA's run."""
+        dumps = os.path.join(d, "sinks")
+        arrived, last = sink_census(dumps)
+        if os.path.isdir(dumps):
+            os.rename(dumps, dumps + "-" + system)
+        n = plan.outcome(arrived, queued, failed)
+        key = "outage-%s-%s" % (plan.scen, system)
+        self.record(key, label=plan.label(), hosts=len(plan.hosts),
+                    expect=plan.expect, end_s=w.seconds, cpu_s=w.cpu_s,
+                    busy=w.busy, timeout=OUTAGE_TIMEOUT,
+                    last_arrival_s=last - t0 if last else None,
+                    deliverable_s=last - t0 if last and n["delivered"] ==
+                    plan.expect["delivered"] else None, **dict(n, **kw))
+        r = self.results[key]
+        log("outage %s %-7s deliverable in %s s, ends %.1f s: delivered "
+            "%d/%d (dups %d, lost %d), failed %d/%d, deferred %d/%d, wrong "
+            "%d; CPU %.1f s, machine busy %.0f%%" % (
+                plan.scen, system, "%.1f" % r["deliverable_s"]
+                if r["deliverable_s"] is not None else "n/a", r["end_s"],
+                n["delivered"], plan.expect["delivered"], n["dups"],
+                n["lost"], n["failed"], plan.expect["failed"], n["deferred"],
+                plan.expect["deferred"], n["wrong"], w.cpu_s, w.busy * 100))
+
     def close(self):
         for m in self.mx.values():
             m.stop_all()
@@ -1527,6 +1897,7 @@ def report(b):
             else "NO"))
 
     mailbox_rows = mailbox_table(R)
+    outage_rows = outage_table(R)
 
     w = max(len(r[0]) for r in rows)
     head = "%-*s  %-16s  %-16s  %6s  %6s  %s" % (
@@ -1562,6 +1933,12 @@ def report(b):
         print("-" * len(mhead))
         for r in mailbox_rows:
             print("%-*s  %-16s  %s" % ((mw,) + r))
+    if outage_rows:
+        print()
+        print_table(("mass outage, flush once the primaries are back "
+                     "(timeouts %d s)" % OUTAGE_TIMEOUT,
+                     "deliverable in", "run ends", "delivered (dup, lost)",
+                     "failed", "deferred", "CPU, busy"), outage_rows)
     sms = [R[k] for k in ("status-mxfb", "status-s-mxfb", "status-new-mxfb",
                           "status-full-mxfb", "status-s-full-mxfb")
            if R.get(k)]
@@ -1600,6 +1977,9 @@ def report(b):
                          for r in verify_rows],
         "mailbox_table": [{"figure": r[0], "rate_or_wall": r[1],
                            "cpu": r[2]} for r in mailbox_rows],
+        "outage_table": [dict(zip(("figure", "deliverable", "end",
+                                   "delivered", "failed", "deferred",
+                                   "cpu"), r)) for r in outage_rows],
         "notes": b.notes,
         "inetd_bounds": [{"figure": f, "bound": v, "target": t}
                          for f, v, t in bounds],
@@ -1643,6 +2023,64 @@ def mailbox_table(R):
         out.append(("  target: extra cost per recipient below one fsync",
                     "ok" if c["ok"] else "MISS", ""))
     return out
+
+
+def outage_table(R):
+    """The outage phase's rows: per scenario mxfb's and Postfix's run,
+    then the targets (issue 13): all deliverable mail at least 2x sooner
+    than Postfix, and mxfb's run over within one timeout of the last
+    delivery.  Times in seconds from `mxfb flush` / `postqueue -f`."""
+    out = []
+    for scen, _, _ in OUTAGE:
+        m, p = (R.get("outage-%s-%s" % (scen, s)) for s in ("mxfb",
+                                                             "postfix"))
+        for r, name in ((m, "mxfb"), (p, "Postfix")):
+            if not r:
+                continue
+            e = r["expect"]
+            out.append((
+                "%s, %s" % (r["label"], name),
+                "%.1f s" % r["deliverable_s"] if r["deliverable_s"]
+                is not None else "n/a (%s)" % ("none arrived"
+                                               if r["last_arrival_s"] is None
+                                               else "not all"),
+                "%.1f s" % r["end_s"],
+                "%d/%d (%d, %d)" % (r["delivered"], e["delivered"],
+                                    r["dups"], r["lost"]),
+                "%d/%d" % (r["failed"], e["failed"]),
+                "%d/%d" % (r["deferred"], e["deferred"]),
+                "%.1f s, %.0f%%" % (r["cpu_s"], r["busy"] * 100)))
+            if not r["correct"]:
+                out.append(("  %s %s: %d messages with the wrong fate, %d "
+                            "unknown Message-IDs" % (scen, name, r["wrong"],
+                                                     r["unknown"]),
+                            "WRONG", "", "", "", "", ""))
+        if m and p:
+            md, pd = m["deliverable_s"], p["deliverable_s"]
+            ok = md is not None and (pd is None or pd >= 2 * md)
+            out.append(("  %s target: deliverable mail 2x sooner than "
+                        "Postfix" % scen, "%s %s" % (
+                            "%.2fx" % (pd / md) if md and pd else "-",
+                            "ok" if ok else "MISS"), "", "", "", "", ""))
+        if m:
+            tail = m["end_s"] - m["last_arrival_s"] \
+                if m["last_arrival_s"] is not None else None
+            ok = m["deliverable_s"] is not None and tail <= m["timeout"]
+            out.append(("  %s target: mxfb ends within %d s of the last "
+                        "delivery" % (scen, m["timeout"]), "", "%s %s" % (
+                            "+%.1f s" % tail if tail is not None else "-",
+                            "ok" if ok else "MISS"), "", "", "", ""))
+    return out
+
+
+def print_table(head, rows):
+    """Columns as wide as their widest cell, two spaces apart."""
+    w = [max(len(str(c)) for c in col) for col in zip(head, *rows)]
+    line = "  ".join("%-*s" % (n, c) for n, c in zip(w, head)).rstrip()
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join("%-*s" % (n, c) for n, c in zip(w, r)).rstrip())
 
 
 def chart(rows):
@@ -1714,6 +2152,8 @@ def main():
             b.attempt("verify", b.verify)
         if "mailbox" in PHASES:
             b.attempt("mailbox", b.mailbox)
+        if "outage" in PHASES:
+            b.outage()
     except KeyboardInterrupt:
         log("interrupted")
         b.notes.append("interrupted")
