@@ -453,26 +453,33 @@ def test_rate_shared_by_two_processes(sub):
 
 
 def test_delivered_to_another_domains_mx(sub, dns, primary_factory):
+    """RFC 5321 5.1 for a domain we do not back up: every MX host by
+    preference (the best one is down), the implicit MX (no MX record: the
+    domain's own address), Null MX refused with a DSN to the sender."""
     mx = sub
     ctl, rec = primary_factory(host="127.0.0.3")
-    dns.mx("other.test", 20, "mx2.other.test")
     dns.mx("other.test", 10, "mx1.other.test")
-    dns.a("mx1.other.test", "127.0.0.3")
-    dns.a("mx2.other.test", "127.0.0.4")       # nobody there
+    dns.mx("other.test", 20, "mx2.other.test")
+    dns.a("mx1.other.test", "127.0.0.4")       # nobody listens there
+    dns.a("mx2.other.test", "127.0.0.3")
+    dns.a("implicit.test", "127.0.0.3")
     dns.mx("null.test", 0, ".")
     mx.config(*mx.sub_lines, "smtp-port %d" % ctl.port)
     p, port = listen_sub(mx)
     s = starttls_client(mx, port)
     s.login(ADDR, PASSWORD)
-    s.sendmail(ADDR, ["friend@other.test", "x@null.test"], MESSAGE)
+    s.sendmail(ADDR, ["friend@other.test", "x@null.test",
+                      "y@implicit.test"], MESSAGE)
     s.quit()
     stop(p)
     r = mx.run("flush", "-f", check=True)
-    assert b"delivered 1" in r.stdout and b"failed 1" in r.stdout
-    [m] = rec.messages
-    assert m["from"] == ADDR and m["rcpts"] == ["friend@other.test"]
-    assert b"with ESMTPSA" in m["data"]
-    assert PASSWORD.encode() not in m["data"]
+    assert b"delivered 2" in r.stdout and b"failed 1" in r.stdout, r.stdout
+    got = sorted(r for m in rec.messages for r in m["rcpts"])
+    assert got == ["friend@other.test", "y@implicit.test"]
+    for m in rec.messages:
+        assert m["from"] == ADDR
+        assert b"with ESMTPSA" in m["data"]
+        assert PASSWORD.encode() not in m["data"]
     # The Null MX recipient: a DSN back to the sender.
     mx.run("bounce", check=True)
     dsns = [x for x in mx.status_json() if x["sender"] == ""]
