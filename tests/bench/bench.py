@@ -414,6 +414,15 @@ def smtp_source(port, conc, total, per_conn, seconds=3600, rcpts=1):
     return time.monotonic() - t0
 
 
+def loopback_tls_context():
+    """A client TLS context that takes any certificate (loopback only)."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def tls_source(login):
     """A load generator with smtp_source's signature for what smtp-source
     cannot do: STARTTLS and, with login (user, password), AUTH PLAIN.
@@ -421,10 +430,7 @@ def tls_source(login):
     from login's user (else sender@client.example.test) to rcpt@DOMAIN.
     Certificates are not checked (a bench on loopback)."""
     import smtplib
-    import ssl
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+    ctx = loopback_tls_context()
     sender = login[0] if login else "sender@client.example.test"
     body = ("From: <%s>\r\nTo: <rcpt@%s>\r\nSubject: bench\r\n\r\n" % (
         sender, DOMAIN)).encode()
@@ -1438,10 +1444,7 @@ class Bench:
         the client, and mxfb's CPU per session (connect, EHLO, STARTTLS,
         EHLO, AUTH, QUIT)."""
         import smtplib
-        import ssl
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx = loopback_tls_context()
         lat = []
         with Window(self.cpu_mx) as w:
             for _ in range(SUB_LOGINS):

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from certs import Certs
-from conftest import (MXFB, USER, RawSmtp, free_port, receive_stdio,
+from conftest import (MXFB, RawSmtp, free_port, receive_stdio,
                       user_ids, wait_port)
 from test_receive_security import RELAY_TRICKS
 
@@ -265,14 +265,7 @@ def test_auth_states_and_sender(sub):
     assert raw.cmd("RCPT TO:<x%elsewhere.test@example.test>")[0] == 550
     assert raw.cmd("RSET")[0] == 250
     raw.cmd("QUIT")
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    raw = RawSmtp(sock)
-    raw.reply()
-    raw.cmd("EHLO client.test")
-    assert raw.cmd("STARTTLS")[0] == 220
-    raw.sock = ctx_of(mx).wrap_socket(sock,
-                                      server_hostname="backup.example.test")
-    raw.cmd("EHLO client.test")
+    raw, _ = tls_raw(mx, port)
     # LOGIN with its initial response (the user name)
     assert raw.cmd("AUTH LOGIN %s" % b64(OTHER)) == (334, "334 UGFzc3dvcmQ6")
     assert raw.cmd(b64(OTHER_PASSWORD))[0] == 235
