@@ -368,7 +368,11 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 	env.ret = txn->ret;
 	env.smtputf8 = txn->smtputf8;
 	env.eightbit = txn->eightbit;
-	env.verified = cfg->recipients[0] != '\0';
+	/*
+	 * bounce-policy verified: a DSN to an authenticated sender (-s) is
+	 * never backscatter, as one for recipients the file vouched for.
+	 */
+	env.verified = submission || cfg->recipients[0] != '\0';
 	for (i = 0; i < txn->nrcpts; i++) {
 		rc = envelope_add_recipient(&env, txn->rcpts[i].addr);
 		rc->notify = txn->rcpts[i].notify;

@@ -477,3 +477,26 @@ def test_delivered_to_another_domains_mx(sub, dns, primary_factory):
     mx.run("bounce", check=True)
     dsns = [x for x in mx.status_json() if x["sender"] == ""]
     assert [r["addr"] for d in dsns for r in d["recipients"]] == [ADDR]
+
+
+
+def test_expiry_reported_under_bounce_policy_verified(sub, dns):
+    """A submitted message's sender is authenticated: a DSN to it is never
+    backscatter, so bounce-policy verified returns it on expiry as it
+    does mail whose recipients the recipients file vouched for."""
+    mx = sub
+    dns.mx("down.test", 10, "mx.down.test")
+    dns.a("mx.down.test", "127.0.0.4")          # nobody listens there
+    mx.config(*mx.sub_lines, "bounce-policy verified", "queue-lifetime 1s",
+              "smtp-port %d" % free_port("127.0.0.4"))
+    p, port = listen_sub(mx)
+    s = starttls_client(mx, port)
+    s.login(ADDR, PASSWORD)
+    s.sendmail(ADDR, ["x@down.test"], MESSAGE)
+    s.quit()
+    stop(p)
+    mx.run("flush", "-f", check=True)
+    time.sleep(2)
+    mx.run("bounce", check=True)
+    dsns = [x for x in mx.status_json() if x["sender"] == ""]
+    assert [r["addr"] for d in dsns for r in d["recipients"]] == [ADDR]
