@@ -12,6 +12,10 @@
  * certificate or key is exit 78).  Under -l, max-sessions-per-client is
  * counted where connections are accepted, in the slots the listener
  * shares with its children.
+ * With -s it is the submission server (policy in cmd/submit.c: AUTH
+ * against `users`, the sender the account, any recipient domain, the
+ * shared rate and lockout counters); -T adds implicit TLS, the
+ * handshake before the greeting.
  * Start-up stays cheap: no DNS, no spool scan; the recipients file is
  * read at the first RCPT that needs it.  A 250 after DATA is sent only
  * after spool_writer_commit() returned 0.

@@ -1,6 +1,7 @@
 /*
  * smtp_server.h - the SMTP server protocol engine (RFC 5321 with
- * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN).
+ * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN;
+ * and for submission, RFC 6409, AUTH PLAIN/LOGIN after TLS, RFC 4954).
  *
  * The engine knows neither the spool nor the configuration file: it
  * reads and writes through a struct smtp_server_io (plain fds now, TLS
