@@ -12,6 +12,10 @@
  * certificate or key is exit 78).  Under -l, max-sessions-per-client is
  * counted where connections are accepted, in the slots the listener
  * shares with its children.
+ * With -s it is the submission server (policy in cmd/submit.c: AUTH
+ * against `users`, the sender the account, any recipient domain, the
+ * shared rate and lockout counters); -T adds implicit TLS, the
+ * handshake before the greeting.
  * Start-up stays cheap: no DNS, no spool scan; the recipients file is
  * read at the first RCPT that needs it.  A 250 after DATA is sent only
  * after spool_writer_commit() returned 0.
@@ -42,6 +46,7 @@
 #include "cmd/cmd.h"
 #include "cmd/rcpt_verify.h"
 #include "cmd/rcpt_primary.h"
+#include "cmd/submit.h"
 #include "core/config.h"
 #include "core/dns.h"
 #include "core/log.h"
@@ -52,7 +57,7 @@
 #include "spool/spool.h"
 
 #define USAGE \
-	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...]"
+	"mxfb receive [-C file] [-c max-sessions] [-l addr:port ...] [-s [-T]]"
 #define MAX_LISTEN	8
 #define SESSIONS_PER_CHILD 100	/* -l: sessions a child serves in turn */
 #define CHILD_IDLE	60	/* -l: seconds an idle child waits for more */
@@ -77,6 +82,7 @@ struct receiver {
 	size_t			 nproven;
 	uint64_t		 written;	/* message bytes to the spool */
 	uint64_t		 next_check;	/* free space again from here */
+	struct submit		 sub;		/* -s: the account's session */
 };
 
 /* -l: the listener's sockets and children (by slot: pid, 0: free). */
@@ -90,6 +96,8 @@ struct listening {
 
 /* tls-cert/tls-key, loaded once before any session (NULL: no TLS). */
 static struct tls_server *tls_server;
+/* -s: submission (cmd/submit.c); -T: with implicit TLS (RFC 8314). */
+static int	 submission, implicit_tls;
 
 static volatile sig_atomic_t got_term;
 static volatile sig_atomic_t got_child;
@@ -135,6 +143,12 @@ static void	 prove(struct receiver *, const char *);
 static int	 proven(const struct receiver *, const char *);
 static int	 hook_etrn(void *, const char *, char *, size_t);
 static int	 hook_starttls(void *, struct smtp_server_io *, char *, size_t);
+static int	 hook_auth_begin(void *, char *, size_t);
+static int	 hook_auth(void *, const char *, const char *, const char *,
+		    int, char *, size_t);
+static void	 serve_params(struct receiver *, struct smtp_params *,
+		    struct smtp_hooks *);
+static int	 submission_config(char *, size_t);
 static void	 peer_from_fd(struct receiver *, int);
 static int	 serve(int, int, struct spool **);
 static int	 stderr_is_client(void);
@@ -177,6 +191,8 @@ hook_mail(void *ctx, const struct smtp_txn *txn, char *reply, size_t size)
 	struct receiver	*r = ctx;
 	uint64_t	 avail, need;
 
+	if (submission && submit_mail(&r->sub, txn, reply, size) == -1)
+		return (-1);
 	need = cfg->queue_minfree;
 	if (txn->size_param > UINT64_MAX - need)
 		need = UINT64_MAX;
@@ -214,6 +230,8 @@ hook_rcpt(void *ctx, const struct smtp_txn *txn, const struct address *a,
 	int		 proven;
 
 	r->rule = "relay";
+	if (submission)		/* authenticated: any domain */
+		return (submit_rcpt(&r->sub, a, reply, size));
 	if (address_relay_trick(a) != NULL) {
 		snprintf(reply, size, "550 5.7.1 <%s>: Relay access denied "
 		    "(%s)", a->addr, address_relay_trick(a));
@@ -354,7 +372,11 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 	env.ret = txn->ret;
 	env.smtputf8 = txn->smtputf8;
 	env.eightbit = txn->eightbit;
-	env.verified = cfg->recipients[0] != '\0';
+	/*
+	 * bounce-policy verified: a DSN to an authenticated sender (-s) is
+	 * never backscatter, as one for recipients the file vouched for.
+	 */
+	env.verified = submission || cfg->recipients[0] != '\0';
 	for (i = 0; i < txn->nrcpts; i++) {
 		rc = envelope_add_recipient(&env, txn->rcpts[i].addr);
 		rc->notify = txn->rcpts[i].notify;
@@ -362,6 +384,12 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 			rc->orcpt = xstrdup(txn->rcpts[i].orcpt);
 	}
 	mailbox_mark(r, &env);
+	if (submission &&
+	    submit_message_complete(&r->sub, &env, reply, size) == -1) {
+		envelope_free(&env);
+		hook_data_abort(r);
+		return (-1);
+	}
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;
@@ -568,6 +596,7 @@ serve(int in, int out, struct spool **spp)
 	struct smtp_hooks	 h;
 	struct smtp_server_io		 io;
 	struct smtp_server_io_fd	 iofd;
+	char				 tlsdesc[128];
 	size_t				 i;
 
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
@@ -594,9 +623,39 @@ serve(int in, int out, struct spool **spp)
 	r.sp = *spp;
 	cmd_spool_mailbox(r.sp);
 
+	smtp_server_io_fd_init(&io, &iofd, in, out);
+	submit_begin(&r.sub, r.addr, r.have_peer ?
+	    (struct sockaddr *)&r.peer : NULL);
+	serve_params(&r, &p, &h);
+	/* -T: the handshake before the greeting (RFC 8314 3.3). */
+	if (implicit_tls &&
+	    hook_starttls(&r, &io, tlsdesc, sizeof(tlsdesc)) == 0)
+		p.tls_desc = tlsdesc;
+	if (!implicit_tls || p.tls_desc != NULL)
+		smtp_session(&p, &io, &h);
+	hook_data_abort(&r);
+	if (r.tls != NULL)
+		tls_conn_free(r.tls);
+	submit_end(&r.sub);
+	rcptlist_free(r.rcptlist);
+	rcpt_verify_free(r.rv);
+	for (i = 0; i < r.nproven; i++)
+		free(r.proven[i]);
+	rcpt_primary_cache_free(&r.primaries);
+	return (0);
+}
+
+/* The session's parameters and hooks (-s: submission's). */
+static void
+serve_params(struct receiver *r, struct smtp_params *pp,
+    struct smtp_hooks *hp)
+{
+	struct smtp_params	 p;
+	struct smtp_hooks	 h;
+
 	memset(&p, 0, sizeof(p));
 	p.hostname = cfg->hostname;
-	p.client_addr = r.addr;
+	p.client_addr = r->addr;
 	p.client_name = "unknown";
 	p.max_size = cfg->max_size;
 	p.max_recipients = cfg->max_recipients;
@@ -607,9 +666,9 @@ serve(int in, int out, struct spool **spp)
 	p.error_sleep = (int)cfg->error_sleep;
 	p.tls_required = cfg->tls_required;
 	p.postmaster_domain = cfg->nrelays > 0 ? cfg->relays[0].name : NULL;
-
+	p.submission = submission;
 	memset(&h, 0, sizeof(h));
-	h.ctx = &r;
+	h.ctx = r;
 	h.mail = hook_mail;
 	h.rcpt = hook_rcpt;
 	h.rcpt_rule = hook_rcpt_rule;
@@ -617,20 +676,44 @@ serve(int in, int out, struct spool **spp)
 	h.data_write = hook_data_write;
 	h.data_commit = hook_data_commit;
 	h.data_abort = hook_data_abort;
-	h.etrn = hook_etrn;
+	h.etrn = submission ? NULL : hook_etrn;
 	h.starttls = tls_server != NULL ? hook_starttls : NULL;
+	if (submission) {
+		h.auth_begin = hook_auth_begin;
+		h.auth = hook_auth;
+	}
+	*pp = p;
+	*hp = h;
+}
 
-	smtp_server_io_fd_init(&io, &iofd, in, out);
-	smtp_session(&p, &io, &h);
-	hook_data_abort(&r);
-	if (r.tls != NULL)
-		tls_conn_free(r.tls);
-	rcptlist_free(r.rcptlist);
-	rcpt_verify_free(r.rv);
-	for (i = 0; i < r.nproven; i++)
-		free(r.proven[i]);
-	rcpt_primary_cache_free(&r.primaries);
-	return (0);
+static int
+hook_auth_begin(void *ctx, char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+
+	return (submit_auth_begin(&r->sub, reply, size));
+}
+
+static int
+hook_auth(void *ctx, const char *mech, const char *authcid,
+    const char *password, int bad_format, char *reply, size_t size)
+{
+	struct receiver	*r = ctx;
+
+	return (submit_auth(&r->sub, mech, authcid, password, bad_format,
+	    reply, size));
+}
+
+/*
+ * -s: what submission needs (submit_config_check); -T without -s is
+ * a usage error, found before.  0, or -1 with why.
+ */
+static int
+submission_config(char *err, size_t size)
+{
+	if (!submission)
+		return (0);
+	return (submit_config_check(err, size));
 }
 
 /* "127.0.0.1:25", "[::1]:2525", "*:25", ":25". */
@@ -840,6 +923,12 @@ inetd_session(void)
 	}
 	if (quiet && cfg->log_stderr)
 		log_init("mxfb", 0);	/* stderr is the client: syslog */
+	if (submission_config(err, sizeof(err)) == -1) {
+		if (quiet)
+			return (inetd_refuse(err));
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
 	if (load_tls(err, sizeof(err)) == -1) {
 		/* Never a quiet plaintext fallback. */
 		if (quiet)
@@ -1358,12 +1447,12 @@ serve_listening(int *lfd, char **specs, int nspecs, int inherited,
 int
 cmd_receive(int argc, char **argv)
 {
-	char		*specs[MAX_LISTEN];
+	char		*specs[MAX_LISTEN], err[512];
 	const char	*errstr;
 	long long	 maxsessions = 0;
 	int		 ch, nspecs = 0, nact = 0, lfd[MAX_LISTEN], i, rc;
 
-	while ((ch = getopt(argc, argv, "C:c:hl:")) != -1) {
+	while ((ch = getopt(argc, argv, "C:c:hl:sT")) != -1) {
 		switch (ch) {
 		case 'C':
 			cmd_set_config_file(optarg);
@@ -1386,12 +1475,22 @@ cmd_receive(int argc, char **argv)
 			}
 			specs[nspecs++] = optarg;
 			break;
+		case 's':
+			submission = 1;
+			break;
+		case 'T':
+			implicit_tls = 1;
+			break;
 		default:
 			cmd_usage(USAGE, 0);
 		}
 	}
 	if (optind != argc)
 		cmd_usage(USAGE, 0);
+	if (implicit_tls && !submission) {
+		log_cmd_errorx("-T (implicit TLS) is for submission: -s -T");
+		return (EXIT_USAGE);
+	}
 	if (nspecs == 0) {
 		if ((nact = activated_sockets(lfd, specs,
 		    LISTEN_NAME_SIZE)) == 0)
@@ -1400,6 +1499,10 @@ cmd_receive(int argc, char **argv)
 			return (EXIT_UNAVAIL);
 	}
 	cmd_load_config();
+	if (submission_config(err, sizeof(err)) == -1) {
+		log_cmd_errorx("%s", err);
+		return (EXIT_CONFIG);
+	}
 	if (maxsessions == 0)
 		maxsessions = cfg->max_sessions;	/* at least 1 */
 	if (nact > 0) {

@@ -88,7 +88,7 @@ _mxfb()
 
 	case $cmd in
 	receive)
-		opts="-C -h -l -c"
+		opts="-C -h -l -c -s -T"
 		case $prev in
 		-l|-c) return 0 ;;
 		esac

@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mail/address.h"
+#include "core/users.h"
 #include "core/util.h"
 
 #define CONFIG_LINE_MAX	4096
@@ -51,7 +52,8 @@ enum key_type {
 	K_TLS_LEVEL,		/* enum tls_level */
 	K_USER,			/* char[], a user name (not looked up) */
 	K_RECIPIENT_VERIFY,	/* int, callout = 1, off = 0 */
-	K_UNKNOWN_WHEN_DOWN	/* int, accept = 1, defer = 0 */
+	K_UNKNOWN_WHEN_DOWN,	/* int, accept = 1, defer = 0 */
+	K_RATE			/* submission-rate N/DURATION */
 };
 
 struct key {
@@ -126,6 +128,9 @@ static const struct key keys[] = {
 	{ "mailbox",		K_PATH,		STR(mailbox),	0, 0 },
 	{ "mailbox-max-size",	K_SIZE,		FLD(mailbox_max_size), 1, NOMAX },
 	{ "mailbox-keep",	K_DURATION,	FLD(mailbox_keep), 0, NOMAX },
+	{ "users",		K_PATH,		STR(users),	0, 0 },
+	{ "submission-rate",	K_RATE,		FLD(submission_rate), 0, 0 },
+	{ "auth-fail-limit",	K_UINT,		FLD(auth_fail_limit), 1, 100000 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -162,6 +167,7 @@ static int	 parse_relay_domain(struct parse *, struct config *, char **,
 static int	 parse_resolver(const char *, struct hostport *,
 		    const char **);
 static int	 check_config(struct parse *, struct config *);
+static int	 parse_rate(struct parse *, struct config *, const char *);
 static size_t	 key_line(const struct parse *, const char *);
 static const struct key *find_key(const char *, size_t *);
 static int	 parse_port(const char *, int *);
@@ -216,6 +222,9 @@ set_defaults(struct config *c)
 	c->accept_when_primary_up = 1;
 	c->primary_up_window = 600;
 	c->mailbox_max_size = 1024ULL * 1024 * 1024;
+	c->submission_rate = 200;
+	c->submission_window = 3600;
+	c->auth_fail_limit = 5;
 }
 
 static int
@@ -355,6 +364,8 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 			return (perr(p, "recipient-verify: \"%s\" is neither "
 			    "off nor callout", safe));
 		break;
+	case K_RATE:
+		return (parse_rate(p, c, av[0]));
 	case K_RELAY_DOMAIN:
 		return (parse_relay_domain(p, c, av, ac));
 	case K_RESOLVER:
@@ -416,6 +427,34 @@ parse_number(struct parse *p, const struct key *k, char *field,
 	default:
 		return (perr(p, "%s: not a numeric key", k->name));
 	}
+	return (0);
+}
+
+/* submission-rate N/DURATION: N at least 1, DURATION at least 1s. */
+static int
+parse_rate(struct parse *p, struct config *c, const char *s)
+{
+	char		 num[32], safe[128];
+	const char	*slash, *errstr;
+	long long	 n;
+	time_t		 t;
+
+	log_safe(safe, sizeof(safe), s);
+	if ((slash = strchr(s, '/')) == NULL ||
+	    (size_t)(slash - s) >= sizeof(num))
+		return (perr(p, "submission-rate: \"%s\" is not N/DURATION "
+		    "(200/1h)", safe));
+	memcpy(num, s, slash - s);
+	num[slash - s] = '\0';
+	n = strtonum(num, 1, 1000000, &errstr);
+	if (errstr != NULL)
+		return (perr(p, "submission-rate: count \"%s\" is %s "
+		    "(1..1000000)", safe, errstr));
+	if (parse_duration(slash + 1, &t, &errstr) == -1 || t < 1)
+		return (perr(p, "submission-rate: bad duration in \"%s\": %s",
+		    safe, errstr != NULL ? errstr : "must be at least 1s"));
+	c->submission_rate = (unsigned)n;
+	c->submission_window = t;
 	return (0);
 }
 
@@ -916,6 +955,12 @@ check_config(struct parse *p, struct config *c)
 		p->lineno = key_line(p, "mailbox");
 		return (perr(p, "mailbox needs recipients or "
 		    "recipient-verify callout"));
+	}
+	/* The passwords' file: never one others may read or write. */
+	if (c->users[0] != '\0' && users_file_check(c->users, why,
+	    sizeof(why)) == -1) {
+		p->lineno = key_line(p, "users");
+		return (perr(p, "users %s", why));
 	}
 	if (lciph != 0 && tls_ciphers_check(c->tls_ciphers, why,
 	    sizeof(why)) == -1) {

@@ -127,6 +127,13 @@ struct config {
 	uint64_t	 mailbox_max_size;	/* mailbox-max-size, 1G */
 	time_t		 mailbox_keep;		/* mailbox-keep, 0 */
 
+	/* submission (issue 16): receive -s */
+	char		 users[1024];		/* users FILE, "" = none */
+	unsigned	 submission_rate;	/* submission-rate N/DURATION, */
+	time_t		 submission_window;	/* 200/1h: per account */
+	unsigned	 auth_fail_limit;	/* auth-fail-limit, 5: per client
+						   (IPv6 /64) per 15 minutes */
+
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */
 	char		 tls_ca_file[1024];	/* tls-ca-file, "" = system */

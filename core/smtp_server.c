@@ -36,6 +36,7 @@
 
 #include "core/log.h"
 #include "core/mail/address.h"
+#include "core/sasl.h"
 #include "core/smtp_server.h"
 #include "core/util.h"
 
@@ -93,6 +94,8 @@ struct session {
 	int		 esmtp;
 	int		 tls;		/* STARTTLS done */
 	char		 tls_desc[128];
+	enum sasl_mech	 auth_mech;	/* AUTH done (SASL_NONE: not) */
+	char		 auth_user[SASL_ID_MAX + 1];
 	const char	*last_cmd;	/* for "lost connection after X" */
 	int		 errors;
 	unsigned	 overshoot;	/* 452 too many recipients */
@@ -128,7 +131,8 @@ static void	 reply(struct session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	 reply_line(struct session *, const char *);
 static int	 fill(struct session *);
-static int	 read_line(struct session *, char **, size_t *);
+static int	 read_line(struct session *, char **, size_t *, size_t);
+static int	 line_check(const char *, size_t, size_t, char *, size_t);
 static void	 log_reject(struct session *, const char *, const char *,
 		    const char *);
 static void	 safe_copy(char *, size_t, const char *);
@@ -142,6 +146,13 @@ static void	 do_rcpt(struct session *, const struct smtp_command *);
 static void	 do_data(struct session *, const struct smtp_command *);
 static void	 do_etrn(struct session *, const struct smtp_command *);
 static void	 do_starttls(struct session *, const struct smtp_command *);
+static void	 do_auth(struct session *, const struct smtp_command *);
+static int	 auth_refused(struct session *);
+static int	 auth_response(struct session *, char *, size_t, size_t *);
+static int	 auth_decode(struct session *, enum sasl_mech, const char *,
+		    size_t, struct sasl_creds *);
+static int	 auth_login(struct session *, const char *, size_t,
+		    struct sasl_creds *, char *, size_t);
 static void	 do_command(struct session *, char *);
 static int	 read_data(struct session *);
 static void	 data_deadline(struct session *);
@@ -280,8 +291,18 @@ line_limit(const char *line, size_t len)
 int
 smtp_line_check(const char *line, size_t len, char *rbuf, size_t rsize)
 {
-	if (len > line_limit(line, len)) {
-		strlcpy(rbuf, "500 5.5.2 Error: line too long", rsize);
+	return (line_check(line, len, line_limit(line, len), rbuf, rsize));
+}
+
+/* smtp_line_check with the limit given (AUTH's is RFC 4954's). */
+static int
+line_check(const char *line, size_t len, size_t max, char *rbuf,
+    size_t rsize)
+{
+	if (len > max) {
+		strlcpy(rbuf, max == SASL_LINE_MAX ? "500 5.5.6 Error: "
+		    "authentication exchange line is too long" :
+		    "500 5.5.2 Error: line too long", rsize);
 		return (-1);
 	}
 	if (len < 2 || line[len - 1] != '\n' || line[len - 2] != '\r' ||
@@ -792,7 +813,7 @@ fill(struct session *s)
  * 2 for a line that was too long (already discarded), 0 at the end.
  */
 static int
-read_line(struct session *s, char **line, size_t *len)
+read_line(struct session *s, char **line, size_t *len, size_t max)
 {
 	char	*nl;
 	int	 overlong = 0;
@@ -806,7 +827,7 @@ read_line(struct session *s, char **line, size_t *len)
 			s->deadline = 0;
 			return (overlong ? 2 : 1);
 		}
-		if (s->iend - s->ipos >= SMTP_CMDLINE_MAX) {
+		if (s->iend - s->ipos >= max) {
 			overlong = 1;
 			s->ipos = s->iend;
 		}
@@ -892,6 +913,9 @@ do_helo(struct session *s, const struct smtp_command *cmd, int esmtp)
 	reply(s, "250-DSN");
 	if (s->h->starttls != NULL && !s->tls)
 		reply(s, "250-STARTTLS");
+	/* RFC 4954 4: never the password in clear. */
+	if (s->p->submission && s->h->auth != NULL && s->tls)
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 SMTPUTF8");
 }
 
@@ -908,8 +932,16 @@ do_mail(struct session *s, const struct smtp_command *cmd)
 		reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if (s->p->tls_required && !s->tls) {
+	if ((s->p->tls_required || s->p->submission) && !s->tls) {
 		strlcpy(rbuf, "530 5.7.0 Must issue a STARTTLS command first",
+		    sizeof(rbuf));
+		log_reject(s, "MAIL", rbuf, NULL);
+		reply_line(s, rbuf);
+		return;
+	}
+	/* RFC 4954 6: submission takes nothing from strangers. */
+	if (s->p->submission && s->auth_mech == SASL_NONE) {
+		strlcpy(rbuf, "530 5.7.0 Authentication required",
 		    sizeof(rbuf));
 		log_reject(s, "MAIL", rbuf, NULL);
 		reply_line(s, rbuf);
@@ -1106,6 +1138,201 @@ do_starttls(struct session *s, const struct smtp_command *cmd)
 	smtp_txn_reset(&s->txn);
 }
 
+/*
+ * AUTH (RFC 4954) on the submission port.  Refused without TLS (538),
+ * twice or inside a transaction (503); the response to a challenge may
+ * be "*" (cancelled, 501 5.0.0), an initial response "=" (empty).  What
+ * a client sent is wiped once decoded; the engine never logs it.
+ */
+static void
+do_auth(struct session *s, const struct smtp_command *cmd)
+{
+	struct sasl_creds	 c;
+	char			 rbuf[SMTP_REPLY_MAX];
+	const char		*sp, *resp = NULL;
+	enum sasl_mech		 mech;
+	size_t			 mlen;
+	int			 fmt;
+
+	if (!s->p->submission || s->h->auth == NULL) {
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (!s->have_helo || !s->esmtp) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (!s->tls) {
+		reply(s, "538 5.7.11 Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (s->auth_mech != SASL_NONE) {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->txn.active) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	sp = strchr(cmd->arg, ' ');
+	mlen = sp != NULL ? (size_t)(sp - cmd->arg) : strlen(cmd->arg);
+	if (sp != NULL) {
+		for (resp = sp; *resp == ' '; resp++)
+			;
+		if (*resp == '\0' || strchr(resp, ' ') != NULL) {
+			reply(s, "501 5.5.4 Syntax: AUTH mechanism "
+			    "[initial-response]");
+			return;
+		}
+	}
+	if (mlen == 0) {
+		reply(s, "501 5.5.4 Syntax: AUTH mechanism "
+		    "[initial-response]");
+		return;
+	}
+	if ((mech = sasl_mech_parse(cmd->arg, mlen)) == SASL_NONE) {
+		reply(s, "504 5.5.4 Unsupported authentication mechanism");
+		return;
+	}
+	if (auth_refused(s))
+		return;
+	fmt = auth_decode(s, mech, resp, resp != NULL ? strlen(resp) : 0, &c);
+	if (fmt == -1) {
+		sasl_creds_clear(&c);
+		return;
+	}
+	if (s->h->auth(s->h->ctx, sasl_mech_name(mech), c.authcid,
+	    c.password, fmt, rbuf, sizeof(rbuf)) == 0) {
+		s->auth_mech = mech;
+		strlcpy(s->auth_user, c.authcid, sizeof(s->auth_user));
+		reply(s, "235 2.7.0 Authentication successful");
+	} else {
+		if (rbuf[0] != '4' && rbuf[0] != '5')
+			strlcpy(rbuf, "535 5.7.8 Error: authentication failed",
+			    sizeof(rbuf));
+		reply_line(s, rbuf);
+	}
+	sasl_creds_clear(&c);
+}
+
+/* The auth_begin hook said no (a lockout): its reply went out. */
+static int
+auth_refused(struct session *s)
+{
+	char	 rbuf[SMTP_REPLY_MAX];
+
+	if (s->h->auth_begin == NULL ||
+	    s->h->auth_begin(s->h->ctx, rbuf, sizeof(rbuf)) == 0)
+		return (0);
+	log_reject(s, "AUTH", rbuf, NULL);
+	reply_line(s, rbuf);
+	return (1);
+}
+
+/*
+ * The client's answer to the challenge just queued, without CRLF, into
+ * buf; the line in the input buffer is wiped.  0, or -1 when the
+ * exchange ends here (cancelled, refused line, session over: replied).
+ */
+static int
+auth_response(struct session *s, char *buf, size_t size, size_t *len)
+{
+	char	*line, rbuf[SMTP_REPLY_MAX];
+	size_t	 n;
+	int	 r;
+
+	if ((r = read_line(s, &line, &n, SASL_LINE_MAX)) == 0)
+		return (-1);
+	if (r == 2) {
+		reply(s, "500 5.5.6 Error: authentication exchange line is "
+		    "too long");
+		return (-1);
+	}
+	if (line_check(line, n, SASL_LINE_MAX, rbuf, sizeof(rbuf)) == -1 ||
+	    n - 2 >= size) {
+		sasl_wipe(line, n);
+		reply_line(s, rbuf);
+		return (-1);
+	}
+	memcpy(buf, line, n - 2);
+	buf[n - 2] = '\0';
+	*len = n - 2;
+	sasl_wipe(line, n);
+	if (strcmp(buf, "*") == 0) {
+		reply(s, "501 5.0.0 Error: authentication aborted");
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * The credentials of mech: from the initial response (len octets) or
+ * challenges.  0 decoded, 1 decoded but not usable (the auth hook
+ * counts a failure), -1 the exchange ended with a reply (bad base64:
+ * 501 5.5.2) or the session did.
+ */
+static int
+auth_decode(struct session *s, enum sasl_mech mech, const char *initial,
+    size_t len, struct sasl_creds *c)
+{
+	char		 buf[SASL_LINE_MAX + 1];
+	enum sasl_result r;
+	int		 ret = -1;
+
+	memset(c, 0, sizeof(*c));
+	if (mech == SASL_LOGIN) {
+		ret = auth_login(s, initial, len, c, buf, sizeof(buf));
+		goto done;
+	}
+	if (initial == NULL) {
+		reply(s, "334 ");
+		if (auth_response(s, buf, sizeof(buf), &len) == -1)
+			goto done;
+		initial = buf;
+	}
+	r = sasl_plain_decode(initial, len, c);
+	if (r == SASL_BAD_BASE64) {
+		reply(s, "501 5.5.2 Error: cannot decode response");
+		goto done;
+	}
+	ret = r == SASL_OK ? 0 : 1;
+done:
+	sasl_wipe(buf, sizeof(buf));
+	return (ret);
+}
+
+/* LOGIN: the user name (initial response or challenge), the password. */
+static int
+auth_login(struct session *s, const char *initial, size_t len,
+    struct sasl_creds *c, char *buf, size_t size)
+{
+	enum sasl_result r;
+	int		 bad;
+
+	if (initial == NULL) {
+		reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
+		if (auth_response(s, buf, size, &len) == -1)
+			return (-1);
+		initial = buf;
+	}
+	r = sasl_login_decode(initial, len, c->authcid, sizeof(c->authcid));
+	if (r == SASL_BAD_BASE64) {
+		reply(s, "501 5.5.2 Error: cannot decode response");
+		return (-1);
+	}
+	bad = r != SASL_OK;
+	reply(s, "334 UGFzc3dvcmQ6");		/* "Password:" */
+	if (auth_response(s, buf, size, &len) == -1)
+		return (-1);
+	r = sasl_login_decode(buf, len, c->password, sizeof(c->password));
+	if (r == SASL_BAD_BASE64) {
+		reply(s, "501 5.5.2 Error: cannot decode response");
+		return (-1);
+	}
+	return (bad || r != SASL_OK ? 1 : 0);
+}
+
 /* The Received: header we prepend (folded, CRLF). */
 static int
 received_header(struct session *s, char *buf, size_t size)
@@ -1113,6 +1340,7 @@ received_header(struct session *s, char *buf, size_t size)
 	char		 date[64], helo[sizeof(s->helo)];
 	char		 forbuf[ADDRESS_PATH_MAX + 16], tlsbuf[140];
 	char		 from[sizeof(s->helo) + 340];
+	char		 authbuf[SASL_ID_MAX + 40];
 	const char	*with;
 
 	rfc5322_date(time(NULL), date, sizeof(date));
@@ -1126,12 +1354,21 @@ received_header(struct session *s, char *buf, size_t size)
 	else
 		snprintf(from, sizeof(from), "%s (%s [%s])", helo,
 		    s->p->client_name, s->p->client_addr);
+	/* RFC 3848 and 6531: S for TLS, A for AUTH (only under TLS). */
 	if (!s->esmtp)
 		with = s->tls ? "SMTPS" : "SMTP";
 	else if (s->txn.smtputf8)
-		with = s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+		with = s->auth_mech != SASL_NONE ? "UTF8SMTPSA" :
+		    s->tls ? "UTF8SMTPS" : "UTF8SMTP";
 	else
-		with = s->tls ? "ESMTPS" : "ESMTP";
+		with = s->auth_mech != SASL_NONE ? "ESMTPSA" :
+		    s->tls ? "ESMTPS" : "ESMTP";
+	/* As Postfix's smtpd_sasl_authenticated_header: the account only. */
+	if (s->auth_mech != SASL_NONE)
+		snprintf(authbuf, sizeof(authbuf), "\r\n\t(Authenticated "
+		    "sender: %s)", s->auth_user);
+	else
+		authbuf[0] = '\0';
 	if (s->tls)
 		snprintf(tlsbuf, sizeof(tlsbuf), " (%s)", s->tls_desc);
 	else
@@ -1141,9 +1378,10 @@ received_header(struct session *s, char *buf, size_t size)
 		    s->txn.rcpts[0].addr);
 	else
 		forbuf[0] = '\0';
-	return (bsnprintf(buf, size, "Received: from %s\r\n"
+	return (bsnprintf(buf, size, "Received: from %s%s\r\n"
 	    "\tby %s (mxfb) with %s%s id %s%s;\r\n\t%s\r\n",
-	    from, s->p->hostname, with, tlsbuf, s->txn.id, forbuf, date));
+	    from, authbuf, s->p->hostname, with, tlsbuf, s->txn.id, forbuf,
+	    date));
 }
 
 static void
@@ -1315,6 +1553,7 @@ data_finish(struct session *s)
 	struct data_state	*d = s->d;
 	char			 rbuf[SMTP_REPLY_MAX];
 	char			 from[ADDRESS_PATH_MAX * 4 + 1];
+	char			 user[SASL_ID_MAX * 4 + 1];
 	int			 failed = 1;
 
 	data_flush(s);
@@ -1351,8 +1590,13 @@ data_finish(struct session *s)
 		reply_line(s, rbuf);
 	} else {
 		safe_copy(from, sizeof(from), s->txn.sender);
-		log_info("%s: client=%s, from=<%s>, size=%llu, nrcpt=%zu",
-		    s->txn.id, s->client, from,
+		safe_copy(user, sizeof(user), s->auth_user);
+		log_info("%s: client=%s%s%s%s%s, from=<%s>, size=%llu, "
+		    "nrcpt=%zu", s->txn.id, s->client,
+		    s->auth_mech != SASL_NONE ? ", sasl_method=" : "",
+		    s->auth_mech != SASL_NONE ? sasl_mech_name(s->auth_mech) :
+		    "", s->auth_mech != SASL_NONE ? ", sasl_username=" : "",
+		    s->auth_mech != SASL_NONE ? user : "", from,
 		    (unsigned long long)s->txn.size, s->txn.nrcpts);
 		reply(s, "250 2.0.0 Ok: queued as %s", s->txn.id);
 	}
@@ -1474,7 +1718,7 @@ do_command(struct session *s, char *line)
 		reply(s, "502 5.5.1 Error: command not implemented");
 		break;
 	case SMTP_AUTH:
-		reply(s, "503 5.5.1 Error: authentication not enabled");
+		do_auth(s, &cmd);
 		break;
 	case SMTP_UNKNOWN:
 	case SMTP_NVERBS:
@@ -1488,11 +1732,11 @@ smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
     const struct smtp_hooks *h)
 {
 	struct session	*s;
-	char		*line, cmdline[SMTP_CMDLINE_MAX + 1];
+	char		*line, cmdline[SASL_LINE_MAX + 1];
 	char		 rbuf[SMTP_REPLY_MAX];
 	char		 counts[512];
 	size_t		 len, off;
-	int		 r, quit, i;
+	int		 r, quit, i, auth;
 
 	/*
 	 * Everything but the input buffer is cleared: 64 KB of zeros are 16
@@ -1506,12 +1750,17 @@ smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
 	s->io = &s->iobuf;
 	s->h = h;
 	s->last_cmd = "CONNECT";
+	if (p->tls_desc != NULL) {
+		s->tls = 1;
+		strlcpy(s->tls_desc, p->tls_desc, sizeof(s->tls_desc));
+	}
 	snprintf(s->client, sizeof(s->client), "%s[%s]", p->client_name,
 	    p->client_addr);
 	log_info("connect from %s", s->client);
 	reply(s, "220 %s ESMTP", p->hostname);
 	while (!s->closing) {
-		r = read_line(s, &line, &len);
+		r = read_line(s, &line, &len, p->submission ? SASL_LINE_MAX :
+		    SMTP_CMDLINE_MAX);
 		if (r == 0)
 			break;
 		if (r == 2) {
@@ -1519,7 +1768,9 @@ smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
 			reply(s, "500 5.5.2 Error: line too long");
 			continue;
 		}
-		if (smtp_line_check(line, len, rbuf, sizeof(rbuf)) == -1) {
+		if (line_check(line, len, p->submission && len > 5 &&
+		    strncasecmp(line, "AUTH ", 5) == 0 ? SASL_LINE_MAX :
+		    line_limit(line, len), rbuf, sizeof(rbuf)) == -1) {
 			s->last_cmd = "UNKNOWN";
 			reply_line(s, rbuf);
 			continue;
@@ -1530,7 +1781,12 @@ smtp_session(const struct smtp_params *p, const struct smtp_server_io *io,
 			len--;
 		memcpy(cmdline, line, len - 2);
 		cmdline[len - 2] = '\0';
+		/* An initial response may hold a password: wipe its copies. */
+		if ((auth = len > 5 && strncasecmp(line, "AUTH ", 5) == 0))
+			sasl_wipe(line, len);
 		do_command(s, cmdline);
+		if (auth)
+			sasl_wipe(cmdline, len - 2);
 	}
 	out_flush(s);
 	quit = s->counts[SMTP_QUIT] > 0;

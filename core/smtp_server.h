@@ -1,6 +1,7 @@
 /*
  * smtp_server.h - the SMTP server protocol engine (RFC 5321 with
- * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN).
+ * PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, DSN, ETRN;
+ * and for submission, RFC 6409, AUTH PLAIN/LOGIN after TLS, RFC 4954).
  *
  * The engine knows neither the spool nor the configuration file: it
  * reads and writes through a struct smtp_server_io (plain fds now, TLS
@@ -103,6 +104,18 @@ struct smtp_params {
 	int		 tls_required;	/* MAIL before STARTTLS: 530 5.7.0 */
 	const char	*postmaster_domain;	/* RCPT TO:<Postmaster> is
 					   postmaster@ this (NULL: 501) */
+	/*
+	 * Submission (RFC 6409, issue 16): AUTH (the auth hook) offered
+	 * and taken only under TLS (before: 538 5.7.11), and MAIL only
+	 * once authenticated (530 5.7.0).  The Received header then says
+	 * ESMTPSA and names the account.
+	 */
+	int		 submission;
+	/*
+	 * Not NULL: the connection is TLS from its first byte (RFC 8314
+	 * implicit TLS), described so for the Received header.
+	 */
+	const char	*tls_desc;
 };
 
 /*
@@ -143,6 +156,20 @@ struct smtp_hooks {
 	 * (EHLO required), ESMTPS.
 	 */
 	int	(*starttls)(void *ctx, struct smtp_server_io *io, char *desc,
+		    size_t);
+	/*
+	 * AUTH (RFC 4954), with params->submission.  auth_begin (may be
+	 * unset) decides whether this client may try at all (a lockout:
+	 * -1 with "454 4.7.0 ..."), before any challenge.  auth gets the
+	 * decoded credentials (wiped after the call): 0 for 235, or -1
+	 * with the reply (535 5.7.8, 454 4.7.0).  bad_format: the client
+	 * sent fields that cannot be an account (PLAIN acting for another
+	 * authzid, an empty field): auth counts it as a failure and
+	 * answers 535 without looking anything up.
+	 */
+	int	(*auth_begin)(void *ctx, char *reply, size_t);
+	int	(*auth)(void *ctx, const char *mech, const char *authcid,
+		    const char *password, int bad_format, char *reply,
 		    size_t);
 };
 

@@ -34,6 +34,8 @@
 struct verify_db {
 	MDB_env		*env;
 	MDB_dbi		 dbi;
+	MDB_dbi		 limits;	/* "limits" (verify_db_count), */
+	int		 have_limits;	/* once opened */
 	char		 path[1024];
 	dev_t		 dev;		/* the file env_open found, */
 	ino_t		 ino;		/* 0/0: none */
@@ -48,6 +50,9 @@ static int	 put_be64(unsigned char *, int64_t);
 static int64_t	 get_be64(const unsigned char *);
 static int	 key_domain_matches(const char *, const char *);
 static void	 unsound(struct verify_db *, int);
+static int	 count_txn(struct verify_db *, const char *, time_t, time_t,
+		    unsigned, unsigned *);
+static void	 count_purge(MDB_txn *, MDB_dbi, const MDB_val *, time_t);
 
 int
 verify_fs_is_network(unsigned long f_type)
@@ -231,6 +236,7 @@ env_open(struct verify_db *db, char *err, size_t errsize)
 	char		 lock[1100];
 	int		 rc;
 
+	db->have_limits = 0;
 	db->dev = 0;
 	db->ino = 0;
 	if (lstat(db->path, &sb) == 0) {
@@ -259,7 +265,8 @@ env_open(struct verify_db *db, char *err, size_t errsize)
 	}
 	if ((rc = mdb_env_create(&db->env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(db->env, VERIFY_DB_MAPSIZE)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(db->env, 1024)) != 0) {
+	    (rc = mdb_env_set_maxreaders(db->env, 1024)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(db->env, 1)) != 0) {
 		snprintf(err, errsize, "%s", mdb_strerror(rc));
 		goto fail;
 	}
@@ -632,5 +639,149 @@ fail:
 	if (corrupt_code(rc))
 		unsound(db, rc);
 	errno = EIO;
+	return (-1);
+}
+
+/*
+ * The counters of submission (issue 16) live in the named database
+ * "limits" of the same environment, apart from the recipients: value
+ * version 1, three zero octets, the count (big-endian 32 bits), the end
+ * of its window (big-endian signed 64 bits).
+ */
+void
+verify_count_encode(unsigned count, int64_t expires,
+    unsigned char out[VERIFY_COUNT_SIZE])
+{
+	out[0] = VERIFY_VALUE_VERSION;
+	out[1] = out[2] = out[3] = 0;
+	out[4] = (count >> 24) & 0xff;
+	out[5] = (count >> 16) & 0xff;
+	out[6] = (count >> 8) & 0xff;
+	out[7] = count & 0xff;
+	put_be64(out + 8, expires);
+}
+
+int
+verify_count_decode(const unsigned char *p, size_t len, unsigned *count,
+    int64_t *expires)
+{
+	if (len != VERIFY_COUNT_SIZE || p[0] != VERIFY_VALUE_VERSION ||
+	    p[1] != 0 || p[2] != 0 || p[3] != 0 || get_be64(p + 8) < 0) {
+		errno = EBADMSG;
+		return (-1);
+	}
+	*count = ((unsigned)p[4] << 24) | ((unsigned)p[5] << 16) |
+	    ((unsigned)p[6] << 8) | p[7];
+	*expires = get_be64(p + 8);
+	return (0);
+}
+
+/*
+ * Remove up to a few expired counters after key, so that the addresses
+ * of clients that failed once do not pile up: every write pays a little.
+ */
+static void
+count_purge(MDB_txn *txn, MDB_dbi dbi, const MDB_val *key, time_t now)
+{
+	MDB_cursor	*cur;
+	MDB_val		 k = *key, v;
+	unsigned	 n;
+	int64_t		 exp;
+	int		 i, rc;
+
+	if (mdb_cursor_open(txn, dbi, &cur) != 0)
+		return;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	for (i = 0; i < 4 && rc == 0; i++) {
+		if (verify_count_decode(v.mv_data, v.mv_size, &n, &exp) == -1 ||
+		    exp <= (int64_t)now)
+			(void)mdb_cursor_del(cur, 0);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+}
+
+/* verify_db_count in one write transaction (add) or a read one. */
+static int
+count_txn(struct verify_db *db, const char *key, time_t now, time_t window,
+    unsigned add, unsigned *count)
+{
+	unsigned char	 val[VERIFY_COUNT_SIZE];
+	MDB_txn		*txn;
+	MDB_val		 k, v;
+	int64_t		 exp;
+	int		 rc;
+
+	*count = 0;
+	if ((rc = mdb_txn_begin(db->env, NULL, add || !db->have_limits ? 0 :
+	    MDB_RDONLY, &txn)) != 0)
+		return (rc);
+	if (!db->have_limits) {
+		if ((rc = mdb_dbi_open(txn, "limits", MDB_CREATE,
+		    &db->limits)) != 0) {
+			mdb_txn_abort(txn);
+			return (rc);
+		}
+	}
+	k.mv_data = (void *)(uintptr_t)key;
+	k.mv_size = strlen(key);
+	exp = (int64_t)now + window;
+	rc = mdb_get(txn, db->limits, &k, &v);
+	if (rc == 0 && verify_count_decode(v.mv_data, v.mv_size, count,
+	    &exp) == 0 && exp > (int64_t)now)
+		;	/* the window goes on */
+	else if (rc == 0 || rc == MDB_NOTFOUND) {
+		*count = 0;
+		exp = (int64_t)now + window;
+	} else {
+		mdb_txn_abort(txn);
+		return (rc);
+	}
+	if (add == 0 && db->have_limits) {
+		mdb_txn_abort(txn);
+		return (0);
+	}
+	*count = *count > UINT32_MAX - add ? UINT32_MAX : *count + add;
+	if (add > 0) {
+		verify_count_encode(*count, exp, val);
+		v.mv_data = val;
+		v.mv_size = sizeof(val);
+		if ((rc = mdb_put(txn, db->limits, &k, &v, 0)) != 0) {
+			mdb_txn_abort(txn);
+			return (rc);
+		}
+		count_purge(txn, db->limits, &k, now);
+	}
+	/*
+	 * A counter is not worth two fsyncs: without the meta page's, a
+	 * crash may undo the last commit but never breaks the file.
+	 */
+	(void)mdb_env_set_flags(db->env, MDB_NOMETASYNC, 1);
+	rc = mdb_txn_commit(txn);
+	(void)mdb_env_set_flags(db->env, MDB_NOMETASYNC, 0);
+	if (rc != 0)
+		return (rc);
+	db->have_limits = 1;
+	return (0);
+}
+
+int
+verify_db_count(struct verify_db *db, const char *key, time_t now,
+    time_t window, unsigned add, unsigned *count)
+{
+	int	 rc;
+
+	*count = 0;
+	if (db->env == NULL) {
+		errno = EIO;
+		return (-1);
+	}
+	if ((rc = count_txn(db, key, now, window, add, count)) == 0)
+		return (0);
+	log_warnx("verify-db %s: counter %s: %s", db->path, key,
+	    mdb_strerror(rc));
+	if (corrupt_code(rc))
+		unsound(db, rc);
+	errno = rc == MDB_MAP_FULL ? ENOSPC : EIO;
 	return (-1);
 }

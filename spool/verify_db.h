@@ -98,6 +98,25 @@ int	 verify_value_decode(const unsigned char *, size_t,
 /* Is a statfs f_type a network (or FUSE) file system? */
 int	 verify_fs_is_network(unsigned long f_type);
 
+/*
+ * Counters with a fixed window (submission-rate per account,
+ * auth-fail-limit per client), in the database's named database
+ * "limits": shared by every process that opens the file.  *count is the
+ * key's count in its window that is running at now (0 when none, or when
+ * the window ended), after adding add (0: only read).  A window starts
+ * at the first event counted and lasts window seconds.  A few expired
+ * counters are removed at every write.  The key is any text (the caller
+ * prefixes its kind: "rate:ADDR", "authfail:CLIENT").
+ */
+#define VERIFY_COUNT_SIZE	16
+int	 verify_db_count(struct verify_db *, const char *key, time_t now,
+	    time_t window, unsigned add, unsigned *count);
+void	 verify_count_encode(unsigned count, int64_t expires,
+	    unsigned char [VERIFY_COUNT_SIZE]);
+/* -1 (EBADMSG) unless exactly a valid encoding. */
+int	 verify_count_decode(const unsigned char *, size_t, unsigned *count,
+	    int64_t *expires);
+
 const char *verify_verdict_name(enum verify_verdict);
 const char *verify_source_name(enum verify_source);
 

@@ -58,12 +58,15 @@ CONCURRENCY = [int(c) for c in
 PER_CONN = [1, 20]
 PHASES = os.environ.get("BENCH_PHASES",
                         "fsync,connect,receive,syscalls,drain,status,verify,"
-                        "mailbox,outage").split(",")
+                        "mailbox,outage,submission").split(",")
 VERIFY_SESSIONS = knob("VERIFY_SESSIONS", 200, 30)  # per verify figure
 VERIFY_RCPTS = 20                             # RCPTs per session (and 1)
 VERIFY_FILE_LINES = 100000                    # the recipients file
 MAILBOX_RCPTS = knob("MAILBOX_RCPTS", 1, 1)   # recipients per message
 MAILBOX_CONC, MAILBOX_PER_CONN = 16, 20       # receive -l, with and without
+SUB_LOGINS = knob("SUB_LOGINS", 40, 10)        # AUTH cost: logins timed
+SUB_CONC = 4                                  # submission: sessions at once
+SUB_USER, SUB_PASSWORD = "sub@example.test", "bench password 1"
 MSG_BYTES = 2048                              # smtp-source -l
 # The mass outage (issue 13): scenario, "DOMAINS,MESSAGES", primaries
 # shared (two per kind) or each domain its own; "0" skips a scenario.
@@ -459,6 +462,66 @@ def smtp_send(port, msgs, conc=4, per_conn=20):
         t.join()
     if errors:
         raise RuntimeError("sending to :%d: %s" % (port, errors[0]))
+def loopback_tls_context():
+    """A client TLS context that takes any certificate (loopback only)."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_source(login):
+    """A load generator with smtp_source's signature for what smtp-source
+    cannot do: STARTTLS and, with login (user, password), AUTH PLAIN.
+    conc threads, each a session of per_conn 2 KB messages after another,
+    from login's user (else sender@client.example.test) to rcpt@DOMAIN.
+    Certificates are not checked (a bench on loopback)."""
+    import smtplib
+    ctx = loopback_tls_context()
+    sender = login[0] if login else "sender@client.example.test"
+    body = ("From: <%s>\r\nTo: <rcpt@%s>\r\nSubject: bench\r\n\r\n" % (
+        sender, DOMAIN)).encode()
+    body += b"x" * 76 + b"\r\n"
+    body = body * max(1, MSG_BYTES // len(body))
+
+    def source(port, conc, total, per_conn, seconds=3600, rcpts=1):
+        t0 = time.monotonic()
+        left = [total]
+        lock = threading.Lock()
+        errors = []
+
+        def worker():
+            while time.monotonic() - t0 < seconds:
+                with lock:
+                    n = min(per_conn, left[0])
+                    left[0] -= n
+                if n <= 0:
+                    return
+                try:
+                    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                    s.ehlo("client.example.test")
+                    s.starttls(context=ctx)
+                    s.ehlo("client.example.test")
+                    if login:
+                        s.login(*login)
+                    for _ in range(n):
+                        if time.monotonic() - t0 >= seconds:
+                            break
+                        s.sendmail(sender, ["rcpt@" + DOMAIN], body)
+                    s.quit()
+                except (OSError, smtplib.SMTPException) as e:
+                    errors.append(e)
+                    return
+        threads = [threading.Thread(target=worker) for _ in range(conc)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise RuntimeError("submission client: %s" % errors[0])
+        return time.monotonic() - t0
+    return source
 
 
 # -------------------------------------------------------------- servers
@@ -513,9 +576,10 @@ class Mxfb:
             raise RuntimeError("%s exited %d" % (cmd[0], p.returncode))
         return p
 
-    def listen(self, port, logname="receive-l.log"):
-        return self._start([self.bin, "-C", self.conf, "receive", "-l",
-                            "127.0.0.1:%d" % port], logname, port)
+    def listen(self, port, logname="receive-l.log", args=()):
+        return self._start([self.bin, "-C", self.conf, "receive"] +
+                           list(args) + ["-l", "127.0.0.1:%d" % port],
+                           logname, port)
 
     def tcpserver(self, port):
         # -R -H -l: no ident, no DNS for the remote or the local name.
@@ -639,6 +703,7 @@ postlog unix-dgram n - n - 1 postlogd
         self.sink_port = sink_port
         self.cpu = cpu
         self.running = False
+        self.extra = {}             # main.cf lines of one phase
         for d in (self.etc, self.data):
             os.makedirs(d, exist_ok=True)
         shutil.chown(self.data, "postfix")
@@ -676,6 +741,7 @@ postlog unix-dgram n - n - 1 postlogd
             "minimal_backoff_time": "1h",
             "maximal_backoff_time": "2h",
         }
+        lines.update(self.extra)
         lines.update(main or {})
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             for k, v in lines.items():
@@ -1089,11 +1155,12 @@ class Bench:
                 key, float(kv["rate"]), kv["errors"], cpu_ms or float("nan")))
 
     def receive_one(self, key, system, port, conc, per_conn, spool=None,
-                    rcpts=1):
+                    rcpts=1, source=smtp_source):
         """Messages accepted per second with the primary down, counted in
         the queue; server CPU from its cgroup (for Postfix including the
         queue manager deferring what came in, until its queue settles).
-        spool: the mxfb spool's name when not the receive phase's."""
+        spool: the mxfb spool's name when not the receive phase's;
+        source: the load generator (smtp_source, or tls_source's)."""
         rx = self.mxfb(spool or ("receive-static" if system.endswith(
             "-static") else "receive"))
         if system == "postfix":
@@ -1102,8 +1169,8 @@ class Bench:
             counter, cpu = rx.count, self.cpu_mx
         before = counter()
         with Window(cpu) as w:
-            secs = smtp_source(port, conc, RECV_MSGS, per_conn, RUN_SECONDS,
-                               rcpts)
+            secs = source(port, conc, RECV_MSGS, per_conn, RUN_SECONDS,
+                          rcpts)
             if system == "postfix":
                 self.pf.settle()
         accepted = counter() - before
@@ -1338,15 +1405,15 @@ class Bench:
         self.pf.stop()
 
     # recipient verification at RCPT (issue 14)
-    def configured_server(self, name, *lines, listen=False):
-        """tcpserver + receive (inetd style), or receive -l, for a
-        configuration with extra lines; returns (Mxfb, port)."""
+    def configured_server(self, name, *lines, listen=False, args=()):
+        """tcpserver + receive (inetd style), or receive -l (with args),
+        for a configuration with extra lines; returns (Mxfb, port)."""
         m = self.mxfb(name)
         with open(m.conf, "a") as f:
             f.write("\n".join(lines) + "\n")
         port = free_port()
         if listen:
-            m.listen(port)
+            m.listen(port, args=args)
         else:
             m.tcpserver(port)
         return m, port
@@ -1718,6 +1785,87 @@ class Bench:
                 n["delivered"], plan.expect["delivered"], n["dups"],
                 n["lost"], n["failed"], plan.expect["failed"], n["deferred"],
                 plan.expect["deferred"], n["wrong"], w.cpu_s, w.busy * 100))
+    # submission (issue 16)
+    def submission_files(self):
+        """A self-signed certificate (key 0600) and the users file with
+        SUB_USER's hash from `mxfb passwd` (0640, the mxfb user's)."""
+        d = os.path.join(self.work, "submission-files")
+        os.makedirs(d)
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+             cert, "-days", "2", "-subj", "/CN=" + HOSTNAME])
+        os.chmod(key, 0o600)
+        users = os.path.join(d, "users")
+        p = subprocess.run([MXFB, "passwd"], input=SUB_PASSWORD.encode(),
+                           stdout=subprocess.PIPE, check=True)
+        with open(users, "w") as f:
+            f.write("%s:%s\n" % (SUB_USER, p.stdout.decode().strip()))
+        os.chmod(users, 0o640)
+        shutil.chown(users, mxfb_user())
+        os.chmod(d, 0o755)
+        return cert, key, users
+
+    def auth_cost(self, port):
+        """SUB_LOGINS sessions up to a timed AUTH PLAIN: its latency at
+        the client, and mxfb's CPU per session (connect, EHLO, STARTTLS,
+        EHLO, AUTH, QUIT)."""
+        import smtplib
+        ctx = loopback_tls_context()
+        lat = []
+        with Window(self.cpu_mx) as w:
+            for _ in range(SUB_LOGINS):
+                s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                s.ehlo("client.example.test")
+                s.starttls(context=ctx)
+                s.ehlo("client.example.test")
+                t0 = time.monotonic()
+                s.login(SUB_USER, SUB_PASSWORD)
+                lat.append(time.monotonic() - t0)
+                s.quit()
+        lat.sort()
+        self.record("submission-auth", logins=len(lat),
+                    median_ms=lat[len(lat) // 2] * 1000,
+                    p90_ms=lat[int(len(lat) * 0.9)] * 1000,
+                    cpu_per_session_ms=w.cpu_s * 1000 / len(lat))
+        r = self.results["submission-auth"]
+        log("AUTH PLAIN (argon2id)    median %6.1f ms p90 %6.1f ms, CPU "
+            "%6.1f ms/session" % (r["median_ms"], r["p90_ms"],
+                                  r["cpu_per_session_ms"]))
+
+    def submission(self):
+        """AUTH's cost, then msg/s through `receive -s -l` (STARTTLS, AUTH)
+        at C=SUB_CONC beside the bench's Postfix smtpd with STARTTLS but
+        without AUTH (Postfix's SASL needs Dovecot's or Cyrus's auth
+        server, which this bench does not run), one message a session and
+        20; the same Python load generator for both (smtp-source has
+        neither STARTTLS nor AUTH)."""
+        cert, key, users = self.submission_files()
+        m, port = self.configured_server(
+            "submission", "tls-cert " + cert, "tls-key " + key,
+            "users " + users, "submission-rate 1000000/1h",
+            "auth-fail-limit 100000", listen=True, args=("-s",))
+        self.pf.stop()
+        self.pf.extra = {"smtpd_tls_cert_file": cert,
+                         "smtpd_tls_key_file": key,
+                         "smtpd_tls_security_level": "may"}
+        try:
+            self.pf.start("submission")
+            self.attempt("submission AUTH cost", self.auth_cost, port)
+            for per_conn in PER_CONN:
+                for system, p, login in (
+                        ("submission", port, (SUB_USER, SUB_PASSWORD)),
+                        ("postfix", self.port_pf, None)):
+                    key_ = "submission-%s-c%d-m%d" % (
+                        "mxfb" if system == "submission" else "postfix",
+                        SUB_CONC, per_conn)
+                    self.attempt(key_, self.receive_one, key_, system, p,
+                                 SUB_CONC, per_conn, "submission", 1,
+                                 tls_source(login))
+        finally:
+            m.stop_all()
+            self.pf.stop()
+            self.pf.extra = {}
 
     def close(self):
         for m in self.mx.values():
@@ -1898,6 +2046,7 @@ def report(b):
 
     mailbox_rows = mailbox_table(R)
     outage_rows = outage_table(R)
+    submission_rows = submission_table(R)
 
     w = max(len(r[0]) for r in rows)
     head = "%-*s  %-16s  %-16s  %6s  %6s  %s" % (
@@ -1939,6 +2088,15 @@ def report(b):
                      "(timeouts %d s)" % OUTAGE_TIMEOUT,
                      "deliverable in", "run ends", "delivered (dup, lost)",
                      "failed", "deferred", "CPU, busy"), outage_rows)
+    if submission_rows:
+        sw = max(len(r[0]) for r in submission_rows)
+        shead = "%-*s  %-22s  %s" % (sw, "submission, C=%d" % SUB_CONC,
+                                     "mxfb (CPU/msg)", "Postfix (CPU/msg)")
+        print()
+        print(shead)
+        print("-" * len(shead))
+        for r in submission_rows:
+            print("%-*s  %-22s  %s" % ((sw,) + r))
     sms = [R[k] for k in ("status-mxfb", "status-s-mxfb", "status-new-mxfb",
                           "status-full-mxfb", "status-s-full-mxfb")
            if R.get(k)]
@@ -1980,6 +2138,8 @@ def report(b):
         "outage_table": [dict(zip(("figure", "deliverable", "end",
                                    "delivered", "failed", "deferred",
                                    "cpu"), r)) for r in outage_rows],
+        "submission_table": [{"figure": r[0], "mxfb": r[1], "postfix": r[2]}
+                             for r in submission_rows],
         "notes": b.notes,
         "inetd_bounds": [{"figure": f, "bound": v, "target": t}
                          for f, v, t in bounds],
@@ -1990,6 +2150,25 @@ def report(b):
         json.dump(doc, f, indent=1, default=str)
     print("wrote", path)
     chart(rows)
+
+
+def submission_table(R):
+    """The submission phase's rows, (figure, mxfb, Postfix)."""
+    out = []
+    a = R.get("submission-auth")
+    if a:
+        out.append(("AUTH PLAIN, argon2id t=2 m=64MiB (median/p90)",
+                    "%.1f/%.1f ms" % (a["median_ms"], a["p90_ms"]),
+                    "n/a (no SASL here)"))
+        out.append(("  CPU per session up to AUTH",
+                    "%.1f ms" % a["cpu_per_session_ms"], ""))
+    for per_conn in PER_CONN:
+        m = R.get("submission-mxfb-c%d-m%d" % (SUB_CONC, per_conn))
+        p = R.get("submission-postfix-c%d-m%d" % (SUB_CONC, per_conn))
+        if m or p:
+            out.append(("STARTTLS, %d/conn (mxfb: +AUTH; Postfix: none)" %
+                        per_conn, fmt_rate(m), fmt_rate(p)))
+    return out
 
 
 def mailbox_table(R):
@@ -2154,6 +2333,8 @@ def main():
             b.attempt("mailbox", b.mailbox)
         if "outage" in PHASES:
             b.outage()
+        if "submission" in PHASES:
+            b.attempt("submission", b.submission)
     except KeyboardInterrupt:
         log("interrupted")
         b.notes.append("interrupted")

@@ -4,7 +4,8 @@
  * database file holds.  Checks: anything but exactly a valid encoding is
  * refused; what is accepted has a known verdict and source, since <=
  * expires, and encodes back to the same bytes.  The key function gets
- * the same bytes as an address.
+ * the same bytes as an address, and the submission counters' value
+ * decoder the same bytes as a value.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct verify_entry	 e;
 	unsigned char		 again[VERIFY_VALUE_SIZE];
 	char			 addr[512], key[ADDRESS_PATH_MAX + 1];
+	unsigned char		 cagain[VERIFY_COUNT_SIZE];
+	unsigned		 count;
+	int64_t			 expires;
 	size_t			 n;
 
 	memset(&e, 0, sizeof(e));
@@ -42,5 +46,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (verify_db_key(addr, key, sizeof(key)) == 0 &&
 	    (strlen(key) != strlen(addr) || strchr(key, '@') == NULL))
 		abort();
+	/* The same bytes as a submission counter (verify_db_count). */
+	if (verify_count_decode(data, size, &count, &expires) == 0) {
+		if (size != VERIFY_COUNT_SIZE || expires < 0)
+			abort();
+		verify_count_encode(count, expires, cagain);
+		if (memcmp(cagain, data, sizeof(cagain)) != 0)
+			abort();
+	}
 	return (0);
 }

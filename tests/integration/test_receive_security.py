@@ -21,7 +21,9 @@ def end(proc, raw):
     return proc.stderr.read().decode(errors="replace")
 
 
-@pytest.mark.parametrize("rcpt", [
+# The relay tricks (tests/integration/test_submission.py tries them on the
+# submission port too).
+RELAY_TRICKS = [
     "<user@elsewhere.test>",                       # not a relay domain
     "<user@sub.example.test>",                     # subdomain
     "<user@example.test.elsewhere.test>",          # relay domain as prefix
@@ -37,7 +39,10 @@ def end(proc, raw):
     "<user@[IPv6:::1]>",                           # IPv6 literal
     "<user@elsewhere.test.>",                      # trailing dot elsewhere
     "<user@example.test..>",                       # two trailing dots
-])
+]
+
+
+@pytest.mark.parametrize("rcpt", RELAY_TRICKS)
 def test_open_relay_tricks_refused(mx, rcpt):
     proc, raw = session(mx)
     code, text = raw.cmd("RCPT TO:%s" % rcpt)

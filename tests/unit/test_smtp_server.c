@@ -209,6 +209,56 @@ run(struct fake *f, const char *input, uint64_t max_size)
 	return (smtp_session(&p, &io, &h));
 }
 
+/* AUTH: "a@b.test" with "pw" is the one account. */
+static int
+h_auth(void *ctx, const char *mech, const char *authcid, const char *pw,
+    int bad_format, char *reply, size_t size)
+{
+	struct fake	*f = ctx;
+
+	strlcpy(f->etrn_domain, mech, sizeof(f->etrn_domain));
+	if (!bad_format && strcmp(authcid, "a@b.test") == 0 &&
+	    strcmp(pw, "pw") == 0)
+		return (0);
+	strlcpy(reply, "535 5.7.8 Error: authentication failed", size);
+	return (-1);
+}
+
+/* A submission session (params->submission), TLS up from the start or not. */
+static int
+run_submission(struct fake *f, const char *input, int tls)
+{
+	struct smtp_params	 p;
+	struct smtp_server_io	 io;
+	struct smtp_hooks	 h;
+
+	f->in = input;
+	f->inlen = strlen(input);
+	f->inpos = 0;
+	memset(&p, 0, sizeof(p));
+	p.hostname = "backup.example.test";
+	p.client_addr = "192.0.2.1";
+	p.client_name = "unknown";
+	p.max_recipients = 3;
+	p.timeout = 300;
+	p.soft_error_limit = 10;
+	p.hard_error_limit = 20;
+	p.submission = 1;
+	p.tls_desc = tls ? "TLSv1.3:TLS_AES_256_GCM_SHA384:256" : NULL;
+	io.ctx = f;
+	io.read = fake_read;
+	io.write = fake_write;
+	memset(&h, 0, sizeof(h));
+	h.ctx = f;
+	h.rcpt = h_rcpt;
+	h.data_begin = h_begin;
+	h.data_write = h_write;
+	h.data_commit = h_commit;
+	h.data_abort = h_abort;
+	h.auth = h_auth;
+	return (smtp_session(&p, &io, &h));
+}
+
 static struct fake *
 fake_new(void)
 {
@@ -1035,10 +1085,65 @@ quiet_logs(void **state)
 	return (0);
 }
 
+/*
+ * Submission: AUTH offered only under TLS; pipelined PLAIN with an
+ * initial response, then a message whose Received says ESMTPSA and names
+ * the account; LOGIN through both challenges; before TLS 538 and 530.
+ */
+static void
+test_submission_auth(void **state)
+{
+	struct fake	*f = fake_new();
+
+	/* AGFAYi50ZXN0AHB3: "\0a@b.test\0pw" */
+	run_submission(f, "EHLO c.test\r\nAUTH PLAIN AGFAYi50ZXN0AHB3\r\n"
+	    "MAIL FROM:<a@b.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n"
+	    "Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n", 1);
+	assert_non_null(strstr(f->out, "250-AUTH PLAIN LOGIN\r\n"));
+	assert_null(strstr(f->out, "STARTTLS"));
+	assert_non_null(strstr(f->out, "235 2.7.0 Authentication successful"));
+	assert_int_equal(f->commits, 1);
+	assert_non_null(strstr(f->stored, "\t(Authenticated sender: "
+	    "a@b.test)\r\n\tby backup.example.test (mxfb) with ESMTPSA "
+	    "(TLSv1.3"));
+	fake_free(f);
+
+	f = fake_new();
+	/* YUBiLnRlc3Q= "a@b.test", cHc= "pw"; then a second AUTH: 503 */
+	run_submission(f, "EHLO c.test\r\nAUTH LOGIN\r\nYUBiLnRlc3Q=\r\n"
+	    "cHc=\r\nAUTH LOGIN\r\nQUIT\r\n", 1);
+	assert_non_null(strstr(f->out, "334 VXNlcm5hbWU6\r\n334 "
+	    "UGFzc3dvcmQ6\r\n235 2.7.0"));
+	assert_non_null(strstr(f->out, "503 5.5.1 Error: already "
+	    "authenticated"));
+	assert_string_equal(f->etrn_domain, "LOGIN");
+	fake_free(f);
+
+	f = fake_new();
+	run_submission(f, "EHLO c.test\r\nAUTH PLAIN\r\n*\r\n"
+	    "AUTH PLAIN AGFAYi50ZXN0AHB4\r\nMAIL FROM:<a@b.test>\r\n"
+	    "AUTH LOGIN =\r\ncHc=\r\nQUIT\r\n", 1);
+	assert_non_null(strstr(f->out, "334 \r\n501 5.0.0"));
+	assert_non_null(strstr(f->out, "535 5.7.8"));
+	assert_non_null(strstr(f->out, "530 5.7.0 Authentication required"));
+	/* LOGIN's "=": an empty user name, asked for the password anyway */
+	assert_non_null(strstr(f->out, "334 UGFzc3dvcmQ6\r\n535 5.7.8"));
+	fake_free(f);
+
+	f = fake_new();
+	run_submission(f, "EHLO c.test\r\nAUTH PLAIN AGFAYi50ZXN0AHB3\r\n"
+	    "MAIL FROM:<a@b.test>\r\nQUIT\r\n", 0);
+	assert_null(strstr(f->out, "AUTH"));
+	assert_non_null(strstr(f->out, "538 5.7.11"));
+	assert_non_null(strstr(f->out, "530 5.7.0 Must issue a STARTTLS"));
+	fake_free(f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_submission_auth),
 		cmocka_unit_test(test_command_parse),
 		cmocka_unit_test(test_line_check),
 		cmocka_unit_test(test_xtext),

@@ -247,6 +247,76 @@ test_walk(void **state)
 	verify_db_close(db);
 }
 
+/*
+ * The counters of submission: a fixed window from the first event, read
+ * without counting, kept apart from the recipients (the walk does not
+ * see them, nor they it), shared by a second handle on the file, and
+ * expired ones purged by later writes.
+ */
+static void
+test_counters(void **state)
+{
+	struct fixture	*f = *state;
+	struct verify_db *db = open_db(f), *db2;
+	struct seen	 s;
+	unsigned	 n;
+
+	assert_int_equal(verify_db_count(db, "rate:a@b.test", T0, 100, 0,
+	    &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(verify_db_put(db, "x@one.test", VERIFY_VALID,
+	    VERIFY_SOURCE_DELIVERY, T0, 1000), 0);
+	assert_int_equal(verify_db_count(db, "rate:a@b.test", T0, 100, 1,
+	    &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(verify_db_count(db, "rate:a@b.test", T0 + 50, 100,
+	    1, &n), 0);
+	assert_int_equal(n, 2);
+	db2 = open_db(f);
+	assert_int_equal(verify_db_count(db2, "rate:a@b.test", T0 + 99, 100,
+	    0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(verify_db_count(db2, "authfail:1", T0, 10, 3, &n), 0);
+	assert_int_equal(n, 3);
+	verify_db_close(db2);
+	/* The window began at T0: over at T0 + 100. */
+	assert_int_equal(verify_db_count(db, "rate:a@b.test", T0 + 100, 100,
+	    0, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(verify_db_count(db, "authfail:1", T0 + 5, 10, 0,
+	    &n), 0);
+	assert_int_equal(n, 3);
+	/* A write after authfail:1 expired purges it. */
+	assert_int_equal(verify_db_count(db, "authfail:0", T0 + 20, 10, 1,
+	    &n), 0);
+	assert_int_equal(verify_db_count(db, "authfail:1", T0 + 20, 10, 0,
+	    &n), 0);
+	assert_int_equal(n, 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(verify_db_walk(db, NULL, T0, collect, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.addrs[0], "x@one.test");
+	verify_db_close(db);
+}
+
+static void
+test_count_encoding(void **state)
+{
+	unsigned char	 v[VERIFY_COUNT_SIZE];
+	unsigned	 n;
+	int64_t		 exp;
+
+	verify_count_encode(0x01020304, 1234567, v);
+	assert_int_equal(verify_count_decode(v, sizeof(v), &n, &exp), 0);
+	assert_int_equal(n, 0x01020304);
+	assert_int_equal(exp, 1234567);
+	assert_int_equal(verify_count_decode(v, sizeof(v) - 1, &n, &exp), -1);
+	v[1] = 1;
+	assert_int_equal(verify_count_decode(v, sizeof(v), &n, &exp), -1);
+	verify_count_encode(1, -1, v);
+	assert_int_equal(verify_count_decode(v, sizeof(v), &n, &exp), -1);
+}
+
 static void
 test_value_encoding(void **state)
 {
@@ -453,6 +523,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_lookup_expiry,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counters, setup,
+		    teardown),
+		cmocka_unit_test(test_count_encoding),
 		cmocka_unit_test_setup_teardown(test_put_many, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
