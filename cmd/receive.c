@@ -362,6 +362,7 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 			rc->orcpt = xstrdup(txn->rcpts[i].orcpt);
 	}
 	mailbox_mark(r, &env);
+	spool_mailbox_intend(r->sp, txn->id, &env);
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;

@@ -120,6 +120,7 @@ static int	 foreach_sync(struct spool *, const char *, enum loc,
 		    struct envelope *);
 static int	 foreach_batched(struct spool *, struct spool_batch_item *,
 		    const char *, enum loc, struct envelope *);
+static void	 delete_copies(struct spool *, const char *, const char *);
 static int	 read_envelope_fd(int, const char *, struct envelope *,
 		    uint64_t *, unsigned char **);
 static int	 merge_state(struct spool *, struct envelope *, int *);
@@ -1737,6 +1738,26 @@ spool_release(struct spool *sp, const char *id)
 	return (move_message(sp, id, D_HOLD, D_QUEUE));
 }
 
+/*
+ * The copies of a message being deleted (claimed as active/name) leave
+ * the outage mailbox: their names come from its envelope.
+ */
+static void
+delete_copies(struct spool *sp, const char *name, const char *id)
+{
+	struct envelope	 env;
+	int		 fd, ok = 0;
+
+	memset(&env, 0, sizeof(env));
+	if ((fd = openat(sp->fd[D_ACTIVE], name, SPOOL_READ_FLAGS)) != -1) {
+		ok = read_envelope_fd(fd, id, &env, NULL, NULL) == 0;
+		(void)close(fd);
+	}
+	maildir_release(sp, sp->fd[D_ACTIVE], name, id, ok ? &env : NULL, 1);
+	if (ok)
+		envelope_free(&env);
+}
+
 int
 spool_delete(struct spool *sp, const char *id)
 {
@@ -1763,7 +1784,7 @@ spool_delete(struct spool *sp, const char *id)
 		return (-1);
 	}
 	if (sp->has_mbox)
-		maildir_release(sp, sp->fd[D_ACTIVE], name, id, NULL, 1);
+		delete_copies(sp, name, id);
 	if (unlinkat(sp->fd[D_ACTIVE], name, 0) == -1)
 		return (-1);
 	if (fsync(sp->fd[D_ACTIVE]) == -1)
