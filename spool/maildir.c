@@ -438,17 +438,52 @@ dir_usage(int parent, const char *name, uint64_t *bytes, uint64_t *count)
 }
 
 /*
- * The Maildir++ maildirsize: a first line (the quota, "NS"), then lines
- * "BYTES COUNT" (negative for removals) to add up.  -1 when it is
- * missing, unreadable or bigger than QUOTA_FILE_MAX (recalculate).
+ * The Maildir++ maildirsize, len bytes at buf (the user's file: any
+ * bytes): a first line (the quota, "NS", not ours to judge), then lines
+ * "BYTES COUNT" (negative for removals) whose BYTES add up to *bytes
+ * (never below 0).  -1 for anything else, or a sum out of range.
  */
+int
+maildir_quota_parse(const char *buf, size_t len, int64_t *bytes)
+{
+	const char	*p, *end = buf + len, *nl;
+	char		 line[64], *e;
+	long long	 v;
+	size_t		 n;
+
+	*bytes = 0;
+	if ((nl = memchr(buf, '\n', len)) == NULL)
+		return (-1);
+	for (p = nl + 1; p < end; p += n + (nl != NULL)) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl != NULL ? nl : end) - p);
+		if (n == 0)
+			continue;
+		if (n >= sizeof(line))
+			return (-1);
+		memcpy(line, p, n);
+		line[n] = '\0';
+		errno = 0;
+		v = strtoll(line, &e, 10);
+		if (errno != 0 || e == line || (*e != ' ' && *e != '\0') ||
+		    (v > 0 && *bytes > INT64_MAX - v) ||
+		    (v < 0 && *bytes < INT64_MIN - v))
+			return (-1);
+		*bytes += v;
+	}
+	if (*bytes < 0)
+		*bytes = 0;
+	return (0);
+}
+
+/* maildirsize's total: -1 when it is missing, unreadable or bigger than
+ * QUOTA_FILE_MAX (recalculate). */
 static int
 quota_read(int userfd, int64_t *bytes, time_t *mtime)
 {
-	char		 buf[QUOTA_FILE_MAX + 1], *s, *line, *end;
+	char		 buf[QUOTA_FILE_MAX + 1];
 	struct stat	 st;
 	ssize_t		 got;
-	long long	 v;
 	int		 fd;
 
 	*bytes = 0;
@@ -463,22 +498,7 @@ quota_read(int userfd, int64_t *bytes, time_t *mtime)
 	}
 	(void)close(fd);
 	*mtime = st.st_mtime;
-	buf[got] = '\0';
-	s = buf;
-	if (strsep(&s, "\n") == NULL || s == NULL)
-		return (-1);
-	while ((line = strsep(&s, "\n")) != NULL) {
-		if (*line == '\0')
-			continue;
-		errno = 0;
-		v = strtoll(line, &end, 10);
-		if (errno != 0 || end == line || (*end != ' ' && *end != '\0'))
-			return (-1);
-		*bytes += v;
-	}
-	if (*bytes < 0)
-		*bytes = 0;
-	return (0);
+	return (maildir_quota_parse(buf, (size_t)got, bytes));
 }
 
 /*

@@ -107,4 +107,6 @@ int	 spool_private_mailbox_dirfd(struct spool *);
 void	 maildir_release(struct spool *, int msgdirfd, const char *msgname,
 	    const char *id, const struct envelope *env, int all);
 void	 maildir_recover(struct spool *, time_t now);
+/* A Maildir++ maildirsize's byte total (spool/maildir.c; fuzzed). */
+int	 maildir_quota_parse(const char *, size_t, int64_t *);
 #endif

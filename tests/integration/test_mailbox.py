@@ -264,6 +264,9 @@ def test_copy_failure_never_fails_smtp_and_flush_retries(mx, dns, tmp_path,
     qid, log = send(mx, ["user@example.test"], body())
     assert "status=failed" in log and qid in log
     assert os.listdir(mbox) == []
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "(not made yet: flush makes it)" in out, out
+    assert os.listdir(os.path.join(mx.spool, "mailbox")) == [qid]
     uid, gid = user_ids()
     os.chown(mbox, uid, gid)
     log = flush(mx)			# the primary is down: deferred
