@@ -1056,7 +1056,8 @@ release_copy(const struct spool_mailbox *mb, const struct envelope *env,
 
 void
 maildir_release(struct spool *sp, int msgdirfd, const char *msgname,
-    const char *id, const struct envelope *env, int all)
+    const char *id, const struct envelope *env, int all,
+    const unsigned char *skip)
 {
 	const struct spool_mailbox	*mb;
 	const struct recipient		*r;
@@ -1083,7 +1084,8 @@ maildir_release(struct spool *sp, int msgdirfd, const char *msgname,
 	ixok = index_load(sp, id, &ixfd, &ix) == 0;
 	for (i = 0; env != NULL && i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (!r->mailbox || (!all && !rcpt_finished(r)))
+		if (!r->mailbox || (!all && (!rcpt_finished(r) ||
+		    (skip != NULL && skip[i]))))
 			continue;
 		if ((e = index_find(&ix, r->addr)) == NULL || e->kind == K_OWED)
 			release_copy(mb, env, i);
@@ -1277,7 +1279,7 @@ maildir_recover(struct spool *sp, time_t now)
 			if (queue_id_valid(de->d_name) &&
 			    spool_exists(sp, de->d_name) == 0)
 				maildir_release(sp, -1, NULL, de->d_name,
-				    NULL, 1);
+				    NULL, 1, NULL);
 		(void)closedir(d);
 	} else if (fd != -1)
 		(void)close(fd);

@@ -91,6 +91,7 @@ struct spool_claim {
 	unsigned char	*copy;		/* small message: its bytes, read */
 	int		 verified;
 	int		 has_state;	/* state/ID existed or was written */
+	unsigned char	*fin0;		/* per recipient: finished when claimed */
 };
 
 /* One message found by a directory scan. */
@@ -1372,6 +1373,7 @@ int
 spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 {
 	struct spool_claim	*c;
+	size_t			 i;
 	int			 save;
 
 	if (!queue_id_valid(id)) {
@@ -1401,6 +1403,9 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 	}
 	if (envelope_state_encode(&c->env, &c->state0, &c->state0len) == -1)
 		goto giveback;
+	c->fin0 = xcalloc(c->env.nrcpts ? c->env.nrcpts : 1, 1);
+	for (i = 0; i < c->env.nrcpts; i++)
+		c->fin0[i] = rcpt_finished(&c->env.rcpts[i]);
 	*cp = c;
 	return (0);
 
@@ -1563,7 +1568,7 @@ spool_unclaim(struct spool_claim *c)
 	/* Finished recipients' copies leave the outage mailbox. */
 	if (r == 0 && sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    &c->env, 0);
+		    &c->env, 0, c->fin0);
 	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], c->env.id)
 	    == -1) {
 		save = errno;
@@ -1603,7 +1608,7 @@ spool_claim_remove_nosync(struct spool_claim *c)
 	/* Its copies leave the outage mailbox before it leaves the spool. */
 	if (sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    &c->env, 1);
+		    &c->env, 1, NULL);
 	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
 		save = errno;
 		spool_claim_free(c);
@@ -1705,6 +1710,7 @@ spool_claim_free(struct spool_claim *c)
 	envelope_free(&c->env);
 	free(c->copy);
 	free(c->state0);
+	free(c->fin0);
 	free(c);
 }
 
@@ -1753,7 +1759,8 @@ delete_copies(struct spool *sp, const char *name, const char *id)
 		ok = read_envelope_fd(fd, id, &env, NULL, NULL) == 0;
 		(void)close(fd);
 	}
-	maildir_release(sp, sp->fd[D_ACTIVE], name, id, ok ? &env : NULL, 1);
+	maildir_release(sp, sp->fd[D_ACTIVE], name, id, ok ? &env : NULL,
+	    1, NULL);
 	if (ok)
 		envelope_free(&env);
 }

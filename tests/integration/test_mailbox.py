@@ -864,3 +864,34 @@ def test_quota_kept_in_maildirsize_without_a_scan(mx, dns, tmp_path):
     assert quota_total(user) == ("100000S", 2 * size + 98 * 500 +
                                  os.path.getsize(COPIED.search(log)["path"]))
     assert len(copies(mbox)) == 101
+
+
+@needs_strace
+def test_finished_recipients_copy_is_looked_for_once(mx, dns, tmp_path,
+                                                     primary_factory):
+    """A recipient delivered while another of the message is deferred: its
+    copy leaves at that claim's end, and later claims (the other still
+    deferred) do not look for it again (no open of its Maildir)."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  users=("done@example.test", "later@example.test"))
+    qid, log = send(mx, ["done@example.test", "later@example.test"], body())
+    assert len(copies(mbox, user="done")) == 1
+    c, rec = primary_factory("127.0.0.2", port)
+    rec.rcpt_replies["later@example.test"] = "451 4.2.1 try later"
+    log = flush(mx)
+    assert copies(mbox, user="done") == [], log
+    assert len(copies(mbox, user="later")) == 1
+    time.sleep(1.2)				# retry-min 1s
+    trace = str(tmp_path / "trace")
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e", "trace=openat",
+                        MXFB, "flush", "-f"], env=mx.env(UNDER_STRACE),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    calls = open(trace).read()
+    assert '"later"' in calls		# the message was claimed again
+    assert '"done"' not in calls, calls
+    del rec.rcpt_replies["later@example.test"]
+    flush(mx)
+    assert copies(mbox, user="later") == [] and markers(mx.spool) == []
