@@ -54,6 +54,7 @@
 #define QUOTA_FILE	"maildirsize"
 #define QUOTA_FILE_MAX	5120		/* Maildir++: recalculated beyond */
 #define QUOTA_STALE	(15 * 60)	/* over quota and older: recalculated */
+#define RECOVER_AFTER	(60 * 60)	/* an orphan's owed/over lines */
 
 /* A line of mailbox/ID. */
 enum kind {
@@ -131,6 +132,8 @@ static int	 list_one(const struct spool_mailbox *,
 		    const struct envelope *, size_t, const struct index *,
 		    int, int (*)(void *, const char *, const char *, int),
 		    void *);
+static void	 recover_index(const struct spool_mailbox *, int, const char *,
+		    time_t);
 static void	 expire_user(int, const char *, time_t, time_t);
 static void	 expire_domain(int, const char *, time_t, time_t);
 
@@ -1258,6 +1261,36 @@ expire_domain(int domfd, const char *where, time_t now, time_t keep)
 	(void)closedir(d);
 }
 
+/*
+ * mailbox/id without its message: the copies an earlier version listed
+ * (a crash between its removals) leave.  "owed" and "over" lines go
+ * only once an hour old: receive writes "owed" before its commit, so a
+ * message being received right now is not in the spool yet.
+ */
+static void
+recover_index(const struct spool_mailbox *mb, int ixfd, const char *id,
+    time_t now)
+{
+	struct index	 ix;
+	struct stat	 st;
+	size_t		 i;
+	int		 old;
+
+	if (fstatat(ixfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    index_read(ixfd, id, &ix) == -1)
+		return;
+	old = st.st_mtime + RECOVER_AFTER <= now;
+	for (i = 0; i < ix.n; i++) {
+		if (ix.e[i].kind != K_COPY && !old)
+			continue;
+		release_old(mb, id, &ix.e[i]);
+		ix.changed = 1;
+	}
+	if (ix.changed && index_write(ixfd, id, &ix) == -1)
+		log_warn("%s: mailbox: cannot write the index", id);
+	index_free(&ix);
+}
+
 void
 maildir_recover(struct spool *sp, time_t now)
 {
@@ -1270,16 +1303,12 @@ maildir_recover(struct spool *sp, time_t now)
 	if ((mb = spool_private_mailbox(sp)) == NULL ||
 	    (ixfd = spool_private_mailbox_dirfd(sp)) == -1)
 		return;
-	/*
-	 * An index whose message is gone (a crash between, or a commit
-	 * that failed after its "owed" line): its copies leave.
-	 */
+	/* An index whose message is gone: its copies leave. */
 	if ((fd = dup(ixfd)) != -1 && (d = fdopendir(fd)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (queue_id_valid(de->d_name) &&
 			    spool_exists(sp, de->d_name) == 0)
-				maildir_release(sp, -1, NULL, de->d_name,
-				    NULL, 1, NULL);
+				recover_index(mb, ixfd, de->d_name, now);
 		(void)closedir(d);
 	} else if (fd != -1)
 		(void)close(fd);

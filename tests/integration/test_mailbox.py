@@ -895,3 +895,22 @@ def test_finished_recipients_copy_is_looked_for_once(mx, dns, tmp_path,
     del rec.rcpt_replies["later@example.test"]
     flush(mx)
     assert copies(mbox, user="later") == [] and markers(mx.spool) == []
+
+
+def test_recovery_keeps_a_young_owed_line(mx, dns, tmp_path):
+    """receive writes "owed" (a copy it could not start) before its
+    commit: recovery, seeing no message, must not take it for an orphan
+    at once, only once it is an hour old."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    qid, log = send(mx, ["user@example.test"], body())
+    mx.run("delete", qid, check=True)
+    index = os.path.join(mx.spool, "mailbox", qid)
+    open(index, "w").write("M1\nowed user@example.test\n")
+    mx.give(mx.spool)
+    flush(mx)
+    assert os.path.exists(index)
+    old = time.time() - 3601
+    os.utime(index, (old, old))
+    flush(mx)
+    assert not os.path.exists(index)
