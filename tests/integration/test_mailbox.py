@@ -914,3 +914,35 @@ def test_recovery_keeps_a_young_owed_line(mx, dns, tmp_path):
     os.utime(index, (old, old))
     flush(mx)
     assert not os.path.exists(index)
+
+
+@needs_strace
+@pytest.mark.parametrize("call,n", [("renameat2", 1), ("flock", 1)])
+def test_flush_killed_while_making_an_owed_copy(mx, dns, tmp_path,
+                                                primary_factory, call, n):
+    """receive killed after its commit, before the copy (fsync 3): the
+    copy is owed.  flush killed while making it (at its rename into new/,
+    or at the message's lock): nothing half made is visible, and the next
+    flush makes it, once."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    mx.run("receive", input=b"QUIT\r\n")
+    os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
+    mx.give(mx.spool)
+    p = killed_at(mx, ["receive"], "fsync", 3,
+                  smtp_script(["user@example.test"], body()))
+    assert p.returncode in (-9, 137) and len(mx.status_json()) == 1
+    assert visible(mbox) == []
+    qid = mx.status_json()[0]["id"]
+    stored = mx.run("status", "-b", qid, check=True).stdout
+    p = killed_at(mx, ["flush", "-f"], call, n)
+    assert p.returncode in (-9, 137) or (
+        p.returncode == 70 and b"died: signal 9" in p.stderr), p.stderr
+    assert_safe(mx, mbox, stored)
+    assert visible(mbox) == []
+    flush(mx)
+    assert len(visible(mbox)) == 1
+    assert_safe(mx, mbox, stored)
+    c, rec = primary_factory("127.0.0.2", port)
+    flush(mx)
+    assert len(rec.messages) == 1 and visible(mbox) == []
