@@ -390,6 +390,7 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		hook_data_abort(r);
 		return (-1);
 	}
+	spool_mailbox_intend(r->sp, txn->id, &env);
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;

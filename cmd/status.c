@@ -316,7 +316,7 @@ summary_one(const struct envelope *env, void *arg)
 		if (d->oldest == 0 || env->arrival < d->oldest)
 			d->oldest = env->arrival;
 	}
-	if (cfg->mailbox[0] != '\0' && spool_mailbox_list(t->sp, env->id, 0,
+	if (cfg->mailbox[0] != '\0' && spool_mailbox_list(t->sp, env, 0,
 	    count_copy, t) == -1)
 		log_warn("%s: mailbox index", env->id);
 	return (0);
@@ -349,8 +349,10 @@ show_copy(void *arg, const char *addr, const char *path, int found)
 		fputs("no copy (over mailbox-max-size)", f);
 	else {
 		text_str(f, path);
-		if (!found)
+		if (found == 0)
 			fputs(" (moved or deleted by the user)", f);
+		else if (found == 2)
+			fputs(" (not made yet: flush makes it)", f);
 	}
 	fputc('\n', f);
 	return (0);
@@ -881,7 +883,7 @@ show_envelope(FILE *f, struct spool *sp, const char *id, int json)
 		show_field(f, "  last error: ", r->last_error);
 		show_field(f, "  remote mta: ", r->remote_mta);
 	}
-	if (spool_mailbox_list(sp, env.id, 1, show_copy, f) == -1)
+	if (spool_mailbox_list(sp, &env, 1, show_copy, f) == -1)
 		log_warn("%s: mailbox index", env.id);
 	envelope_free(&env);
 	return (0);

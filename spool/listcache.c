@@ -54,7 +54,8 @@
 #include "spool/spool_private.h"
 
 #define CACHE_NAME	"status.cache"
-#define CACHE_MAGIC	"MXFBLC1\n"
+#define CACHE_MAGIC	"MXFBLC2\n"
+#define MAILBOX_BIT	0x100	/* in a recipient's state: marked `mailbox` */
 #define CACHE_HASH_LEN	16
 #define CACHE_BUF	(256 * 1024)
 #define CACHE_NDIRS	4
@@ -261,7 +262,8 @@ str_size(const char *s)
 /*
  * Record: u32 length of what follows; the ID; u32 flags (1 held,
  * 2 claimed); u64 arrival, size, next-retry; sender; u32 recipients;
- * per recipient u32 state, u32 attempts, address, last error.  Strings
+ * per recipient u32 state (0x100: marked `mailbox`), u32 attempts,
+ * address, last error.  Strings
  * are u32 length (NO_STRING: NULL) and the bytes with their NUL.
  * Native byte order: the cache never leaves this host (not on NFS).
  */
@@ -293,7 +295,8 @@ writer_record(const struct envelope *env, void *arg)
 	put_u32(w, (uint32_t)env->nrcpts);
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		put_u32(w, (uint32_t)r->state);
+		put_u32(w, (uint32_t)r->state |
+		    (r->mailbox ? MAILBOX_BIT : 0));
 		put_u32(w, (uint32_t)r->attempts);
 		put_str(w, r->addr);
 		put_str(w, r->last_error);
@@ -424,11 +427,13 @@ record_decode(const char *p, size_t len, struct envelope *env,
 		memset(&env->rcpts[i], 0, sizeof(env->rcpts[i]));
 		if (get(&p, end, &state, sizeof(state)) == -1 ||
 		    get(&p, end, &attempts, sizeof(attempts)) == -1 ||
-		    state > RCPT_FAILED || attempts > INT32_MAX ||
+		    (state & ~MAILBOX_BIT) > RCPT_FAILED ||
+		    attempts > INT32_MAX ||
 		    get_str(&p, end, &env->rcpts[i].addr) == -1 ||
 		    get_str(&p, end, &env->rcpts[i].last_error) == -1)
 			return (-1);
-		env->rcpts[i].state = (enum rcpt_state)state;
+		env->rcpts[i].mailbox = (state & MAILBOX_BIT) != 0;
+		env->rcpts[i].state = (enum rcpt_state)(state & ~MAILBOX_BIT);
 		env->rcpts[i].attempts = (int)attempts;
 	}
 	return (p == end ? 0 : -1);

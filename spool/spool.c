@@ -91,6 +91,7 @@ struct spool_claim {
 	unsigned char	*copy;		/* small message: its bytes, read */
 	int		 verified;
 	int		 has_state;	/* state/ID existed or was written */
+	unsigned char	*fin0;		/* per recipient: finished when claimed */
 };
 
 /* One message found by a directory scan. */
@@ -120,6 +121,7 @@ static int	 foreach_sync(struct spool *, const char *, enum loc,
 		    struct envelope *);
 static int	 foreach_batched(struct spool *, struct spool_batch_item *,
 		    const char *, enum loc, struct envelope *);
+static void	 delete_copies(struct spool *, const char *, const char *);
 static int	 read_envelope_fd(int, const char *, struct envelope *,
 		    uint64_t *, unsigned char **);
 static int	 merge_state(struct spool *, struct envelope *, int *);
@@ -1371,6 +1373,7 @@ int
 spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 {
 	struct spool_claim	*c;
+	size_t			 i;
 	int			 save;
 
 	if (!queue_id_valid(id)) {
@@ -1400,6 +1403,9 @@ spool_claim(struct spool *sp, const char *id, struct spool_claim **cp)
 	}
 	if (envelope_state_encode(&c->env, &c->state0, &c->state0len) == -1)
 		goto giveback;
+	c->fin0 = xcalloc(c->env.nrcpts ? c->env.nrcpts : 1, 1);
+	for (i = 0; i < c->env.nrcpts; i++)
+		c->fin0[i] = rcpt_finished(&c->env.rcpts[i]);
 	*cp = c;
 	return (0);
 
@@ -1562,7 +1568,7 @@ spool_unclaim(struct spool_claim *c)
 	/* Finished recipients' copies leave the outage mailbox. */
 	if (r == 0 && sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    &c->env, 0);
+		    &c->env, 0, c->fin0);
 	if (renameat(sp->fd[D_ACTIVE], c->name, sp->fd[D_QUEUE], c->env.id)
 	    == -1) {
 		save = errno;
@@ -1602,7 +1608,7 @@ spool_claim_remove_nosync(struct spool_claim *c)
 	/* Its copies leave the outage mailbox before it leaves the spool. */
 	if (sp->has_mbox)
 		maildir_release(sp, sp->fd[D_ACTIVE], c->name, c->env.id,
-		    &c->env, 1);
+		    &c->env, 1, NULL);
 	if (unlinkat(sp->fd[D_ACTIVE], c->name, 0) == -1) {
 		save = errno;
 		spool_claim_free(c);
@@ -1704,6 +1710,7 @@ spool_claim_free(struct spool_claim *c)
 	envelope_free(&c->env);
 	free(c->copy);
 	free(c->state0);
+	free(c->fin0);
 	free(c);
 }
 
@@ -1737,6 +1744,27 @@ spool_release(struct spool *sp, const char *id)
 	return (move_message(sp, id, D_HOLD, D_QUEUE));
 }
 
+/*
+ * The copies of a message being deleted (claimed as active/name) leave
+ * the outage mailbox: their names come from its envelope.
+ */
+static void
+delete_copies(struct spool *sp, const char *name, const char *id)
+{
+	struct envelope	 env;
+	int		 fd, ok = 0;
+
+	memset(&env, 0, sizeof(env));
+	if ((fd = openat(sp->fd[D_ACTIVE], name, SPOOL_READ_FLAGS)) != -1) {
+		ok = read_envelope_fd(fd, id, &env, NULL, NULL) == 0;
+		(void)close(fd);
+	}
+	maildir_release(sp, sp->fd[D_ACTIVE], name, id, ok ? &env : NULL,
+	    1, NULL);
+	if (ok)
+		envelope_free(&env);
+}
+
 int
 spool_delete(struct spool *sp, const char *id)
 {
@@ -1763,7 +1791,7 @@ spool_delete(struct spool *sp, const char *id)
 		return (-1);
 	}
 	if (sp->has_mbox)
-		maildir_release(sp, sp->fd[D_ACTIVE], name, id, NULL, 1);
+		delete_copies(sp, name, id);
 	if (unlinkat(sp->fd[D_ACTIVE], name, 0) == -1)
 		return (-1);
 	if (fsync(sp->fd[D_ACTIVE]) == -1)

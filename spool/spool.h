@@ -263,14 +263,17 @@ int	 spool_primary_walk(struct spool *, int (*fn)(void *, const char *,
 /*
  * The outage mailbox (spool/INTERNALS, section 12): with one set, each
  * recipient marked `mailbox` gets a copy of the message in the Maildir
- * DIR/DOMAIN/LOCALPART/ (spool_mailbox_copy: receive after the commit,
- * flush for copies still owed), and the spool removes a recipient's
- * copy (or, with keep, moves it into the Maildir++ folder .Delivered)
- * once the recipient is finished and the claim ends (unclaim, remove),
- * and every copy of a deleted message.  spool_recover removes copies of
- * messages that left without it (a crash) and, with keep, .Delivered
- * copies older than keep.  dir is copied.  Failures are logged, never
- * returned: the copy is owed again.
+ * DIR/DOMAIN/LOCALPART/ under a name derived from the envelope (queue
+ * ID, recipient index, size).  spool_mailbox_intend, before the commit
+ * of message id (receive), leaves the sign that the copies are owed;
+ * spool_mailbox_copy makes the copies still owed (receive after the
+ * commit, flush after its claim).  The spool removes a recipient's copy
+ * (or, with keep, moves it into the Maildir++ folder .Delivered) once
+ * the recipient is finished and the claim ends (unclaim, remove), and
+ * every copy of a deleted message.  spool_recover removes copies the
+ * previous version listed for messages that left without it (a crash)
+ * and, with keep, .Delivered copies older than keep.  dir is copied.
+ * Failures are logged, never returned: the copy is owed again.
  */
 struct spool_mailbox {
 	const char	*dir;
@@ -278,17 +281,23 @@ struct spool_mailbox {
 	time_t		 keep;		/* 0: remove at once */
 };
 void	 spool_set_mailbox(struct spool *, const struct spool_mailbox *);
+void	 spool_mailbox_intend(struct spool *, const char *id,
+	    const struct envelope *);
 void	 spool_mailbox_copy(struct spool *, const struct envelope *);
 /*
- * The copies message id has in the outage mailbox, from its index: fn
- * gets each recipient's address and the copy's path (NULL: none, over
+ * The copies of env's recipients still waiting (marked, not finished):
+ * fn gets each one's address and the copy's path (NULL: none, over
  * mailbox-max-size); with locate, the path where the copy is now (new/
- * or cur/ with its flags) and found 1, or 0 when it is in neither (the
- * user moved or deleted it); without, found is -1 and the path the one
- * it was given.  fn returning non-zero stops the walk and is returned.
- * 0 without a mailbox or copies; -1 when the index is unreadable.
+ * or cur/ with its flags) and found 1, 2 when it is still owed (not
+ * made yet: flush makes it), or 0 when it is in neither (the user moved
+ * or deleted it); without, found is -1 and the path the one it was
+ * given.  env needs only id, size and the recipients' addr, state and
+ * mailbox (spool_list's do).  fn returning non-zero stops the walk and
+ * is returned.  0 without a mailbox or copies; -1 when the spool's
+ * record of them is unreadable.
  */
-int	 spool_mailbox_list(struct spool *, const char *id, int locate,
+int	 spool_mailbox_list(struct spool *, const struct envelope *,
+	    int locate,
 	    int (*fn)(void *, const char *addr, const char *path, int found),
 	    void *);
 

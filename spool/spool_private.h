@@ -97,14 +97,18 @@ int	 spool_private_domain_file(const char *domain, const char *suffix,
  * none), the index directory mailbox/ (made on first use; -1 on
  * error, logged), and what spool.c calls when a message's claim ends
  * (all: every copy leaves, else those of recipients env says are
- * finished; env, when given, also tells whether any recipient has a
- * copy; msgdirfd/msgname: the message file to lock, or -1/NULL) and
- * at recovery.
+ * finished, but for those skip marks (finished already when claimed:
+ * their copies left then; NULL: none); env, when given, also names the
+ * copies and tells whether any recipient has one; msgdirfd/msgname:
+ * the message file to lock, or -1/NULL) and at recovery.
  */
 struct spool_mailbox;
 const struct spool_mailbox *spool_private_mailbox(struct spool *);
 int	 spool_private_mailbox_dirfd(struct spool *);
 void	 maildir_release(struct spool *, int msgdirfd, const char *msgname,
-	    const char *id, const struct envelope *env, int all);
+	    const char *id, const struct envelope *env, int all,
+	    const unsigned char *skip);
 void	 maildir_recover(struct spool *, time_t now);
+/* A Maildir++ maildirsize's byte total (spool/maildir.c; fuzzed). */
+int	 maildir_quota_parse(const char *, size_t, int64_t *);
 #endif

@@ -264,6 +264,9 @@ def test_copy_failure_never_fails_smtp_and_flush_retries(mx, dns, tmp_path,
     qid, log = send(mx, ["user@example.test"], body())
     assert "status=failed" in log and qid in log
     assert os.listdir(mbox) == []
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "(not made yet: flush makes it)" in out, out
+    assert os.listdir(os.path.join(mx.spool, "mailbox")) == [qid]
     uid, gid = user_ids()
     os.chown(mbox, uid, gid)
     log = flush(mx)			# the primary is down: deferred
@@ -300,25 +303,59 @@ def test_bounced_message_leaves_the_mailbox(mx, dns, tmp_path,
     assert copies(mbox, user="gone") == []
 
 
-def test_orphaned_index_cleaned_by_recovery(mx, dns, tmp_path):
-    """A crash between the message's removal and its copies' (kill -9):
-    the index outlives the message and recovery removes the copies."""
+def old_copy(mx, mbox, qid, sub="new", flags=""):
+    """What the previous version left for message qid: its copy under a
+    random name, listed in the index mailbox/ID ("copy ADDR D/L/BASE")."""
+    path = copies(mbox)[0]
+    stored = open(path, "rb").read()
+    base = "1764700000.M123456P4242R0a1b2c3d.oldhost,S=%d" % len(stored)
+    old = os.path.join(mbox, "example.test", "user", sub, base + flags)
+    os.rename(path, old)
+    index = os.path.join(mx.spool, "mailbox", qid)
+    with open(index, "w") as f:
+        f.write("M1\ncopy user@example.test example.test/user/%s\n" % base)
+    mx.give(mx.spool)
+    return old, index
+
+
+@pytest.mark.parametrize("sub,flags", [("new", ""), ("cur", ":2,S")])
+def test_previous_versions_index_still_removes_its_copy(
+        mx, dns, tmp_path, primary_factory, sub, flags):
+    """A spool made by the previous version: the copy has a random name
+    that only the index mailbox/ID knows.  status finds it, and flush
+    removes it (and the index) once the primary has the message."""
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
     qid, log = send(mx, ["user@example.test"], body())
-    index = os.path.join(mx.spool, "mailbox", qid)
+    old, index = old_copy(mx, mbox, qid, sub, flags)
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "mailbox: <user@example.test> %s\n" % old in out, out
+    log = flush(mx)			# primary down: nothing made again
+    assert copies(mbox) == [old], log
+    c, rec = primary_factory("127.0.0.2", port)
+    log = flush(mx)
+    assert len(rec.messages) == 1
+    assert copies(mbox) == [] and not os.path.exists(index), log
+    assert REMOVED.search(log)["path"] == old
+
+
+def test_orphaned_index_cleaned_by_recovery(mx, dns, tmp_path):
+    """The previous version killed between the message's removal and its
+    copies': the index outlives the message and recovery removes the
+    copies it lists."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    qid, log = send(mx, ["user@example.test"], body())
+    old, index = old_copy(mx, mbox, qid)
     saved = open(index).read()
     mx.run("delete", qid, check=True)
-    assert copies(mbox) == []
+    assert copies(mbox) == [] and not os.path.exists(index)
     # Put back what the crash would have left: the index and the copy.
-    line = saved.splitlines()[1].split(" ")[2]
-    dom, user, base = line.split("/")
-    path = os.path.join(mbox, dom, user, "new", base)
-    open(path, "w").write("x")
+    open(old, "w").write("x")
     open(index, "w").write(saved)
     mx.give(mx.spool)
     flush(mx)
-    assert not os.path.exists(path) and not os.path.exists(index)
+    assert not os.path.exists(old) and not os.path.exists(index)
 
 
 @pytest.mark.parametrize("lines,msg", [
@@ -562,14 +599,18 @@ def visible(mbox):
     return out
 
 
-def indexed(spool):
+COPY_NAME = re.compile(r"\d+\.Q(?P<id>[0-9A-Z]{17})_\d+\.mxfb,S=\d+(:2,.*)?$")
+
+
+def copy_of(path):
+    """The queue ID a copy's name is derived from (None: not one)."""
+    m = COPY_NAME.match(os.path.basename(path))
+    return m and m["id"]
+
+
+def markers(spool):
     d = os.path.join(spool, "mailbox")
-    names = set()
-    for f in os.listdir(d) if os.path.isdir(d) else []:
-        for line in open(os.path.join(d, f)).read().splitlines()[1:]:
-            if line.startswith("copy "):
-                names.add(line.split(" ")[2].split("/")[2])
-    return names
+    return os.listdir(d) if os.path.isdir(d) else []
 
 
 # LeakSanitizer cannot run under ptrace (make asan): off for those runs.
@@ -594,20 +635,32 @@ def smtp_script(rcpts, msg):
 
 
 def assert_safe(mx, mbox, stored):
+    """Whatever is visible is whole and the copy of a message in the
+    spool (its name says which)."""
+    ids = {m["id"] for m in mx.status_json()}
     for path in visible(mbox):
         assert open(path, "rb").read() == stored, path
-        base = os.path.basename(path).split(":")[0]
-        assert base in indexed(mx.spool), path
+        assert copy_of(path) in ids, path
 
 
+# receive's steps: the copy's empty tmp/ file (openat), the spool's commit
+# (fsync 1, renameat, fsync 2: the 250 is owed from here), the lock, the
+# copy written and fsync'd (fsync 3), renamed into new/ (renameat2), new/
+# fsync'd (fsync 4), maildirsize appended.
 @needs_strace
-@pytest.mark.parametrize("call,n", [("linkat", 1), ("fsync", 3),
-                                    ("fsync", 4), ("fsync", 5),
-                                    ("fsync", 6), ("unlinkat", 1)])
+@pytest.mark.parametrize("call,n", [("fsync", 1), ("renameat", 1),
+                                    ("fsync", 2), ("flock", 1),
+                                    ("fsync", 3), ("renameat2", 1),
+                                    ("fsync", 4)])
 def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
                                     call, n):
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
+    # The spool (and its mailbox/) made beforehand: the calls counted are
+    # the message's.
+    mx.run("receive", input=b"QUIT\r\n")
+    os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
+    mx.give(mx.spool)
     p = killed_at(mx, ["receive"], call, n,
                   smtp_script(["user@example.test"], body()))
     assert p.returncode in (-9, 137), (p.returncode, p.stdout)
@@ -618,10 +671,41 @@ def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
         return
     stored = mx.run("status", "-b", msgs[0]["id"], check=True).stdout
     assert_safe(mx, mbox, stored)
+    # The copy is owed (or made): flush, the primary still down, makes
+    # it, once.
+    flush(mx)
+    assert len(visible(mbox)) == 1
+    assert_safe(mx, mbox, stored)
+    flush(mx)
+    assert len(visible(mbox)) == 1
     c, rec = primary_factory("127.0.0.2", port)
     flush(mx)
     assert len(rec.messages) == 1
-    assert visible(mbox) == [] and indexed(mx.spool) == set()
+    assert visible(mbox) == [] and markers(mx.spool) == []
+    assert os.listdir(os.path.join(mbox, "example.test", "user", "tmp")) == []
+
+
+def test_copy_the_user_deleted_is_not_made_again(mx, dns, tmp_path,
+                                                 primary_factory):
+    """Nothing records a copy made: a flush must not take a copy the user
+    deleted (or moved) for one still owed."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    qid, log = send(mx, ["user@example.test"], body())
+    path = copies(mbox)[0]
+    os.unlink(path)
+    flush(mx)
+    assert copies(mbox) == []
+    out = mx.run("status", qid, check=True).stdout.decode()
+    assert "(moved or deleted by the user)" in out, out
+    qid2, log = send(mx, ["user@example.test"], body("two"))
+    path = copies(mbox)[0]
+    os.rename(path, path.replace("/new/", "/cur/") + ":2,ST")
+    flush(mx)
+    assert copies(mbox) == [path.replace("/new/", "/cur/") + ":2,ST"]
+    c, rec = primary_factory("127.0.0.2", port)
+    log = flush(mx)
+    assert copies(mbox) == [] and len(rec.messages) == 2, log
 
 
 @needs_strace
@@ -645,7 +729,7 @@ def test_flush_killed_during_removal(mx, dns, tmp_path, primary_factory,
         p.returncode == 70 and b"died: signal 9" in p.stderr), p.stderr
     assert_safe(mx, mbox, stored)
     flush(mx)				# recovers the claim, delivers again
-    assert visible(mbox) == [] and indexed(mx.spool) == set()
+    assert visible(mbox) == [] and markers(mx.spool) == []
     assert os.listdir(os.path.join(mx.spool, "mailbox")) == []
     assert 1 <= len(rec.messages) <= 2		# (INTERNALS 6: the claim's
 						# holder died after the 250)
@@ -725,4 +809,140 @@ def test_removal_during_receives_copy_waits_for_it(mx, dns, tmp_path,
     assert b"queued as" in out, err
     assert waited > 1, ("no wait for the copy", log, err)
     assert len(rec.messages) == (1 if how == "flush" else 0), (log, err)
-    assert visible(mbox) == [] and indexed(mx.spool) == set(), (log, err)
+    assert visible(mbox) == [] and markers(mx.spool) == [], (log, err)
+
+
+def quota_total(user):
+    lines = open(os.path.join(user, "maildirsize")).read().splitlines()
+    return lines[0], sum(int(l.split()[0]) for l in lines[1:] if l)
+
+
+@needs_strace
+def test_quota_kept_in_maildirsize_without_a_scan(mx, dns, tmp_path):
+    """The user's total is the Maildir++ maildirsize file: made by a scan
+    when missing, then one line appended per copy.  The 100th copy reads
+    neither new/ nor cur/ (strace: no open of them, no getdents), and the
+    quota holds from the file alone; a file that says over quota and has
+    not changed for 15 minutes is recalculated from a scan."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  extra=("mailbox-max-size 100000",))
+    user = os.path.join(mbox, "example.test", "user")
+    send(mx, ["user@example.test"], body("one"))
+    size = os.path.getsize(copies(mbox)[0])
+    assert quota_total(user) == ("100000S", size)
+    # 98 read messages more (planted: maildirsize does not know them).
+    for i in range(98):
+        open(os.path.join(user, "cur", "1764700000.M%dP1.h,S=500:2,S" % i),
+             "w").write("x")
+    mx.give(mbox)
+    trace = str(tmp_path / "trace")
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e",
+                        "trace=openat,getdents64", MXFB, "receive"],
+                       env=mx.env(UNDER_STRACE),
+                       input=smtp_script(["user@example.test"], body("two")),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert b"queued as" in p.stdout, p.stderr
+    calls = open(trace).read()
+    assert "getdents64" not in calls
+    assert not re.search(r'openat\(\d+, "cur"', calls), calls
+    assert len(copies(mbox)) == 100
+    assert quota_total(user) == ("100000S", 2 * size)
+    # The file says nearly full: over quota, nothing scanned.
+    open(os.path.join(user, "maildirsize"), "w").write(
+        "100000S\n%d 2\n%d 1\n" % (2 * size, 99900 - 2 * size))
+    mx.give(mbox)
+    qid, log = send(mx, ["user@example.test"], body("three"))
+    assert "status=over-quota" in log and len(copies(mbox)) == 100
+    # Stale (unchanged for 15 minutes) and over: recalculated from a
+    # scan (2 copies and 98 planted files), under quota, copied.
+    old = time.time() - 16 * 60
+    os.utime(os.path.join(user, "maildirsize"), (old, old))
+    qid, log = send(mx, ["user@example.test"], body("four"))
+    assert COPIED.search(log)["id"] == qid, log
+    assert quota_total(user) == ("100000S", 2 * size + 98 * 500 +
+                                 os.path.getsize(COPIED.search(log)["path"]))
+    assert len(copies(mbox)) == 101
+
+
+@needs_strace
+def test_finished_recipients_copy_is_looked_for_once(mx, dns, tmp_path,
+                                                     primary_factory):
+    """A recipient delivered while another of the message is deferred: its
+    copy leaves at that claim's end, and later claims (the other still
+    deferred) do not look for it again (no open of its Maildir)."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  users=("done@example.test", "later@example.test"))
+    qid, log = send(mx, ["done@example.test", "later@example.test"], body())
+    assert len(copies(mbox, user="done")) == 1
+    c, rec = primary_factory("127.0.0.2", port)
+    rec.rcpt_replies["later@example.test"] = "451 4.2.1 try later"
+    log = flush(mx)
+    assert copies(mbox, user="done") == [], log
+    assert len(copies(mbox, user="later")) == 1
+    time.sleep(1.2)				# retry-min 1s
+    trace = str(tmp_path / "trace")
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e", "trace=openat",
+                        MXFB, "flush", "-f"], env=mx.env(UNDER_STRACE),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    calls = open(trace).read()
+    assert '"later"' in calls		# the message was claimed again
+    assert '"done"' not in calls, calls
+    del rec.rcpt_replies["later@example.test"]
+    flush(mx)
+    assert copies(mbox, user="later") == [] and markers(mx.spool) == []
+
+
+def test_recovery_keeps_a_young_owed_line(mx, dns, tmp_path):
+    """receive writes "owed" (a copy it could not start) before its
+    commit: recovery, seeing no message, must not take it for an orphan
+    at once, only once it is an hour old."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    qid, log = send(mx, ["user@example.test"], body())
+    mx.run("delete", qid, check=True)
+    index = os.path.join(mx.spool, "mailbox", qid)
+    open(index, "w").write("M1\nowed user@example.test\n")
+    mx.give(mx.spool)
+    flush(mx)
+    assert os.path.exists(index)
+    old = time.time() - 3601
+    os.utime(index, (old, old))
+    flush(mx)
+    assert not os.path.exists(index)
+
+
+@needs_strace
+@pytest.mark.parametrize("call,n", [("renameat2", 1), ("flock", 1)])
+def test_flush_killed_while_making_an_owed_copy(mx, dns, tmp_path,
+                                                primary_factory, call, n):
+    """receive killed after its commit, before the copy (fsync 3): the
+    copy is owed.  flush killed while making it (at its rename into new/,
+    or at the message's lock): nothing half made is visible, and the next
+    flush makes it, once."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port)
+    mx.run("receive", input=b"QUIT\r\n")
+    os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
+    mx.give(mx.spool)
+    p = killed_at(mx, ["receive"], "fsync", 3,
+                  smtp_script(["user@example.test"], body()))
+    assert p.returncode in (-9, 137) and len(mx.status_json()) == 1
+    assert visible(mbox) == []
+    qid = mx.status_json()[0]["id"]
+    stored = mx.run("status", "-b", qid, check=True).stdout
+    p = killed_at(mx, ["flush", "-f"], call, n)
+    assert p.returncode in (-9, 137) or (
+        p.returncode == 70 and b"died: signal 9" in p.stderr), p.stderr
+    assert_safe(mx, mbox, stored)
+    assert visible(mbox) == []
+    flush(mx)
+    assert len(visible(mbox)) == 1
+    assert_safe(mx, mbox, stored)
+    c, rec = primary_factory("127.0.0.2", port)
+    flush(mx)
+    assert len(rec.messages) == 1 and visible(mbox) == []
