@@ -17,6 +17,8 @@
 #include "core/tls.h"
 #include "core/util.h"
 
+struct dkim_key;		/* core/dkim.h */
+
 #define CONFIG_DEFAULT_FILE	MXFB_SYSCONFDIR "/mxfb/mxfb.conf"
 
 /*
@@ -126,6 +128,11 @@ struct config {
 	char		 mailbox[1024];		/* mailbox DIR, "" = none */
 	uint64_t	 mailbox_max_size;	/* mailbox-max-size, 1G */
 	time_t		 mailbox_keep;		/* mailbox-keep, 0 */
+
+	/* DKIM signing of submitted mail (issue 16): keys already read */
+	struct dkim_key	**dkim;			/* dkim DOMAIN SELECTOR KEYFILE,
+						   repeatable */
+	size_t		 ndkim;
 
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */
