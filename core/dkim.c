@@ -34,7 +34,7 @@
 #include "core/util.h"
 
 #define DKIM_FOLD_COLUMN	76	/* fold h= and b= before this */
-#define DKIM_B64_CHUNK		72	/* b= characters per folded line */
+#define DKIM_B64_CHUNK		64	/* b= characters per folded line */
 
 struct dkim_key {
 	char		 domain[DOMAIN_NAME_SIZE];	/* lower case */
@@ -240,6 +240,11 @@ canon_header_into(const char *f, size_t len, struct buf *out)
 		while (namelen > 0 && is_wsp((unsigned char)f[namelen - 1]))
 			namelen--;
 		for (i = 0; i < namelen; i++) {
+			if (f[i] == '\r' && i + 1 < namelen &&
+			    f[i + 1] == '\n') {
+				i++;
+				continue;
+			}
 			c = f[i];
 			if (c >= 'A' && c <= 'Z')
 				c = (char)(c - 'A' + 'a');
@@ -755,8 +760,10 @@ dkim_dns_record(const struct dkim_key *k)
 int
 dkim_dns_name(const struct dkim_key *k, char *buf, size_t size)
 {
-	return (bsnprintf(buf, size, "%s._domainkey.%s", k->selector,
-	    k->domain));
+	if (bsnprintf(buf, size, "%s._domainkey.%s", k->selector,
+	    k->domain) == -1)
+		return (-1);
+	return (0);
 }
 
 static int
