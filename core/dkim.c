@@ -40,6 +40,9 @@ struct dkim_key {
 	char		 domain[DOMAIN_NAME_SIZE];	/* lower case */
 	char		 selector[DOMAIN_NAME_SIZE];	/* lower case */
 	size_t		 line;		/* of its `dkim` line, 0: none */
+	int		 denied;	/* the key file: EACCES */
+	char		*unread;	/* why the key could not be read
+					   (not root, EACCES), else NULL */
 	int		 ed25519;	/* else RSA */
 	EVP_PKEY	*rsa;
 	unsigned char	 ed_sk[crypto_sign_SECRETKEYBYTES];
@@ -96,8 +99,10 @@ static void	 signature_head(const struct dkim_key *,
 static void	 signed_headers(const struct message *, struct buf *);
 static int	 sign_data(const struct dkim_key *, const char *, size_t,
 		    unsigned char **, size_t *, char *, size_t);
-static FILE	*key_open(const char *, char *, size_t);
+static FILE	*key_open(struct dkim_key *, const char *, char *, size_t);
 static int	 key_read(struct dkim_key *, const char *, char *, size_t);
+static struct dkim_key *key_new(const char *, const char *, char *,
+		    size_t);
 static int	 name_check(const char *, char *, size_t);
 static int	 no_passphrase(char *, int, int, void *);
 
@@ -648,6 +653,11 @@ dkim_sign(const struct dkim_key *key, const char *msg, size_t len,
 	size_t		 siglen, i, n;
 	int		 rc = -1;
 
+	if (key->unread != NULL) {
+		(void)snprintf(err, errsize, "dkim %s %s: %s (not started as "
+		    "root)", key->domain, key->selector, key->unread);
+		return (-1);
+	}
 	memset(&bh, 0, sizeof(bh));
 	memset(&head, 0, sizeof(head));
 	memset(&data, 0, sizeof(data));
@@ -775,13 +785,14 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 /* The key file, refused unless a regular file only its owner writes
  * and others cannot read. */
 static FILE *
-key_open(const char *path, char *err, size_t errsize)
+key_open(struct dkim_key *k, const char *path, char *err, size_t errsize)
 {
 	struct stat	 st;
 	FILE		*f;
 	int		 fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		k->denied = errno == EACCES;
 		(void)snprintf(err, errsize, "key %s: %s", path,
 		    strerror(errno));
 		return (NULL);
@@ -823,7 +834,7 @@ key_read(struct dkim_key *k, const char *path, char *err, size_t errsize)
 	size_t		 n = sizeof(seed);
 	int		 bits;
 
-	if ((f = key_open(path, err, errsize)) == NULL)
+	if ((f = key_open(k, path, err, errsize)) == NULL)
 		return (-1);
 	ERR_clear_error();
 	pkey = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
@@ -880,17 +891,14 @@ name_check(const char *s, char *out, size_t size)
 	return (0);
 }
 
-struct dkim_key *
-dkim_key_load(const char *domain, const char *selector, const char *path,
-    char *err, size_t errsize)
+/* A key without its key material: the names checked. */
+static struct dkim_key *
+key_new(const char *domain, const char *selector, char *err,
+    size_t errsize)
 {
 	struct dkim_key	*k;
 	char		 name[DOMAIN_NAME_SIZE];
 
-	if (sodium_init() == -1) {
-		(void)snprintf(err, errsize, "libsodium cannot start");
-		return (NULL);
-	}
 	k = xcalloc(1, sizeof(*k));
 	if (name_check(domain, k->domain, sizeof(k->domain)) == -1) {
 		(void)snprintf(err, errsize, "invalid domain");
@@ -908,12 +916,29 @@ dkim_key_load(const char *domain, const char *selector, const char *path,
 		    "longer than 253 characters");
 		goto fail;
 	}
-	if (key_read(k, path, err, errsize) == -1)
-		goto fail;
 	return (k);
 fail:
 	dkim_key_free(k);
 	return (NULL);
+}
+
+struct dkim_key *
+dkim_key_load(const char *domain, const char *selector, const char *path,
+    char *err, size_t errsize)
+{
+	struct dkim_key	*k;
+
+	if (sodium_init() == -1) {
+		(void)snprintf(err, errsize, "libsodium cannot start");
+		return (NULL);
+	}
+	if ((k = key_new(domain, selector, err, errsize)) == NULL)
+		return (NULL);
+	if (key_read(k, path, err, errsize) == -1) {
+		dkim_key_free(k);
+		return (NULL);
+	}
+	return (k);
 }
 
 void
@@ -922,6 +947,7 @@ dkim_key_free(struct dkim_key *k)
 	if (k == NULL)
 		return;
 	EVP_PKEY_free(k->rsa);
+	free(k->unread);
 	freezero(k, sizeof(*k));
 }
 
@@ -940,7 +966,7 @@ dkim_config_add(struct dkim_key ***keys, size_t *nkeys, char **av, int ac,
     size_t line, char *err, size_t errsize)
 {
 	struct dkim_key	*k;
-	char		 why[512], dom[DOMAIN_NAME_SIZE], sel[DOMAIN_NAME_SIZE];
+	char		 why[1400], dom[DOMAIN_NAME_SIZE], sel[DOMAIN_NAME_SIZE];
 	char		 safe[2][128];
 	size_t		 i;
 
@@ -963,11 +989,28 @@ dkim_config_add(struct dkim_key ***keys, size_t *nkeys, char **av, int ac,
 			}
 		}
 	}
-	if ((k = dkim_key_load(av[0], av[1], av[2], why,
-	    sizeof(why))) == NULL) {
+	if (sodium_init() == -1) {
+		(void)snprintf(err, errsize, "dkim: libsodium cannot start");
+		return (-1);
+	}
+	if ((k = key_new(av[0], av[1], why, sizeof(why))) == NULL) {
 		(void)snprintf(err, errsize, "dkim %s %s: %s", safe[0],
 		    safe[1], why);
 		return (-1);
+	}
+	/*
+	 * Not root, a key we may not read: only root reads it, before the
+	 * switch (the flush that ETRN starts runs as `user`); signing with
+	 * it is what fails.  Every other fault is the configuration's.
+	 */
+	if (key_read(k, av[2], why, sizeof(why)) == -1) {
+		if (!k->denied || geteuid() == 0) {
+			(void)snprintf(err, errsize, "dkim %s %s: %s",
+			    safe[0], safe[1], why);
+			dkim_key_free(k);
+			return (-1);
+		}
+		k->unread = xstrdup(why);
 	}
 	k->line = line;
 	*keys = xreallocarray(*keys, *nkeys + 1, sizeof(**keys));

@@ -40,7 +40,10 @@ struct dkim_key;
  * domain or selector, a key file that cannot be read, that others may
  * read or that group or others may write, that holds no RSA or Ed25519
  * private key, an RSA key under DKIM_RSA_MIN_BITS, a second line for
- * the same domain and selector.
+ * the same domain and selector.  One exception: a process not running
+ * as root that is denied the key file (EACCES: the flush ETRN starts,
+ * as `user`, where only root may read the key) keeps the line without
+ * its key, and signing with it fails.
  */
 int	 dkim_config_add(struct dkim_key ***keys, size_t *nkeys, char **av,
 	    int ac, size_t line, char *err, size_t errsize);
@@ -59,7 +62,8 @@ const char *dkim_key_algorithm(const struct dkim_key *); /* a= value */
 /*
  * The TXT record to publish for the key, "v=DKIM1; k=rsa; p=BASE64"
  * (p= the DER SubjectPublicKeyInfo) or "v=DKIM1; k=ed25519; p=BASE64"
- * (the raw 32-byte public key, RFC 8463), malloc'd; and its name,
+ * (the raw 32-byte public key, RFC 8463), malloc'd (NULL for a key that
+ * could not be read); and its name,
  * SELECTOR._domainkey.DOMAIN (-1 if it does not fit in size).
  */
 char	*dkim_dns_record(const struct dkim_key *);
@@ -86,7 +90,8 @@ size_t	 dkim_keys_for_message(struct dkim_key *const *keys, size_t nkeys,
 /*
  * The DKIM-Signature field for msg signed with key at time now (t=):
  * folded, ending in CRLF, to be prepended to the message; malloc'd into
- * *field.  -1 with the reason in err only when the signing itself fails.
+ * *field.  -1 with the reason in err only when the signing itself fails
+ * or the key could not be read (dkim_config_add's exception).
  */
 int	 dkim_sign(const struct dkim_key *, const char *msg, size_t len,
 	    time_t now, char **field, size_t *fieldlen, char *err,
