@@ -704,7 +704,7 @@ dkim_sign_message(struct dkim_key *const *keys, size_t nkeys,
     const char *msg, size_t len, time_t now, char **fields,
     size_t *fieldslen, char *err, size_t errsize)
 {
-	const struct dkim_key	*use[8];
+	const struct dkim_key	*use[DKIM_MAX_SIGNATURES];
 	struct buf		 all;
 	char			*one;
 	size_t			 n, i, onelen;

@@ -30,6 +30,8 @@
 
 /* The smallest RSA key accepted (RFC 8301 3.2); 2048 is recommended. */
 #define DKIM_RSA_MIN_BITS	1024
+/* Signatures one message gets at most (one per key of its domain). */
+#define DKIM_MAX_SIGNATURES	8
 
 struct dkim_key;
 
@@ -99,8 +101,8 @@ int	 dkim_sign(const struct dkim_key *, const char *msg, size_t len,
 
 /*
  * The one call for acceptance: the DKIM-Signature fields of every key
- * dkim_keys_for_message picks, concatenated, in *fields (NULL, length 0,
- * when none applies).  -1 with the reason in err as dkim_sign.
+ * dkim_keys_for_message picks (the first DKIM_MAX_SIGNATURES), joined,
+ * in *fields (NULL, length 0, when none applies).  -1 with the reason in err as dkim_sign.
  */
 int	 dkim_sign_message(struct dkim_key *const *keys, size_t nkeys,
 	    const char *msg, size_t len, time_t now, char **fields,
