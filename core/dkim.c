@@ -604,6 +604,7 @@ sign_data(const struct dkim_key *key, const char *data, size_t len,
 {
 	unsigned char	 digest[crypto_hash_sha256_BYTES];
 	EVP_MD_CTX	*ctx;
+	const char	*why = NULL;
 	unsigned long	 e;
 
 	if (key->ed25519) {
@@ -631,10 +632,11 @@ sign_data(const struct dkim_key *key, const char *data, size_t len,
 	EVP_MD_CTX_free(ctx);
 	return (0);
 fail:
-	e = ERR_peek_last_error();
+	if ((e = ERR_peek_last_error()) != 0)
+		why = ERR_reason_error_string(e);
 	(void)snprintf(err, errsize, "dkim: signing for %s with selector %s: "
-	    "%s", key->domain, key->selector,
-	    e != 0 ? ERR_reason_error_string(e) : "OpenSSL failed");
+	    "%s", key->domain, key->selector, why != NULL ? why :
+	    "OpenSSL failed");
 	EVP_MD_CTX_free(ctx);
 	free(*sig);
 	*sig = NULL;
