@@ -665,7 +665,8 @@ hostname_valid(const char *s)
 		if (++label > 63)
 			return (0);
 	}
-	if (s[len - 1] == '-')
+	/* "a.." (an empty last label) or "a-". */
+	if (label == 0 || s[len - 1] == '-')
 		return (0);
 	return (1);
 }

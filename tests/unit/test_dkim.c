@@ -235,6 +235,7 @@ test_from_domain(void **state)
 	from_is("From: @c.org\r\n\r\n", NULL);
 	from_is("From: a@\r\n\r\n", NULL);
 	from_is("From: a@x_y.org\r\n\r\n", NULL);
+	from_is("From: <a@x.org..>\r\n\r\n", NULL);
 	from_is("From: <@r.org:a@x.org>\r\n\r\n", NULL);
 	from_is("From: Alice\r\n\r\n", NULL);
 	from_is("From: \r\n\r\n", NULL);
