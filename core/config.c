@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/dkim.h"
 #include "core/log.h"
 #include "core/mail/address.h"
 #include "core/users.h"
@@ -53,7 +54,8 @@ enum key_type {
 	K_USER,			/* char[], a user name (not looked up) */
 	K_RECIPIENT_VERIFY,	/* int, callout = 1, off = 0 */
 	K_UNKNOWN_WHEN_DOWN,	/* int, accept = 1, defer = 0 */
-	K_RATE			/* submission-rate N/DURATION */
+	K_RATE,			/* submission-rate N/DURATION */
+	K_DKIM			/* repeatable, core/dkim.c reads the key */
 };
 
 struct key {
@@ -128,9 +130,8 @@ static const struct key keys[] = {
 	{ "mailbox",		K_PATH,		STR(mailbox),	0, 0 },
 	{ "mailbox-max-size",	K_SIZE,		FLD(mailbox_max_size), 1, NOMAX },
 	{ "mailbox-keep",	K_DURATION,	FLD(mailbox_keep), 0, NOMAX },
-	{ "users",		K_PATH,		STR(users),	0, 0 },
-	{ "submission-rate",	K_RATE,		FLD(submission_rate), 0, 0 },
-	{ "auth-fail-limit",	K_UINT,		FLD(auth_fail_limit), 1, 100000 },
+	K_RATE,			/* submission-rate N/DURATION */
+	{ "dkim",		K_DKIM,		FLD(dkim),	0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -296,7 +297,7 @@ parse_line(struct parse *p, struct config *c, char *line)
 	if (ac == 1)
 		return (perr(p, "missing value for \"%s\"", k->name));
 	if (k->type != K_RELAY_DOMAIN && k->type != K_RESOLVER &&
-	    k->type != K_ETRN_ALLOW) {
+	    k->type != K_ETRN_ALLOW && k->type != K_DKIM) {
 		if (p->seen[idx] != 0)
 			return (perr(p, "duplicate key \"%s\" (first set on "
 			    "line %zu)", k->name, p->seen[idx]));
@@ -313,7 +314,7 @@ static int
 parse_key(struct parse *p, struct config *c, const struct key *k,
     char **av, int ac)
 {
-	char		*field = (char *)c + k->offset, safe[128];
+	char		*field = (char *)c + k->offset, safe[128], why[1024];
 	const char	*errstr;
 
 	log_safe(safe, sizeof(safe), av[0]);
@@ -372,6 +373,11 @@ parse_key(struct parse *p, struct config *c, const struct key *k,
 		return (parse_resolver_key(p, c, av, ac));
 	case K_ETRN_ALLOW:
 		return (parse_etrn_allow(p, c, av, ac));
+	case K_DKIM:
+		if (dkim_config_add(&c->dkim, &c->ndkim, av, ac, p->lineno,
+		    why, sizeof(why)) == -1)
+			return (perr(p, "%s", why));
+		break;
 	}
 	return (0);
 }
@@ -696,7 +702,8 @@ hostname_valid(const char *s)
 		if (++label > 63)
 			return (0);
 	}
-	if (s[len - 1] == '-')
+	/* "a.." (an empty last label) or "a-". */
+	if (label == 0 || s[len - 1] == '-')
 		return (0);
 	return (1);
 }
@@ -1033,6 +1040,9 @@ config_free(struct config *c)
 	free(c->relays);
 	free(c->resolvers);
 	free(c->etrn_allow);
+	dkim_keys_free(c->dkim, c->ndkim);
+	c->dkim = NULL;
+	c->ndkim = 0;
 	c->relays = NULL;
 	c->resolvers = NULL;
 	c->etrn_allow = NULL;

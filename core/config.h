@@ -17,6 +17,8 @@
 #include "core/tls.h"
 #include "core/util.h"
 
+struct dkim_key;		/* core/dkim.h */
+
 #define CONFIG_DEFAULT_FILE	MXFB_SYSCONFDIR "/mxfb/mxfb.conf"
 
 /*
@@ -133,6 +135,11 @@ struct config {
 	time_t		 submission_window;	/* 200/1h: per account */
 	unsigned	 auth_fail_limit;	/* auth-fail-limit, 5: per client
 						   (IPv6 /64) per 15 minutes */
+
+	/* DKIM signing of submitted mail (issue 16): keys already read */
+	struct dkim_key	**dkim;			/* dkim DOMAIN SELECTOR KEYFILE,
+						   repeatable */
+	size_t		 ndkim;
 
 	/* TLS in flush and probe */
 	enum tls_level	 tls_outbound;		/* tls-outbound LEVEL, may */

@@ -644,6 +644,7 @@ test_hostport(void **state)
 	assert_false(hostname_valid("."));
 	assert_false(hostname_valid(".a"));
 	assert_false(hostname_valid("a..b"));
+	assert_false(hostname_valid("a.b.."));
 	assert_false(hostname_valid("a b"));
 	assert_false(hostname_valid("a.b-"));
 }
