@@ -130,7 +130,9 @@ static const struct key keys[] = {
 	{ "mailbox",		K_PATH,		STR(mailbox),	0, 0 },
 	{ "mailbox-max-size",	K_SIZE,		FLD(mailbox_max_size), 1, NOMAX },
 	{ "mailbox-keep",	K_DURATION,	FLD(mailbox_keep), 0, NOMAX },
-	K_RATE,			/* submission-rate N/DURATION */
+	{ "users",		K_PATH,		STR(users),	0, 0 },
+	{ "submission-rate",	K_RATE,		FLD(submission_rate), 0, 0 },
+	{ "auth-fail-limit",	K_UINT,		FLD(auth_fail_limit), 1, 100000 },
 	{ "dkim",		K_DKIM,		FLD(dkim),	0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
