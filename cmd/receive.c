@@ -385,7 +385,8 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 	}
 	mailbox_mark(r, &env);
 	if (submission &&
-	    submit_message_complete(&r->sub, &env, reply, size) == -1) {
+	    (submit_sign(&r->sub, r->w, reply, size) == -1 ||
+	    submit_message_complete(&r->sub, &env, reply, size) == -1)) {
 		envelope_free(&env);
 		hook_data_abort(r);
 		return (-1);

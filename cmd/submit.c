@@ -19,13 +19,16 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cmd/submit.h"
 #include "core/config.h"
+#include "core/dkim.h"
 #include "core/log.h"
 #include "core/users.h"
 #include "core/util.h"
+#include "spool/spool.h"
 #include "spool/verify_db.h"
 
 /*
@@ -39,6 +42,7 @@ static void	 fail_key(const struct submit *, char *, size_t);
 static int	 rate_key(const char *, char *, size_t);
 static void	 count_failure(struct submit *, const char *, const char *,
 		    const char *);
+static int	 sign_fields(const void *, size_t, void *, char **, size_t *);
 
 int
 submit_config_check(char *err, size_t size)
@@ -238,4 +242,57 @@ submit_message_complete(struct submit *sub, struct envelope *env,
 		log_info("%s: submission-rate %u/%llds reached", sub->user,
 		    cfg->submission_rate, (long long)cfg->submission_window);
 	return (0);
+}
+
+/* What sign_fields needs, and what it tells. */
+struct sign_job {
+	const struct submit	*sub;
+	char			 err[256];
+	int			 failed;
+};
+
+/* spool_writer_prepend's callback: the DKIM-Signature fields, if any. */
+static int
+sign_fields(const void *msg, size_t len, void *arg, char **pre,
+    size_t *prelen)
+{
+	struct sign_job	*job = arg;
+	char		 from[DOMAIN_NAME_SIZE];
+	const char	*at;
+
+	if (dkim_from_domain(msg, len, from, sizeof(from)) == -1 ||
+	    (at = strrchr(job->sub->user, '@')) == NULL ||
+	    strcasecmp(at + 1, from) != 0)
+		return (0);
+	if (dkim_sign_message(cfg->dkim, cfg->ndkim, msg, len, time(NULL),
+	    pre, prelen, job->err, sizeof(job->err)) == -1) {
+		job->failed = 1;
+		return (-1);
+	}
+	return (0);
+}
+
+int
+submit_sign(struct submit *sub, struct spool_writer *w, char *reply,
+    size_t size)
+{
+	struct sign_job	 job;
+
+	if (cfg->ndkim == 0)
+		return (0);
+	memset(&job, 0, sizeof(job));
+	job.sub = sub;
+	if (spool_writer_prepend(w, sign_fields, &job) == 0)
+		return (0);
+	if (job.failed) {
+		log_warnx("%s: DKIM signing failed: %s", sub->client,
+		    job.err);
+		snprintf(reply, size, "451 4.7.0 Error: cannot sign the "
+		    "message, try again later");
+	} else {
+		log_warn("spool %s: DKIM signature", cfg->spool);
+		snprintf(reply, size, "451 4.3.0 Error: queue file write "
+		    "error");
+	}
+	return (-1);
 }

@@ -54,5 +54,15 @@ int	 submit_rcpt(struct submit *, const struct address *, char *reply,
  */
 int	 submit_message_complete(struct submit *, struct envelope *,
 	    char *reply, size_t);
+/*
+ * DKIM (dkim lines): the spooled message gets a DKIM-Signature for each
+ * key of its From domain, when that is the account's domain (a user
+ * signs for their own domain only).  0 (signed, or nothing to sign), or
+ * -1 with a reply: the signing failed (451, the client tries again) or
+ * the spool did (the writer is then dead).
+ */
+struct spool_writer;
+int	 submit_sign(struct submit *, struct spool_writer *, char *reply,
+	    size_t);
 
 #endif

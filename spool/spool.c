@@ -834,7 +834,7 @@ spool_writer_begin(struct spool *sp, struct spool_writer **wp,
 		if (queue_id_new(w->id) == -1)
 			break;
 		w->fd = openat(sp->fd[D_TMP], w->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (w->fd != -1 || errno != EEXIST)
 			break;
 	}
@@ -919,6 +919,84 @@ spool_writer_write(struct spool_writer *w, const void *data, size_t len)
 		len -= n;
 	}
 	return (0);
+}
+
+/*
+ * The message so far, mapped, handed to fn, which may return bytes to
+ * put before it (a DKIM-Signature field: core/dkim.c signs the whole
+ * message).  Written as tmp/ID.pre.HOST.PID (those bytes, then the old
+ * file's), renamed over tmp/ID: a crash leaves either file, both only in
+ * tmp/, so nothing is committed half changed.  The checksum is taken
+ * again over the new content.
+ */
+int
+spool_writer_prepend(struct spool_writer *w, spool_prepend_fn fn, void *arg)
+{
+	char		 name[NAME_MAX_LEN];
+	char		*pre = NULL;
+	size_t		 prelen = 0;
+	void		*map = NULL;
+	int		 fd = -1, save, rc;
+
+	if (w->fd == -1) {
+		errno = w->error ? w->error : EIO;
+		return (-1);
+	}
+	if (writer_flush(w) == -1)
+		return (-1);
+	if (w->size > 0 && (map = mmap(NULL, w->size, PROT_READ, MAP_SHARED,
+	    w->fd, 0)) == MAP_FAILED) {
+		writer_kill(w, errno);
+		errno = w->error;
+		return (-1);
+	}
+	rc = fn(map != NULL ? map : "", w->size, arg, &pre, &prelen);
+	if (rc == -1 || prelen == 0) {
+		save = errno;
+		if (map != NULL)
+			(void)munmap(map, w->size);
+		free(pre);
+		errno = save;
+		return (rc);
+	}
+	if (snprintf(name, sizeof(name), "%s.pre.%s.%ld", w->id,
+	    w->sp->host, (long)getpid()) >= (int)sizeof(name)) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	if ((fd = openat(w->sp->fd[D_TMP], name, O_RDWR | O_CREAT | O_TRUNC |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+		goto fail;
+	if (crypto_generichash_init(&w->hash, NULL, 0, 32) != 0 ||
+	    crypto_generichash_update(&w->hash, (unsigned char *)pre,
+	    prelen) != 0 || (w->size > 0 && crypto_generichash_update(&w->hash,
+	    map, w->size) != 0)) {
+		errno = EIO;
+		goto fail;
+	}
+	if (write_all(fd, pre, prelen) == -1 ||
+	    (w->size > 0 && write_all(fd, map, w->size) == -1) ||
+	    renameat(w->sp->fd[D_TMP], name, w->sp->fd[D_TMP], w->id) == -1)
+		goto fail;
+	if (map != NULL)
+		(void)munmap(map, w->size);
+	free(pre);
+	(void)close(w->fd);
+	w->fd = fd;
+	w->size += prelen;
+	return (0);
+fail:
+	save = errno;
+	if (fd != -1) {
+		(void)close(fd);
+		(void)unlinkat(w->sp->fd[D_TMP], name, 0);
+	}
+	if (map != NULL)
+		(void)munmap(map, w->size);
+	free(pre);
+	writer_kill(w, save);
+	errno = save;
+	return (-1);
 }
 
 /* Append trailer and footer, fsync, close; then rename or link as id. */

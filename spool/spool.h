@@ -71,6 +71,16 @@ int	 spool_writer_commit(struct spool_writer *, struct envelope *);
 int	 spool_writer_commit_as(struct spool_writer *, struct envelope *,
 	    const char *id);
 void	 spool_writer_abort(struct spool_writer *);
+/*
+ * Put bytes made from the whole message before it (DKIM signing at
+ * acceptance): fn gets the message so far and may set *pre (malloc'd)
+ * and *prelen; 0 with nothing set changes nothing.  fn's -1 is returned
+ * as is (the writer lives on); a failure of the spool's kills the writer
+ * (errno set), as spool_writer_write's does.
+ */
+typedef int (*spool_prepend_fn)(const void *msg, size_t len, void *arg,
+    char **pre, size_t *prelen);
+int	 spool_writer_prepend(struct spool_writer *, spool_prepend_fn, void *);
 
 /* 1 if a message with that ID is queued, held, claimed or quarantined,
  * 0 if not, -1 on error. */
