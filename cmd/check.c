@@ -41,6 +41,7 @@
 #include "cmd/text_out.h"
 #include "core/certfile.h"
 #include "core/config.h"
+#include "core/dkim.h"
 #include "core/dns.h"
 #include "core/dnsrec.h"
 #include "core/log.h"
@@ -88,6 +89,9 @@ static void	 check_mta_sts(struct check_run *, const char *);
 static void	 check_policy(struct check_run *, const char *, const char *);
 static void	 check_dane(struct check_run *, const char *);
 static void	 check_our_cert(struct check_run *, const char *);
+static void	 check_dkim_keys(struct check_run *, const char *);
+static void	 check_dkim_key(struct check_run *, const char *,
+		    const struct dkim_key *);
 static void	 check_domain(struct check_run *, const char *);
 static int	 check_options(int, char **, struct check_run *);
 static int	 check_targets(int, char **, char ***, size_t *);
@@ -449,6 +453,59 @@ check_our_cert(struct check_run *run, const char *domain)
 	add(run, domain, "cert", l, "%s", reason);
 }
 
+/* dkim: each key of the domain's dkim lines against its TXT record. */
+static void
+check_dkim_keys(struct check_run *run, const char *domain)
+{
+	size_t	 i;
+
+	for (i = 0; i < cfg->ndkim; i++)
+		if (address_domain_match(dkim_key_domain(cfg->dkim[i]), domain))
+			check_dkim_key(run, domain, cfg->dkim[i]);
+}
+
+static void
+check_dkim_key(struct check_run *run, const char *domain,
+    const struct dkim_key *key)
+{
+	struct dns_txt		*t = NULL;
+	struct lookup_error	 e;
+	char			 name[DOMAIN_NAME_SIZE * 2], reason[2048];
+	char			*rec, *k, *p;
+	size_t			 n = 0;
+	enum dns_status		 st;
+
+	if (dkim_dns_name(key, name, sizeof(name)) == -1 ||
+	    (rec = dkim_dns_record(key)) == NULL) {
+		add(run, domain, "dkim", CHECK_UNKNOWN, "selector %s: the key "
+		    "could not be read", dkim_key_selector(key));
+		return;
+	}
+	/* Our own record: "v=DKIM1; k=TYPE; p=BASE64". */
+	k = strstr(rec, "k=");
+	p = strstr(rec, "p=");
+	if (k == NULL || p == NULL) {
+		free(rec);
+		add(run, domain, "dkim", CHECK_UNKNOWN, "selector %s: no "
+		    "public key", dkim_key_selector(key));
+		return;
+	}
+	k += 2;
+	k[strcspn(k, ";")] = '\0';
+	p += 2;
+	memset(&e, 0, sizeof(e));
+	st = dns_lookup_txt(run->dr, name, &t, &n, &e);
+	if (st == DNS_TEMP)
+		add(run, domain, "dkim", CHECK_UNKNOWN, "%s: %s", name, e.text);
+	else {
+		add(run, domain, "dkim", check_dkim(domain,
+		    dkim_key_selector(key), t, n, k, p, reason,
+		    sizeof(reason)), "%s", reason);
+		dns_txt_free(t, n);
+	}
+	free(rec);
+}
+
 static void
 check_domain(struct check_run *run, const char *domain)
 {
@@ -462,6 +519,7 @@ check_domain(struct check_run *run, const char *domain)
 	check_mta_sts(run, domain);
 	check_dane(run, domain);
 	check_our_cert(run, domain);
+	check_dkim_keys(run, domain);
 }
 
 /* 0 to go on (domains at argv[optind]), or an exit status. */

@@ -495,3 +495,38 @@ def test_mta_sts_size_and_timeout(setup):
     assert "cannot be fetched" in found["mta-sts"][0][1], out
     assert "127.0.0.7" in found["mta-sts"][0][1], out
     assert took < 10, took
+
+
+def test_dkim_records(setup, tmp_path):
+    """With dkim lines, one dkim finding per key: OK when the selector's
+    TXT record carries our key (an RSA record split into 255-octet
+    strings, as it must be published), CRIT with the record to publish
+    when it is missing or carries another key."""
+    from test_submission import dkim_key
+    rsa = dkim_key(str(tmp_path / "rsa.key"), "RSA")
+    ed = dkim_key(str(tmp_path / "ed.key"), "ED25519")
+    other = dkim_key(str(tmp_path / "other.key"), "ED25519")
+    chunks = [rsa[i:i + 255] for i in range(0, len(rsa), 255)]
+    assert len(chunks) > 1
+    setup.dns.add("rsa1._domainkey." + DOMAIN, "TXT", TXT(chunks))
+    setup.configure("dkim %s rsa1 %s" % (DOMAIN, tmp_path / "rsa.key"),
+                    "dkim %s ed1 %s" % (DOMAIN, tmp_path / "ed.key"))
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 2, out
+    levels = sorted(found["dkim"])
+    assert [l for l, _ in levels] == ["CRIT", "OK"], out
+    assert "rsa1._domainkey.%s carries our rsa key" % DOMAIN in levels[1][1]
+    assert "no DKIM key record at ed1._domainkey.%s" % DOMAIN in \
+        levels[0][1]
+    assert ed.split("p=")[1] in levels[0][1]
+    # Published, but another key: still CRIT; then the right one: all OK.
+    setup.dns.add("ed1._domainkey." + DOMAIN, "TXT", TXT(other))
+    p, out = setup.run()
+    crit = [r for l, r in findings(out)["dkim"] if l == "CRIT"]
+    assert len(crit) == 1 and "carries another key" in crit[0], out
+    setup.dns.clear("ed1._domainkey." + DOMAIN, "TXT")
+    setup.dns.add("ed1._domainkey." + DOMAIN, "TXT", TXT(ed))
+    p, out = setup.run()
+    assert p.returncode == 0, out
+    assert [l for l, _ in findings(out)["dkim"]] == ["OK", "OK"], out
