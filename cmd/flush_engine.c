@@ -37,8 +37,6 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -144,7 +142,6 @@ static int	 item_class(const struct engine *, size_t,
 		    const struct task *);
 static size_t	 host_find(struct engine *, struct spool *,
 		    const struct sockaddr_storage *);
-static void	 host_key(const struct sockaddr_storage *, char *, size_t);
 static void	 domain_place(struct engine *, struct spool *,
 		    struct e_domain *);
 static void	 item_route(struct engine *, size_t);
@@ -221,20 +218,6 @@ queue_take(struct engine *e, struct queue *q, int64_t now,
 	return (NONE);
 }
 
-/* "127.0.0.2_25": the host's name in the spool. */
-static void
-host_key(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	char	 a[48];
-	int	 port;
-
-	dns_addr_string((const struct sockaddr *)ss, a, sizeof(a));
-	port = ss->ss_family == AF_INET6 ?
-	    ntohs(((const struct sockaddr_in6 *)ss)->sin6_port) :
-	    ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	(void)snprintf(buf, size, "%s_%d", a, port & 0xffff);
-}
-
 /*
  * The host of an address, met for the first time: its note decides its
  * rank, and a back-off not over yet makes it dead at once (unforced).
@@ -249,7 +232,7 @@ host_find(struct engine *e, struct spool *sp,
 	size_t			 i;
 	time_t			 now = time(NULL);
 
-	host_key(ss, key, sizeof(key));
+	spool_host_key((const struct sockaddr *)ss, key, sizeof(key));
 	for (i = 0; i < e->nhosts; i++)
 		if (strcmp(e->hosts[i].key, key) == 0)
 			return (i);

@@ -109,6 +109,7 @@ struct plugin_out {
 	char		*buf[3];
 	size_t		 len[3];
 	int		 nsummary;
+	struct spool	*sp;		/* host notes; NULL: no spool */
 };
 
 static int	 probe_domain(struct dns_resolver *, struct spool *,
@@ -116,6 +117,8 @@ static int	 probe_domain(struct dns_resolver *, struct spool *,
 static int	 probe_host(const struct mx_target *, const char *,
 		    struct plugin_out *, time_t, struct starttls_contexts *,
 		    int *, struct primary_obs *);
+static void	 host_note(struct plugin_out *, const struct sockaddr *,
+		    const char *, int, const char *, char *, size_t);
 static int	 plugin_open(struct plugin_out *);
 static int	 plugin_print(struct plugin_out *, int, int);
 static void	 plugin_summary(struct plugin_out *, const char *, ...)
@@ -164,6 +167,39 @@ tls_fields(const struct starttls_report *rep, char *buf, size_t size)
 }
 
 /*
+ * flush's view of one address (its host note, spool/INTERNALS 13) as it
+ * was before this probe, for the detail line (" flush-host=up", or
+ * " flush-host=down(next try TIME)"), then the probe's own observation
+ * in the note: a host found up is tried by the next flush at once.
+ */
+static void
+host_note(struct plugin_out *po, const struct sockaddr *sa, const char *host,
+    int up, const char *why, char *view, size_t size)
+{
+	struct host_note	 n;
+	struct tm		 tm;
+	char			 key[HOST_KEY_SIZE], t[32];
+
+	view[0] = '\0';
+	if (po->sp == NULL)
+		return;
+	spool_host_key(sa, key, sizeof(key));
+	if (spool_host_read(po->sp, key, &n) == 0) {
+		if (n.up)
+			(void)strlcpy(view, " flush-host=up", size);
+		else if (localtime_r(&n.retry, &tm) != NULL &&
+		    strftime(t, sizeof(t), "%H:%M:%S", &tm) > 0)
+			(void)snprintf(view, size, " flush-host=down(next try "
+			    "%s)", t);
+		else
+			(void)strlcpy(view, " flush-host=down", size);
+	}
+	if (spool_host_observe(po->sp, key, up, host, why, cfg->retry_min,
+	    cfg->retry_max, NULL) == -1)
+		log_warn("host %s: cannot record its state", key);
+}
+
+/*
  * 1 up, 0 down; line gets "HOST[IP]:PORT pref=N up|down Nms TEXT";
  * *expiring set when the certificate expires within the warning days;
  * when up, *obs is the observation (the host and what its EHLO offered).
@@ -180,7 +216,7 @@ probe_host(const struct mx_target *t, const char *domain,
 	struct smtp_conn	*c;
 	struct smtp_reply	 banner;
 	char			 why[1024], text[1024], safe[1024];
-	char			 relay[400], ip[64];
+	char			 relay[400], ip[64], view[128];
 	const char		*state = "down";
 	int64_t			 t0, tconn = -1, tgreet = -1;
 	size_t			 j;
@@ -193,6 +229,7 @@ probe_host(const struct mx_target *t, const char *domain,
 	to.data_done = to.command;
 	strlcpy(text, "no address", sizeof(text));
 	tlstext[0] = '\0';
+	view[0] = '\0';
 	snprintf(relay, sizeof(relay), "%s[-]:%d", t->host, t->port);
 	t0 = now_ms();
 	for (j = 0; j < t->naddrs && !up; j++) {
@@ -207,15 +244,21 @@ probe_host(const struct mx_target *t, const char *domain,
 		if (smtp_connect(t->host, (const struct sockaddr *)
 		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
 			strlcpy(text, why, sizeof(text));
+			host_note(po, (const struct sockaddr *)&t->addrs[j],
+			    t->host, 0, text, view, sizeof(view));
 			continue;
 		}
 		tconn = now_ms() - t0;
 		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
 			strlcpy(text, smtp_conn_error(c), sizeof(text));
 			smtp_close(c);
+			host_note(po, (const struct sockaddr *)&t->addrs[j],
+			    t->host, 0, text, view, sizeof(view));
 			continue;
 		}
 		tgreet = now_ms() - t0 - tconn;
+		host_note(po, (const struct sockaddr *)&t->addrs[j], t->host, 1,
+		    NULL, view, sizeof(view));
 		st = starttls_client(c, cfg, tls, config_tls_level(cfg,
 		    domain), t->host, t->port, cfg->hostname, (int)to.command,
 		    &rep, twhy, sizeof(twhy));
@@ -243,7 +286,8 @@ probe_host(const struct mx_target *t, const char *domain,
 	}
 	if (!up)
 		primary_obs_reason(obs, text);
-	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text))
+	if (strlcat(text, tlstext, sizeof(text)) >= sizeof(text) ||
+	    strlcat(text, view, sizeof(text)) >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
 	fprintf(po->detail, "%s %s pref=%u %s %lldms %s\n", domain, relay,
@@ -314,6 +358,7 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	memset(&best, 0, sizeof(best));
 	memset(&obs, 0, sizeof(obs));
 	memset(&tls, 0, sizeof(tls));
+	po->sp = sp;
 	for (i = 0; i < route.ntargets; i++) {
 		if (probe_host(&route.targets[i], domain, po, cap, &tls,
 		    &expiring, &obs)) {

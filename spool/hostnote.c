@@ -11,6 +11,7 @@
  */
 #include <sys/types.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -24,7 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+
 #include "core/backoff.h"
+#include "core/dns.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "spool/spool.h"
@@ -52,6 +56,19 @@ static int	 parse_line(const char *, size_t, const char *, size_t,
 		    struct host_note *, unsigned *);
 static int	 lock_writers(struct spool *, const char *);
 static int	 write_note(struct spool *, const struct host_note *);
+
+void
+spool_host_key(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char	 a[48];
+	int	 port;
+
+	dns_addr_string(sa, a, sizeof(a));
+	port = sa->sa_family == AF_INET6 ?
+	    ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) :
+	    ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	(void)snprintf(buf, size, "%s_%d", a, port & 0xffff);
+}
 
 /* Addresses and ports only: hex digits, '.', ':', '_'. */
 static int
@@ -251,6 +268,24 @@ fail:
 	return (-1);
 }
 
+int
+spool_host_format(const struct host_note *n, char *buf, size_t size)
+{
+	int	 len;
+
+	len = snprintf(buf, size, NOTE_MAGIC "\nup=%d\ntime=%lld\n"
+	    "since=%lld\nretry=%lld\nfailures=%u\n%s%s%s%s%s%s", n->up,
+	    (long long)n->time, (long long)n->since, (long long)n->retry,
+	    n->failures, n->host[0] ? "host=" : "", n->host,
+	    n->host[0] ? "\n" : "", n->reason[0] ? "reason=" : "", n->reason,
+	    n->reason[0] ? "\n" : "");
+	if (len < 0 || (size_t)len >= size || len > NOTE_MAX) {
+		errno = ENOSPC;
+		return (-1);
+	}
+	return (len);
+}
+
 /* tmp/KEY.host.PID.TID, fsync, rename over domains/KEY.host. */
 static int
 write_note(struct spool *sp, const struct host_note *n)
@@ -258,13 +293,8 @@ write_note(struct spool *sp, const struct host_note *n)
 	char	 text[NOTE_MAX + 1], name[HOST_KEY_SIZE + 16], tmp[160];
 	int	 fd, len, save;
 
-	len = snprintf(text, sizeof(text), NOTE_MAGIC "\nup=%d\ntime=%lld\n"
-	    "since=%lld\nretry=%lld\nfailures=%u\n%s%s%s%s%s%s", n->up,
-	    (long long)n->time, (long long)n->since, (long long)n->retry,
-	    n->failures, n->host[0] ? "host=" : "", n->host,
-	    n->host[0] ? "\n" : "", n->reason[0] ? "reason=" : "", n->reason,
-	    n->reason[0] ? "\n" : "");
-	if (len < 0 || len > NOTE_MAX ||
+	len = spool_host_format(n, text, sizeof(text));
+	if (len < 0 ||
 	    note_name(n->key, NOTE_SUFFIX, name, sizeof(name)) == -1 ||
 	    bsnprintf(tmp, sizeof(tmp), "%s.%ld.%ld", name, (long)getpid(),
 	    (long)gettid()) == -1) {

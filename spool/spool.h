@@ -19,6 +19,7 @@
 #include "core/mail/envelope.h"
 #include "core/util.h"
 
+struct sockaddr;
 struct spool;
 
 /*
@@ -287,7 +288,11 @@ int	 spool_host_observe(struct spool *, const char *key, int up,
 	    const char *host, const char *reason, time_t retry_min,
 	    time_t retry_max, struct host_note *out);
 int	 spool_host_read(struct spool *, const char *key, struct host_note *);
+/* The KEY of an address with its port. */
+void	 spool_host_key(const struct sockaddr *, char *, size_t);
 int	 spool_host_parse(const char *, size_t, struct host_note *);
+/* The note's text (parse reads it back); -1 when it does not fit. */
+int	 spool_host_format(const struct host_note *, char *, size_t);
 int	 spool_host_walk(struct spool *, int (*fn)(void *,
 	    const struct host_note *), void *);
 

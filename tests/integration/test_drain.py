@@ -439,3 +439,59 @@ def test_kill_9_of_the_engine_loses_nothing(mx, dns, primary_factory):
     dups = len(got) - n
     # At most one message in flight per connection per kill.
     assert dups <= kills * per_host * 2, (dups, kills)
+
+
+def test_host_view_in_status_and_probe(mx, dns, primary_factory):
+    """status -s and -H show the host notes; probe shows flush's view and
+    a host it finds up again is tried by the next unforced flush."""
+    import json
+    port = same_port(["127.0.0.2", "127.0.0.3"])
+    live, _ = primary(primary_factory, "127.0.0.2", port)
+    domains_on(mx, dns, ["up.test"], (10, "mx.up.test", "127.0.0.2"))
+    domains_on(mx, dns, ["back.test"], (10, "mx.back.test", "127.0.0.3"))
+    config(mx, port, ["up.test", "back.test"])
+    mx.inject("s@sender.test", ["u@up.test"], message("up"))
+    first = mx.inject("s@sender.test", ["u@back.test"], message("back1"))
+    counts, err, _, _ = run_flush(mx)
+    assert counts == (1, 1, 0), err
+    out = mx.run("status", "-s", check=True).stdout.decode()
+    head = out.index("Next-hop host")
+    hosts = out[head:].splitlines()
+    assert re.match(r"^127\.0\.0\.2:%d \(mx\.up\.test\) +up since " % port,
+                    hosts[1]), hosts
+    assert re.match(r"^127\.0\.0\.3:%d \(mx\.back\.test\) +down since .*, "
+                    r"next try .* \(connect to mx\.back\.test\[127\.0\.0\.3\]"
+                    r":%d: Connection refused\)$" % (port, port), hosts[2]), \
+        hosts
+    objs = [json.loads(l) for l in mx.run("status", "-H", "-j", check=True)
+            .stdout.decode().splitlines()]
+    assert [(o["host"], o["port"], o["mx"], o["state"], o["failures"])
+            for o in objs] == [("127.0.0.2", port, "mx.up.test", "up", 0),
+                               ("127.0.0.3", port, "mx.back.test", "down", 1)]
+    assert objs[0]["next_try"] is None and objs[0]["reason"] is None
+    assert objs[1]["next_try"] >= objs[1]["checked"] + 60
+    assert "Connection refused" in objs[1]["reason"]
+    # status -s -j stays one object per domain.
+    rows = [json.loads(l) for l in mx.run("status", "-s", "-j", check=True)
+            .stdout.decode().splitlines()]
+    assert all("domain" in r for r in rows)
+
+    # The primary comes back; new mail is due, but the note holds it back.
+    back, cback = primary(primary_factory, "127.0.0.3", port)
+    second = mx.inject("s@sender.test", ["v@back.test"], message("back2"))
+    counts, err, _, _ = run_flush(mx)
+    assert counts == (0, 1, 0) and cback.sessions == set(), err
+    p = mx.run("probe", timeout=60)
+    lines = {l.split()[1].split("[")[0]: l
+             for l in p.stdout.decode().splitlines()[1:]}
+    assert lines["mx.back.test"].split()[3] == "up"
+    assert re.search(r" flush-host=down\(next try \d\d:\d\d:\d\d\)$",
+                     lines["mx.back.test"]), lines
+    assert lines["mx.up.test"].endswith(" flush-host=up"), lines
+    # The probe found it up: the next unforced flush tries it at once
+    # (the two deferred messages are not due yet, a new one is).
+    mx.inject("s@sender.test", ["w@back.test"], message("back3"))
+    counts, err, _, _ = run_flush(mx)
+    assert counts == (1, 0, 0), err
+    assert subjects(back) == ["back3"]
+    assert {first, second} <= {m["id"] for m in mx.status_json()}
