@@ -35,6 +35,7 @@
  *   is first met.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -62,6 +63,8 @@
 #define BUSY_WAIT_MS	100
 #define IDLE_WAIT_MS	100
 #define RESOLVER_ERROR_SIZE 256
+#define FDS_PER_THREAD	16	/* spool handle, mailbox, connection, DNS */
+#define FDS_SPARE	64
 #define NONE		((size_t)-1)
 
 enum host_state { HOST_NEW, HOST_UP, HOST_DEAD };
@@ -165,6 +168,7 @@ static void	 run_defer(struct engine *, struct worker *, size_t);
 static size_t	 session_next(struct engine *, const struct task *);
 static void	 wait_a_little(struct engine *, int);
 static void	*thread_main(void *);
+static size_t	 thread_count(size_t);
 
 static void
 queue_push(struct queue *q, size_t item)
@@ -700,6 +704,35 @@ thread_main(void *arg)
 	return (NULL);
 }
 
+/*
+ * As many threads as asked for, if the descriptors allow: the soft
+ * limit is raised to the hard one when that is needed, and the pool is
+ * smaller when even that is too low (logged).
+ */
+static size_t
+thread_count(size_t want)
+{
+	struct rlimit	 rl;
+	rlim_t		 need = (rlim_t)want * FDS_PER_THREAD + FDS_SPARE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return (want);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
+		    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return (want);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		want = rl.rlim_cur > FDS_SPARE + FDS_PER_THREAD ?
+		    (size_t)((rl.rlim_cur - FDS_SPARE) / FDS_PER_THREAD) : 1;
+		log_warnx("flush: %zu delivery threads (open file limit %llu)",
+		    want, (unsigned long long)rl.rlim_cur);
+	}
+	return (want);
+}
+
 int
 flush_engine_run(const struct job *jobs, size_t njobs, int force,
     int report_fd)
@@ -733,6 +766,7 @@ flush_engine_run(const struct job *jobs, size_t njobs, int force,
 	nthreads = cfg->flush_concurrency ? cfg->flush_concurrency : 1;
 	if (nthreads > n + njobs)
 		nthreads = n + njobs;
+	nthreads = thread_count(nthreads);
 	tids = xcalloc(nthreads, sizeof(*tids));
 	if (pthread_attr_init(&attr) == 0 &&
 	    pthread_attr_setstacksize(&attr, THREAD_STACK) == 0)
