@@ -204,7 +204,7 @@ def test_shared_primaries_share_connections(mx, dns, primary_factory):
 
 
 def broken_setup(mx, dns, primary_factory, per_host=10,
-                 command_timeout="4s"):
+                 command_timeout="6s"):
     """Live, fallback, refusing, tarpit, 421 and 550 hosts, many domains
     each; returns what the tests look at."""
     ips = {"live": "127.0.0.2", "refuse": "127.0.0.4", "tarpit": "127.0.0.5",
@@ -281,12 +281,12 @@ def test_dead_hosts_once_live_mail_first(mx, dns, primary_factory):
     assert 1 <= len(clive.sessions) <= 3, len(clive.sessions)
     assert 1 <= len(csecond.sessions) <= 3, len(csecond.sessions)
     # Live mail did not wait for the tarpit; the run ended within its
-    # greeting timeout (4 s) of the last delivery.
+    # greeting timeout (6 s) of the last delivery.
     assert len(s["tarpit"].closed_at) == 1
     gave_up = s["tarpit"].closed_at[0]
     last_live = max(clive.times + csecond.times)
     assert last_live < gave_up - 1, (last_live - t0, gave_up - t0)
-    assert t1 - last_live < 4 + 2, (t1 - last_live)
+    assert t1 - last_live < 6 + 2, (t1 - last_live)
     # Every deferral says why, the dead host's own reason.
     got = {m["recipients"][0]["addr"].split("@")[1]: m["recipients"][0]
            for m in mx.status_json()}
@@ -324,7 +324,6 @@ def test_next_run_respects_host_backoff(mx, dns, primary_factory):
         assert counts == (0, len(fresh), 0), err
         assert (tarpit.accepted, busy.accepted) == (1, 1)
         assert refused_lines(err, s["ips"]["refuse"], s["port"]) == 0
-        assert t1 - t0 < 2, t1 - t0
         r = mx.status_json(fresh[0])[0]["recipients"][0]
         assert "host down, next try in" in r["last_error"], r
         # flush -f tries each dead host again, once.
@@ -337,6 +336,32 @@ def test_next_run_respects_host_backoff(mx, dns, primary_factory):
     finally:
         tarpit.close()
         busy.close()
+
+
+def test_hosts_seen_up_are_served_first(mx, dns, primary_factory):
+    """One connection at a time (flush-concurrency 1): the host noted up
+    by the last run goes before a new one, here a tarpit whose mail came
+    first."""
+    port = same_port(["127.0.0.2", "127.0.0.5"])
+    live, clive = primary(primary_factory, "127.0.0.2", port)
+    pit = RawHost("127.0.0.5", port, "tarpit")
+    domains_on(mx, dns, ["live.test"], (10, "mx.live.test", "127.0.0.2"))
+    domains_on(mx, dns, ["pit.test"], (10, "mx.pit.test", "127.0.0.5"))
+    config(mx, port, ["live.test", "pit.test"], "flush-concurrency 1",
+           "command-timeout 4s")
+    try:
+        mx.inject("s@sender.test", ["u@live.test"], message("before"))
+        assert run_flush(mx)[0] == (1, 0, 0)
+        mx.inject("s@sender.test", ["u@pit.test"], message("pit"))
+        mx.inject("s@sender.test", ["u@live.test"], message("after"))
+        counts, err, t0, t1 = run_flush(mx)
+    finally:
+        pit.close()
+    assert counts == (1, 1, 0), err
+    assert subjects(live) == ["before", "after"]
+    assert pit.accepted == 1 and len(pit.closed_at) == 1
+    assert clive.times[-1] < pit.closed_at[0] - 2, (
+        clive.times[-1] - t0, pit.closed_at[0] - t0)
 
 
 def test_sessions_are_threads_not_processes(mx, dns):
