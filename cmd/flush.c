@@ -9,8 +9,10 @@
  *   message over twice.  The only duplicates possible are those of every
  *   MTA: a crash or a lost connection between the primary's 250 and our
  *   state update (at most the messages in flight; after a system crash
- *   also the last second's removals, up to 32 per worker, whose one
- *   shared directory fsync had not happened yet).
+ *   also the last second's removals, up to 32 per delivery thread, whose
+ *   one shared directory fsync had not happened yet).  A message is
+ *   claimed only once a session with its host is up: none is held while
+ *   a host is being connected to.
  * - A message whose bytes do not match their checksum is never sent: it
  *   is moved to corrupt/ and logged.
  * - Per recipient: 2xx delivered, 5xx failed (kept for `bounce`), 4xx or
@@ -32,8 +34,9 @@
  * - With -d, at most one flush per domain runs at a time: a second one
  *   exits 0 at once (ETRN and probe -F start them freely).
  * - A relay domain's primary record (spool.h) is observed "up" when a
- *   session opens (the host, its EHLO after STARTTLS) and "down" when no
- *   primary answered; DNS failures record nothing.
+ *   session carries its first message (the host, its EHLO after
+ *   STARTTLS) and "down" when no primary answered; DNS failures record
+ *   nothing.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
