@@ -22,10 +22,10 @@
  *   with none left defer all their messages at once with its reason.
  *   Its note in the spool (spool_host_observe) keeps it from being tried
  *   by other runs before its back-off ends (unless forced: -f, IDs).
- * - Hosts seen up last time are served first, then new ones, then the
- *   deferrals, then hosts whose back-off just ended: a dead or hung host
- *   holds at most flush-per-host threads (one while unproven), never
- *   the pool.
+ * - Hosts seen up last time (within retry-max) are served first, then
+ *   new ones, then the deferrals, then hosts whose back-off just ended:
+ *   a dead or hung host holds at most flush-per-host threads (one while
+ *   unproven), never the pool.
  * - Thread safety: every thread has its own spool handle, resolver, TLS
  *   contexts and connection; the configuration is read-only; log lines
  *   are one write(2) or syslog(3) each; learn.c serialises its database
@@ -224,7 +224,8 @@ queue_take(struct engine *e, struct queue *q, int64_t now,
 
 /*
  * The host of an address, met for the first time: its note decides its
- * rank, and a back-off not over yet makes it dead at once (unforced).
+ * rank (up within retry-max: served first), and a back-off not over yet
+ * makes it dead at once (unforced).
  */
 static size_t
 host_find(struct engine *e, struct spool *sp,
@@ -253,8 +254,10 @@ host_find(struct engine *e, struct spool *sp,
 	(void)strlcpy(h->key, key, sizeof(h->key));
 	h->rank = RANK_NEW;
 	if (spool_host_read(sp, key, &n) == 0) {
-		if (n.up)
+		if (n.up && n.time >= now - cfg->retry_max)
 			h->rank = RANK_UP;
+		else if (n.up)
+			h->rank = RANK_NEW;
 		else if (!e->force && n.retry > now) {
 			h->state = HOST_DEAD;
 			h->noted = 2;
