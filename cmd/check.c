@@ -256,7 +256,8 @@ check_primary(struct check_run *run, const char *domain,
 	level = config_tls_level(cfg, domain);
 	if (level < TLS_LEVEL_MAY)
 		level = TLS_LEVEL_MAY;	/* to see its certificate */
-	(void)probe_host_run(t, domain, level, run->cap, tls, &r, &obs);
+	(void)probe_host_run(t, domain, level, run->cap, tls, NULL, &r,
+	    &obs);
 	perf_seconds(run->po.perf, domain, t->host, "connect", r.connect_ms);
 	perf_seconds(run->po.perf, domain, t->host, "greeting",
 	    r.greeting_ms);

@@ -9,8 +9,10 @@
  *   message over twice.  The only duplicates possible are those of every
  *   MTA: a crash or a lost connection between the primary's 250 and our
  *   state update (at most the messages in flight; after a system crash
- *   also the last second's removals, up to 32 per worker, whose one
- *   shared directory fsync had not happened yet).
+ *   also the last second's removals, up to 32 per delivery thread, whose
+ *   one shared directory fsync had not happened yet).  A message is
+ *   claimed only once a session with its host is up: none is held while
+ *   a host is being connected to.
  * - A message whose bytes do not match their checksum is never sent: it
  *   is moved to corrupt/ and logged.
  * - Per recipient: 2xx delivered, 5xx failed (kept for `bounce`), 4xx or
@@ -21,17 +23,20 @@
  *   and reports itself; when it does not, the recipient is delivered
  *   "relayed" (its 2xx kept as last error) and the message stays until
  *   bounce has sent the sender an Action: relayed report (6.2).
- * - Messages are grouped by recipient domain; each group goes over as few
- *   connections as possible (RSET between messages), and up to
- *   flush-concurrency groups (or slices of a big group) are delivered in
- *   parallel by forked workers (always at least one: flush itself never
- *   delivers, so a worker that crashes is reported, its claims go back
- *   and its mail is recorded as deferred; flush then exits 70).
+ * - Messages are grouped by recipient domain, domains by the next-hop
+ *   host their route chooses (cmd/flush_engine.c): messages of every
+ *   domain on one host share its connections (RSET between messages),
+ *   up to flush-concurrency connections in all and flush-per-host to one
+ *   host, run by threads of one forked delivery process (flush itself
+ *   never delivers, so a delivery process that crashes is reported, its
+ *   claims go back and its mail is recorded as deferred; flush then
+ *   exits 70).
  * - With -d, at most one flush per domain runs at a time: a second one
  *   exits 0 at once (ETRN and probe -F start them freely).
  * - A relay domain's primary record (spool.h) is observed "up" when a
- *   session opens (the host, its EHLO after STARTTLS) and "down" when no
- *   primary answered; DNS failures record nothing.
+ *   session carries its first message (the host, its EHLO after
+ *   STARTTLS) and "down" when no primary answered; DNS failures record
+ *   nothing.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -48,6 +53,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/flush_engine.h"
 #include "cmd/flush_select.h"
 #include "cmd/learn.h"
 #include "cmd/queue_ops.h"
@@ -65,18 +71,8 @@
 #include "spool/spool.h"
 
 #define USAGE	"mxfb flush [-C file] [-f] [-d domain] [queue-id ...]"
-#define SLICE_MIN	20	/* smallest slice of a domain for a worker */
-#define BUSY_RETRIES	20	/* multi-domain message claimed elsewhere */
 #define REMOVE_BATCH	32	/* delivered messages removed with one fsync */
 #define REMOVE_DELAY	1	/* seconds a delivered message may wait */
-#define RESOLVER_ERROR_SIZE 256	/* why no resolver, within a route error */
-
-struct job {
-	char		 domain[DOMAIN_NAME_SIZE];
-	char		(*ids)[QUEUE_ID_SIZE];
-	unsigned char	*multi;		/* message has other domains too */
-	size_t		 nids, cap;
-};
 
 struct selection {
 	struct spool	*sp;
@@ -87,48 +83,16 @@ struct selection {
 	size_t		 ndone;
 };
 
-struct counts {
-	unsigned	 delivered, deferred, failed;
-};
-
-/* A share of one job for one worker: its ids [from, to). */
-struct slice {
-	size_t		 job, from, to;
-};
-
 /* One outcome for every recipient of an attempt that sent nothing. */
 struct outcome {
 	int		 state;		/* RCPT_FAILED or RCPT_DEFERRED */
 	const char	*relay, *dsn, *why;
 };
 
-/* What one worker needs while it delivers a domain's messages. */
-struct worker {
-	struct spool		*sp;
-	struct dns_resolver	*dr;
-	const char		*domain;
-	struct mx_route		 route;
-	enum dns_status		 route_status;
-	struct lookup_error	 route_error;
-	struct smtp_conn	*conn;
-	struct starttls_contexts tls;		/* per level, made on use */
-	int			 dead;		/* no primary answered */
-	int			 observed;	/* recorded: 1 up, 2 down */
-	char			 dead_reason[1024];
-	int			 reconnects;
-	struct counts		 n;
-	/* Removals not yet durable: one fsync for several. */
-	size_t			 nsent;
-	time_t			 sent_since;
-};
-
 static int	 select_message(const struct envelope *, void *);
 static int	 dsn_unrecorded(struct spool *, const struct envelope *);
 static struct job *job_for(struct selection *, const char *);
 static void	 job_add(struct job *, const char *, int);
-static void	 run_job(struct spool *, const struct job *, size_t, size_t,
-		    struct counts *);
-static void	 deliver_one(struct worker *, const char *, int *);
 static size_t	 choose_recipients(const struct worker *,
 		    const struct envelope *, size_t *);
 static int	 read_message(struct spool_claim *, const char *,
@@ -141,10 +105,7 @@ static void	 send_message(struct worker *, struct spool_claim *,
 		    const unsigned char *, size_t);
 static void	 apply_result(struct worker *, const struct envelope *,
 		    struct recipient *, const struct smtp_result *);
-static int	 open_session(struct worker *);
-static void	 observe(struct worker *, int);
-static int	 secure_session(struct worker *, const struct mx_target *,
-		    enum tls_level);
+static int	 secure_session(struct worker *, enum tls_level);
 static void	 log_outcome(const struct envelope *, const struct recipient *,
 		    const char *, const char *, const char *, const char *);
 static void	 drop_connection(struct worker *);
@@ -157,17 +118,11 @@ static void	 record(struct worker *, const struct envelope *,
 		    const char *, const char *, const char *);
 static void	 finish(struct spool_claim *, struct envelope *);
 static void	 remove_done(struct spool *, const char *);
-static void	 remove_sent(struct worker *);
 static void	 add_sent(struct worker *, struct spool_claim *);
 static void	 worker_died(struct spool *, const struct selection *,
-		    const struct job *, size_t, size_t, pid_t, int,
-		    struct counts *);
-static size_t	 make_slices(const struct selection *, unsigned,
-		    struct slice **);
-static pid_t	 start_worker(struct spool *, const struct selection *,
-		    const struct slice *, int, int);
+		    const struct job *, pid_t, int, struct counts *);
 static void	 read_counts(int, struct counts *);
-static int	 run_parallel(struct spool *, struct selection *,
+static int	 run_engine(struct spool *, struct selection *,
 		    struct counts *);
 
 static struct job *
@@ -365,21 +320,22 @@ finish(struct spool_claim *c, struct envelope *env)
 }
 
 /*
- * STARTTLS at the domain's tls-outbound level on a greeted connection:
- * 0 go on, 1 reconnect in plaintext (may, failed handshake), -1 try the
- * next address (the connection is closed and dead_reason says why).
+ * STARTTLS at the session's tls-outbound level on a greeted connection:
+ * 0 go on, 1 reconnect in plaintext (may, failed handshake), -1 give up
+ * on this host at this level (the connection is closed and dead_reason
+ * says why).
  */
 static int
-secure_session(struct worker *w, const struct mx_target *t,
-    enum tls_level level)
+secure_session(struct worker *w, enum tls_level level)
 {
 	struct starttls_report	 rep;
 	enum starttls_outcome	 rc;
 	char			 why[1024], line[1024];
 
 	why[0] = '\0';
-	rc = starttls_client(w->conn, cfg, &w->tls, level, t->host, t->port,
-	    cfg->hostname, (int)cfg->command_timeout, &rep, why, sizeof(why));
+	rc = starttls_client(w->conn, cfg, &w->tls, level, w->mx_host,
+	    w->port, cfg->hostname, (int)cfg->command_timeout, &rep, why,
+	    sizeof(why));
 	if (rc == STARTTLS_OK) {
 		if (rep.active) {
 			starttls_describe(&rep, smtp_conn_relay(w->conn), line,
@@ -402,80 +358,60 @@ secure_session(struct worker *w, const struct mx_target *t,
 	return (-1);
 }
 
-/* Connect to the first target address that greets us (and TLS as due). */
-static int
-open_session(struct worker *w)
+/*
+ * Connect to the session's host, be greeted, EHLO, TLS as its level
+ * wants: SESSION_UP, SESSION_HOST_DOWN (the host refused, timed out or
+ * did not greet us with 2xx) or SESSION_TLS_FAILED (the host answered,
+ * but not as this level needs); dead_reason says why.
+ */
+int
+flush_open_session(struct worker *w)
 {
 	struct smtp_timeouts	 to;
-	struct mx_target	*t;
-	enum tls_level		 level;
-	size_t			 i, j;
 	char			 why[1024];
-	socklen_t		 len;
-	int			 plain, r;
+	int			 plain = 0, r;
 
 	to.connect = cfg->connect_timeout;
 	to.command = cfg->command_timeout;
 	to.data = cfg->data_timeout;
 	to.data_done = cfg->data_done_timeout;
-	level = config_tls_level(cfg, w->domain);
-	for (i = 0; i < w->route.ntargets; i++) {
-		t = &w->route.targets[i];
-		for (j = 0; j < t->naddrs; j++) {
-			plain = 0;
 again:
-			len = t->addrs[j].ss_family == AF_INET6 ?
-			    sizeof(struct sockaddr_in6) :
-			    sizeof(struct sockaddr_in);
-			if (smtp_connect(t->host, (struct sockaddr *)
-			    &t->addrs[j], len, &to, &w->conn, why,
-			    sizeof(why)) == -1) {
-				strlcpy(w->dead_reason, why,
-				    sizeof(w->dead_reason));
-				log_info("%s: %s", w->domain, why);
-				continue;
-			}
-			if (smtp_greet(w->conn, cfg->hostname, NULL) == 0) {
-				r = secure_session(w, t, plain ?
-				    TLS_LEVEL_NONE : level);
-				if (r == 0) {
-					observe(w, 1);
-					return (0);
-				}
-				if (r == 1 && !plain) {
-					plain = 1;
-					goto again;
-				}
-				continue;
-			}
-			log_safe(w->dead_reason, sizeof(w->dead_reason),
-			    smtp_conn_error(w->conn));
-			log_info("%s: %s", w->domain, w->dead_reason);
-			smtp_close(w->conn);
-			w->conn = NULL;
-		}
+	if (smtp_connect(w->mx_host, (struct sockaddr *)&w->addr, w->addrlen,
+	    &to, &w->conn, why, sizeof(why)) == -1) {
+		strlcpy(w->dead_reason, why, sizeof(w->dead_reason));
+		log_info("%s: %s", w->domain, why);
+		return (SESSION_HOST_DOWN);
 	}
-	if (w->dead_reason[0] == '\0')
-		strlcpy(w->dead_reason, "no primary to connect to",
-		    sizeof(w->dead_reason));
-	observe(w, 0);
-	return (-1);
+	if (smtp_greet(w->conn, cfg->hostname, NULL) == -1) {
+		log_safe(w->dead_reason, sizeof(w->dead_reason),
+		    smtp_conn_error(w->conn));
+		log_info("%s: %s", w->domain, w->dead_reason);
+		smtp_close(w->conn);
+		w->conn = NULL;
+		return (SESSION_HOST_DOWN);
+	}
+	r = secure_session(w, plain ? TLS_LEVEL_NONE : w->level);
+	if (r == 0)
+		return (SESSION_UP);
+	if (r == 1 && !plain) {
+		plain = 1;
+		goto again;
+	}
+	return (SESSION_TLS_FAILED);
 }
 
 /*
- * A relay domain's primary record: up when a session opened (its host
- * and EHLO, after STARTTLS), down when no primary answered; once per
- * worker for each, not for every message.
+ * A relay domain's primary record: up when a session carries its mail
+ * (the host and its EHLO, after STARTTLS), down when no primary
+ * answered; the engine calls it once per domain for each.
  */
-static void
-observe(struct worker *w, int up)
+void
+flush_observe(struct worker *w, int up)
 {
 	struct primary_obs	 o;
 
-	if (w->observed == (up ? 1 : 2) ||
-	    config_relay_domain(cfg, w->domain) == NULL)
+	if (config_relay_domain(cfg, w->domain) == NULL)
 		return;
-	w->observed = up ? 1 : 2;
 	primary_obs_from_ehlo(&o, up, "flush", up ? smtp_conn_host(w->conn) :
 	    NULL, up ? smtp_conn_ext(w->conn) : NULL);
 	if (!up)
@@ -545,8 +481,8 @@ all_sent(const struct envelope *env, const size_t *idx, size_t n,
  * re-delivers none of them; a system crash before this sync may (the
  * duplicate of spool/INTERNALS 6, for at most a batch per worker).
  */
-static void
-remove_sent(struct worker *w)
+void
+flush_remove_sent(struct worker *w)
 {
 	if (w->nsent == 0)
 		return;
@@ -570,7 +506,7 @@ add_sent(struct worker *w, struct spool_claim *c)
 	if (w->nsent++ == 0)
 		w->sent_since = time(NULL);
 	if (w->nsent == REMOVE_BATCH)
-		remove_sent(w);
+		flush_remove_sent(w);
 }
 
 /*
@@ -638,7 +574,8 @@ cannot_send(struct worker *w, struct outcome *o)
 		o->why = w->route_error.text;
 		return (1);
 	}
-	if (w->conn == NULL && !w->dead && open_session(w) == -1)
+	if (w->conn == NULL && !w->dead &&
+	    flush_open_session(w) != SESSION_UP)
 		w->dead = 1;
 	if (w->dead) {
 		o->state = RCPT_DEFERRED;
@@ -771,8 +708,8 @@ send_message(struct worker *w, struct spool_claim *c, struct envelope *env,
  * Claim one message and deliver its recipients in w->domain.  *busy is
  * set when someone else holds the claim.
  */
-static void
-deliver_one(struct worker *w, const char *id, int *busy)
+void
+flush_deliver_one(struct worker *w, const char *id, int *busy)
 {
 	struct spool_claim	*c;
 	struct envelope		*env;
@@ -782,7 +719,7 @@ deliver_one(struct worker *w, const char *id, int *busy)
 
 	*busy = 0;
 	if (w->nsent > 0 && time(NULL) - w->sent_since >= REMOVE_DELAY)
-		remove_sent(w);
+		flush_remove_sent(w);
 	if (spool_claim(w->sp, id, &c) == -1) {
 		if (errno == ENOENT)
 			*busy = 1;
@@ -806,78 +743,17 @@ deliver_one(struct worker *w, const char *id, int *busy)
 	free(idx);
 }
 
-/* Deliver ids [from, to) of a job: one worker's share. */
-static void
-run_job(struct spool *sp, const struct job *j, size_t from, size_t to,
-    struct counts *out)
-{
-	struct worker	 w;
-	char		 err[RESOLVER_ERROR_SIZE];
-	char		(*again)[QUEUE_ID_SIZE] = NULL;
-	size_t		 i, nagain = 0, round;
-	int		 busy;
-
-	memset(&w, 0, sizeof(w));
-	w.sp = sp;
-	w.domain = j->domain;
-	if (j->domain[0] != '\0') {
-		if (dns_resolver_open(cfg, &w.dr, err, sizeof(err)) == -1) {
-			w.route_status = DNS_TEMP;
-			strlcpy(w.route_error.dsn, "4.4.3",
-			    sizeof(w.route_error.dsn));
-			snprintf(w.route_error.text,
-			    sizeof(w.route_error.text), "resolver: %s", err);
-		} else
-			w.route_status = mx_route_lookup(w.dr, cfg, j->domain,
-			    &w.route, &w.route_error);
-	}
-	for (i = from; i < to; i++) {
-		deliver_one(&w, j->ids[i], &busy);
-		if (busy && j->multi[i]) {
-			again = xreallocarray(again, nagain + 1,
-			    sizeof(*again));
-			strlcpy(again[nagain++], j->ids[i], QUEUE_ID_SIZE);
-		}
-	}
-	remove_sent(&w);
-	/*
-	 * A message with recipients in several domains may be in another
-	 * worker's hands for its other domain: wait for it a little.
-	 */
-	for (round = 0; nagain > 0 && round < BUSY_RETRIES; round++) {
-		size_t	 k = 0;
-
-		usleep(100000);
-		for (i = 0; i < nagain; i++) {
-			deliver_one(&w, again[i], &busy);
-			if (busy)
-				strlcpy(again[k++], again[i], QUEUE_ID_SIZE);
-		}
-		nagain = k;
-	}
-	free(again);
-	remove_sent(&w);
-	if (w.conn != NULL)
-		smtp_quit(w.conn);
-	starttls_contexts_free(&w.tls);
-	mx_route_free(&w.route);
-	dns_resolver_close(w.dr);
-	out->delivered += w.n.delivered;
-	out->deferred += w.n.deferred;
-	out->failed += w.n.failed;
-}
-
 /*
- * A worker ended by a signal or an unexpected exit: its claims go back
- * to the queue at once (it is reaped, so they are stale), and each
- * message of its share that it did not get to (a pending recipient in
- * its domain with no attempt in this run) is recorded as deferred with
- * the reason, one attempt, so that it is neither silent nor retried in
- * a loop.
+ * The delivery process ended by a signal or an unexpected exit: its
+ * claims go back to the queue at once (it is reaped, so they are stale),
+ * and each message of the job that it did not get to (a pending
+ * recipient in the job's domain with no attempt in this run) is
+ * recorded as deferred with the reason, one attempt, so that it is
+ * neither silent nor retried in a loop.
  */
 static void
 worker_died(struct spool *sp, const struct selection *s, const struct job *j,
-    size_t from, size_t to, pid_t pid, int status, struct counts *total)
+    pid_t pid, int status, struct counts *total)
 {
 	struct worker		 w;
 	struct spool_claim	*c;
@@ -894,13 +770,10 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 		snprintf(why, sizeof(why), "worker for %s (pid %ld) died: "
 		    "exit status %d", j->domain, (long)pid,
 		    WEXITSTATUS(status));
-	log_warnx("%s", why);
-	if (spool_recover(sp, cfg->claim_timeout) == -1)
-		log_warn("spool recovery");
 	memset(&w, 0, sizeof(w));
 	w.sp = sp;
 	w.domain = j->domain;
-	for (i = from; i < to; i++) {
+	for (i = 0; i < j->nids; i++) {
 		if (spool_claim(sp, j->ids[i], &c) == -1)
 			continue;	/* finished, or in other hands */
 		env = spool_claim_envelope(c);
@@ -923,64 +796,22 @@ worker_died(struct spool *sp, const struct selection *s, const struct job *j,
 }
 
 /*
- * Cut each job into slices for the workers: as many as conc per job,
- * none smaller than SLICE_MIN messages.  Returns how many.
- */
-static size_t
-make_slices(const struct selection *s, unsigned conc, struct slice **out)
-{
-	struct slice	*slices = NULL;
-	size_t		 i, k, per, n = 0;
-
-	for (i = 0; i < s->njobs; i++) {
-		per = (s->jobs[i].nids + conc - 1) / conc;
-		if (per < SLICE_MIN)
-			per = SLICE_MIN;
-		for (k = 0; k < s->jobs[i].nids; k += per) {
-			slices = xreallocarray(slices, n + 1, sizeof(*slices));
-			slices[n].job = i;
-			slices[n].from = k;
-			slices[n].to = k + per < s->jobs[i].nids ?
-			    k + per : s->jobs[i].nids;
-			n++;
-		}
-	}
-	*out = slices;
-	return (n);
-}
-
-/*
- * Fork a worker for one slice; it reports its counts as one record on
- * the pipe (write end fd) and exits.  The child's pid, or -1.
- */
-static pid_t
-start_worker(struct spool *sp, const struct selection *s,
-    const struct slice *sl, int rfd, int wfd)
-{
-	struct counts	 c;
-	pid_t		 pid;
-
-	if ((pid = fork()) != 0)
-		return (pid);
-	memset(&c, 0, sizeof(c));
-	(void)close(rfd);
-	run_job(sp, &s->jobs[sl->job], sl->from, sl->to, &c);
-	if (write_all(wfd, &c, sizeof(c)) == -1)
-		_exit(EXIT_IOERR);
-	_exit(0);
-}
-
-/*
- * Add the counts the workers have reported.  Records are written whole
- * (smaller than PIPE_BUF); a worker that died wrote none, so never wait
- * for one.
+ * Add the counts the delivery process reports, record by record, until
+ * it closes the pipe (exits or dies).  Records are written whole
+ * (smaller than PIPE_BUF).
  */
 static void
 read_counts(int fd, struct counts *total)
 {
 	struct counts	 c;
+	ssize_t		 n;
 
-	while (read(fd, &c, sizeof(c)) == (ssize_t)sizeof(c)) {
+	for (;;) {
+		n = read(fd, &c, sizeof(c));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(c))
+			break;
 		total->delivered += c.delivered;
 		total->deferred += c.deferred;
 		total->failed += c.failed;
@@ -988,85 +819,56 @@ read_counts(int fd, struct counts *total)
 }
 
 /*
- * Slices of at most one domain each, up to flush-concurrency at a time,
- * each in a forked worker that reports its counts through a pipe (also
- * a single slice: a worker that crashes is then reported and its mail
- * recorded, instead of taking flush down with it).  Returns how many
- * workers died.
+ * Deliver the selection in one forked delivery process (its threads are
+ * the sessions: cmd/flush_engine.c), which reports its counts through a
+ * pipe as it goes.  One that dies is reported, its claims recovered and
+ * its undelivered mail recorded.  Returns 1 when it died, else 0.
  */
 static int
-run_parallel(struct spool *sp, struct selection *s, struct counts *total)
+run_engine(struct spool *sp, struct selection *s, struct counts *total)
 {
-	struct slice	*slices;
-	struct kid {
-		pid_t	 pid;
-		size_t	 slice;
-	}		*kids;
-	size_t		 nslices, i, next = 0, k, nkids;
-	unsigned	 conc = cfg->flush_concurrency ? cfg->flush_concurrency
-			    : 1, running = 0;
-	int		 p[2], status, died = 0;
+	size_t		 i;
+	int		 p[2] = { -1, -1 }, status;
 	pid_t		 pid;
 
-	if ((nslices = make_slices(s, conc, &slices)) == 0)
+	if (s->njobs == 0)
 		return (0);
-	if (conc > nslices)
-		conc = (unsigned)nslices;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
-		log_warn("pipe");
-		for (i = 0; i < nslices; i++)
-			run_job(sp, &s->jobs[slices[i].job], slices[i].from,
-			    slices[i].to, total);
-		free(slices);
+	if (pipe2(p, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		log_warn("cannot start the delivery process");
+		if (p[0] != -1)
+			(void)close(p[0]);
+		if (p[1] != -1)
+			(void)close(p[1]);
 		return (0);
 	}
-	nkids = conc;
-	kids = xcalloc(nkids, sizeof(*kids));
-	while (next < nslices || running > 0) {
-		if (next < nslices && running < conc) {
-			pid = start_worker(sp, s, &slices[next], p[0], p[1]);
-			if (pid != -1) {
-				for (k = 0; kids[k].pid != 0; k++)
-					;
-				kids[k].pid = pid;
-				kids[k].slice = next++;
-				running++;
-				continue;
-			}
-			log_warn("fork");
-			if (running == 0) {
-				/* Do it ourselves rather than stall. */
-				run_job(sp, &s->jobs[slices[next].job],
-				    slices[next].from, slices[next].to, total);
-				next++;
-				continue;
-			}
-			conc = running;	/* wait for one to end */
-		}
-		if ((pid = wait(&status)) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (k = 0; k < nkids && kids[k].pid != pid; k++)
-			;
-		if (k == nkids)
-			continue;	/* not a worker of ours */
-		kids[k].pid = 0;
-		running--;
-		read_counts(p[0], total);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			i = kids[k].slice;
-			worker_died(sp, s, &s->jobs[slices[i].job],
-			    slices[i].from, slices[i].to, pid, status, total);
-			died++;
-		}
+	if (pid == 0) {
+		(void)close(p[0]);
+		if (flush_engine_run(s->jobs, s->njobs, s->fc.force ||
+		    s->fc.nids > 0, p[1]) == -1)
+			_exit(EXIT_IOERR);
+		_exit(0);
 	}
-	(void)close(p[0]);
 	(void)close(p[1]);
-	free(kids);
-	free(slices);
-	return (died);
+	read_counts(p[0], total);
+	(void)close(p[0]);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			log_warn("waitpid");
+			return (0);
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return (0);
+	if (WIFSIGNALED(status))
+		log_warnx("delivery process (pid %ld) died: signal %d",
+		    (long)pid, WTERMSIG(status));
+	else
+		log_warnx("delivery process (pid %ld) died: exit status %d",
+		    (long)pid, WEXITSTATUS(status));
+	if (spool_recover(sp, cfg->claim_timeout) == -1)
+		log_warn("spool recovery");
+	for (i = 0; i < s->njobs; i++)
+		worker_died(sp, s, &s->jobs[i], pid, status, total);
+	return (1);
 }
 
 int
@@ -1144,7 +946,7 @@ cmd_flush(int argc, char **argv)
 	for (i = 0; i < s.ndone; i++)
 		remove_done(sp, s.done[i]);
 	memset(&total, 0, sizeof(total));
-	died = run_parallel(sp, &s, &total);
+	died = run_engine(sp, &s, &total);
 
 	printf("delivered %u, deferred %u, failed %u\n", total.delivered,
 	    total.deferred, total.failed);

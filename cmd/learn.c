@@ -12,12 +12,14 @@
  * Guarantees: a database failure never changes a delivery's outcome; it
  * is logged (by verify_db) and learning stops for this process.  The
  * handle is opened on first use in the process that delivers (flush's
- * forked workers) and re-opened after a fork, as LMDB requires; it lives
- * as long as that process.
+ * forked delivery process) and re-opened after a fork, as LMDB requires;
+ * it lives as long as that process, and its threads use it one at a
+ * time (learn_lock).
  */
 #include <sys/types.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +36,8 @@
 static struct verify_db	*learn_db;	/* per process, see above */
 static pid_t		 learn_pid;
 static int		 learn_broken;
+/* flush delivers from several threads: one handle, one user at a time. */
+static pthread_mutex_t	 learn_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct verify_db *learn_open(void);
 
@@ -71,8 +75,13 @@ learn_results(const struct smtp_client_rcpt *rc, const struct smtp_result *res,
 	char			 key[ADDRESS_PATH_MAX + 1];
 	size_t			 i, np = 0;
 
-	if (!cfg->recipient_verify || n == 0 || (db = learn_open()) == NULL)
+	if (!cfg->recipient_verify || n == 0)
 		return;
+	(void)pthread_mutex_lock(&learn_lock);
+	if ((db = learn_open()) == NULL) {
+		(void)pthread_mutex_unlock(&learn_lock);
+		return;
+	}
 	p = xcalloc(n, sizeof(*p));
 	for (i = 0; i < n; i++) {
 		if (!res[i].from_peer ||
@@ -94,5 +103,6 @@ learn_results(const struct smtp_client_rcpt *rc, const struct smtp_result *res,
 	}
 	/* One transaction, one sync, for the whole message. */
 	(void)verify_db_put_many(db, p, np, time(NULL));
+	(void)pthread_mutex_unlock(&learn_lock);
 	free(p);
 }

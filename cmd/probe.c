@@ -107,7 +107,9 @@ static int	 probe_domain(struct dns_resolver *, struct spool *,
 		    const char *, struct plugin_out *, time_t);
 static int	 probe_host(const struct mx_target *, const char *,
 		    struct plugin_out *, time_t, struct starttls_contexts *,
-		    int *, struct primary_obs *);
+		    struct spool *, int *, struct primary_obs *);
+static void	 host_note(struct spool *, const struct sockaddr *,
+		    const char *, int, const char *, char *, size_t);
 static int	 queue_figure(void *, const char *, uint64_t, time_t);
 static void	 queue_perf(struct spool *, struct targets *,
 		    struct plugin_out *);
@@ -147,10 +149,43 @@ tls_fields(const struct starttls_report *rep, char *buf, size_t size)
 	    ti->protocol, ti->cipher, subject, verify);
 }
 
+/*
+ * flush's view of one address (its host note, spool/INTERNALS 13) as it
+ * was before this probe, for the detail line (" flush-host=up", or
+ * " flush-host=down(next try TIME)"), then the probe's own observation
+ * in the note: a host found up is tried by the next flush at once.
+ */
+static void
+host_note(struct spool *sp, const struct sockaddr *sa, const char *host,
+    int up, const char *why, char *view, size_t size)
+{
+	struct host_note	 n;
+	struct tm		 tm;
+	char			 key[HOST_KEY_SIZE], t[32];
+
+	if (sp == NULL)
+		return;
+	view[0] = '\0';
+	spool_host_key(sa, key, sizeof(key));
+	if (spool_host_read(sp, key, &n) == 0) {
+		if (n.up)
+			(void)strlcpy(view, " flush-host=up", size);
+		else if (localtime_r(&n.retry, &tm) != NULL &&
+		    strftime(t, sizeof(t), "%H:%M:%S", &tm) > 0)
+			(void)snprintf(view, size, " flush-host=down(next try "
+			    "%s)", t);
+		else
+			(void)strlcpy(view, " flush-host=down", size);
+	}
+	if (spool_host_observe(sp, key, up, host, why, cfg->retry_min,
+	    cfg->retry_max, NULL) == -1)
+		log_warn("host %s: cannot record its state", key);
+}
+
 int
 probe_host_run(const struct mx_target *t, const char *domain,
     enum tls_level level, time_t cap, struct starttls_contexts *tls,
-    struct probe_result *r, struct primary_obs *obs)
+    struct spool *notes, struct probe_result *r, struct primary_obs *obs)
 {
 	struct starttls_report	 rep;
 	enum starttls_outcome	 st;
@@ -185,15 +220,21 @@ probe_host_run(const struct mx_target *t, const char *domain,
 		if (smtp_connect(t->host, (const struct sockaddr *)
 		    &t->addrs[j], len, &to, &c, why, sizeof(why)) == -1) {
 			strlcpy(r->text, why, sizeof(r->text));
+			host_note(notes, (const struct sockaddr *)&t->addrs[j],
+			    t->host, 0, r->text, r->view, sizeof(r->view));
 			continue;
 		}
 		r->connect_ms = now_ms() - t0;
 		if (smtp_greet(c, cfg->hostname, &banner) == -1) {
 			strlcpy(r->text, smtp_conn_error(c), sizeof(r->text));
 			smtp_close(c);
+			host_note(notes, (const struct sockaddr *)&t->addrs[j],
+			    t->host, 0, r->text, r->view, sizeof(r->view));
 			continue;
 		}
 		r->greeting_ms = now_ms() - t0 - r->connect_ms;
+		host_note(notes, (const struct sockaddr *)&t->addrs[j], t->host,
+		    1, NULL, r->view, sizeof(r->view));
 		st = starttls_client(c, cfg, tls, level, t->host, t->port,
 		    cfg->hostname, (int)to.command, &rep, twhy, sizeof(twhy));
 		tls_fields(&rep, r->tls, sizeof(r->tls));
@@ -235,19 +276,20 @@ probe_host_run(const struct mx_target *t, const char *domain,
 static int
 probe_host(const struct mx_target *t, const char *domain,
     struct plugin_out *po, time_t cap, struct starttls_contexts *tls,
-    int *expiring, struct primary_obs *obs)
+    struct spool *sp, int *expiring, struct primary_obs *obs)
 {
 	struct probe_result	 r;
 	char			 text[1024], safe[1024];
 	const char		*state;
 
 	(void)probe_host_run(t, domain, config_tls_level(cfg, domain), cap,
-	    tls, &r, obs);
+	    tls, sp, &r, obs);
 	if (r.expiring)
 		*expiring = 1;
 	state = r.up ? "up" : "down";
 	(void)strlcpy(text, r.text, sizeof(text));
-	if (strlcat(text, r.tls, sizeof(text)) >= sizeof(text))
+	if (strlcat(text, r.tls, sizeof(text)) >= sizeof(text) ||
+	    strlcat(text, r.view, sizeof(text)) >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	log_safe(safe, sizeof(safe), text);
 	fprintf(po->detail, "%s %s pref=%u %s %lldms %s\n", domain, r.relay,
@@ -319,7 +361,7 @@ probe_domain(struct dns_resolver *dr, struct spool *sp, const char *domain,
 	memset(&obs, 0, sizeof(obs));
 	memset(&tls, 0, sizeof(tls));
 	for (i = 0; i < route.ntargets; i++) {
-		if (probe_host(&route.targets[i], domain, po, cap, &tls,
+		if (probe_host(&route.targets[i], domain, po, cap, &tls, sp,
 		    &expiring, &obs)) {
 			if (nup++ == 0)
 				best = obs;

@@ -12,6 +12,7 @@
 
 struct mx_target;
 struct primary_obs;
+struct spool;
 struct starttls_contexts;
 
 struct probe_result {
@@ -27,6 +28,8 @@ struct probe_result {
 	int64_t		 ms;		/* the last try, in all */
 	int64_t		 connect_ms;	/* -1: not reached */
 	int64_t		 greeting_ms;	/* connected to EHLO answered */
+	/* probe only: " flush-host=up|down(next try T)", flush's view */
+	char		 view[128];
 };
 
 /*
@@ -34,9 +37,13 @@ struct probe_result {
  * tls-outbound level given, each wait capped by cap seconds.  Returns
  * r->up; when up, *obs is the observation, else obs gets the reason.
  * The texts in r are raw (from the peer): escape them to show them.
+ * With notes (probe; check passes NULL and writes nothing), each address
+ * tried is recorded in flush's host note (spool/INTERNALS 13) and
+ * r->view tells the note as it was before.
  */
 int	 probe_host_run(const struct mx_target *, const char *domain,
 	    enum tls_level, time_t cap, struct starttls_contexts *,
-	    struct probe_result *r, struct primary_obs *obs);
+	    struct spool *notes, struct probe_result *r,
+	    struct primary_obs *obs);
 
 #endif

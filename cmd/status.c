@@ -46,6 +46,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/queue_ops.h"
+#include "cmd/status_hosts.h"
 #include "cmd/text_out.h"
 #include "core/config.h"
 #include "core/dsn.h"
@@ -56,6 +57,7 @@
 #include "spool/verify_db.h"
 
 #define STATUS_USAGE	"mxfb status [-C file] [-j] [-s] [ID ...]\n" \
+			"       mxfb status [-C file] [-j] -H\n" \
 			"       mxfb status [-C file] -m [-o file]\n" \
 			"       mxfb status [-C file] -b ID ..."
 #define NSTATES		4	/* enum rcpt_state */
@@ -997,9 +999,9 @@ cmd_status(int argc, char **argv)
 	struct spool	*sp;
 	const char	*outfile = NULL;
 	int		 ch, i, json = 0, summary = 0, body = 0, rc = 0, r;
-	int		 metrics = 0;
+	int		 metrics = 0, hosts = 0;
 
-	while ((ch = getopt_long(argc, argv, "bC:hjmo:s", longopts,
+	while ((ch = getopt_long(argc, argv, "bC:Hhjmo:s", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'b':
@@ -1007,6 +1009,9 @@ cmd_status(int argc, char **argv)
 			break;
 		case 'C':
 			cmd_set_config_file(optarg);
+			break;
+		case 'H':
+			hosts = 1;
 			break;
 		case 'h':
 			cmd_usage(STATUS_USAGE, 1);
@@ -1030,7 +1035,8 @@ cmd_status(int argc, char **argv)
 	argv += optind;
 	if ((body && (argc == 0 || json || summary)) ||
 	    (summary && argc > 0) || (outfile != NULL && !metrics) ||
-	    (metrics && (argc > 0 || json || summary || body)))
+	    (metrics && (argc > 0 || json || summary || body)) ||
+	    (hosts && (argc > 0 || summary || body || metrics)))
 		cmd_usage(STATUS_USAGE, 0);
 	cmd_check_ids(argc, argv);
 
@@ -1073,6 +1079,13 @@ cmd_status(int argc, char **argv)
 			rc = EXIT_IOERR;
 		}
 		summary_print(stdout, sp, &table, json);
+		if (!json && status_hosts_print(stdout, sp, 0, 1) == -1)
+			log_cmd_error("spool %s: domains/", cfg->spool);
+	} else if (hosts) {
+		if (status_hosts_print(stdout, sp, json, 0) == -1) {
+			log_cmd_error("spool %s: domains/", cfg->spool);
+			rc = EXIT_IOERR;
+		}
 	} else {
 		memset(&l, 0, sizeof(l));
 		l.out = stdout;

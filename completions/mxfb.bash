@@ -120,7 +120,7 @@ _mxfb()
 		args=ids
 		;;
 	status)
-		opts="-C -h -j -s -b -m -o"
+		opts="-C -h -j -s -H -b -m -o"
 		[[ $prev == -o ]] && { COMPREPLY=($(compgen -f -- "$cur")); return 0; }
 		args=ids
 		;;

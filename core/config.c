@@ -102,6 +102,7 @@ static const struct key keys[] = {
 	    1, 100000 },
 	{ "error-sleep",	K_DURATION,	FLD(error_sleep), 0, 3600 },
 	{ "flush-concurrency",	K_UINT,		FLD(flush_concurrency), 1, 1000 },
+	{ "flush-per-host",	K_UINT,		FLD(flush_per_host), 1, 1000 },
 	{ "connect-timeout",	K_DURATION,	FLD(connect_timeout), 1, NOMAX },
 	{ "command-timeout",	K_DURATION,	FLD(command_timeout), 1, NOMAX },
 	{ "data-timeout",	K_DURATION,	FLD(data_timeout), 1, NOMAX },
@@ -206,7 +207,8 @@ set_defaults(struct config *c)
 	c->soft_error_limit = 10;
 	c->hard_error_limit = 20;
 	c->error_sleep = 1;
-	c->flush_concurrency = 4;
+	c->flush_concurrency = 100;
+	c->flush_per_host = 10;
 	c->connect_timeout = 30;
 	c->command_timeout = CONFIG_TIMEOUT_DEFAULT;
 	c->data_timeout = 120;

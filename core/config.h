@@ -90,7 +90,8 @@ struct config {
 	time_t		 error_sleep;		/* error-sleep, 1s */
 
 	/* flush and probe */
-	unsigned	 flush_concurrency;	/* flush-concurrency, 4 */
+	unsigned	 flush_concurrency;	/* flush-concurrency, 100 */
+	unsigned	 flush_per_host;	/* flush-per-host, 10 */
 	time_t		 connect_timeout;	/* connect-timeout, 30s */
 	time_t		 command_timeout;	/* command-timeout, 300s */
 	time_t		 data_timeout;		/* data-timeout, 120s */

@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -443,19 +444,28 @@ spool_free_bytes(struct spool *sp, uint64_t *bytes)
 	return (0);
 }
 
-/* "ID.HOST.PID": the name of a claim by this process. */
+/*
+ * "ID.HOST.PID-START": the name of a claim by this process.  The start
+ * time is read once per process (a forked child has its own), under a
+ * lock: flush's delivery threads claim at once.
+ */
 static int
 claim_name(struct spool *sp, const char *id, char *buf, size_t size)
 {
-	static pid_t		 pid;
-	static unsigned long long start;
+	static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
+	static pid_t		 cached;
+	static unsigned long long cached_start;
+	unsigned long long	 start;
+	pid_t			 pid = getpid();
 
-	/* Once per process (a forked child has its own). */
-	if (pid != getpid()) {
-		pid = getpid();
-		if (process_start(pid, &start) == -1)
-			start = 0;
+	(void)pthread_mutex_lock(&lock);
+	if (cached != pid) {
+		if (process_start(pid, &cached_start) == -1)
+			cached_start = 0;
+		cached = pid;
 	}
+	start = cached_start;
+	(void)pthread_mutex_unlock(&lock);
 	if (start == 0)
 		return (bsnprintf(buf, size, "%s.%s.%ld", id, sp->host,
 		    (long)pid));

@@ -19,6 +19,7 @@
 #include "core/mail/envelope.h"
 #include "core/util.h"
 
+struct sockaddr;
 struct spool;
 
 /*
@@ -269,6 +270,41 @@ int	 spool_primary_parse(const char *, size_t, struct primary_obs *);
 int	 spool_primary_format(const struct primary_obs *, char *, size_t);
 int	 spool_primary_walk(struct spool *, int (*fn)(void *, const char *,
 	    const struct primary_obs *), void *);
+
+/*
+ * The host note (spool/INTERNALS, section 13): what flush last learnt
+ * about one next-hop host, an address and a port, named by KEY
+ * ("127.0.0.2_25", "::1_25": hex digits, '.', ':', '_' only).  A host
+ * that refused, timed out or did not greet with 2xx is down until retry
+ * (back-off from retry_min doubling per failure in a row up to
+ * retry_max); an up clears the failures.  spool_host_observe reads,
+ * changes and replaces the note under a lock and gives the note written
+ * (out may be NULL); spool_host_read gives ENOENT when there is none,
+ * EBADMSG for anything malformed; spool_host_walk calls fn for each
+ * readable note, fn's non-zero stops it and is returned.
+ */
+#define HOST_KEY_SIZE	64
+struct host_note {
+	char		 key[HOST_KEY_SIZE];
+	int		 up;		/* the last observation */
+	time_t		 time;		/* when it was made */
+	time_t		 since;		/* when the current state began */
+	time_t		 retry;		/* down: not tried before (0: up) */
+	unsigned	 failures;	/* downs in a row */
+	char		 host[DOMAIN_NAME_SIZE];	/* the MX name used */
+	char		 reason[256];	/* a down's why, printable ASCII */
+};
+int	 spool_host_observe(struct spool *, const char *key, int up,
+	    const char *host, const char *reason, time_t retry_min,
+	    time_t retry_max, struct host_note *out);
+int	 spool_host_read(struct spool *, const char *key, struct host_note *);
+/* The KEY of an address with its port. */
+void	 spool_host_key(const struct sockaddr *, char *, size_t);
+int	 spool_host_parse(const char *, size_t, struct host_note *);
+/* The note's text (parse reads it back); -1 when it does not fit. */
+int	 spool_host_format(const struct host_note *, char *, size_t);
+int	 spool_host_walk(struct spool *, int (*fn)(void *,
+	    const struct host_note *), void *);
 
 /*
  * The outage mailbox (spool/INTERNALS, section 12): with one set, each

@@ -16,14 +16,15 @@ from conftest import MXFB
 from test_flush import FAST, message, setup_domain
 
 
-def fill(mx, n):
-    """Inject n messages quickly: several inject processes at a time."""
+def fill(mx, n, rcpt=None):
+    """Inject n messages quickly: several inject processes at a time;
+    message i goes to rcpt(i) (default u(i % 7)@example.test)."""
     ids = []
     procs = []
     for i in range(n):
         data = message("c%04d" % i).encode()
-        p = subprocess.Popen([MXFB, "inject", "-f", "s@sender.test",
-                              "u%d@example.test" % (i % 7)],
+        to = rcpt(i) if rcpt else "u%d@example.test" % (i % 7)
+        p = subprocess.Popen([MXFB, "inject", "-f", "s@sender.test", to],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=mx.env())
         p.stdin.write(data)

@@ -209,13 +209,27 @@ def test_claim_of_a_reused_pid(mx, dns, primary_factory, same_process):
 def test_flush_claims_name_its_start_time(mx):
     """The claims flush makes carry its pid and start time: active/ID.
     HOST.PID-START, START as /proc/PID/stat field 22 gives it (seen
-    while the primary says nothing)."""
+    while the primary says nothing after EHLO: flush claims a message
+    once a session is up)."""
     import subprocess
+    import threading
     import time
     from conftest import MXFB
     silent = socket.socket()
     silent.bind(("127.0.0.2", 0))
     silent.listen(5)
+    held = []
+
+    def greet_then_hang():
+        try:
+            c, _ = silent.accept()
+        except OSError:
+            return
+        held.append(c)
+        c.sendall(b"220 silent.example.test ESMTP\r\n")
+        c.recv(1024)
+        c.sendall(b"250 silent.example.test\r\n")
+    threading.Thread(target=greet_then_hang, daemon=True).start()
     lines = [l for l in mx.base_lines() if not l.startswith("relay-domain")]
     mx.config(*lines, "relay-domain example.test via [127.0.0.2]:%d" %
               silent.getsockname()[1], "command-timeout 5s",
@@ -239,3 +253,5 @@ def test_flush_claims_name_its_start_time(mx):
         flush.kill()
         flush.wait()
         silent.close()
+        for c in held:
+            c.close()

@@ -120,7 +120,8 @@ test_defaults(void **state)
 	assert_int_equal(c.error_sleep, 1);
 	assert_true(c.queue_minfree == 100ULL * 1024 * 1024);
 	assert_int_equal(c.max_sessions, 100);
-	assert_int_equal(c.flush_concurrency, 4);
+	assert_int_equal(c.flush_concurrency, 100);
+	assert_int_equal(c.flush_per_host, 10);
 	assert_int_equal(c.connect_timeout, 30);
 	assert_int_equal(c.command_timeout, 300);
 	assert_int_equal(c.data_timeout, 120);
@@ -257,6 +258,7 @@ test_every_key(void **state)
 	    "queue-minfree 1G\n"
 	    "max-sessions 7\n"
 	    "flush-concurrency 2\n"
+	    "flush-per-host 3\n"
 	    "connect-timeout 5s\n"
 	    "command-timeout 1m\n"
 	    "data-timeout 2m\n"
@@ -303,6 +305,7 @@ test_every_key(void **state)
 	assert_true(c.queue_minfree == 1024ULL * 1024 * 1024);
 	assert_int_equal(c.max_sessions, 7);
 	assert_int_equal(c.flush_concurrency, 2);
+	assert_int_equal(c.flush_per_host, 3);
 	assert_int_equal(c.connect_timeout, 5);
 	assert_int_equal(c.command_timeout, 60);
 	assert_int_equal(c.data_timeout, 120);
@@ -462,6 +465,7 @@ test_errors(void **state)
 	parse_fails("dns-retry 0\n", 1, "dns-retry");
 	parse_fails("flush-concurrency 99999999999999999999\n", 1,
 	    "flush-concurrency");
+	parse_fails("flush-per-host 0\n", 1, "flush-per-host");
 	parse_fails("smtp-port 0\n", 1, "bad port");
 	parse_fails("smtp-port 65536\n", 1, "bad port");
 	parse_fails("smtp-port 25x\n", 1, "bad port");

@@ -1358,6 +1358,74 @@ test_callout_slots(void **state)
 	(void)close(other);
 }
 
+/* spool_host_walk's fn: count the notes. */
+static int
+host_count(void *arg, const struct host_note *n)
+{
+	(*(int *)arg)++;
+	return (n->key[0] == '\0');
+}
+
+static void
+test_host_note(void **state)
+{
+	struct fixture		*f = *state;
+	struct host_note	 n, r;
+	char			 buf[2048];
+	time_t			 now = time(NULL);
+	int			 count = 0, len;
+
+	errno = 0;
+	assert_int_equal(spool_host_read(f->sp, "127.0.0.2_25", &r), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Down, down again: failures count, back-off doubles (60, 120). */
+	assert_int_equal(spool_host_observe(f->sp, "127.0.0.2_25", 0,
+	    "mx.example.test", "Connection\trefused", 60, 3600, &n), 0);
+	assert_int_equal(spool_host_read(f->sp, "127.0.0.2_25", &r), 0);
+	assert_int_equal(r.up, 0);
+	assert_int_equal(r.failures, 1);
+	assert_string_equal(r.host, "mx.example.test");
+	assert_string_equal(r.reason, "Connection?refused");
+	assert_true(r.retry >= now + 60 && r.retry <= time(NULL) + 60);
+	assert_int_equal(r.retry, n.retry);
+	assert_int_equal(spool_host_observe(f->sp, "127.0.0.2_25", 0, NULL,
+	    "timed out", 60, 3600, NULL), 0);
+	assert_int_equal(spool_host_read(f->sp, "127.0.0.2_25", &r), 0);
+	assert_int_equal(r.failures, 2);
+	assert_true(r.retry >= now + 120 && r.retry <= time(NULL) + 120);
+	assert_true(r.since <= r.time);
+	/* Up clears. */
+	assert_int_equal(spool_host_observe(f->sp, "127.0.0.2_25", 1,
+	    "mx.example.test", NULL, 60, 3600, NULL), 0);
+	assert_int_equal(spool_host_read(f->sp, "127.0.0.2_25", &r), 0);
+	assert_int_equal(r.up, 1);
+	assert_int_equal(r.failures, 0);
+	assert_int_equal(r.retry, 0);
+	assert_string_equal(r.reason, "");
+	assert_int_equal(spool_host_observe(f->sp, "::1_2525", 0, NULL, "x",
+	    60, 3600, NULL), 0);
+	assert_int_equal(spool_host_walk(f->sp, host_count, &count), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(count_dir(f, "tmp"), 0);
+	/* Keys are addresses and ports only. */
+	errno = 0;
+	assert_int_equal(spool_host_observe(f->sp, "../x", 1, NULL, NULL, 60,
+	    3600, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	/* Format and parse agree; damage reads as EBADMSG. */
+	len = spool_host_format(&n, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(spool_host_parse(buf, (size_t)len, &r), 0);
+	assert_int_equal(r.retry, n.retry);
+	errno = 0;
+	assert_int_equal(spool_host_parse(buf, (size_t)len - 1, &r), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_int_equal(spool_host_parse("mxfb-host 1\nup=2\ntime=1\n"
+	    "since=1\nretry=0\nfailures=0\n", 51, &r), -1);
+	assert_int_equal(spool_host_parse("mxfb-host 1\nup=1\ntime=1\n"
+	    "since=1\nretry=0\nfailures=0\n", 51, &r), 0);
+}
+
 static void
 test_primary_record(void **state)
 {
@@ -1694,6 +1762,7 @@ main(void)
 		T(test_open_refuses_links),
 		T(test_no_file_through_a_link),
 		T(test_primary_record),
+		T(test_host_note),
 		T(test_callout_slots),
 		T(test_primary_old_note),
 		T(test_primary_since),
