@@ -81,6 +81,7 @@ struct domain_entry {
 	size_t		 last_message;	/* serial of the message last counted */
 	uint64_t	 copies;	/* in the outage mailbox */
 	uint64_t	 rcpts[NSTATES];	/* -m: recipients by state */
+	struct primary_obs *obs;	/* -m: its primary record, or NULL */
 };
 
 struct domain_table {
@@ -126,7 +127,7 @@ static int	 add_primary_domain(void *, const char *,
 		    const struct primary_obs *);
 static void	 metric_head(FILE *, const struct metric *);
 static void	 metrics_domain_rows(FILE *, const struct domain_table *,
-		    const struct primary_obs *, const int *, time_t);
+		    time_t);
 static int	 metrics_print(FILE *, struct spool *, struct domain_table *);
 static int	 metrics_write(struct spool *, FILE *);
 static int	 metrics_to_file(struct spool *, const char *);
@@ -318,8 +319,9 @@ summary_one(const struct envelope *env, void *arg)
 		if (d->oldest == 0 || env->arrival < d->oldest)
 			d->oldest = env->arrival;
 	}
-	if (cfg->mailbox[0] != '\0' && spool_mailbox_list(t->sp, env, 0,
-	    count_copy, t) == -1)
+	/* Copies are -s's figure, not a metric: -m reads no index. */
+	if (!t->metrics && cfg->mailbox[0] != '\0' &&
+	    spool_mailbox_list(t->sp, env, 0, count_copy, t) == -1)
 		log_warn("%s: mailbox index", env->id);
 	return (0);
 }
@@ -556,12 +558,21 @@ status_queue_domains(struct spool *sp, status_domain_fn fn, void *arg)
 	return (rc);
 }
 
-/* status -m: a domain known only by its primary record. */
+/*
+ * status -m: every domain with a primary record, and the record as the
+ * walk read it (the one read for each domain: a record the walk does
+ * not see is one no later read would find).
+ */
 static int
 add_primary_domain(void *arg, const char *domain, const struct primary_obs *o)
 {
-	(void)o;
-	(void)domain_lookup(arg, domain);
+	struct domain_entry *d;
+
+	d = domain_lookup(arg, domain);
+	if (d->obs == NULL) {
+		d->obs = xmalloc(sizeof(*d->obs));
+		*d->obs = *o;
+	}
 	return (0);
 }
 
@@ -577,8 +588,7 @@ metric_head(FILE *f, const struct metric *m)
  * for domains with a record; last up only once one was seen up).
  */
 static void
-metrics_domain_rows(FILE *f, const struct domain_table *t,
-    const struct primary_obs *obs, const int *have, time_t now)
+metrics_domain_rows(FILE *f, const struct domain_table *t, time_t now)
 {
 	static const struct metric m[] = {
 		{ "mxfb_queue_messages", "gauge",
@@ -597,6 +607,7 @@ metrics_domain_rows(FILE *f, const struct domain_table *t,
 		    "When the primary was last observed (Unix time)." },
 	};
 	const struct domain_entry *d;
+	const struct primary_obs *o;
 	size_t		 k, i;
 	int		 s;
 	long long	 v;
@@ -605,8 +616,9 @@ metrics_domain_rows(FILE *f, const struct domain_table *t,
 		metric_head(f, &m[k]);
 		for (i = 0; i < t->used; i++) {
 			d = &t->slots[i];
-			if (k >= 4 && (!have[i] ||
-			    (k == 5 && obs[i].last_up <= 0)))
+			o = d->obs;
+			if (k >= 4 && (o == NULL ||
+			    (k == 5 && o->last_up <= 0)))
 				continue;
 			for (s = 0; s < (k == 3 ? NSTATES : 1); s++) {
 				fprintf(f, "%s{domain=", m[k].name);
@@ -619,9 +631,9 @@ metrics_domain_rows(FILE *f, const struct domain_table *t,
 				    k == 2 ? (d->messages > 0 && d->oldest <
 				    now ? (long long)(now - d->oldest) : 0) :
 				    k == 3 ? (long long)d->rcpts[s] :
-				    k == 4 ? obs[i].up :
-				    k == 5 ? (long long)obs[i].last_up :
-				    (long long)obs[i].checked;
+				    k == 4 ? o->up :
+				    k == 5 ? (long long)o->last_up :
+				    (long long)o->checked;
 				fprintf(f, "} %lld\n", v);
 			}
 		}
@@ -639,10 +651,9 @@ metrics_print(FILE *f, struct spool *sp, struct domain_table *t)
 	    "gauge", "Messages held by the administrator." };
 	static const struct metric corrupt = { "mxfb_queue_corrupt_messages",
 	    "gauge", "Messages quarantined in corrupt/ (never delivered)." };
-	struct primary_obs	*obs;
 	uint64_t		 ncorrupt = 0;
 	size_t			 i;
-	int			*have, rc = 0;
+	int			 rc = 0;
 
 	for (i = 0; i < cfg->nrelays; i++)
 		(void)domain_lookup(t, cfg->relays[i].name);
@@ -657,20 +668,15 @@ metrics_print(FILE *f, struct spool *sp, struct domain_table *t)
 	}
 	if (t->size > 0)
 		qsort(t->slots, t->size, sizeof(*t->slots), domain_compare);
-	obs = xcalloc(t->used + 1, sizeof(*obs));
-	have = xcalloc(t->used + 1, sizeof(*have));
-	for (i = 0; i < t->used; i++)
-		have[i] = sp != NULL && spool_primary_read(sp,
-		    t->slots[i].name, &obs[i]) == 0;
-	metrics_domain_rows(f, t, obs, have, time(NULL));
+	metrics_domain_rows(f, t, time(NULL));
 	metric_head(f, &held);
 	fprintf(f, "%s %llu\n", held.name, (unsigned long long)t->held);
 	metric_head(f, &corrupt);
 	fprintf(f, "%s %llu\n", corrupt.name, (unsigned long long)ncorrupt);
-	free(obs);
-	free(have);
-	for (i = 0; i < t->used; i++)
+	for (i = 0; i < t->used; i++) {
 		free(t->slots[i].name);
+		free(t->slots[i].obs);
+	}
 	free(t->slots);
 	t->slots = NULL;
 	t->size = t->used = 0;

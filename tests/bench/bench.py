@@ -53,6 +53,7 @@ STATUS_MSGS = knob("STATUS", 100000, 2000)     # queue listed by status
 STATUS_SEED = knob("STATUS_SEED", 2000, 500)   # of which really received
 SECONDS = knob("SECONDS", 4.0, 1.0)            # fsync and connection runs
 REPEAT = knob("REPEAT", 3, 1)                  # status runs (median)
+STATUS_PAIRS = knob("STATUS_PAIRS", 7, 5)      # status -s/-m interleaved
 CONCURRENCY = [int(c) for c in
                os.environ.get("BENCH_CONCURRENCY", "1,4,16").split(",")]
 PER_CONN = [1, 20]
@@ -1332,33 +1333,62 @@ class Bench:
             "flush -f once), queues grown to %d by copying files under new "
             "queue IDs" % (seed, n))
 
-    def status_one(self, key, cmd, cpu, showq=False, env=None):
-        """Median wall time of REPEAT runs, output to a file; peak RSS of
-        the command itself (through the rusage helper) and, for
-        postqueue, of the showq daemon that does the work."""
-        runs = []
+    def status_run(self, cmd, cpu, showq=False, env=None):
+        """One run, output to a file: (wall s, peak RSS kB, CPU s), the
+        RSS and CPU the command's own (through the rusage helper) and,
+        for postqueue, the RSS of the showq daemon that does the work."""
         out = os.path.join(self.work, "status.out")
         ruf = os.path.join(self.work, "status.rusage")
-        for _ in range(REPEAT):
-            with open(out, "w") as f:
-                t0 = time.monotonic()
-                run([os.path.join(self.bin, "rusage"), ruf] + cmd, cpu=cpu,
-                    stdout=f, timeout=600, env=env)
-                secs = time.monotonic() - t0
-            with open(ruf) as f:
-                rss = int(dict(x.split("=") for x in f.read().split())
-                          ["maxrss_kb"])
-            if showq:
-                rss = max(rss, self.pf.showq_hwm_kb())
-            runs.append((secs, rss))
-        with open(out, "rb") as f:
-            lines = sum(1 for _ in f)
+        with open(out, "w") as f:
+            t0 = time.monotonic()
+            run([os.path.join(self.bin, "rusage"), ruf] + cmd, cpu=cpu,
+                stdout=f, timeout=600, env=env)
+            secs = time.monotonic() - t0
+        with open(ruf) as f:
+            ru = dict(x.split("=") for x in f.read().split())
+        rss = int(ru["maxrss_kb"])
+        if showq:
+            rss = max(rss, self.pf.showq_hwm_kb())
+        return secs, rss, float(ru["user_s"]) + float(ru["sys_s"])
+
+    def status_lines(self):
+        with open(os.path.join(self.work, "status.out"), "rb") as f:
+            return sum(1 for _ in f)
+
+    def status_one(self, key, cmd, cpu, showq=False, env=None):
+        """Median wall time of REPEAT runs, peak RSS of all."""
+        runs = [self.status_run(cmd, cpu, showq, env) for _ in range(REPEAT)]
+        lines = self.status_lines()
         secs = statistics.median(r[0] for r in runs)
         rss = max(r[1] for r in runs)
         self.record(key, seconds=secs, rss_kb=rss, lines=lines,
                     runs=[r[0] for r in runs])
         log("%-16s %6.2f s  peak RSS %6.1f MiB  (%d output lines)" % (
             key, secs, rss / 1024, lines))
+
+    def status_pair(self, key_s, key_m, cmd_s, cmd_m, cpu, env=None):
+        """status -s and status -m side by side (issue 17 point 1: -m no
+        slower than -s): STATUS_PAIRS runs of each, interleaved in ABBA
+        order so that neither gets the warmer page cache or the quieter
+        moment; median wall and CPU time of each, peak RSS of all."""
+        runs = {key_s: [], key_m: []}
+        lines = {}
+        for i in range(STATUS_PAIRS):
+            order = ((key_s, cmd_s), (key_m, cmd_m))
+            for key, cmd in (order if i % 2 == 0 else order[::-1]):
+                runs[key].append(self.status_run(cmd, cpu, env=env))
+                lines[key] = self.status_lines()
+        for key in (key_s, key_m):
+            r = runs[key]
+            secs = statistics.median(x[0] for x in r)
+            cpu_s = statistics.median(x[2] for x in r)
+            rss = max(x[1] for x in r)
+            self.record(key, seconds=secs, cpu_s=cpu_s, rss_kb=rss,
+                        lines=lines[key], runs=[x[0] for x in r],
+                        cpu_runs=[x[2] for x in r])
+            log("%-18s %6.2f s  CPU %6.2f s  peak RSS %6.1f MiB  "
+                "(median of %d interleaved, %d output lines)" % (
+                    key, secs, cpu_s, rss / 1024, len(r), lines[key]))
 
     def status(self):
         self.fill_status_queues()
@@ -1370,12 +1400,10 @@ class Bench:
         nocache = dict(os.environ, MXFB_NO_STATUS_CACHE="1")
         self.attempt("status-full-mxfb", self.status_one, "status-full-mxfb",
                      st.cmd("status"), self.cpu_mx, False, nocache)
-        self.attempt("status-s-full-mxfb", self.status_one,
-                     "status-s-full-mxfb", st.cmd("status", "-s"),
-                     self.cpu_mx, False, nocache)
-        self.attempt("status-m-full-mxfb", self.status_one,
-                     "status-m-full-mxfb", st.cmd("status", "-m"),
-                     self.cpu_mx, False, nocache)
+        self.attempt("status -s/-m full", self.status_pair,
+                     "status-s-full-mxfb", "status-m-full-mxfb",
+                     st.cmd("status", "-s"), st.cmd("status", "-m"),
+                     self.cpu_mx, nocache)
         # An unchanged queue listed again, as an administrator does: one
         # listing writes status.cache (the directories must be over a
         # second old for that), the measured ones use it.
@@ -1386,10 +1414,9 @@ class Bench:
                 "full scans")
         self.attempt("status-mxfb", self.status_one, "status-mxfb",
                      st.cmd("status"), self.cpu_mx)
-        self.attempt("status-s-mxfb", self.status_one, "status-s-mxfb",
-                     st.cmd("status", "-s"), self.cpu_mx)
         # status -m (issue 17): the same listing and cache as -s.
-        self.attempt("status-m-mxfb", self.status_one, "status-m-mxfb",
+        self.attempt("status -s/-m", self.status_pair, "status-s-mxfb",
+                     "status-m-mxfb", st.cmd("status", "-s"),
                      st.cmd("status", "-m"), self.cpu_mx)
         # New mail arrived since (the primary still down): only the new
         # messages are read, the others come from the cache.
@@ -2104,6 +2131,22 @@ def report(b):
         rss = max(sm["rss_kb"] for sm in sms)
         print("status peak RSS %.1f MiB (limit 16 MiB): %s" % (
             rss / 1024, "ok" if rss <= STATUS_RSS_LIMIT_KB else "MISS"))
+    for what, ks, km in (("from status.cache", "status-s-mxfb",
+                          "status-m-mxfb"),
+                         ("full scan", "status-s-full-mxfb",
+                          "status-m-full-mxfb")):
+        ms, mm = R.get(ks), R.get(km)
+        if not (ms and mm and "cpu_s" in ms and "cpu_s" in mm):
+            continue
+        # "No slower": -m's median CPU within 5% (run-to-run spread) and
+        # 5 ms (a scheduler tick or so) of -s's, in the same runs.
+        cr = mm["cpu_s"] / ms["cpu_s"] if ms["cpu_s"] > 0 else 1.0
+        print("status -m beside -s, %s, median of %d interleaved: wall "
+              "%.3f/%.3f s, CPU %.3f/%.3f s, CPU -m/-s %.2f: %s" % (
+                  what, len(mm["runs"]), ms["seconds"], mm["seconds"],
+                  ms["cpu_s"], mm["cpu_s"], cr,
+                  "ok" if mm["cpu_s"] <= ms["cpu_s"] * 1.05 + 0.005
+                  else "MISS"))
     bounds = inetd_bounds(R)
     for fig, bound, tg in bounds:
         print("bound: %s: at most %.2fx on this machine (target %.1fx%s)" % (
@@ -2121,7 +2164,8 @@ def report(b):
         "quick": QUICK,
         "sizes": {"receive": RECV_MSGS, "drain": DRAIN_MSGS,
                   "status": STATUS_MSGS, "seconds": SECONDS,
-                  "repeat": REPEAT, "message_bytes": MSG_BYTES},
+                  "repeat": REPEAT, "status_pairs": STATUS_PAIRS,
+                  "message_bytes": MSG_BYTES},
         "cpu_source": b.cpu_mx.source,
         "builds": {k: {"binary": MXFB if k == "default" else MXFB_STATIC,
                        "linking": v} for k, v in builds.items()},

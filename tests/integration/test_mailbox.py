@@ -161,6 +161,29 @@ def test_status_lists_and_counts_copies(mx, dns, tmp_path):
     assert "mailbox" not in mx.run("status", qid, check=True).stdout.decode()
 
 
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace (make deps)")
+def test_metrics_read_no_mailbox_index(mx, dns, tmp_path):
+    """status -m exports no copy count: it looks for no message's
+    mailbox index (an open per message with a mailbox recipient) where
+    -s, which counts copies, does (issue 17 point 1: -m no dearer than
+    -s)."""
+    port = free_port("127.0.0.2")
+    outage(mx, dns, tmp_path, port)
+    qid, _ = send(mx, ["user@example.test"], body())
+    opened = {}
+    for opt in ("-s", "-m"):
+        trace = tmp_path / ("trace" + opt)
+        p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat",
+                            "-o", str(trace), MXFB, "status", opt],
+                           env=mx.env(UNDER_STRACE), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr
+        opened[opt] = re.findall(r'openat\([^"]*"([^"]*)"',
+                                 trace.read_text())
+    assert qid in opened["-s"]
+    assert qid not in opened["-m"]
+
+
 def test_copy_found_in_cur_with_flags(mx, dns, tmp_path, primary_factory):
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)

@@ -8,13 +8,16 @@ only.
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import time
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import USER, give_to_user
+from conftest import MXFB, USER, give_to_user
 
 NAMES = {
     "mxfb_queue_messages": {"domain"},
@@ -141,6 +144,33 @@ def test_metrics_agree_with_status_json(mx):
     assert up == {"example.test": 1, "known-only.test": 0}
     assert last_up["known-only.test"] == check["known-only.test"] - 870
     assert last_up["example.test"] == check["example.test"]
+
+
+def traced_opens(mx, tmp_path, *args):
+    """The names status ARGS opens (strace; LeakSanitizer cannot run
+    under ptrace)."""
+    trace = tmp_path / "trace"
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat", "-o",
+                        str(trace), MXFB, "status"] + list(args),
+                       env=mx.env({"ASAN_OPTIONS": "detect_leaks=0"}),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    return re.findall(r'openat\([^"]*"([^"]*)"', trace.read_text())
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace (make deps)")
+def test_each_primary_record_read_once(mx, tmp_path):
+    """Issue 17 point 1, -m no dearer than -s: each domain's primary
+    record is read once, as -s reads it (not once in the walk that finds
+    the domains and again for the figures)."""
+    fill_queue(mx)
+    probes = [n for n in traced_opens(mx, tmp_path, "-m")
+              if n.endswith(".probe")]
+    assert sorted(probes) == ["example.test.probe", "known-only.test.probe"]
+    probes = [n for n in traced_opens(mx, tmp_path, "-s")
+              if n.endswith(".probe")]
+    assert "example.test.probe" in probes and len(probes) == len(set(probes))
 
 
 def test_label_values_escaped(mx):
