@@ -4,9 +4,9 @@
  * configured resolver with its timeouts, retries and deadline.
  *
  * Guarantees: NOERROR is DNS_OK (no records of the type: n == 0),
- * NXDOMAIN DNS_PERM, any other rcode or no reply DNS_TEMP; at most
- * SPF_RR_MAX records are kept; names are lower case without the final
- * dot, a root name (Null MX) as "".
+ * NXDOMAIN or a name that cannot be asked DNS_PERM, any other rcode or
+ * no reply DNS_TEMP; at most SPF_RR_MAX records are kept; names are
+ * lower case without the final dot, a root name (Null MX) as "".
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -84,7 +84,7 @@ spf_dns_lookup(void *arg, const char *name, enum spf_type t,
 	memset(&e, 0, sizeof(e));
 	st = dns_query_secure(arg, name, types[t], &pkt, &e);
 	if (st != DNS_OK)
-		return (DNS_TEMP);
+		return (st);	/* DNS_PERM: a name ldns cannot ask */
 	rcode = ldns_pkt_get_rcode(pkt);
 	if (rcode != LDNS_RCODE_NOERROR) {
 		ldns_pkt_free(pkt);
