@@ -89,6 +89,7 @@ static int	 next_term(const char *, size_t, size_t *, const char **,
 		    size_t *);
 static int	 is_spf_record(const char *, size_t);
 static int	 toplabel(const char *, size_t);
+static int	 ends_in_macro(const char *, size_t);
 static int	 domain_spec_check(const char *, size_t, char *, size_t);
 static int	 cidr_len(const char *, size_t, int, int *);
 static int	 strip_cidrs(const char *, size_t *, struct term *);
@@ -152,9 +153,8 @@ fail(struct spf_ctx *c, enum spf_result r, const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (c->err == SPF_NONE)
+	if (c->err == SPF_NONE) {
 		c->err = r;
-	if (c->why[0] == '\0') {
 		va_start(ap, fmt);
 		(void)vsnprintf(c->why, c->whysize, fmt, ap);
 		va_end(ap);
@@ -267,6 +267,26 @@ toplabel(const char *s, size_t len)
 	return (letter);
 }
 
+/* Does a macro-expand (already checked) end the macro-string? */
+static int
+ends_in_macro(const char *s, size_t len)
+{
+	const char	*close;
+	size_t		 i = 0, end = 0;
+
+	while (i < len) {
+		if (s[i] != '%' || i + 1 >= len)
+			i++;
+		else if (s[i + 1] != '{')
+			end = i += 2;
+		else if ((close = memchr(s + i, '}', len - i)) != NULL)
+			end = i = (size_t)(close - s) + 1;
+		else
+			return (0);
+	}
+	return (end == len);
+}
+
 /*
  * domain-spec = macro-string domain-end; domain-end = "." toplabel
  * ["."] / macro-expand.  0, or -1 with why.
@@ -288,8 +308,8 @@ domain_spec_check(const char *s, size_t len, char *why, size_t whysize)
 	if (expand(s, len, (struct sockaddr *)&sin, "postmaster@x.invalid",
 	    "x.invalid", "x.invalid", 0, &o, why, whysize) == -1)
 		return (-1);
-	if (s[len - 1] == '}')
-		return (0);	/* a macro-expand ends it */
+	if (ends_in_macro(s, len))
+		return (0);
 	end = len;
 	if (s[end - 1] == '.')
 		end--;

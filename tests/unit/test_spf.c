@@ -278,6 +278,16 @@ test_limits(void **state)
 	assert_int_equal(check_ip("192.0.2.1", "v3.test", why, sizeof(why)),
 	    SPF_PERMERROR);
 	assert_non_null(strstr(why, "found nothing"));
+	/* The error is said, not what an include before it matched. */
+	rr("v4.test", "TXT", "v=spf1 include:soft.test a:n1.test a:n2.test "
+	    "a:n3.test ?all");
+	rr("soft.test", "TXT", "v=spf1 ~all");
+	assert_int_equal(check_ip("192.0.2.1", "v4.test", why, sizeof(why)),
+	    SPF_PERMERROR);
+	assert_non_null(strstr(why, "found nothing"));
+	/* A macro-expand (%% too) may end a domain-spec. */
+	assert_int_equal(spf_record_check("v=spf1 a:%{d}%%", 15, why,
+	    sizeof(why)), 0);
 }
 
 static void
@@ -320,7 +330,8 @@ test_syntax_errors(void **state)
 		"v=spf1 redirect=a.test redirect=b.test",
 		"v=spf1 exp=a.test exp=b.test", "v=spf1 -redirect=a.test",
 		"v=spf1 exists:%{c}.test", "v=spf1 ip6:192.0.2.1",
-		"v=spf1 *all", "v=spf1 ip4:1.2.3.4/-1",
+		"v=spf1 *all", "v=spf1 ip4:1.2.3.4/-1", "v=spf1 exists:x.test}",
+		"v=spf1 a:%{d}x}",
 	};
 	char	 why[512];
 	size_t	 i;
