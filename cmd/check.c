@@ -9,8 +9,9 @@
  *
  * LEVEL OK, WARN or CRIT (UNKNOWN when a lookup failed and the check
  * could not tell); CHECK one of mx, address, primary, mta-sts, dane,
- * cert (the verdicts are in check_rules.c).  The first line is a
- * monitoring plugin's (cmd/plugin.h, shared with probe): "MXFB
+ * cert, spf (with users; core/spf.c evaluates SPF; the verdicts are in
+ * check_rules.c).  The first line is a monitoring plugin's
+ * (cmd/plugin.h, shared with probe): "MXFB
  * OK|WARNING|CRITICAL|UNKNOWN - SUMMARY | PERFDATA", SUMMARY naming the
  * checks that are not OK per domain, PERFDATA the primaries' connect
  * and greeting latencies.  -j prints one JSON object per finding
@@ -48,6 +49,7 @@
 #include "core/mail/address.h"
 #include "core/mtasts.h"
 #include "core/mx.h"
+#include "core/spf.h"
 #include "core/starttls.h"
 #include "core/tlsa.h"
 #include "core/util.h"
@@ -92,6 +94,7 @@ static void	 check_our_cert(struct check_run *, const char *);
 static void	 check_dkim_keys(struct check_run *, const char *);
 static void	 check_dkim_key(struct check_run *, const char *,
 		    const struct dkim_key *);
+static void	 check_spf_record(struct check_run *, const char *);
 static void	 check_domain(struct check_run *, const char *);
 static int	 check_options(int, char **, struct check_run *);
 static int	 check_targets(int, char **, char ***, size_t *);
@@ -507,6 +510,64 @@ check_dkim_key(struct check_run *run, const char *domain,
 	free(rec);
 }
 
+/*
+ * spf: with users (we send the domain's mail), the domain's SPF record
+ * evaluated (core/spf.c) for each address of our hostname, sender
+ * postmaster@DOMAIN, HELO our hostname.
+ */
+static void
+check_spf_record(struct check_run *run, const char *domain)
+{
+	struct sockaddr_storage	*a = NULL;
+	struct spf_outcome	*o;
+	struct lookup_error	 e;
+	enum spf_result		 r;
+	char			 (*ip)[64], sender[DOMAIN_NAME_SIZE + 16];
+	char			 why[512], first[600], reason[2048];
+	size_t			 n = 0, i;
+	int			 none = 0;
+	enum check_level	 l;
+
+	if (cfg->users[0] == '\0')
+		return;
+	memset(&e, 0, sizeof(e));
+	if (dns_lookup_addrs(run->dr, cfg->hostname, 25, &a, &n, &e) ==
+	    DNS_TEMP) {
+		add(run, domain, "spf", CHECK_UNKNOWN, "cannot find the "
+		    "addresses of %s: %s", cfg->hostname, e.text);
+		return;
+	}
+	if (n == 0) {
+		free(a);
+		return;		/* address says it */
+	}
+	(void)snprintf(sender, sizeof(sender), "postmaster@%s", domain);
+	o = xcalloc(n, sizeof(*o));
+	ip = xcalloc(n, sizeof(*ip));
+	first[0] = '\0';
+	for (i = 0; i < n; i++) {
+		dns_addr_string((const struct sockaddr *)&a[i], ip[i],
+		    sizeof(ip[i]));
+		r = spf_check_host(spf_dns_lookup, run->dr,
+		    (const struct sockaddr *)&a[i], domain, sender,
+		    cfg->hostname, why, sizeof(why));
+		o[i].addr = ip[i];
+		o[i].result = spf_result_word(r);
+		if (r == SPF_NONE)
+			none = 1;
+		else if (r != SPF_PASS && first[0] == '\0')
+			(void)snprintf(first, sizeof(first), "; %s for %s: %s",
+			    o[i].result, ip[i], why);
+	}
+	l = check_spf(domain, o, n, reason, sizeof(reason));
+	add(run, domain, "spf", l, "%s%s%s", reason, none ? "; there is no "
+	    "SPF record: senders' receivers will treat mail from the backup "
+	    "as neutral" : "", first);
+	free(ip);
+	free(o);
+	free(a);
+}
+
 static void
 check_domain(struct check_run *run, const char *domain)
 {
@@ -521,6 +582,7 @@ check_domain(struct check_run *run, const char *domain)
 	check_dane(run, domain);
 	check_our_cert(run, domain);
 	check_dkim_keys(run, domain);
+	check_spf_record(run, domain);
 }
 
 /* 0 to go on (domains at argv[optind]), or an exit status. */

@@ -20,6 +20,7 @@ from dnslib import MX, PTR, TLSA, TXT
 from conftest import Zone, serve_dns
 from certs import Certs
 from test_probe import FIRST, STATUS, perfdata
+from test_submission import write_users
 
 HOST = "backup.example.test"
 DOMAIN = "example.test"
@@ -530,3 +531,133 @@ def test_dkim_records(setup, tmp_path):
     p, out = setup.run()
     assert p.returncode == 0, out
     assert [l for l, _ in findings(out)["dkim"]] == ["OK", "OK"], out
+# spf: with `users` the backup sends the domain's users' mail, so the
+# domain's SPF record must pass our address (127.0.0.1, HOST's A).
+SPF_NET = "_net." + DOMAIN
+
+
+@pytest.fixture
+def users(setup, tmp_path):
+    """setup configured with a users file; returns the config lines."""
+    path = str(tmp_path / "users")
+    write_users(path, ["# no accounts needed to check SPF"])
+    line = "users %s" % path
+    setup.configure(line)
+    return line
+
+
+def spf_finding(setup, *records, rc=None):
+    """Publish records [(name, TXT text)], run check, return the single
+    spf (level, reason) and the output."""
+    for name, text in records:
+        setup.dns.add(name, "TXT", TXT(text))
+    p, out = setup.run()
+    found = findings(out)
+    assert len(found["spf"]) == 1, out
+    if rc is not None:
+        assert p.returncode == rc, out
+    return found["spf"][0], out
+
+
+def test_spf_no_record(setup, users):
+    (level, reason), out = spf_finding(setup, rc=1)
+    assert level == "WARN", out
+    assert out.startswith("MXFB WARNING - %s: spf WARN" % DOMAIN), out
+    assert "127.0.0.1 (none)" in reason, out
+    assert "add ip4:127.0.0.1" in reason, out
+    assert "no SPF record: senders' receivers will treat mail from the " \
+        "backup as neutral" in reason, out
+
+
+@pytest.mark.parametrize("case,records", [
+    ("ip4", [(DOMAIN, "v=spf1 ip4:127.0.0.1 -all")]),
+    ("ip4-cidr", [(DOMAIN, "v=spf1 ip4:10.0.0.0/8 ip4:127.0.0.0/30 -all")]),
+    ("include-chain", [(DOMAIN, "v=spf1 include:_spf.%s -all" % DOMAIN),
+                       ("_spf." + DOMAIN, "v=spf1 include:%s ?all" % SPF_NET),
+                       (SPF_NET, "v=spf1 ip4:127.0.0.0/24 -all")]),
+    ("redirect", [(DOMAIN, "v=spf1 ip4:192.0.2.1 redirect=_spf.%s" % DOMAIN),
+                  ("_spf." + DOMAIN, "v=spf1 a:%s -all" % HOST)]),
+    ("a-cidr", [(DOMAIN, "v=spf1 a:%s/24 -all" % PRIMARY)]),
+    ("mx", [(DOMAIN, "v=spf1 mx -all")]),
+    ("exists-macro", [(DOMAIN, "v=spf1 exists:%{ir}.%{v}._spf.%{d} -all"),
+                      ("1.0.0.127.in-addr._spf." + DOMAIN, None)]),
+    # A name the resolver library cannot ask ("\\9" is no escape) finds
+    # nothing; it is no DNS failure.
+    ("unaskable", [(DOMAIN, "v=spf1 exists:a\\9.%s ip4:127.0.0.1 -all"
+                    % DOMAIN)]),
+])
+def test_spf_passes(setup, users, case, records):
+    for name, text in records:
+        if text is None:
+            setup.dns.a(name, "127.0.0.2")
+        else:
+            setup.dns.add(name, "TXT", TXT(text))
+    p, out = setup.run()
+    found = findings(out)
+    assert p.returncode == 0, out
+    assert found["spf"] == [("OK", "the SPF record of %s passes our 1 "
+                             "address" % DOMAIN)], out
+    assert out.splitlines()[0].startswith(
+        "MXFB OK - %s: all 7 OK" % DOMAIN), out
+
+
+@pytest.mark.parametrize("record,result", [
+    ("v=spf1 ip4:127.0.0.2 -all", "fail"),
+    ("v=spf1 ip4:127.0.0.2 ~all", "softfail"),
+    ("v=spf1 ip4:127.0.0.2", "neutral"),
+    ("v=spf1 a -all", "fail"),                # example.test has no A
+    ("v=spf1 mx:%s -all" % PRIMARY, "fail"),  # not our MX name
+    ("v=spf1 exists:%{ir}.%{v}._spf.%{d} -all", "fail"),
+])
+def test_spf_does_not_cover_us(setup, users, record, result):
+    (level, reason), out = spf_finding(setup, (DOMAIN, record), rc=1)
+    assert level == "WARN", out
+    assert "does not pass 127.0.0.1 (%s)" % result in reason, out
+    assert "add ip4:127.0.0.1 to it" in reason, out
+    assert "neutral" not in reason or result == "neutral", out
+
+
+def test_spf_include_loop_and_bad_record(setup, users):
+    loop = "loop." + DOMAIN
+    (level, reason), out = spf_finding(
+        setup, (DOMAIN, "v=spf1 include:%s -all" % loop),
+        (loop, "v=spf1 include:%s -all" % DOMAIN), rc=1)
+    assert level == "WARN", out
+    assert "127.0.0.1 (permerror)" in reason, out
+    assert "more than 10 DNS-querying terms" in reason, out
+    assert "a loop of includes" in reason, out
+    # A syntax error; a control byte (never printed raw); two records.
+    setup.dns.clear(DOMAIN, "TXT")
+    (level, reason), out = spf_finding(
+        setup, (DOMAIN, "v=spf1 ip4:127.0.0.1/33 -all"), rc=1)
+    assert "(permerror)" in reason, out
+    assert 'syntax error in the term "ip4:127.0.0.1/33"' in reason, out
+    setup.dns.clear(DOMAIN, "TXT")
+    (level, reason), out = spf_finding(
+        setup, (DOMAIN, "v=spf1 ip4:127.0.0.1 \x1b[2J -all"), rc=1)
+    assert "\x1b" not in out, out
+    assert "(permerror)" in reason and "byte 0x1b" in reason, out
+    setup.dns.clear(DOMAIN, "TXT")
+    (level, reason), out = spf_finding(
+        setup, (DOMAIN, "v=spf1 ip4:127.0.0.1 -all"),
+        (DOMAIN, "v=spf1 -all"), rc=1)
+    assert "2 v=spf1 TXT records" in reason, out
+
+
+def test_spf_dns_failure_unknown(setup, users):
+    setup.dns.rcodes["_spf." + DOMAIN] = 2      # SERVFAIL
+    (level, reason), out = spf_finding(
+        setup, (DOMAIN, "v=spf1 include:_spf.%s -all" % DOMAIN), rc=3)
+    assert level == "UNKNOWN", out
+    assert out.startswith("MXFB UNKNOWN - %s: spf UNKNOWN" % DOMAIN), out
+    assert "127.0.0.1 (temperror)" in reason, out
+    assert "the TXT lookup of _spf.%s failed" % DOMAIN in reason, out
+
+
+def test_spf_only_with_users(setup):
+    setup.dns.add(DOMAIN, "TXT", TXT("v=spf1 -all"))
+    p, out = setup.run()
+    assert p.returncode == 0, out
+    assert "spf" not in findings(out), out
+    assert not any(q[1] == "TXT" and q[0] == DOMAIN
+                   for q in setup.dns.queries), setup.dns.queries
