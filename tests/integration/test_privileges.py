@@ -18,7 +18,8 @@ import time
 import pytest
 
 from certs import Certs
-from conftest import MXFB, USER, free_port, receive_stdio, user_ids
+from conftest import (MXFB, USER, free_port, reachable, receive_stdio,
+                      user_ids)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -241,8 +242,10 @@ def test_bad_user_name_is_a_syntax_error(mx):
 
 
 def as_user(mx, *args, input=None):
-    """Run mxfb as USER from the start (not root: no switch)."""
+    """Run mxfb as USER from the start (not root: no switch).  USER must
+    reach the binary: a clean clone under `mktemp -d` (0700) is not."""
     uid, gid = user_ids()
+    reachable(os.path.dirname(os.path.abspath(MXFB)))
     return subprocess.run([MXFB] + list(args), input=input,
                           capture_output=True, env=mx.env(), timeout=60,
                           user=uid, group=gid, extra_groups=[])
