@@ -29,6 +29,8 @@
 static char	*read_stdin(size_t *);
 static time_t	 parse_time(const char *);
 static int	 put(const char *, size_t);
+static int	 sign_config(const char *, const char *);
+static int	 record(const char *, const char *, const char *);
 
 static char *
 read_stdin(size_t *len)
@@ -75,47 +77,67 @@ put(const char *p, size_t len)
 	return (fflush(stdout) == EOF);
 }
 
+/* -c CONFIG TIME: sign as acceptance would; everything freed on every path. */
+static int
+sign_config(const char *conf, const char *when)
+{
+	struct config	 c;
+	char		 err[1024], *msg, *out = NULL;
+	size_t		 len, outlen = 0;
+	int		 rc;
+
+	if (config_parse_file(conf, &c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dkim_sign: %s\n", err);
+		return (EXIT_CONFIG);
+	}
+	msg = read_stdin(&len);
+	if (dkim_sign_message(c.dkim, c.ndkim, msg, len, parse_time(when),
+	    &out, &outlen, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dkim_sign: %s\n", err);
+		rc = 1;
+	} else
+		rc = put(out, outlen);
+	free(out);
+	free(msg);
+	config_free(&c);
+	return (rc);
+}
+
+/* -r DOMAIN SELECTOR KEYFILE: the TXT record and its name. */
+static int
+record(const char *domain, const char *selector, const char *file)
+{
+	struct dkim_key	*k;
+	char		 err[1024], name[DOMAIN_NAME_SIZE * 2], *out;
+	int		 rc = 1;
+
+	if ((k = dkim_key_load(domain, selector, file, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "dkim_sign: %s\n", err);
+		return (1);
+	}
+	if ((out = dkim_dns_record(k)) != NULL &&
+	    dkim_dns_name(k, name, sizeof(name)) == 0) {
+		printf("%s\n%s\n", out, name);
+		rc = fflush(stdout) == EOF;
+	}
+	free(out);
+	dkim_key_free(k);
+	return (rc);
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct config	 c;
 	struct dkim_key	*k;
-	char		 err[1024], name[DOMAIN_NAME_SIZE * 2], *msg, *out;
-	size_t		 len, outlen;
+	char		 err[1024], *msg, *out = NULL;
+	size_t		 len, outlen = 0;
 	int		 rc;
 
-	if (argc == 4 && strcmp(argv[1], "-c") == 0) {
-		if (config_parse_file(argv[2], &c, err, sizeof(err)) == -1) {
-			fprintf(stderr, "dkim_sign: %s\n", err);
-			return (EXIT_CONFIG);
-		}
-		msg = read_stdin(&len);
-		if (dkim_sign_message(c.dkim, c.ndkim, msg, len,
-		    parse_time(argv[3]), &out, &outlen, err,
-		    sizeof(err)) == -1) {
-			fprintf(stderr, "dkim_sign: %s\n", err);
-			return (1);
-		}
-		rc = put(out, outlen);
-		free(out);
-		free(msg);
-		config_free(&c);
-		return (rc);
-	}
-	if (argc == 5 && strcmp(argv[1], "-r") == 0) {
-		if ((k = dkim_key_load(argv[2], argv[3], argv[4], err,
-		    sizeof(err))) == NULL) {
-			fprintf(stderr, "dkim_sign: %s\n", err);
-			return (1);
-		}
-		if ((out = dkim_dns_record(k)) == NULL ||
-		    dkim_dns_name(k, name, sizeof(name)) == -1)
-			return (1);
-		printf("%s\n%s\n", out, name);
-		free(out);
-		dkim_key_free(k);
-		return (fflush(stdout) == EOF);
-	}
+	if (argc == 4 && strcmp(argv[1], "-c") == 0)
+		return (sign_config(argv[2], argv[3]));
+	if (argc == 5 && strcmp(argv[1], "-r") == 0)
+		return (record(argv[2], argv[3], argv[4]));
 	if (argc != 5) {
 		fprintf(stderr, "usage: dkim_sign DOMAIN SELECTOR KEYFILE TIME "
 		    "<MESSAGE\n       dkim_sign -c CONFIG TIME <MESSAGE\n"
@@ -131,9 +153,9 @@ main(int argc, char *argv[])
 	if (dkim_sign(k, msg, len, parse_time(argv[4]), &out, &outlen, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "dkim_sign: %s\n", err);
-		return (1);
-	}
-	rc = put(out, outlen);
+		rc = 1;
+	} else
+		rc = put(out, outlen);
 	free(out);
 	free(msg);
 	dkim_key_free(k);
