@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -365,34 +364,30 @@ spool_host_observe(struct spool *sp, const char *key, int up,
 	return (r);
 }
 
+/* What spool_host_walk's walk of domains/ carries. */
+struct host_walk {
+	struct spool	*sp;
+	int		(*fn)(void *, const struct host_note *);
+	void		*arg;
+};
+
+static int
+host_walk_one(void *arg, const char *key)
+{
+	struct host_walk	*w = arg;
+	struct host_note	 n;
+
+	if (spool_host_read(w->sp, key, &n) != 0)
+		return (0);
+	return (w->fn(w->arg, &n));
+}
+
 int
 spool_host_walk(struct spool *sp, int (*fn)(void *, const struct host_note *),
     void *arg)
 {
-	struct host_note	 n;
-	struct dirent		*de;
-	DIR			*d;
-	char			 key[HOST_KEY_SIZE];
-	size_t			 len, slen = strlen(NOTE_SUFFIX);
-	int			 fd, r = 0;
+	struct host_walk	 w = { sp, fn, arg };
 
-	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), ".",
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return (-1);
-	if ((d = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		return (-1);
-	}
-	while (r == 0 && (de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len <= slen || len - slen >= sizeof(key) ||
-		    strcmp(de->d_name + len - slen, NOTE_SUFFIX) != 0)
-			continue;
-		memcpy(key, de->d_name, len - slen);
-		key[len - slen] = '\0';
-		if (spool_host_read(sp, key, &n) == 0)
-			r = fn(arg, &n);
-	}
-	(void)closedir(d);
-	return (r);
+	return (spool_private_walk_notes(sp, NOTE_SUFFIX, HOST_KEY_SIZE,
+	    host_walk_one, &w));
 }

@@ -16,7 +16,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -468,34 +467,30 @@ spool_primary_observe(struct spool *sp, const char *domain,
 	return (r);
 }
 
+/* What spool_primary_walk's walk of domains/ carries. */
+struct primary_walk {
+	struct spool	*sp;
+	int		(*fn)(void *, const char *, const struct primary_obs *);
+	void		*arg;
+};
+
+static int
+primary_walk_one(void *arg, const char *domain)
+{
+	struct primary_walk	*w = arg;
+	struct primary_obs	 obs;
+
+	if (spool_primary_read(w->sp, domain, &obs) != 0)
+		return (0);
+	return (w->fn(w->arg, domain, &obs));
+}
+
 int
 spool_primary_walk(struct spool *sp, int (*fn)(void *, const char *,
     const struct primary_obs *), void *arg)
 {
-	struct primary_obs	 obs;
-	struct dirent		*de;
-	DIR			*d;
-	char			 domain[DOMAIN_NAME_SIZE];
-	size_t			 len, slen = strlen(RECORD_SUFFIX);
-	int			 fd, r = 0;
+	struct primary_walk	 w = { sp, fn, arg };
 
-	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), ".",
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return (-1);
-	if ((d = fdopendir(fd)) == NULL) {
-		(void)close(fd);
-		return (-1);
-	}
-	while (r == 0 && (de = readdir(d)) != NULL) {
-		len = strlen(de->d_name);
-		if (len <= slen || len - slen >= sizeof(domain) ||
-		    strcmp(de->d_name + len - slen, RECORD_SUFFIX) != 0)
-			continue;
-		memcpy(domain, de->d_name, len - slen);
-		domain[len - slen] = '\0';
-		if (spool_primary_read(sp, domain, &obs) == 0)
-			r = fn(arg, domain, &obs);
-	}
-	(void)closedir(d);
-	return (r);
+	return (spool_private_walk_notes(sp, RECORD_SUFFIX, DOMAIN_NAME_SIZE,
+	    primary_walk_one, &w));
 }

@@ -2440,3 +2440,34 @@ spool_private_host(struct spool *sp)
 {
 	return (sp->host);
 }
+
+int
+spool_private_walk_notes(struct spool *sp, const char *suffix, size_t size,
+    int (*fn)(void *, const char *), void *arg)
+{
+	struct dirent	*de;
+	DIR		*d;
+	char		 name[NAME_MAX + 1];
+	size_t		 len, slen = strlen(suffix);
+	int		 fd, r = 0;
+
+	if ((fd = openat(sp->fd[D_DOMAINS], ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return (-1);
+	if ((d = fdopendir(fd)) == NULL) {
+		(void)close(fd);
+		return (-1);
+	}
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		if (len <= slen || len - slen >= size ||
+		    len - slen >= sizeof(name) ||
+		    strcmp(de->d_name + len - slen, suffix) != 0)
+			continue;
+		memcpy(name, de->d_name, len - slen);
+		name[len - slen] = '\0';
+		r = fn(arg, name);
+	}
+	(void)closedir(d);
+	return (r);
+}

@@ -77,6 +77,13 @@ enum subdir {
 	D_COUNT
 };
 int	 spool_private_dirfd(struct spool *, enum subdir);
+/*
+ * Each file of domains/ named NAME + suffix (NAME shorter than size):
+ * fn(arg, NAME) until it returns non-zero, which is returned; -1 when
+ * the directory cannot be read.
+ */
+int	 spool_private_walk_notes(struct spool *, const char *suffix,
+	    size_t size, int (*fn)(void *, const char *), void *arg);
 int	 spool_private_rootfd(struct spool *);
 const char *spool_private_host(struct spool *);
 /*
