@@ -391,15 +391,14 @@ hook_data_commit(void *ctx, struct smtp_txn *txn, char *reply, size_t size)
 		hook_data_abort(r);
 		return (-1);
 	}
-	spool_mailbox_intend(r->sp, txn->id, &env);
+	/* The outage mailbox's copies are made by the commit: logged,
+	 * never failing it (flush makes copies still owed). */
 	ret = spool_writer_commit(r->w, &env);
 	saved = errno;
 	r->w = NULL;
 	if (ret == 0) {
 		strlcpy(txn->id, env.id, sizeof(txn->id));
 		txn->size = env.size;
-		/* Logged, never failing: flush makes copies still owed. */
-		spool_mailbox_copy(r->sp, &env);
 	}
 	envelope_free(&env);
 	if (ret == -1) {

@@ -7,12 +7,14 @@
  *
  * Guarantees (spool/INTERNALS, section 12): a copy's name is derived
  * from the envelope (queue ID, recipient index, size), so it is found
- * again without any record, never by scanning mailboxes.  Before the
- * spool commit, receive leaves an empty tmp/ file under that name: the
- * copy is owed while it exists.  After the commit the copy is written
- * into it, fsync'd, renamed into new/ (never replacing a file) and new/
- * fsync'd: whatever is visible in new/ or cur/ is whole and belongs to
- * a message in the spool.  The spool's mailbox/ID holds only what the
+ * again without any record, never by scanning mailboxes.  Receive
+ * writes the copy into tmp/ under that name within its commit (fsync'd
+ * beside the message, through io_uring where the kernel has it): the
+ * copy is owed while that file exists.  Once the message is in the
+ * spool it is renamed into new/ (never replacing a file) and new/
+ * fsync'd (50 ms later, once for the copies renamed meanwhile):
+ * whatever is visible in new/ or cur/ is whole and belongs to a message
+ * in the spool.  The users' Maildirs stay open in the spool handle.  The spool's mailbox/ID holds only what the
  * names cannot say: a copy over quota, a copy owed after a failure, and
  * the copies of a spool made by the previous version (named at random,
  * listed there).  Copy and removal of one message hold an flock on its
@@ -52,7 +54,8 @@
 #define DELIVERED	".Delivered"
 #define HOST_PART	"mxfb"		/* see copy_names */
 #define QUOTA_FILE	"maildirsize"
-#define QUOTA_FILE_MAX	5120		/* Maildir++: recalculated beyond */
+#define QUOTA_FILE_MAX	5120		/* Maildir++: compacted beyond */
+#define QUOTA_READ_MAX	16384		/* bigger: recalculated */
 #define QUOTA_STALE	(15 * 60)	/* over quota and older: recalculated */
 #define RECOVER_AFTER	(60 * 60)	/* an orphan's owed/over lines */
 
@@ -72,19 +75,65 @@ struct entry {
 	int		 gone;			/* not written back */
 };
 
+/* maildirsize's sums. */
+struct quota {
+	int64_t		 bytes;
+	int64_t		 count;
+	time_t		 mtime;
+	ssize_t		 len;		/* bytes read */
+};
+
+struct maildir_batch {
+	struct pending	*p;
+	size_t		 n;
+	struct index	*ix;		/* what the names cannot say */
+};
+
 struct index {
 	struct entry	*e;
 	size_t		 n;
 	int		 changed;
 };
 
+/*
+ * A user's Maildir kept open from one copy to the next (a spool
+ * handle's: receive makes many copies for few users).
+ */
+struct maildir_user {
+	char		 domain[DOMAIN_NAME_SIZE];
+	char		 local[ADDRESS_LOCAL_MAX + 1];
+	int		 userfd, tmpfd, newfd;
+	int		 quotafd;	/* maildirsize, read and appended */
+	uint64_t	 sync_at;	/* new/'s delayed fsync starts (ms) */
+	ino_t		 q_ino;		/* maildirsize read up to q_off, */
+	off_t		 q_off;		/* its sums so far */
+	int64_t		 q_bytes, q_count;
+	unsigned	 gen;		/* the batch using it (pinned) */
+	int		 spare;		/* not in the cache: its pending's */
+};
+
+#define USER_CACHE	4
+#define DIR_SYNC_DELAY	50	/* ms: new/'s fsync after a copy (group commit) */
+
+struct maildir_cache {
+	struct maildir_user	 u[USER_CACHE];
+	size_t			 next;		/* replaced next */
+	unsigned		 gen;		/* the batch being made */
+	struct spool_batch	*ring;		/* fsyncs in the background */
+	int			 ring_tried;
+};
+
 /* A copy written to tmp/, not yet renamed into new/. */
 struct pending {
 	const char	*addr;
+	struct maildir_user *u;		/* the fds are its; NULL: ours */
 	int		 userfd;	/* DIR/DOMAIN/LOCAL */
 	int		 tmpfd;		/* its tmp/ */
 	int		 newfd;		/* its new/ */
 	int		 done;		/* in new/ */
+	int		 fd;		/* the copy in tmp/, being fsync'd */
+	int		 syncing;	/* its fsync in the ring */
+	int		 sync_res;	/* its result: 0 or -errno */
 	char		 tmpname[BASE_SIZE];
 	char		 newname[BASE_SIZE];
 	char		 domain[DOMAIN_NAME_SIZE];
@@ -105,20 +154,42 @@ static int	 open_dir(int, const char *, int);
 static int	 open_user(const struct spool_mailbox *, const char *,
 		    const char *, int);
 static void	 dir_usage(int, const char *, uint64_t *, uint64_t *);
-static int	 quota_read(int, int64_t *, time_t *);
+static int	 quota_lines(const char *, size_t, int64_t *, int64_t *);
+static int	 quota_read(int, struct maildir_user *, struct quota *);
+static void	 quota_store(int, const struct spool_mailbox *, uint64_t,
+		    uint64_t);
 static uint64_t	 quota_recalc(int, const struct spool_mailbox *);
-static uint64_t	 quota_usage(int, const struct spool_mailbox *, uint64_t);
-static void	 quota_add(int, int64_t, int);
+static uint64_t	 quota_usage(int, struct maildir_user *,
+		    const struct spool_mailbox *, uint64_t);
+static void	 quota_add(int, int, int64_t, int);
 static uint64_t	 name_size(const char *);
-static int	 intend_one(const struct spool_mailbox *, const char *,
-		    const char *, size_t, char *, char *);
+static void	 user_close(struct maildir_user *);
+static struct maildir_user *user_get(struct spool *,
+		    const struct spool_mailbox *, const char *, const char *);
+static int	 user_quotafd(struct maildir_user *);
+static int	 over_quota(const struct spool_mailbox *, const char *,
+		    const struct pending *, uint64_t);
+static int	 stage_one(struct spool *, const struct spool_mailbox *,
+		    const struct envelope *, size_t, int, struct pending *,
+		    struct index *);
+static void	 stage_failed(const struct spool_mailbox *,
+		    const struct envelope *, struct pending *, struct index *);
+static int	 write_data(int, const char *, int, uint64_t);
+static int	 copy_failed(int);
 static int	 write_copy(int, const char *, int, uint64_t);
+static struct maildir_cache *cache_get(struct spool *);
+static void	 reaped(void *, uint64_t, int);
+static void	 sync_copies(struct maildir_cache *, struct maildir_batch *);
+static int	 batch_wait(struct maildir_cache *, struct maildir_batch *);
+static void	 sync_dir(struct maildir_cache *, struct maildir_user *, int,
+		    const char *);
 static void	 pending_close(struct pending *);
 static int	 prepare_copy(const struct spool_mailbox *,
 		    const struct envelope *, size_t, int, uint64_t,
 		    struct entry *, struct pending *, struct index *);
 static void	 publish_copies(const struct spool_mailbox *,
-		    const struct envelope *, struct pending *, size_t);
+		    const struct envelope *, struct pending *, size_t,
+		    struct maildir_cache *);
 static int	 find_copy(int, const char *, char *, size_t, const char **);
 static int	 copy_exists(int, const char *);
 static void	 leave(const struct spool_mailbox *, const char *,
@@ -444,20 +515,44 @@ dir_usage(int parent, const char *name, uint64_t *bytes, uint64_t *count)
  * The Maildir++ maildirsize, len bytes at buf (the user's file: any
  * bytes): a first line (the quota, "NS", not ours to judge), then lines
  * "BYTES COUNT" (negative for removals) whose BYTES add up to *bytes
- * (never below 0).  -1 for anything else, or a sum out of range.
+ * (never below 0) and, when count is not NULL, whose COUNTs add up to
+ * *count (a COUNT that does not read counts 0).  -1 for anything else,
+ * or a sum out of range.
  */
 int
-maildir_quota_parse(const char *buf, size_t len, int64_t *bytes)
+maildir_quota_parse(const char *buf, size_t len, int64_t *bytes,
+    int64_t *count)
 {
-	const char	*p, *end = buf + len, *nl;
-	char		 line[64], *e;
-	long long	 v;
-	size_t		 n;
+	const char	*nl;
+	int64_t		 c = 0;
 
 	*bytes = 0;
-	if ((nl = memchr(buf, '\n', len)) == NULL)
+	if (count != NULL)
+		*count = 0;
+	if ((nl = memchr(buf, '\n', len)) == NULL ||
+	    quota_lines(nl + 1, len - (size_t)(nl + 1 - buf), bytes, &c) == -1)
 		return (-1);
-	for (p = nl + 1; p < end; p += n + (nl != NULL)) {
+	if (*bytes < 0)
+		*bytes = 0;
+	if (count != NULL)
+		*count = c < 0 ? 0 : c;
+	return (0);
+}
+
+/*
+ * maildirsize's "BYTES COUNT" lines, len bytes at p, added to *bytes
+ * and *count (as they are: negative sums too).  -1 for a line that is
+ * not one, or a sum out of range.
+ */
+static int
+quota_lines(const char *p, size_t len, int64_t *bytes, int64_t *count)
+{
+	const char	*end = p + len, *nl;
+	char		 line[64], *e, *ce;
+	long long	 v, c;
+	size_t		 n;
+
+	for (; p < end; p += n + (nl != NULL)) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		n = (size_t)((nl != NULL ? nl : end) - p);
 		if (n == 0)
@@ -473,58 +568,101 @@ maildir_quota_parse(const char *buf, size_t len, int64_t *bytes)
 		    (v < 0 && *bytes < INT64_MIN - v))
 			return (-1);
 		*bytes += v;
+		if (*e != ' ')
+			continue;
+		errno = 0;
+		c = strtoll(e + 1, &ce, 10);
+		if (errno == 0 && ce != e + 1 && *ce == '\0' &&
+		    c > -1000000000LL && c < 1000000000LL &&
+		    *count > INT64_MIN / 2 && *count < INT64_MAX / 2)
+			*count += c;
 	}
-	if (*bytes < 0)
-		*bytes = 0;
 	return (0);
 }
 
-/* maildirsize's total: -1 when it is missing, unreadable or bigger than
- * QUOTA_FILE_MAX (recalculate). */
+/*
+ * maildirsize's totals: 0, or -1 when it is missing, unreadable, not
+ * Maildir++ or bigger than QUOTA_READ_MAX (recalculate).  From u's
+ * open file when u is given, reading only what was appended since the
+ * last time (the sums kept in u; the whole file again when it was
+ * replaced or shrank), else opened here from userfd.  What is read ends
+ * at its last line end: a line another process is appending right now
+ * is read next time, and is no reason to recalculate.
+ */
 static int
-quota_read(int userfd, int64_t *bytes, time_t *mtime)
+quota_read(int userfd, struct maildir_user *u, struct quota *q)
 {
-	char		 buf[QUOTA_FILE_MAX + 1];
+	char		 buf[QUOTA_READ_MAX];
 	struct stat	 st;
+	const char	*nl, *start;
 	ssize_t		 got;
-	int		 fd;
+	off_t		 from = 0;
+	int64_t		 bytes = 0, count = 0;
+	int		 fd, r = -1;
 
-	*bytes = 0;
-	if ((fd = openat(userfd, QUOTA_FILE, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
+	memset(q, 0, sizeof(*q));
+	if (u != NULL)
+		fd = user_quotafd(u);
+	else
+		fd = openat(userfd, QUOTA_FILE, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
 		return (-1);
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size > QUOTA_FILE_MAX ||
-	    (got = pread(fd, buf, sizeof(buf) - 1, 0)) != st.st_size) {
-		(void)close(fd);
-		return (-1);
+	    st.st_size > QUOTA_READ_MAX)
+		goto out;
+	if (u != NULL && u->q_off > 0 && u->q_ino == st.st_ino &&
+	    st.st_size >= u->q_off) {
+		from = u->q_off;
+		bytes = u->q_bytes;
+		count = u->q_count;
 	}
-	(void)close(fd);
-	*mtime = st.st_mtime;
-	return (maildir_quota_parse(buf, (size_t)got, bytes));
+	got = st.st_size > from ? pread(fd, buf, (size_t)(st.st_size - from),
+	    from) : 0;
+	if (got < 0)
+		goto out;
+	start = buf;
+	if (from == 0 && ((nl = memchr(buf, '\n', (size_t)got)) == NULL ||
+	    (start = nl + 1) == NULL))
+		goto out;			/* no first line yet */
+	nl = got > 0 ? memrchr(buf, '\n', (size_t)got) : NULL;
+	if (nl != NULL && nl + 1 > start &&
+	    quota_lines(start, (size_t)(nl + 1 - start), &bytes, &count) ==
+	    -1)
+		goto out;
+	if (u != NULL) {
+		u->q_ino = st.st_ino;
+		u->q_off = from + (nl != NULL ? nl + 1 - buf : 0);
+		u->q_bytes = bytes;
+		u->q_count = count;
+	}
+	q->bytes = bytes < 0 ? 0 : bytes;
+	q->count = count < 0 ? 0 : count;
+	q->mtime = st.st_mtime;
+	q->len = st.st_size;
+	r = 0;
+out:
+	if (r == -1 && u != NULL)
+		u->q_off = 0;		/* read it whole next time */
+	if (u == NULL)
+		(void)close(fd);
+	return (r);
 }
 
 /*
- * A scan of new/ and cur/ (and .Delivered's), written as a fresh
- * maildirsize (made in tmp/, renamed into place: Maildir++).  Appends
- * racing with it are lost: the quota is allowed to be approximate.
+ * A fresh maildirsize saying bytes in count files (made in tmp/,
+ * renamed into place, as Maildir++ wants).  Appends racing with it are
+ * lost: the quota is allowed to be approximate.
  */
-static uint64_t
-quota_recalc(int userfd, const struct spool_mailbox *mb)
+static void
+quota_store(int userfd, const struct spool_mailbox *mb, uint64_t bytes,
+    uint64_t count)
 {
-	char		 name[128], text[96];
-	uint64_t	 bytes = 0, count = 0;
-	int		 fd, del, tmp;
+	char	 name[128], text[96];
+	int	 fd, tmp;
 
-	dir_usage(userfd, "new", &bytes, &count);
-	dir_usage(userfd, "cur", &bytes, &count);
-	if ((del = open_dir(userfd, DELIVERED, 0)) != -1) {
-		dir_usage(del, "new", &bytes, &count);
-		dir_usage(del, "cur", &bytes, &count);
-		(void)close(del);
-	}
 	if ((tmp = open_dir(userfd, "tmp", 0)) == -1)
-		return (bytes);
+		return;
 	(void)bsnprintf(name, sizeof(name), "%lld.P%ldR%08" PRIx32 ".%s.%s",
 	    (long long)time(NULL), (long)getpid(), randombytes_random(),
 	    HOST_PART, QUOTA_FILE);
@@ -538,42 +676,65 @@ quota_recalc(int userfd, const struct spool_mailbox *mb)
 	else if (fd == -1)
 		log_warn("mailbox: %s", QUOTA_FILE);
 	(void)close(tmp);
+}
+
+/* A scan of new/ and cur/ (and .Delivered's), stored as maildirsize. */
+static uint64_t
+quota_recalc(int userfd, const struct spool_mailbox *mb)
+{
+	uint64_t	 bytes = 0, count = 0;
+	int		 del;
+
+	dir_usage(userfd, "new", &bytes, &count);
+	dir_usage(userfd, "cur", &bytes, &count);
+	if ((del = open_dir(userfd, DELIVERED, 0)) != -1) {
+		dir_usage(del, "new", &bytes, &count);
+		dir_usage(del, "cur", &bytes, &count);
+		(void)close(del);
+	}
+	quota_store(userfd, mb, bytes, count);
 	return (bytes);
 }
 
 /*
- * The user's bytes, for a copy of size more: from maildirsize, scanned
- * only when it is missing or too big, or says over quota and has not
- * changed for QUOTA_STALE (the user's client may have removed mail
- * without telling it).
+ * The user's bytes, for a copy of size more, from maildirsize (u's, or
+ * opened here from userfd when u is NULL): scanned only when the file
+ * is missing or unreadable, or says over quota and has not changed for
+ * QUOTA_STALE (the user's client may have removed mail without telling
+ * it).  A file grown past QUOTA_FILE_MAX is compacted to its own sum,
+ * not rescanned: what Maildir++ wants (a small file) at no directory
+ * read.
  */
 static uint64_t
-quota_usage(int userfd, const struct spool_mailbox *mb, uint64_t size)
+quota_usage(int userfd, struct maildir_user *u,
+    const struct spool_mailbox *mb, uint64_t size)
 {
-	int64_t		 bytes;
-	time_t		 mtime;
+	struct quota	 q;
 
-	if (quota_read(userfd, &bytes, &mtime) == 0 &&
-	    ((uint64_t)bytes + size <= mb->max_size ||
-	    time(NULL) - mtime < QUOTA_STALE))
-		return ((uint64_t)bytes);
-	return (quota_recalc(userfd, mb));
+	if (quota_read(userfd, u, &q) == -1 ||
+	    ((uint64_t)q.bytes + size > mb->max_size &&
+	    time(NULL) - q.mtime >= QUOTA_STALE))
+		return (quota_recalc(userfd, mb));
+	if (q.len > QUOTA_FILE_MAX)
+		quota_store(userfd, mb, (uint64_t)q.bytes, (uint64_t)q.count);
+	return ((uint64_t)q.bytes);
 }
 
-/* One line appended to maildirsize (when there is one: else the next
- * copy's check recalculates it). */
+/* One line appended to maildirsize (fd, or -1: opened here; when there
+ * is none, the next copy's check recalculates it). */
 static void
-quota_add(int userfd, int64_t bytes, int count)
+quota_add(int userfd, int fd, int64_t bytes, int count)
 {
 	char	 line[64];
-	int	 fd;
+	int	 own = fd == -1;
 
-	if ((fd = openat(userfd, QUOTA_FILE, O_WRONLY | O_APPEND | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
+	if (own && (fd = openat(userfd, QUOTA_FILE, O_WRONLY | O_APPEND |
+	    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1)
 		return;
 	(void)bsnprintf(line, sizeof(line), "%" PRId64 " %d\n", bytes, count);
 	(void)write_all(fd, line, strlen(line));
-	(void)close(fd);
+	if (own)
+		(void)close(fd);
 }
 
 /* The ,S= of a Maildir name, 0 without. */
@@ -588,99 +749,17 @@ name_size(const char *name)
 }
 
 /*
- * Before the spool commit: recipient i's empty tmp/ file, the sign that
- * its copy is owed.  0, or -1 (logged; domain and local filled) when it
- * cannot be made.
- */
-static int
-intend_one(const struct spool_mailbox *mb, const char *id,
-    const char *addr, size_t i, char *domain, char *local)
-{
-	char	 tmpname[BASE_SIZE], safe[512];
-	int	 user, tmp = -1, fd = -1, save;
-
-	if (address_mailbox_name(addr, local, ADDRESS_LOCAL_MAX + 1, domain,
-	    DOMAIN_NAME_SIZE) == -1)
-		return (0);
-	if (copy_names(id, i, 0, tmpname, NULL) == -1)
-		goto fail;
-	/* Its tmp/ there: the Maildir is made (no need to look further). */
-	if ((user = open_user(mb, domain, local, 0)) != -1 &&
-	    (tmp = open_dir(user, "tmp", 0)) == -1) {
-		(void)close(user);
-		user = -1;
-	}
-	if (user == -1 && (user = open_user(mb, domain, local, 1)) != -1 &&
-	    (tmp = open_dir(user, "tmp", 0)) == -1) {
-		save = errno;
-		(void)close(user);
-		errno = save;
-		user = -1;
-	}
-	if (user == -1)
-		goto fail;
-	fd = openat(tmp, tmpname, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	(void)close(user);
-	if (tmp != -1)
-		(void)close(tmp);
-	if (fd == -1)
-		goto fail;
-	(void)close(fd);
-	return (0);
-fail:
-	log_safe(safe, sizeof(safe), addr);
-	log_warn("%s: to=<%s>, mailbox=%s/%s/%s, status=failed", id, safe,
-	    mb->dir, domain, local);
-	return (-1);
-}
-
-void
-spool_mailbox_intend(struct spool *sp, const char *id,
-    const struct envelope *env)
-{
-	const struct spool_mailbox	*mb;
-	char				 domain[DOMAIN_NAME_SIZE];
-	char				 local[ADDRESS_LOCAL_MAX + 1];
-	struct index			 ix;
-	size_t				 i;
-	int				 ixfd = -1, loaded = 0;
-
-	if ((mb = spool_private_mailbox(sp)) == NULL)
-		return;
-	memset(&ix, 0, sizeof(ix));
-	for (i = 0; i < env->nrcpts; i++) {
-		if (!env->rcpts[i].mailbox ||
-		    intend_one(mb, id, env->rcpts[i].addr, i, domain,
-		    local) == 0)
-			continue;
-		/* The unusual path: owed, said in mailbox/ID. */
-		if (!loaded && index_load(sp, id, &ixfd, &ix) == -1)
-			break;
-		loaded = 1;
-		if (index_find(&ix, env->rcpts[i].addr) == NULL) {
-			(void)index_add(&ix, K_OWED, env->rcpts[i].addr,
-			    domain, local, "");
-			ix.changed = 1;
-		}
-	}
-	if (ix.changed && index_write(ixfd, id, &ix) == -1)
-		log_warn("%s: mailbox: cannot write the index", id);
-	index_free(&ix);
-}
-
-/*
  * msgfd's first size bytes into tmpfd/name (made or emptied first),
- * mode 0600, fsync'd.  On failure it stays, emptied: the copy is still
- * owed, and a full disk gets its room back.
+ * mode 0600, not yet fsync'd: its descriptor.  On failure it stays,
+ * emptied: the copy is still owed, and a full disk gets its room back.
  */
 static int
-write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
+write_data(int tmpfd, const char *name, int msgfd, uint64_t size)
 {
 	char		 buf[64 * 1024];
 	uint64_t	 off = 0;
 	ssize_t		 n;
-	int		 fd, save;
+	int		 fd;
 
 	fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
@@ -692,28 +771,55 @@ write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
-			goto fail;
+			return (copy_failed(fd));
 		}
 		if (write_all(fd, buf, (size_t)n) == -1)
-			goto fail;
+			return (copy_failed(fd));
 		off += (uint64_t)n;
 	}
-	if (fsync(fd) == -1)
-		goto fail;
-	if (close(fd) == -1)
-		return (-1);
-	return (0);
-fail:
-	save = errno;
+	return (fd);
+}
+
+/* A copy's descriptor after a failure (errno kept): emptied, closed. */
+static int
+copy_failed(int fd)
+{
+	int	 save = errno;
+
 	(void)ftruncate(fd, 0);
 	(void)close(fd);
 	errno = save;
 	return (-1);
 }
 
+/* write_data, fsync'd and closed. */
+static int
+write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
+{
+	int	 fd;
+
+	if ((fd = write_data(tmpfd, name, msgfd, size)) == -1)
+		return (-1);
+	if (fsync(fd) == -1)
+		return (copy_failed(fd));
+	return (close(fd));
+}
+
 static void
 pending_close(struct pending *p)
 {
+	if (p->fd != -1)
+		(void)close(p->fd);
+	p->fd = -1;
+	if (p->u != NULL) {
+		if (p->u->spare) {
+			user_close(p->u);
+			free(p->u);
+		}
+		p->u = NULL;
+		p->userfd = p->tmpfd = p->newfd = -1;
+		return;
+	}
 	if (p->newfd != -1)
 		(void)close(p->newfd);
 	if (p->tmpfd != -1)
@@ -740,7 +846,7 @@ prepare_copy(const struct spool_mailbox *mb, const struct envelope *env,
 
 	memset(p, 0, sizeof(*p));
 	p->addr = env->rcpts[i].addr;
-	p->userfd = p->tmpfd = p->newfd = -1;
+	p->userfd = p->tmpfd = p->newfd = p->fd = -1;
 	if (address_mailbox_name(p->addr, p->local, sizeof(p->local),
 	    p->domain, sizeof(p->domain)) == -1 ||
 	    copy_names(env->id, i, size, p->tmpname, p->newname) == -1)
@@ -769,10 +875,7 @@ prepare_copy(const struct spool_mailbox *mb, const struct envelope *env,
 		goto none;	/* made (perhaps deleted since), or released */
 	if (e != NULL && copy_exists(p->userfd, p->newname))
 		goto made;			/* made before a crash */
-	if (quota_usage(p->userfd, mb, size) + size > mb->max_size) {
-		log_warnx("%s: to=<%s>, mailbox=%s/%s/%s, status=over-quota "
-		    "(mailbox-max-size %" PRIu64 " reached: no copy)", env->id,
-		    safe, mb->dir, p->domain, p->local, mb->max_size);
+	if (over_quota(mb, env->id, p, size)) {
 		(void)unlinkat(p->tmpfd, p->tmpname, 0);
 		if (e == NULL)
 			e = index_add(ix, K_OVER, p->addr, p->domain,
@@ -809,13 +912,14 @@ fail:
 
 /*
  * tmp/ into new/ (rename that never replaces: a copy there is already
- * made), then one fsync for each user's new/; logged.
+ * made), then one fsync for each user's new/ (in c's ring when there is
+ * one: nothing waits for it); logged.
  */
 static void
 publish_copies(const struct spool_mailbox *mb, const struct envelope *env,
-    struct pending *p, size_t n)
+    struct pending *p, size_t n, struct maildir_cache *c)
 {
-	char	 safe[512];
+	char	 safe[512], path[PATH_SIZE];
 	size_t	 i, j;
 	int	 r;
 
@@ -844,19 +948,436 @@ publish_copies(const struct spool_mailbox *mb, const struct envelope *env,
 			if (p[j].done && strcmp(p[j].domain, p[i].domain) == 0 &&
 			    strcmp(p[j].local, p[i].local) == 0)
 				break;
+		if (j == i) {
+			(void)bsnprintf(path, sizeof(path), "%s/%s/%s/new",
+			    mb->dir, p[i].domain, p[i].local);
+			sync_dir(c, p[i].u, p[i].newfd, path);
+		}
 		log_safe(safe, sizeof(safe), p[i].addr);
-		if (j == i && fsync(p[i].newfd) == -1)
-			log_warn("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, "
-			    "status=failed (fsync)", env->id, safe, mb->dir,
-			    p[i].domain, p[i].local, p[i].newname);
-		else
-			log_info("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, "
-			    "status=copied", env->id, safe, mb->dir,
-			    p[i].domain, p[i].local, p[i].newname);
-		quota_add(p[i].userfd, (int64_t)env->size, 1);
+		log_info("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, status=copied",
+		    env->id, safe, mb->dir, p[i].domain, p[i].local,
+		    p[i].newname);
+		quota_add(p[i].userfd, p[i].u != NULL ?
+		    user_quotafd(p[i].u) : -1, (int64_t)env->size, 1);
 	}
 	for (i = 0; i < n; i++)
 		pending_close(&p[i]);
+}
+
+/* Whether a copy of size more puts p's user over mailbox-max-size
+ * (logged). */
+static int
+over_quota(const struct spool_mailbox *mb, const char *id,
+    const struct pending *p, uint64_t size)
+{
+	char	 safe[512];
+
+	if (quota_usage(p->userfd, p->u, mb, size) + size <= mb->max_size)
+		return (0);
+	log_safe(safe, sizeof(safe), p->addr);
+	log_warnx("%s: to=<%s>, mailbox=%s/%s/%s, status=over-quota "
+	    "(mailbox-max-size %" PRIu64 " reached: no copy)", id, safe,
+	    mb->dir, p->domain, p->local, mb->max_size);
+	return (1);
+}
+
+/* The spool handle's cache, made on first use (with its ring, when the
+ * kernel offers io_uring). */
+static struct maildir_cache *
+cache_get(struct spool *sp)
+{
+	struct maildir_cache	**cp = spool_private_mailbox_cache(sp), *c;
+	size_t			  i;
+
+	if ((c = *cp) != NULL)
+		return (c);
+	c = *cp = xcalloc(1, sizeof(**cp));
+	for (i = 0; i < USER_CACHE; i++) {
+		c->u[i].userfd = c->u[i].tmpfd = -1;
+		c->u[i].newfd = c->u[i].quotafd = -1;
+	}
+	return (c);
+}
+
+/*
+ * A background fsync done: a copy's (tag: its struct pending) or a
+ * Maildir directory's (tag: its path, malloc'd, | 1; failures logged:
+ * its copies are visible, the rename perhaps not yet durable).
+ */
+static void
+reaped(void *arg, uint64_t tag, int res)
+{
+	struct pending	*p;
+	char		*path;
+
+	if (tag == 0)
+		return;			/* a delay's timer */
+	if (tag & 1) {
+		path = (char *)(uintptr_t)(tag & ~(uint64_t)1);
+		if (res < 0)
+			log_warnx("mailbox=%s, status=failed (fsync: %s)", path,
+			    strerror(-res));
+		free(path);
+		return;
+	}
+	p = (struct pending *)(uintptr_t)tag;
+	p->syncing = 0;
+	p->sync_res = res;
+}
+
+/*
+ * The copies written to tmp/ made durable: their fsyncs started in the
+ * ring (they run beside the message's own fsync; sync_wait collects
+ * them), or done here when there is no ring.
+ */
+static void
+sync_copies(struct maildir_cache *c, struct maildir_batch *b)
+{
+	struct pending	*p;
+	size_t		 i;
+
+	if (!c->ring_tried) {
+		c->ring_tried = 1;
+		/* MXFB_NO_IO_URING: mxfb.1, ENVIRONMENT. */
+		if (getenv("MXFB_NO_IO_URING") != NULL ||
+		    spool_batch_new(&c->ring) == -1)
+			c->ring = NULL;
+	}
+	if (c->ring != NULL)
+		(void)spool_batch_reap(c->ring, SPOOL_REAP_READY, reaped, NULL);
+	for (i = 0; i < b->n; i++) {
+		p = &b->p[i];
+		if (c->ring != NULL &&
+		    spool_batch_fsync(c->ring, p->fd, (uintptr_t)p, 0) == 0)
+			p->syncing = 1;
+		else
+			p->sync_res = fsync(p->fd) == -1 ? -errno : 0;
+	}
+}
+
+/*
+ * A user's new/ fsync'd after a rename into it.  With a ring, group
+ * commit: the fsync starts DIR_SYNC_DELAY ms later in the background,
+ * once for every copy this process renames into that directory
+ * meanwhile (a delayed fsync not started yet covers a rename made
+ * now); nothing waits for it.  Else (and for flush's copies, u NULL)
+ * here, at once.  Failures are logged.
+ */
+static void
+sync_dir(struct maildir_cache *c, struct maildir_user *u, int fd,
+    const char *path)
+{
+	struct timespec	 ts;
+	uint64_t	 now;
+	char		*copy;
+
+	if (c != NULL && c->ring != NULL && u != NULL &&
+	    clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
+		    1000000;
+		if (u->sync_at > now + 2)
+			return;
+		copy = xstrdup(path);
+		if (spool_batch_fsync(c->ring, fd, (uintptr_t)copy | 1,
+		    DIR_SYNC_DELAY) == 0) {
+			u->sync_at = now + DIR_SYNC_DELAY;
+			return;
+		}
+		free(copy);
+	}
+	if (fsync(fd) == -1)
+		log_warn("mailbox=%s, status=failed (fsync)", path);
+}
+
+static void
+user_close(struct maildir_user *u)
+{
+	if (u->quotafd != -1)
+		(void)close(u->quotafd);
+	if (u->newfd != -1)
+		(void)close(u->newfd);
+	if (u->tmpfd != -1)
+		(void)close(u->tmpfd);
+	if (u->userfd != -1)
+		(void)close(u->userfd);
+	u->userfd = u->tmpfd = u->newfd = u->quotafd = -1;
+	u->domain[0] = u->local[0] = '\0';
+	u->sync_at = 0;
+	u->q_off = 0;
+}
+
+/*
+ * The Maildir DIR/domain/local, made as needed, from the spool handle's
+ * cache when it is still there (its new/ not removed since).  NULL
+ * (errno) when it cannot be opened.
+ */
+static struct maildir_user *
+user_get(struct spool *sp, const struct spool_mailbox *mb,
+    const char *domain, const char *local)
+{
+	struct maildir_cache	 *c;
+	struct maildir_user	 *u;
+	struct stat		  st;
+	size_t			  i, j;
+	int			  save;
+
+	c = cache_get(sp);
+	for (i = 0; i < USER_CACHE; i++) {
+		u = &c->u[i];
+		if (u->userfd == -1 || strcmp(u->domain, domain) != 0 ||
+		    strcmp(u->local, local) != 0)
+			continue;
+		if (u->gen == c->gen ||
+		    (fstat(u->newfd, &st) == 0 && st.st_nlink > 0)) {
+			u->gen = c->gen;
+			return (u);
+		}
+		user_close(u);		/* removed since: made again */
+		break;
+	}
+	/* An entry the batch being made does not use, else a spare one. */
+	for (j = 0; i == USER_CACHE && j < USER_CACHE; j++)
+		if (c->u[(c->next + j) % USER_CACHE].gen != c->gen)
+			i = (c->next + j) % USER_CACHE;
+	if (i == USER_CACHE) {
+		u = xcalloc(1, sizeof(*u));
+		u->userfd = u->tmpfd = u->newfd = u->quotafd = -1;
+		u->spare = 1;
+	} else {
+		u = &c->u[i];
+		c->next = i + 1;
+	}
+	user_close(u);
+	u->gen = c->gen;
+	/* Its tmp/ and new/ there: the Maildir is made (cur/ not looked at). */
+	if ((u->userfd = open_user(mb, domain, local, 0)) == -1 ||
+	    (u->tmpfd = open_dir(u->userfd, "tmp", 0)) == -1 ||
+	    (u->newfd = open_dir(u->userfd, "new", 0)) == -1) {
+		user_close(u);
+		if ((u->userfd = open_user(mb, domain, local, 1)) == -1 ||
+		    (u->tmpfd = open_dir(u->userfd, "tmp", 0)) == -1 ||
+		    (u->newfd = open_dir(u->userfd, "new", 0)) == -1) {
+			save = errno;
+			user_close(u);
+			if (u->spare)
+				free(u);
+			errno = save;
+			return (NULL);
+		}
+	}
+	(void)strlcpy(u->domain, domain, sizeof(u->domain));
+	(void)strlcpy(u->local, local, sizeof(u->local));
+	return (u);
+}
+
+/* u's maildirsize, open for reading and appending, opened again when it
+ * was replaced (a recalculation renames a new one over it); -1: none. */
+static int
+user_quotafd(struct maildir_user *u)
+{
+	struct stat	 st;
+
+	if (u->quotafd != -1 && (fstat(u->quotafd, &st) == -1 ||
+	    st.st_nlink == 0)) {
+		(void)close(u->quotafd);
+		u->quotafd = -1;
+	}
+	if (u->quotafd == -1)
+		u->quotafd = openat(u->userfd, QUOTA_FILE, O_RDWR | O_APPEND |
+		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	return (u->quotafd);
+}
+
+void
+maildir_cache_free(struct maildir_cache *c)
+{
+	size_t	 i;
+
+	if (c == NULL)
+		return;
+	if (c->ring != NULL) {
+		(void)spool_batch_reap(c->ring, SPOOL_REAP_ALL, reaped, NULL);
+		spool_batch_free(c->ring);
+	}
+	for (i = 0; i < USER_CACHE; i++)
+		user_close(&c->u[i]);
+	free(c);
+}
+
+/*
+ * Recipient i's copy, inside receive's commit: written to its tmp/, not
+ * yet fsync'd.  0: p filled (p->fd open); 1: none (no safe name, or
+ * over quota: noted in ix); -1: failed (logged, noted owed in ix).
+ */
+static int
+stage_one(struct spool *sp, const struct spool_mailbox *mb,
+    const struct envelope *env, size_t i, int msgfd, struct pending *p,
+    struct index *ix)
+{
+	struct maildir_user	*u;
+
+	memset(p, 0, sizeof(*p));
+	p->addr = env->rcpts[i].addr;
+	p->userfd = p->tmpfd = p->newfd = p->fd = -1;
+	if (address_mailbox_name(p->addr, p->local, sizeof(p->local),
+	    p->domain, sizeof(p->domain)) == -1 ||
+	    copy_names(env->id, i, env->size, p->tmpname, p->newname) == -1)
+		return (1);
+	if ((u = user_get(sp, mb, p->domain, p->local)) == NULL) {
+		stage_failed(mb, env, p, ix);
+		return (-1);
+	}
+	p->u = u;
+	p->userfd = u->userfd;
+	p->tmpfd = u->tmpfd;
+	p->newfd = u->newfd;
+	if (over_quota(mb, env->id, p, env->size)) {
+		(void)index_add(ix, K_OVER, p->addr, p->domain, p->local, "");
+		ix->changed = 1;
+		pending_close(p);
+		return (1);
+	}
+	if ((p->fd = write_data(u->tmpfd, p->tmpname, msgfd, env->size)) !=
+	    -1)
+		return (0);
+	stage_failed(mb, env, p, ix);
+	return (-1);
+}
+
+/* A copy that could not be made in the commit: logged, owed (ix). */
+static void
+stage_failed(const struct spool_mailbox *mb, const struct envelope *env,
+    struct pending *p, struct index *ix)
+{
+	char	 safe[512];
+
+	log_safe(safe, sizeof(safe), p->addr);
+	log_warn("%s: to=<%s>, mailbox=%s/%s/%s, status=failed", env->id,
+	    safe, mb->dir, p->domain, p->local);
+	(void)index_add(ix, K_OWED, p->addr, p->domain, p->local, "");
+	ix->changed = 1;
+	pending_close(p);
+}
+
+struct maildir_batch *
+maildir_stage(struct spool *sp, const struct envelope *env, int msgfd)
+{
+	const struct spool_mailbox	*mb;
+	struct maildir_batch		*b;
+	size_t				 i;
+	int				 any = 0;
+
+	if ((mb = spool_private_mailbox(sp)) == NULL)
+		return (NULL);
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].mailbox && !rcpt_finished(&env->rcpts[i]))
+			any = 1;
+	if (!any)
+		return (NULL);
+	b = xcalloc(1, sizeof(*b));
+	b->p = xcalloc(env->nrcpts, sizeof(*b->p));
+	b->ix = xcalloc(1, sizeof(*b->ix));
+	cache_get(sp)->gen++;		/* no entry pinned */
+	for (i = 0; i < env->nrcpts; i++)
+		if (env->rcpts[i].mailbox && !rcpt_finished(&env->rcpts[i]) &&
+		    stage_one(sp, mb, env, i, msgfd, &b->p[b->n], b->ix) == 0)
+			b->n++;
+	sync_copies(cache_get(sp), b);
+	return (b);
+}
+
+/* Until none of b's copies is being fsync'd in the ring: 0, or -1 when
+ * the ring failed (those are then fsync'd by the caller). */
+static int
+batch_wait(struct maildir_cache *c, struct maildir_batch *b)
+{
+	size_t	 i;
+
+	for (i = 0; i < b->n; i++)
+		while (b->p[i].syncing)
+			if (c->ring == NULL || spool_batch_reap(c->ring,
+			    SPOOL_REAP_ONE, reaped, NULL) == -1)
+				return (-1);
+	return (0);
+}
+
+int
+maildir_staged(struct spool *sp, const struct envelope *env,
+    struct maildir_batch *b)
+{
+	const struct spool_mailbox	*mb;
+	struct maildir_cache		*c = cache_get(sp);
+	struct pending			*p;
+	size_t				 i, n = 0;
+	int				 ixfd, r;
+
+	if (b == NULL || (mb = spool_private_mailbox(sp)) == NULL)
+		return (0);
+	if (batch_wait(c, b) == -1)
+		log_warn("%s: mailbox: io_uring", env->id);
+	for (i = 0; i < b->n; i++) {
+		p = &b->p[i];
+		if (p->syncing) {
+			/* The ring failed under it: wait for it here. */
+			p->syncing = 0;
+			p->sync_res = fsync(p->fd) == -1 ? -errno : 0;
+		}
+		if (p->sync_res == 0) {
+			r = close(p->fd);
+			p->fd = -1;
+			if (r == 0) {
+				b->p[n++] = *p;
+				continue;
+			}
+		} else {
+			errno = -p->sync_res;
+			p->fd = copy_failed(p->fd);
+		}
+		stage_failed(mb, env, p, b->ix);
+	}
+	b->n = n;
+	/* The unusual path: what the names cannot say, before the commit. */
+	if (b->ix->changed && ((ixfd = spool_private_mailbox_dirfd(sp)) ==
+	    -1 || index_write(ixfd, env->id, b->ix) == -1))
+		log_warn("%s: mailbox: cannot write the index", env->id);
+	index_free(b->ix);
+	return (0);
+}
+
+void
+maildir_publish(struct spool *sp, const struct envelope *env,
+    struct maildir_batch *b)
+{
+	const struct spool_mailbox	*mb;
+
+	if (b == NULL)
+		return;
+	if ((mb = spool_private_mailbox(sp)) != NULL)
+		publish_copies(mb, env, b->p, b->n, cache_get(sp));
+	maildir_discard(sp, b, 0);
+}
+
+void
+maildir_discard(struct spool *sp, struct maildir_batch *b,
+    int unlink_copies)
+{
+	size_t			 i;
+
+	if (b == NULL)
+		return;
+	/* Nothing in the ring may point at the batch once it is freed. */
+	if (batch_wait(cache_get(sp), b) == -1)
+		log_warnx("mailbox: background fsyncs not collected");
+	for (i = 0; i < b->n; i++) {
+		if (unlink_copies && b->p[i].tmpfd != -1)
+			(void)unlinkat(b->p[i].tmpfd, b->p[i].tmpname, 0);
+		pending_close(&b->p[i]);
+	}
+	if (b->ix != NULL)
+		index_free(b->ix);
+	free(b->ix);
+	free(b->p);
+	free(b);
 }
 
 void
@@ -900,7 +1421,7 @@ spool_mailbox_copy(struct spool *sp, const struct envelope *env)
 		if (prepare_copy(mb, env, i, msgfd, size, e, &p[n], &ix) == 0)
 			n++;
 	}
-	publish_copies(mb, env, p, n);
+	publish_copies(mb, env, p, n, NULL);
 	if (ix.changed && ixok && index_write(ixfd, env->id, &ix) == -1)
 		log_warn("%s: mailbox: cannot write the index", env->id);
 	free(p);
@@ -1007,7 +1528,7 @@ leave(const struct spool_mailbox *mb, const char *id, const char *addr,
 	else {
 		log_info("%s: to=<%s>, mailbox=%s/%s/%s/%s/%s, status=removed",
 		    id, safe, mb->dir, domain, local, sub, name);
-		quota_add(user, -(int64_t)name_size(name), -1);
+		quota_add(user, -1, -(int64_t)name_size(name), -1);
 	}
 	if (tmp != -1)
 		(void)close(tmp);
@@ -1225,7 +1746,7 @@ expire_user(int userfd, const char *where, time_t now, time_t keep)
 				log_info("mailbox=%s/%s/%s/%s, status=removed "
 				    "(mailbox-keep)", where, DELIVERED, sub[i],
 				    de->d_name);
-				quota_add(userfd, -(int64_t)(name_size(
+				quota_add(userfd, -1, -(int64_t)(name_size(
 				    de->d_name) ? name_size(de->d_name) :
 				    (uint64_t)st.st_size), -1);
 			}

@@ -67,6 +67,7 @@ struct spool {
 	struct spool_mailbox mbox;
 	int	 has_mbox;
 	int	 mbox_fd;
+	struct maildir_cache *mbcache;	/* users' Maildirs kept open */
 };
 
 struct spool_writer {
@@ -418,6 +419,7 @@ spool_close(struct spool *sp)
 		(void)close(sp->dirfd);
 	if (sp->mbox_fd != -1)
 		(void)close(sp->mbox_fd);
+	maildir_cache_free(sp->mbcache);
 	free((char *)sp->mbox.dir);
 	free(sp->dir);
 	free(sp);
@@ -1014,10 +1016,11 @@ static int
 writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 {
 	struct spool	*sp = w->sp;
+	struct maildir_batch *batch = NULL;
 	char		*trailer = NULL;
 	char		 footer[FOOTER_LEN + 1];
 	size_t		 tlen;
-	int		 fd, e;
+	int		 fd, e, lockfd = -1;
 
 	if (w->fd == -1) {
 		e = w->error ? w->error : EIO;
@@ -1061,9 +1064,24 @@ writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 		e = errno;
 		goto fail;
 	}
+	/*
+	 * The outage mailbox's copies (maildir.c): written now, fsync'd
+	 * beside the message, published once the message is in queue/,
+	 * under its file's lock (taken while no other process can see the
+	 * file): a flush or delete of the message waits for them.  Without
+	 * the lock they stay owed.
+	 */
+	if (sp->has_mbox)
+		batch = maildir_stage(sp, env, w->fd);
 	if (fsync(w->fd) == -1) {
 		e = errno;
 		goto fail;
+	}
+	if (batch != NULL && (maildir_staged(sp, env, batch) == -1 ||
+	    (lockfd = dup(w->fd)) == -1 || flock(lockfd, LOCK_EX) == -1)) {
+		log_warn("%s: mailbox: lock", env->id);
+		maildir_discard(sp, batch, 0);
+		batch = NULL;
 	}
 	/* From here the file is closed but still in tmp/. */
 	fd = w->fd;
@@ -1098,6 +1116,9 @@ writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 			log_warn("spool: unlink queue/%s", env->id);
 		goto fail;
 	}
+	maildir_publish(sp, env, batch);
+	if (lockfd != -1)
+		(void)close(lockfd);
 	free(trailer);
 	writer_free(w);
 	return (0);
@@ -1106,6 +1127,9 @@ unlink_tmp:
 	if (unlinkat(sp->fd[D_TMP], w->id, 0) == -1)
 		log_warn("spool: unlink tmp/%s", w->id);
 fail:
+	maildir_discard(sp, batch, 1);
+	if (lockfd != -1)
+		(void)close(lockfd);
 	writer_kill(w, e);
 	free(trailer);
 	writer_free(w);
@@ -2384,11 +2408,19 @@ spool_set_mailbox(struct spool *sp, const struct spool_mailbox *mb)
 {
 	free((char *)sp->mbox.dir);
 	memset(&sp->mbox, 0, sizeof(sp->mbox));
+	maildir_cache_free(sp->mbcache);
+	sp->mbcache = NULL;
 	sp->has_mbox = mb != NULL && mb->dir != NULL && mb->dir[0] != '\0';
 	if (!sp->has_mbox)
 		return;
 	sp->mbox = *mb;
 	sp->mbox.dir = xstrdup(mb->dir);
+}
+
+struct maildir_cache **
+spool_private_mailbox_cache(struct spool *sp)
+{
+	return (&sp->mbcache);
 }
 
 const struct spool_mailbox *

@@ -310,10 +310,10 @@ int	 spool_host_walk(struct spool *, int (*fn)(void *,
  * The outage mailbox (spool/INTERNALS, section 12): with one set, each
  * recipient marked `mailbox` gets a copy of the message in the Maildir
  * DIR/DOMAIN/LOCALPART/ under a name derived from the envelope (queue
- * ID, recipient index, size).  spool_mailbox_intend, before the commit
- * of message id (receive), leaves the sign that the copies are owed;
- * spool_mailbox_copy makes the copies still owed (receive after the
- * commit, flush after its claim).  The spool removes a recipient's copy
+ * ID, recipient index, size).  spool_writer_commit makes them as part
+ * of the commit (after the message's fsync, published once it is in
+ * queue/); spool_mailbox_copy makes the copies still owed (flush after
+ * its claim).  The spool removes a recipient's copy
  * (or, with keep, moves it into the Maildir++ folder .Delivered) once
  * the recipient is finished and the claim ends (unclaim, remove), and
  * every copy of a deleted message.  spool_recover removes copies the
@@ -327,8 +327,6 @@ struct spool_mailbox {
 	time_t		 keep;		/* 0: remove at once */
 };
 void	 spool_set_mailbox(struct spool *, const struct spool_mailbox *);
-void	 spool_mailbox_intend(struct spool *, const char *id,
-	    const struct envelope *);
 void	 spool_mailbox_copy(struct spool *, const struct envelope *);
 /*
  * The copies of env's recipients still waiting (marked, not finished):

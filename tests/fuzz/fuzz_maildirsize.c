@@ -16,13 +16,13 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int64_t	 a, b;
+	int64_t	 a, b, c;
 	int	 r;
 
-	r = maildir_quota_parse((const char *)data, size, &a);
-	if (maildir_quota_parse((const char *)data, size, &b) != r)
+	r = maildir_quota_parse((const char *)data, size, &a, &c);
+	if (maildir_quota_parse((const char *)data, size, &b, NULL) != r)
 		abort();
-	if (r == 0 && (a < 0 || a != b))
+	if (r == 0 && (a < 0 || a != b || c < 0))
 		abort();
 	return (0);
 }

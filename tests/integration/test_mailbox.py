@@ -335,6 +335,7 @@ def old_copy(mx, mbox, qid, sub="new", flags=""):
     old = os.path.join(mbox, "example.test", "user", sub, base + flags)
     os.rename(path, old)
     index = os.path.join(mx.spool, "mailbox", qid)
+    os.makedirs(os.path.dirname(index), 0o700, exist_ok=True)
     with open(index, "w") as f:
         f.write("M1\ncopy user@example.test example.test/user/%s\n" % base)
     mx.give(mx.spool)
@@ -640,10 +641,14 @@ def markers(spool):
 UNDER_STRACE = {"ASAN_OPTIONS": "detect_leaks=0"}
 
 
-def killed_at(mx, argv, call, n, stdin=None):
+# The kernel's io_uring refused (strace): receive fsyncs its copies itself.
+NO_URING = ["-e", "inject=io_uring_setup:error=ENOSYS"]
+
+
+def killed_at(mx, argv, call, n, stdin=None, strace_args=()):
     p = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
-                        "inject=%s:signal=KILL:when=%d" % (call, n),
-                        MXFB]
+                        "inject=%s:signal=KILL:when=%d" % (call, n)]
+                       + list(strace_args) + [MXFB]
                        + argv, env=mx.env(UNDER_STRACE), input=stdin,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=60)
@@ -666,17 +671,22 @@ def assert_safe(mx, mbox, stored):
         assert copy_of(path) in ids, path
 
 
-# receive's steps: the copy's empty tmp/ file (openat), the spool's commit
-# (fsync 1, renameat, fsync 2: the 250 is owed from here), the lock, the
-# copy written and fsync'd (fsync 3), renamed into new/ (renameat2), new/
-# fsync'd (fsync 4), maildirsize appended.
+# receive's steps: the message written in the spool's tmp/, the copy
+# written in the user's tmp/ (openat), both fsync'd (the copy's in the
+# background through io_uring where the kernel offers it, else fsync 1;
+# the message's: fsync 1 or 2), the lock (flock), the commit (renameat,
+# then queue/ fsync'd: the 250 is owed from here), the copy renamed into
+# new/ (renameat2), new/ fsync'd (in the background, 50 ms later, or at
+# once), maildirsize appended, the process's end (exit_group: a
+# background fsync still waiting is cancelled).
 @needs_strace
-@pytest.mark.parametrize("call,n", [("fsync", 1), ("renameat", 1),
-                                    ("fsync", 2), ("flock", 1),
-                                    ("fsync", 3), ("renameat2", 1),
-                                    ("fsync", 4)])
+@pytest.mark.parametrize("uring", ["uring", "no-uring"])
+@pytest.mark.parametrize("call,n", [("fsync", 1), ("fsync", 2),
+                                    ("fsync", 3), ("flock", 1),
+                                    ("renameat", 1), ("renameat2", 1),
+                                    ("exit_group", 1)])
 def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
-                                    call, n):
+                                    call, n, uring):
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
     # The spool (and its mailbox/) made beforehand: the calls counted are
@@ -685,9 +695,16 @@ def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
     os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
     mx.give(mx.spool)
     p = killed_at(mx, ["receive"], call, n,
-                  smtp_script(["user@example.test"], body()))
+                  smtp_script(["user@example.test"], body()),
+                  NO_URING if uring == "no-uring" else ())
+    if p.returncode == 0 and (call, n, uring) == ("fsync", 3, "uring"):
+        # With io_uring the copy's fsync is not a system call: there is
+        # no third one (the message's, queue/'s).
+        assert b"queued as" in p.stdout, p.stderr
+        return
     assert p.returncode in (-9, 137), (p.returncode, p.stdout)
-    assert b"queued as" not in p.stdout
+    # Killed inside the commit, before the 250 (at its end: after it).
+    assert (b"queued as" in p.stdout) == (call == "exit_group"), p.stdout
     msgs = mx.status_json()
     if not msgs:
         assert visible(mbox) == []		# killed before the commit
@@ -790,22 +807,49 @@ def test_disk_full_during_copy(mx, dns, tmp_path, primary_factory):
 
 
 @needs_strace
+def test_copies_made_without_io_uring(mx, dns, tmp_path):
+    """Where the kernel refuses io_uring, receive fsyncs each copy and
+    each user's new/ itself: the same copies, each fsync'd (two copies,
+    the message, queue/, two new/ directories: six fsyncs)."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  users=("a@example.test", "b@example.test"))
+    mx.run("receive", input=b"QUIT\r\n")
+    trace = str(tmp_path / "trace")
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e",
+                        "trace=fsync,io_uring_setup"]
+                       + NO_URING + [MXFB, "receive"],
+                       env=mx.env(UNDER_STRACE),
+                       input=smtp_script(["a@example.test", "b@example.test"],
+                                         body()),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert b"queued as" in p.stdout, p.stderr
+    calls = open(trace).read()
+    assert "io_uring_setup(" in calls and calls.count("fsync(") == 6, calls
+    qid = mx.status_json()[0]["id"]
+    stored = mx.run("status", "-b", qid, check=True).stdout
+    assert len(copies(mbox, user="a")) == 1 and len(copies(mbox, user="b")) == 1
+    assert_safe(mx, mbox, stored)
+
+
+@needs_strace
 @pytest.mark.parametrize("how", ["flush", "delete"])
 def test_removal_during_receives_copy_waits_for_it(mx, dns, tmp_path,
                                                    primary_factory, how):
     """receive has committed the message and is still writing its copy
-    (held 3 s at the copy's fsync) when flush delivers it or delete
+    (held 3 s at its rename into new/) when flush delivers it or delete
     removes it: the removal waits for the copy (the message file's lock)
     and takes it away, so no copy outlives its message."""
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
     c, rec = primary_factory("127.0.0.2", port)
-    # The spool made beforehand, receive's 4th fsync is the copy's (after
-    # the message's, queue/'s and the spool's for the new mailbox/).
+    # The spool made beforehand; receive is held 3 s as it renames the
+    # copy into new/: the message is committed, its file locked.
     mx.run("receive", input=b"QUIT\r\n")
     assert os.path.isdir(os.path.join(mx.spool, "queue"))
     p = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
-                          "inject=fsync:delay_enter=3000000:when=4", MXFB,
+                          "inject=renameat2:delay_enter=3000000:when=1", MXFB,
                           "receive"], env=mx.env(UNDER_STRACE),
                          stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -943,8 +987,8 @@ def test_recovery_keeps_a_young_owed_line(mx, dns, tmp_path):
 @pytest.mark.parametrize("call,n", [("renameat2", 1), ("flock", 1)])
 def test_flush_killed_while_making_an_owed_copy(mx, dns, tmp_path,
                                                 primary_factory, call, n):
-    """receive killed after its commit, before the copy (fsync 3): the
-    copy is owed.  flush killed while making it (at its rename into new/,
+    """receive killed after its commit, as it renames the copy into new/:
+    the copy is owed.  flush killed while making it (at its rename into new/,
     or at the message's lock): nothing half made is visible, and the next
     flush makes it, once."""
     port = free_port("127.0.0.2")
@@ -952,7 +996,7 @@ def test_flush_killed_while_making_an_owed_copy(mx, dns, tmp_path,
     mx.run("receive", input=b"QUIT\r\n")
     os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
     mx.give(mx.spool)
-    p = killed_at(mx, ["receive"], "fsync", 3,
+    p = killed_at(mx, ["receive"], "renameat2", 1,
                   smtp_script(["user@example.test"], body()))
     assert p.returncode in (-9, 137) and len(mx.status_json()) == 1
     assert visible(mbox) == []

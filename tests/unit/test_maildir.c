@@ -24,7 +24,7 @@ total(const char *s)
 {
 	int64_t	 b;
 
-	if (maildir_quota_parse(s, strlen(s), &b) == -1)
+	if (maildir_quota_parse(s, strlen(s), &b, NULL) == -1)
 		return (-2);
 	return (b);
 }
@@ -40,7 +40,27 @@ test_adds_up(void **state)
 	assert_int_equal(total("1000S\n300 1"), 300);	/* a last line cut */
 	assert_int_equal(total("1000S\n9223372036854775807 1\n"), INT64_MAX);
 	assert_int_equal(maildir_quota_parse("1S\n5 1\0junk", 11,
-	    &(int64_t){ 0 }), 0);
+	    &(int64_t){ 0 }, NULL), 0);
+}
+
+/* The COUNTs are summed too (compaction writes both back). */
+static void
+test_quota_count(void **state)
+{
+	int64_t	 b, c;
+	const char	*s = "1000S\n300 1\n200 2\n-100 -1\n";
+
+	(void)state;
+	assert_int_equal(maildir_quota_parse(s, strlen(s), &b, &c), 0);
+	assert_int_equal(b, 400);
+	assert_int_equal(c, 2);
+	/* A COUNT that does not read counts nothing; BYTES still do. */
+	assert_int_equal(maildir_quota_parse("1S\n5 x\n7\n", 9, &b, &c), 0);
+	assert_int_equal(b, 12);
+	assert_int_equal(c, 0);
+	/* Never below 0. */
+	assert_int_equal(maildir_quota_parse("1S\n5 -3\n", 8, &b, &c), 0);
+	assert_int_equal(c, 0);
 }
 
 static void
@@ -66,6 +86,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_adds_up),
+		cmocka_unit_test(test_quota_count),
 		cmocka_unit_test(test_refuses),
 	};
 
