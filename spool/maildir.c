@@ -8,13 +8,12 @@
  * Guarantees (spool/INTERNALS, section 12): a copy's name is derived
  * from the envelope (queue ID, recipient index, size), so it is found
  * again without any record, never by scanning mailboxes.  Receive
- * writes the copy into tmp/ under that name within its commit (fsync'd
- * beside the message, through io_uring where the kernel has it): the
- * copy is owed while that file exists.  Once the message is in the
- * spool it is renamed into new/ (never replacing a file) and new/
- * fsync'd (50 ms later, once for the copies renamed meanwhile):
- * whatever is visible in new/ or cur/ is whole and belongs to a message
- * in the spool.  The users' Maildirs stay open in the spool handle.  The spool's mailbox/ID holds only what the
+ * writes the copy into tmp/ under that name and fsyncs it within its
+ * commit, before the message's own fsync: the copy is owed while that
+ * file exists.  Once the message is in the spool it is renamed into
+ * new/ (never replacing a file) and new/ fsync'd: whatever is visible
+ * in new/ or cur/ is whole and belongs to a message in the spool.  The
+ * users' Maildirs stay open in the spool handle from copy to copy.  The spool's mailbox/ID holds only what the
  * names cannot say: a copy over quota, a copy owed after a failure, and
  * the copies of a spool made by the previous version (named at random,
  * listed there).  Copy and removal of one message hold an flock on its
@@ -86,7 +85,6 @@ struct quota {
 struct maildir_batch {
 	struct pending	*p;
 	size_t		 n;
-	struct index	*ix;		/* what the names cannot say */
 };
 
 struct index {
@@ -104,7 +102,6 @@ struct maildir_user {
 	char		 local[ADDRESS_LOCAL_MAX + 1];
 	int		 userfd, tmpfd, newfd;
 	int		 quotafd;	/* maildirsize, read and appended */
-	uint64_t	 sync_at;	/* new/'s delayed fsync starts (ms) */
 	ino_t		 q_ino;		/* maildirsize read up to q_off, */
 	off_t		 q_off;		/* its sums so far */
 	int64_t		 q_bytes, q_count;
@@ -113,14 +110,11 @@ struct maildir_user {
 };
 
 #define USER_CACHE	4
-#define DIR_SYNC_DELAY	50	/* ms: new/'s fsync after a copy (group commit) */
 
 struct maildir_cache {
 	struct maildir_user	 u[USER_CACHE];
 	size_t			 next;		/* replaced next */
 	unsigned		 gen;		/* the batch being made */
-	struct spool_batch	*ring;		/* fsyncs in the background */
-	int			 ring_tried;
 };
 
 /* A copy written to tmp/, not yet renamed into new/. */
@@ -131,9 +125,6 @@ struct pending {
 	int		 tmpfd;		/* its tmp/ */
 	int		 newfd;		/* its new/ */
 	int		 done;		/* in new/ */
-	int		 fd;		/* the copy in tmp/, being fsync'd */
-	int		 syncing;	/* its fsync in the ring */
-	int		 sync_res;	/* its result: 0 or -errno */
 	char		 tmpname[BASE_SIZE];
 	char		 newname[BASE_SIZE];
 	char		 domain[DOMAIN_NAME_SIZE];
@@ -178,18 +169,13 @@ static int	 write_data(int, const char *, int, uint64_t);
 static int	 copy_failed(int);
 static int	 write_copy(int, const char *, int, uint64_t);
 static struct maildir_cache *cache_get(struct spool *);
-static void	 reaped(void *, uint64_t, int);
-static void	 sync_copies(struct maildir_cache *, struct maildir_batch *);
-static int	 batch_wait(struct maildir_cache *, struct maildir_batch *);
-static void	 sync_dir(struct maildir_cache *, struct maildir_user *, int,
-		    const char *);
+
 static void	 pending_close(struct pending *);
 static int	 prepare_copy(const struct spool_mailbox *,
 		    const struct envelope *, size_t, int, uint64_t,
 		    struct entry *, struct pending *, struct index *);
 static void	 publish_copies(const struct spool_mailbox *,
-		    const struct envelope *, struct pending *, size_t,
-		    struct maildir_cache *);
+		    const struct envelope *, struct pending *, size_t);
 static int	 find_copy(int, const char *, char *, size_t, const char **);
 static int	 copy_exists(int, const char *);
 static void	 leave(const struct spool_mailbox *, const char *,
@@ -808,9 +794,6 @@ write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
 static void
 pending_close(struct pending *p)
 {
-	if (p->fd != -1)
-		(void)close(p->fd);
-	p->fd = -1;
 	if (p->u != NULL) {
 		if (p->u->spare) {
 			user_close(p->u);
@@ -846,7 +829,7 @@ prepare_copy(const struct spool_mailbox *mb, const struct envelope *env,
 
 	memset(p, 0, sizeof(*p));
 	p->addr = env->rcpts[i].addr;
-	p->userfd = p->tmpfd = p->newfd = p->fd = -1;
+	p->userfd = p->tmpfd = p->newfd = -1;
 	if (address_mailbox_name(p->addr, p->local, sizeof(p->local),
 	    p->domain, sizeof(p->domain)) == -1 ||
 	    copy_names(env->id, i, size, p->tmpname, p->newname) == -1)
@@ -912,14 +895,13 @@ fail:
 
 /*
  * tmp/ into new/ (rename that never replaces: a copy there is already
- * made), then one fsync for each user's new/ (in c's ring when there is
- * one: nothing waits for it); logged.
+ * made), then one fsync for each user's new/; logged.
  */
 static void
 publish_copies(const struct spool_mailbox *mb, const struct envelope *env,
-    struct pending *p, size_t n, struct maildir_cache *c)
+    struct pending *p, size_t n)
 {
-	char	 safe[512], path[PATH_SIZE];
+	char	 safe[512];
 	size_t	 i, j;
 	int	 r;
 
@@ -948,15 +930,15 @@ publish_copies(const struct spool_mailbox *mb, const struct envelope *env,
 			if (p[j].done && strcmp(p[j].domain, p[i].domain) == 0 &&
 			    strcmp(p[j].local, p[i].local) == 0)
 				break;
-		if (j == i) {
-			(void)bsnprintf(path, sizeof(path), "%s/%s/%s/new",
-			    mb->dir, p[i].domain, p[i].local);
-			sync_dir(c, p[i].u, p[i].newfd, path);
-		}
 		log_safe(safe, sizeof(safe), p[i].addr);
-		log_info("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, status=copied",
-		    env->id, safe, mb->dir, p[i].domain, p[i].local,
-		    p[i].newname);
+		if (j == i && fsync(p[i].newfd) == -1)
+			log_warn("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, "
+			    "status=failed (fsync)", env->id, safe, mb->dir,
+			    p[i].domain, p[i].local, p[i].newname);
+		else
+			log_info("%s: to=<%s>, mailbox=%s/%s/%s/new/%s, "
+			    "status=copied", env->id, safe, mb->dir,
+			    p[i].domain, p[i].local, p[i].newname);
 		quota_add(p[i].userfd, p[i].u != NULL ?
 		    user_quotafd(p[i].u) : -1, (int64_t)env->size, 1);
 	}
@@ -981,8 +963,7 @@ over_quota(const struct spool_mailbox *mb, const char *id,
 	return (1);
 }
 
-/* The spool handle's cache, made on first use (with its ring, when the
- * kernel offers io_uring). */
+/* The spool handle's cache, made on first use. */
 static struct maildir_cache *
 cache_get(struct spool *sp)
 {
@@ -999,96 +980,6 @@ cache_get(struct spool *sp)
 	return (c);
 }
 
-/*
- * A background fsync done: a copy's (tag: its struct pending) or a
- * Maildir directory's (tag: its path, malloc'd, | 1; failures logged:
- * its copies are visible, the rename perhaps not yet durable).
- */
-static void
-reaped(void *arg, uint64_t tag, int res)
-{
-	struct pending	*p;
-	char		*path;
-
-	if (tag == 0)
-		return;			/* a delay's timer */
-	if (tag & 1) {
-		path = (char *)(uintptr_t)(tag & ~(uint64_t)1);
-		if (res < 0)
-			log_warnx("mailbox=%s, status=failed (fsync: %s)", path,
-			    strerror(-res));
-		free(path);
-		return;
-	}
-	p = (struct pending *)(uintptr_t)tag;
-	p->syncing = 0;
-	p->sync_res = res;
-}
-
-/*
- * The copies written to tmp/ made durable: their fsyncs started in the
- * ring (they run beside the message's own fsync; sync_wait collects
- * them), or done here when there is no ring.
- */
-static void
-sync_copies(struct maildir_cache *c, struct maildir_batch *b)
-{
-	struct pending	*p;
-	size_t		 i;
-
-	if (!c->ring_tried) {
-		c->ring_tried = 1;
-		/* MXFB_NO_IO_URING: mxfb.1, ENVIRONMENT. */
-		if (getenv("MXFB_NO_IO_URING") != NULL ||
-		    spool_batch_new(&c->ring) == -1)
-			c->ring = NULL;
-	}
-	if (c->ring != NULL)
-		(void)spool_batch_reap(c->ring, SPOOL_REAP_READY, reaped, NULL);
-	for (i = 0; i < b->n; i++) {
-		p = &b->p[i];
-		if (c->ring != NULL &&
-		    spool_batch_fsync(c->ring, p->fd, (uintptr_t)p, 0) == 0)
-			p->syncing = 1;
-		else
-			p->sync_res = fsync(p->fd) == -1 ? -errno : 0;
-	}
-}
-
-/*
- * A user's new/ fsync'd after a rename into it.  With a ring, group
- * commit: the fsync starts DIR_SYNC_DELAY ms later in the background,
- * once for every copy this process renames into that directory
- * meanwhile (a delayed fsync not started yet covers a rename made
- * now); nothing waits for it.  Else (and for flush's copies, u NULL)
- * here, at once.  Failures are logged.
- */
-static void
-sync_dir(struct maildir_cache *c, struct maildir_user *u, int fd,
-    const char *path)
-{
-	struct timespec	 ts;
-	uint64_t	 now;
-	char		*copy;
-
-	if (c != NULL && c->ring != NULL && u != NULL &&
-	    clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
-		now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec /
-		    1000000;
-		if (u->sync_at > now + 2)
-			return;
-		copy = xstrdup(path);
-		if (spool_batch_fsync(c->ring, fd, (uintptr_t)copy | 1,
-		    DIR_SYNC_DELAY) == 0) {
-			u->sync_at = now + DIR_SYNC_DELAY;
-			return;
-		}
-		free(copy);
-	}
-	if (fsync(fd) == -1)
-		log_warn("mailbox=%s, status=failed (fsync)", path);
-}
-
 static void
 user_close(struct maildir_user *u)
 {
@@ -1102,7 +993,6 @@ user_close(struct maildir_user *u)
 		(void)close(u->userfd);
 	u->userfd = u->tmpfd = u->newfd = u->quotafd = -1;
 	u->domain[0] = u->local[0] = '\0';
-	u->sync_at = 0;
 	u->q_off = 0;
 }
 
@@ -1195,19 +1085,15 @@ maildir_cache_free(struct maildir_cache *c)
 
 	if (c == NULL)
 		return;
-	if (c->ring != NULL) {
-		(void)spool_batch_reap(c->ring, SPOOL_REAP_ALL, reaped, NULL);
-		spool_batch_free(c->ring);
-	}
 	for (i = 0; i < USER_CACHE; i++)
 		user_close(&c->u[i]);
 	free(c);
 }
 
 /*
- * Recipient i's copy, inside receive's commit: written to its tmp/, not
- * yet fsync'd.  0: p filled (p->fd open); 1: none (no safe name, or
- * over quota: noted in ix); -1: failed (logged, noted owed in ix).
+ * Recipient i's copy, inside receive's commit: written to its tmp/ and
+ * fsync'd.  0: p filled; 1: none (no safe name, or over quota: noted in
+ * ix); -1: failed (logged, noted owed in ix).
  */
 static int
 stage_one(struct spool *sp, const struct spool_mailbox *mb,
@@ -1218,7 +1104,7 @@ stage_one(struct spool *sp, const struct spool_mailbox *mb,
 
 	memset(p, 0, sizeof(*p));
 	p->addr = env->rcpts[i].addr;
-	p->userfd = p->tmpfd = p->newfd = p->fd = -1;
+	p->userfd = p->tmpfd = p->newfd = -1;
 	if (address_mailbox_name(p->addr, p->local, sizeof(p->local),
 	    p->domain, sizeof(p->domain)) == -1 ||
 	    copy_names(env->id, i, env->size, p->tmpname, p->newname) == -1)
@@ -1237,8 +1123,7 @@ stage_one(struct spool *sp, const struct spool_mailbox *mb,
 		pending_close(p);
 		return (1);
 	}
-	if ((p->fd = write_data(u->tmpfd, p->tmpname, msgfd, env->size)) !=
-	    -1)
+	if (write_copy(u->tmpfd, p->tmpname, msgfd, env->size) == 0)
 		return (0);
 	stage_failed(mb, env, p, ix);
 	return (-1);
@@ -1264,8 +1149,9 @@ maildir_stage(struct spool *sp, const struct envelope *env, int msgfd)
 {
 	const struct spool_mailbox	*mb;
 	struct maildir_batch		*b;
+	struct index			 ix;
 	size_t				 i;
-	int				 any = 0;
+	int				 ixfd, any = 0;
 
 	if ((mb = spool_private_mailbox(sp)) == NULL)
 		return (NULL);
@@ -1274,74 +1160,20 @@ maildir_stage(struct spool *sp, const struct envelope *env, int msgfd)
 			any = 1;
 	if (!any)
 		return (NULL);
+	memset(&ix, 0, sizeof(ix));
 	b = xcalloc(1, sizeof(*b));
 	b->p = xcalloc(env->nrcpts, sizeof(*b->p));
-	b->ix = xcalloc(1, sizeof(*b->ix));
 	cache_get(sp)->gen++;		/* no entry pinned */
 	for (i = 0; i < env->nrcpts; i++)
 		if (env->rcpts[i].mailbox && !rcpt_finished(&env->rcpts[i]) &&
-		    stage_one(sp, mb, env, i, msgfd, &b->p[b->n], b->ix) == 0)
+		    stage_one(sp, mb, env, i, msgfd, &b->p[b->n], &ix) == 0)
 			b->n++;
-	sync_copies(cache_get(sp), b);
-	return (b);
-}
-
-/* Until none of b's copies is being fsync'd in the ring: 0, or -1 when
- * the ring failed (those are then fsync'd by the caller). */
-static int
-batch_wait(struct maildir_cache *c, struct maildir_batch *b)
-{
-	size_t	 i;
-
-	for (i = 0; i < b->n; i++)
-		while (b->p[i].syncing)
-			if (c->ring == NULL || spool_batch_reap(c->ring,
-			    SPOOL_REAP_ONE, reaped, NULL) == -1)
-				return (-1);
-	return (0);
-}
-
-int
-maildir_staged(struct spool *sp, const struct envelope *env,
-    struct maildir_batch *b)
-{
-	const struct spool_mailbox	*mb;
-	struct maildir_cache		*c = cache_get(sp);
-	struct pending			*p;
-	size_t				 i, n = 0;
-	int				 ixfd, r;
-
-	if (b == NULL || (mb = spool_private_mailbox(sp)) == NULL)
-		return (0);
-	if (batch_wait(c, b) == -1)
-		log_warn("%s: mailbox: io_uring", env->id);
-	for (i = 0; i < b->n; i++) {
-		p = &b->p[i];
-		if (p->syncing) {
-			/* The ring failed under it: wait for it here. */
-			p->syncing = 0;
-			p->sync_res = fsync(p->fd) == -1 ? -errno : 0;
-		}
-		if (p->sync_res == 0) {
-			r = close(p->fd);
-			p->fd = -1;
-			if (r == 0) {
-				b->p[n++] = *p;
-				continue;
-			}
-		} else {
-			errno = -p->sync_res;
-			p->fd = copy_failed(p->fd);
-		}
-		stage_failed(mb, env, p, b->ix);
-	}
-	b->n = n;
 	/* The unusual path: what the names cannot say, before the commit. */
-	if (b->ix->changed && ((ixfd = spool_private_mailbox_dirfd(sp)) ==
-	    -1 || index_write(ixfd, env->id, b->ix) == -1))
+	if (ix.changed && ((ixfd = spool_private_mailbox_dirfd(sp)) == -1 ||
+	    index_write(ixfd, env->id, &ix) == -1))
 		log_warn("%s: mailbox: cannot write the index", env->id);
-	index_free(b->ix);
-	return (0);
+	index_free(&ix);
+	return (b);
 }
 
 void
@@ -1353,29 +1185,22 @@ maildir_publish(struct spool *sp, const struct envelope *env,
 	if (b == NULL)
 		return;
 	if ((mb = spool_private_mailbox(sp)) != NULL)
-		publish_copies(mb, env, b->p, b->n, cache_get(sp));
-	maildir_discard(sp, b, 0);
+		publish_copies(mb, env, b->p, b->n);
+	maildir_discard(b, 0);
 }
 
 void
-maildir_discard(struct spool *sp, struct maildir_batch *b,
-    int unlink_copies)
+maildir_discard(struct maildir_batch *b, int unlink_copies)
 {
-	size_t			 i;
+	size_t	 i;
 
 	if (b == NULL)
 		return;
-	/* Nothing in the ring may point at the batch once it is freed. */
-	if (batch_wait(cache_get(sp), b) == -1)
-		log_warnx("mailbox: background fsyncs not collected");
 	for (i = 0; i < b->n; i++) {
 		if (unlink_copies && b->p[i].tmpfd != -1)
 			(void)unlinkat(b->p[i].tmpfd, b->p[i].tmpname, 0);
 		pending_close(&b->p[i]);
 	}
-	if (b->ix != NULL)
-		index_free(b->ix);
-	free(b->ix);
 	free(b->p);
 	free(b);
 }
@@ -1421,7 +1246,7 @@ spool_mailbox_copy(struct spool *sp, const struct envelope *env)
 		if (prepare_copy(mb, env, i, msgfd, size, e, &p[n], &ix) == 0)
 			n++;
 	}
-	publish_copies(mb, env, p, n, NULL);
+	publish_copies(mb, env, p, n);
 	if (ix.changed && ixok && index_write(ixfd, env->id, &ix) == -1)
 		log_warn("%s: mailbox: cannot write the index", env->id);
 	free(p);

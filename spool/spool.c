@@ -1065,11 +1065,11 @@ writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 		goto fail;
 	}
 	/*
-	 * The outage mailbox's copies (maildir.c): written now, fsync'd
-	 * beside the message, published once the message is in queue/,
-	 * under its file's lock (taken while no other process can see the
-	 * file): a flush or delete of the message waits for them.  Without
-	 * the lock they stay owed.
+	 * The outage mailbox's copies (maildir.c): written and fsync'd
+	 * now, published once the message is in queue/, under its file's
+	 * lock (taken while no other process can see the file): a flush or
+	 * delete of the message waits for them.  Without the lock they stay
+	 * owed.
 	 */
 	if (sp->has_mbox)
 		batch = maildir_stage(sp, env, w->fd);
@@ -1077,10 +1077,10 @@ writer_commit(struct spool_writer *w, struct envelope *env, const char *as)
 		e = errno;
 		goto fail;
 	}
-	if (batch != NULL && (maildir_staged(sp, env, batch) == -1 ||
-	    (lockfd = dup(w->fd)) == -1 || flock(lockfd, LOCK_EX) == -1)) {
+	if (batch != NULL && ((lockfd = dup(w->fd)) == -1 ||
+	    flock(lockfd, LOCK_EX) == -1)) {
 		log_warn("%s: mailbox: lock", env->id);
-		maildir_discard(sp, batch, 0);
+		maildir_discard(batch, 0);
 		batch = NULL;
 	}
 	/* From here the file is closed but still in tmp/. */
@@ -1127,7 +1127,7 @@ unlink_tmp:
 	if (unlinkat(sp->fd[D_TMP], w->id, 0) == -1)
 		log_warn("spool: unlink tmp/%s", w->id);
 fail:
-	maildir_discard(sp, batch, 1);
+	maildir_discard(batch, 1);
 	if (lockfd != -1)
 		(void)close(lockfd);
 	writer_kill(w, e);

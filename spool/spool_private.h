@@ -50,23 +50,6 @@ void	 spool_batch_free(struct spool_batch *);
 int	 spool_batch_read(struct spool_batch *, struct spool_batch_item *,
 	    size_t);
 /*
- * fsync(fd) started in the background, after ms milliseconds when ms >
- * 0, tag (never 0) given back with its result (0 or -errno) by
- * spool_batch_reap; -1 when it was not started (the caller fsyncs
- * itself).  spool_batch_reap hands every completion ready to fn (the
- * delays' own with tag 0), first waiting for one (SPOOL_REAP_ONE) or
- * until none is in flight (SPOOL_REAP_ALL) when something is; -1: the
- * ring failed (those still in flight are then never reported).
- */
-#define SPOOL_REAP_READY	0
-#define SPOOL_REAP_ONE		1
-#define SPOOL_REAP_ALL		2
-int	 spool_batch_fsync(struct spool_batch *, int fd, uint64_t tag,
-	    unsigned ms);
-int	 spool_batch_reap(struct spool_batch *, int how,
-	    void (*fn)(void *, uint64_t tag, int res), void *);
-
-/*
  * spool_foreach with envelopes from elsewhere (spool/listcache.c): for
  * each message, in ID order, has() says whether get() will provide it
  * (its files are then not read); get() returns 1 with env filled (its
@@ -135,26 +118,21 @@ void	 maildir_recover(struct spool *, time_t now);
 /*
  * Receive's copies, made inside its commit (spool_writer_commit): once
  * the message file msgfd is written (whole, in tmp/), maildir_stage
- * writes each marked recipient's copy in its tmp/ and starts their
- * fsyncs (in the background, beside the message's own; NULL: no copy to
- * make); after the message's fsync, maildir_staged waits for them and
- * notes what failed (owed); once the message is in queue/ (its file
- * locked), maildir_publish renames them into new/ and frees the batch;
- * when the commit fails, maildir_discard frees it, unlinking the copies
- * when unlink_copies (else they stay owed, for flush).  The users'
- * Maildirs stay open in the spool handle's cache (freed, its background
- * fsyncs waited for, by maildir_cache_free).
+ * writes and fsyncs each marked recipient's copy in its tmp/ (NULL: no
+ * copy to make; a copy that fails is logged and noted owed); once the
+ * message is in queue/ (its file locked), maildir_publish renames them
+ * into new/ and frees the batch; when the commit fails,
+ * maildir_discard frees it, unlinking the copies when unlink_copies
+ * (else they stay owed, for flush).  The users' Maildirs stay open in
+ * the spool handle's cache (freed by maildir_cache_free).
  */
 struct maildir_batch;
 struct maildir_cache;
 struct maildir_batch *maildir_stage(struct spool *, const struct envelope *,
 	    int msgfd);
-int	 maildir_staged(struct spool *, const struct envelope *,
-	    struct maildir_batch *);
 void	 maildir_publish(struct spool *, const struct envelope *,
 	    struct maildir_batch *);
-void	 maildir_discard(struct spool *, struct maildir_batch *,
-	    int unlink_copies);
+void	 maildir_discard(struct maildir_batch *, int unlink_copies);
 struct maildir_cache **spool_private_mailbox_cache(struct spool *);
 void	 maildir_cache_free(struct maildir_cache *);
 /* A Maildir++ maildirsize's byte total (spool/maildir.c; fuzzed). */

@@ -11,13 +11,6 @@
  * up as that item's error and the caller reads that item the slow way.
  * Every descriptor the ring reported opened is closed before
  * spool_batch_read() returns.
- *
- * The same ring also runs fsyncs in the background for the outage
- * mailbox (spool_batch_fsync, spool_batch_reap): a copy's fsync beside
- * the message's own, a Maildir directory's after the commit.  A
- * submission that fails leaves the ring unused (the caller fsyncs
- * itself); a request the kernel takes holds its own reference to the
- * file, so the descriptor may be closed before it completes.
  */
 #include <sys/types.h>
 #include <sys/mman.h>
@@ -50,9 +43,6 @@ struct spool_batch {
 	unsigned		*cq_head, *cq_tail, *cq_mask;
 	unsigned		 tail;		/* our copy of *sq_tail */
 	unsigned		 pending;	/* queued, not yet submitted */
-	unsigned		 inflight;	/* spool_batch_fsync's, not reaped */
-	int			 broken;	/* a submission failed: unused */
-	int			 dead;		/* waiting failed: never reaped */
 	struct statx		*stx;		/* one per item */
 };
 
@@ -425,80 +415,4 @@ spool_batch_read(struct spool_batch *b, struct spool_batch_item *it,
 		r = -1;
 	}
 	return (r);
-}
-
-int
-spool_batch_fsync(struct spool_batch *b, int fd, uint64_t tag, unsigned ms)
-{
-	struct __kernel_timespec ts;
-	struct io_uring_sqe	*s;
-	unsigned		 n = ms > 0 ? 2 : 1;
-	int			 r, tries = 0;
-
-	if (b->broken || b->dead || b->inflight + n > RING_DEPTH / 2) {
-		errno = EBUSY;
-		return (-1);
-	}
-	if (ms > 0) {
-		/* A timer, hard-linked: the fsync starts when it expires. */
-		ts.tv_sec = ms / 1000;
-		ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-		s = sqe_get(b);
-		s->opcode = IORING_OP_TIMEOUT;
-		s->flags = IOSQE_IO_HARDLINK;
-		s->addr = (unsigned long)&ts;	/* copied at submission */
-		s->len = 1;
-		s->user_data = 0;
-	}
-	s = sqe_get(b);
-	s->opcode = IORING_OP_FSYNC;
-	s->fd = fd;
-	s->user_data = tag;
-	__atomic_store_n(b->sq_tail, b->tail, __ATOMIC_RELEASE);
-	while ((r = (int)syscall(__NR_io_uring_enter, b->fd, b->pending, 0, 0,
-	    NULL, 0)) == -1 && (errno == EINTR || errno == EAGAIN ||
-	    errno == EBUSY) && ++tries < 1000)
-		;
-	if (r != (int)n) {
-		/* Entries may still be in the ring: never enter it again. */
-		b->broken = 1;
-		if (r != -1)
-			errno = EIO;
-		return (-1);
-	}
-	b->pending = 0;
-	b->inflight += n;
-	return (0);
-}
-
-int
-spool_batch_reap(struct spool_batch *b, int how,
-    void (*fn)(void *, uint64_t, int), void *arg)
-{
-	const struct io_uring_cqe	*c;
-	unsigned			 head, got = 0;
-
-	/* What is still in flight may point at memory freed since. */
-	if (b->dead)
-		return (-1);
-	for (;;) {
-		head = *b->cq_head;
-		while (head != __atomic_load_n(b->cq_tail, __ATOMIC_ACQUIRE)) {
-			c = &b->cqes[head & *b->cq_mask];
-			head++;
-			__atomic_store_n(b->cq_head, head, __ATOMIC_RELEASE);
-			if (b->inflight > 0)
-				b->inflight--;
-			got++;
-			fn(arg, c->user_data, c->res);
-		}
-		if (how == SPOOL_REAP_READY || b->inflight == 0 ||
-		    (how == SPOOL_REAP_ONE && got > 0))
-			return (0);
-		if (syscall(__NR_io_uring_enter, b->fd, 0, 1,
-		    IORING_ENTER_GETEVENTS, NULL, 0) == -1 && errno != EINTR) {
-			b->broken = b->dead = 1;
-			return (-1);
-		}
-	}
 }

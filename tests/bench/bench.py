@@ -64,6 +64,7 @@ VERIFY_SESSIONS = knob("VERIFY_SESSIONS", 200, 30)  # per verify figure
 VERIFY_RCPTS = 20                             # RCPTs per session (and 1)
 VERIFY_FILE_LINES = 100000                    # the recipients file
 MAILBOX_RCPTS = knob("MAILBOX_RCPTS", 1, 1)   # recipients per message
+MAILBOX_PAIRS = knob("MAILBOX_PAIRS", 7, 1)   # off/on pairs (median)
 MAILBOX_CONC, MAILBOX_PER_CONN = 16, 20       # receive -l, with and without
 SUB_LOGINS = knob("SUB_LOGINS", 40, 10)        # AUTH cost: logins timed
 SUB_CONC = 4                                  # submission: sessions at once
@@ -1543,7 +1544,7 @@ class Bench:
         their own: with a recipients file naming the recipients used (the
         baseline) and with that file and `mailbox DIR` (a Maildir copy per
         recipient; DIR beside the spool, on the same file system); BENCH_
-        REPEAT alternating pairs, medians.  The copies' cost per message is
+        MAILBOX_PAIRS alternating pairs, medians.  The copies' cost per message is
         the difference in wall time per message (1/rate) and in CPU; per
         recipient it is set against one fsync at the 16-writer limit."""
         rcpts = ["rcpt@" + DOMAIN] + ["%drcpt@%s" % (i, DOMAIN)
@@ -1564,7 +1565,7 @@ class Bench:
                                           "mailbox " + mbox, listen=True)
         runs = {"off": [], "on": []}
         try:
-            for i in range(REPEAT):
+            for i in range(MAILBOX_PAIRS):
                 for what, port in (("off", p_off), ("on", p_on)):
                     key = "mailbox-%s-%d" % (what, i + 1)
                     self.record(key, mailbox_before=self.copies(mbox))

@@ -641,14 +641,10 @@ def markers(spool):
 UNDER_STRACE = {"ASAN_OPTIONS": "detect_leaks=0"}
 
 
-# The kernel's io_uring refused (strace): receive fsyncs its copies itself.
-NO_URING = ["-e", "inject=io_uring_setup:error=ENOSYS"]
-
-
-def killed_at(mx, argv, call, n, stdin=None, strace_args=()):
+def killed_at(mx, argv, call, n, stdin=None):
     p = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
-                        "inject=%s:signal=KILL:when=%d" % (call, n)]
-                       + list(strace_args) + [MXFB]
+                        "inject=%s:signal=KILL:when=%d" % (call, n),
+                        MXFB]
                        + argv, env=mx.env(UNDER_STRACE), input=stdin,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=60)
@@ -672,21 +668,18 @@ def assert_safe(mx, mbox, stored):
 
 
 # receive's steps: the message written in the spool's tmp/, the copy
-# written in the user's tmp/ (openat), both fsync'd (the copy's in the
-# background through io_uring where the kernel offers it, else fsync 1;
-# the message's: fsync 1 or 2), the lock (flock), the commit (renameat,
-# then queue/ fsync'd: the 250 is owed from here), the copy renamed into
-# new/ (renameat2), new/ fsync'd (in the background, 50 ms later, or at
-# once), maildirsize appended, the process's end (exit_group: a
-# background fsync still waiting is cancelled).
+# written in the user's tmp/ (openat) and fsync'd (fsync 1), the message
+# fsync'd (fsync 2), its file locked (flock), the commit (renameat, then
+# queue/ fsync'd, fsync 3: the 250 is owed from here), the copy renamed
+# into new/ (renameat2), new/ fsync'd (fsync 4), maildirsize appended,
+# the process's end (exit_group, after the 250).
 @needs_strace
-@pytest.mark.parametrize("uring", ["uring", "no-uring"])
 @pytest.mark.parametrize("call,n", [("fsync", 1), ("fsync", 2),
-                                    ("fsync", 3), ("flock", 1),
-                                    ("renameat", 1), ("renameat2", 1),
-                                    ("exit_group", 1)])
+                                    ("flock", 1), ("renameat", 1),
+                                    ("fsync", 3), ("renameat2", 1),
+                                    ("fsync", 4), ("exit_group", 1)])
 def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
-                                    call, n, uring):
+                                    call, n):
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port)
     # The spool (and its mailbox/) made beforehand: the calls counted are
@@ -695,13 +688,7 @@ def test_receive_killed_during_copy(mx, dns, tmp_path, primary_factory,
     os.mkdir(os.path.join(mx.spool, "mailbox"), 0o700)
     mx.give(mx.spool)
     p = killed_at(mx, ["receive"], call, n,
-                  smtp_script(["user@example.test"], body()),
-                  NO_URING if uring == "no-uring" else ())
-    if p.returncode == 0 and (call, n, uring) == ("fsync", 3, "uring"):
-        # With io_uring the copy's fsync is not a system call: there is
-        # no third one (the message's, queue/'s).
-        assert b"queued as" in p.stdout, p.stderr
-        return
+                  smtp_script(["user@example.test"], body()))
     assert p.returncode in (-9, 137), (p.returncode, p.stdout)
     # Killed inside the commit, before the 250 (at its end: after it).
     assert (b"queued as" in p.stdout) == (call == "exit_group"), p.stdout
@@ -807,18 +794,17 @@ def test_disk_full_during_copy(mx, dns, tmp_path, primary_factory):
 
 
 @needs_strace
-def test_copies_made_without_io_uring(mx, dns, tmp_path):
-    """Where the kernel refuses io_uring, receive fsyncs each copy and
-    each user's new/ itself: the same copies, each fsync'd (two copies,
-    the message, queue/, two new/ directories: six fsyncs)."""
+def test_each_copy_and_new_directory_fsyncd(mx, dns, tmp_path):
+    """Maildir rules: each copy is fsync'd before its rename, each user's
+    new/ after it (two copies, the message, queue/, two new/
+    directories: six fsyncs)."""
     port = free_port("127.0.0.2")
     mbox = outage(mx, dns, tmp_path, port,
                   users=("a@example.test", "b@example.test"))
     mx.run("receive", input=b"QUIT\r\n")
     trace = str(tmp_path / "trace")
-    p = subprocess.run(["strace", "-f", "-o", trace, "-e",
-                        "trace=fsync,io_uring_setup"]
-                       + NO_URING + [MXFB, "receive"],
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e", "trace=fsync",
+                        MXFB, "receive"],
                        env=mx.env(UNDER_STRACE),
                        input=smtp_script(["a@example.test", "b@example.test"],
                                          body()),
@@ -826,7 +812,7 @@ def test_copies_made_without_io_uring(mx, dns, tmp_path):
                        timeout=60)
     assert b"queued as" in p.stdout, p.stderr
     calls = open(trace).read()
-    assert "io_uring_setup(" in calls and calls.count("fsync(") == 6, calls
+    assert calls.count("fsync(") == 6, calls
     qid = mx.status_json()[0]["id"]
     stored = mx.run("status", "-b", qid, check=True).stdout
     assert len(copies(mbox, user="a")) == 1 and len(copies(mbox, user="b")) == 1
