@@ -2225,7 +2225,7 @@ def mailbox_table(R):
         if m:
             out.append((label, "%.0f msg/s" % m["rate"],
                         "%.2f ms/msg" % m["cpu_ms"]))
-    for i in range(1, REPEAT + 1) if REPEAT > 1 else ():
+    for i in range(1, MAILBOX_PAIRS + 1) if MAILBOX_PAIRS > 1 else ():
         m = R.get("mailbox-on-%d" % i)
         if m and "rate" in m:
             out.append(("  on, run %d: %d copies in the mailbox before" % (
