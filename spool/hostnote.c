@@ -96,18 +96,7 @@ note_name(const char *key, const char *suffix, char *buf, size_t size)
 static int
 parse_number(const char *v, size_t len, uint64_t *out)
 {
-	uint64_t	 n = 0;
-	size_t		 i;
-
-	if (len == 0 || len > NUMBER_DIGITS)
-		return (-1);
-	for (i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return (-1);
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	*out = n;
-	return (0);
+	return (spool_private_parse_number(v, len, NUMBER_DIGITS, out));
 }
 
 /* Printable ASCII (space included), shorter than size. */
@@ -241,30 +230,11 @@ fail:
 static int
 lock_writers(struct spool *sp, const char *key)
 {
-	struct stat	 st;
-	char		 name[HOST_KEY_SIZE + 16];
-	int		 fd, save;
+	char	 name[HOST_KEY_SIZE + 16];
 
 	if (note_name(key, ".hlock", name, sizeof(name)) == -1)
 		return (-1);
-	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), name, O_RDWR |
-	    O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600)) == -1)
-		return (-1);
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EPERM;
-		goto fail;
-	}
-	while (flock(fd, LOCK_EX) == -1)
-		if (errno != EINTR)
-			goto fail;
-	return (fd);
-fail:
-	save = errno;
-	(void)close(fd);
-	errno = save;
-	return (-1);
+	return (spool_private_lock_file(sp, name, 1));
 }
 
 int

@@ -60,22 +60,10 @@ static int	 lock_writers(struct spool *, const char *);
 static void	 carry_state(struct primary_obs *, const struct primary_obs *,
 		    int);
 
-/* Decimal digits only, at most NUMBER_DIGITS of them. */
 static int
 parse_number(const char *v, size_t len, uint64_t *out)
 {
-	uint64_t	 n = 0;
-	size_t		 i;
-
-	if (len == 0 || len > NUMBER_DIGITS)
-		return (-1);
-	for (i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return (-1);
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	*out = n;
-	return (0);
+	return (spool_private_parse_number(v, len, NUMBER_DIGITS, out));
 }
 
 static int
@@ -369,31 +357,12 @@ spool_primary_read(struct spool *sp, const char *domain,
 static int
 lock_writers(struct spool *sp, const char *domain)
 {
-	struct stat	 st;
-	char		 name[300];
-	int		 fd, save;
+	char	 name[300];
 
 	if (spool_private_domain_file(domain, "plock", name,
 	    sizeof(name)) == -1)
 		return (-1);
-	if ((fd = openat(spool_private_dirfd(sp, D_DOMAINS), name, O_RDWR |
-	    O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600)) == -1)
-		return (-1);
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EPERM;
-		goto fail;
-	}
-	while (flock(fd, LOCK_EX) == -1)
-		if (errno != EINTR)
-			goto fail;
-	return (fd);
-fail:
-	save = errno;
-	(void)close(fd);
-	errno = save;
-	return (-1);
+	return (spool_private_lock_file(sp, name, 1));
 }
 
 /*

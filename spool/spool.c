@@ -2335,12 +2335,20 @@ static int
 lock_domain_file(struct spool *sp, const char *domain, const char *suffix,
     int *fdp)
 {
+	char	 name[300];
+
+	if (domain_file(domain, suffix, name, sizeof(name)) == -1 ||
+	    (*fdp = spool_private_lock_file(sp, name, 0)) == -1)
+		return (-1);
+	return (0);
+}
+
+int
+spool_private_lock_file(struct spool *sp, const char *name, int wait)
+{
 	struct stat	 st;
-	char		 name[300];
 	int		 fd, save;
 
-	if (domain_file(domain, suffix, name, sizeof(name)) == -1)
-		return (-1);
 	/*
 	 * The lock file stays (it is only ever flocked): opened without
 	 * following a link planted in its place, and only a regular file
@@ -2349,26 +2357,41 @@ lock_domain_file(struct spool *sp, const char *domain, const char *suffix,
 	if ((fd = openat(sp->fd[D_DOMAINS], name, O_RDWR | O_CREAT |
 	    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600)) == -1)
 		return (-1);
-	if (fstat(fd, &st) == -1) {
-		save = errno;
-		(void)close(fd);
-		errno = save;
-		return (-1);
-	}
+	if (fstat(fd, &st) == -1)
+		goto fail;
 	if (!S_ISREG(st.st_mode)) {
 		log_warnx("spool: domains/%s is not a regular file: refused",
 		    name);
-		(void)close(fd);
 		errno = EPERM;
-		return (-1);
+		goto fail;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		save = errno;
-		(void)close(fd);
-		errno = save;
+	while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) == -1)
+		if (errno != EINTR || !wait)
+			goto fail;
+	return (fd);
+fail:
+	save = errno;
+	(void)close(fd);
+	errno = save;
+	return (-1);
+}
+
+/* Decimal digits only, at most max of them. */
+int
+spool_private_parse_number(const char *v, size_t len, size_t max,
+    uint64_t *out)
+{
+	uint64_t	 n = 0;
+	size_t		 i;
+
+	if (len == 0 || len > max)
 		return (-1);
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return (-1);
+		n = n * 10 + (uint64_t)(v[i] - '0');
 	}
-	*fdp = fd;
+	*out = n;
 	return (0);
 }
 

@@ -84,6 +84,15 @@ int	 spool_private_dirfd(struct spool *, enum subdir);
 int	 spool_private_walk_notes(struct spool *, const char *suffix,
 	    size_t size, int (*fn)(void *, const char *), void *arg);
 int	 spool_private_rootfd(struct spool *);
+/*
+ * domains/name, a lock file (made, a regular file, never through a
+ * link), flocked LOCK_EX, waiting for it with wait: its descriptor, or
+ * -1 (EWOULDBLOCK without wait when another holds it).
+ */
+int	 spool_private_lock_file(struct spool *, const char *name, int wait);
+/* The decimal number len bytes at v (digits only, at most max): 0, or -1. */
+int	 spool_private_parse_number(const char *v, size_t len, size_t max,
+	    uint64_t *);
 const char *spool_private_host(struct spool *);
 /*
  * A new temp file dirfd/name, mode 0600: O_EXCL and O_NOFOLLOW, so that
