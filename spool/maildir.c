@@ -165,8 +165,6 @@ static int	 stage_one(struct spool *, const struct spool_mailbox *,
 		    struct index *);
 static void	 stage_failed(const struct spool_mailbox *,
 		    const struct envelope *, struct pending *, struct index *);
-static int	 write_data(int, const char *, int, uint64_t);
-static int	 copy_failed(int);
 static int	 write_copy(int, const char *, int, uint64_t);
 static struct maildir_cache *cache_get(struct spool *);
 
@@ -736,16 +734,16 @@ name_size(const char *name)
 
 /*
  * msgfd's first size bytes into tmpfd/name (made or emptied first),
- * mode 0600, not yet fsync'd: its descriptor.  On failure it stays,
- * emptied: the copy is still owed, and a full disk gets its room back.
+ * mode 0600, fsync'd.  On failure it stays, emptied: the copy is still
+ * owed, and a full disk gets its room back.
  */
 static int
-write_data(int tmpfd, const char *name, int msgfd, uint64_t size)
+write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
 {
 	char		 buf[64 * 1024];
 	uint64_t	 off = 0;
 	ssize_t		 n;
-	int		 fd;
+	int		 fd, save;
 
 	fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
@@ -757,38 +755,21 @@ write_data(int tmpfd, const char *name, int msgfd, uint64_t size)
 		if (n <= 0) {
 			if (n == 0)
 				errno = EIO;
-			return (copy_failed(fd));
+			goto fail;
 		}
 		if (write_all(fd, buf, (size_t)n) == -1)
-			return (copy_failed(fd));
+			goto fail;
 		off += (uint64_t)n;
 	}
-	return (fd);
-}
-
-/* A copy's descriptor after a failure (errno kept): emptied, closed. */
-static int
-copy_failed(int fd)
-{
-	int	 save = errno;
-
+	if (fsync(fd) == -1)
+		goto fail;
+	return (close(fd));
+fail:
+	save = errno;
 	(void)ftruncate(fd, 0);
 	(void)close(fd);
 	errno = save;
 	return (-1);
-}
-
-/* write_data, fsync'd and closed. */
-static int
-write_copy(int tmpfd, const char *name, int msgfd, uint64_t size)
-{
-	int	 fd;
-
-	if ((fd = write_data(tmpfd, name, msgfd, size)) == -1)
-		return (-1);
-	if (fsync(fd) == -1)
-		return (copy_failed(fd));
-	return (close(fd));
 }
 
 static void

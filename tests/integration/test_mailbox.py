@@ -920,6 +920,40 @@ def test_quota_kept_in_maildirsize_without_a_scan(mx, dns, tmp_path):
 
 
 @needs_strace
+def test_big_maildirsize_compacted_not_rescanned(mx, dns, tmp_path):
+    """A maildirsize grown past 5120 bytes (Maildir++'s limit) is
+    rewritten as its own sum, without reading new/ or cur/ (planted
+    files there that it does not count stay uncounted), and the copy's
+    line lands in the new file."""
+    port = free_port("127.0.0.2")
+    mbox = outage(mx, dns, tmp_path, port,
+                  extra=("mailbox-max-size 100000",))
+    user = os.path.join(mbox, "example.test", "user")
+    send(mx, ["user@example.test"], body("one"))
+    size = os.path.getsize(copies(mbox)[0])
+    open(os.path.join(user, "cur", "1764700000.M1P1.h,S=500:2,S"),
+         "w").write("x")
+    with open(os.path.join(user, "maildirsize"), "w") as f:
+        f.write("100000S\n%d 1\n" % size + "10 1\n-10 -1\n" * 500)
+    assert os.path.getsize(os.path.join(user, "maildirsize")) > 5120
+    mx.give(mbox)
+    trace = str(tmp_path / "trace")
+    p = subprocess.run(["strace", "-f", "-o", trace, "-e",
+                        "trace=openat,getdents64", MXFB, "receive"],
+                       env=mx.env(UNDER_STRACE),
+                       input=smtp_script(["user@example.test"], body("two")),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    assert b"queued as" in p.stdout, p.stderr
+    calls = open(trace).read()
+    assert "getdents64" not in calls
+    assert not re.search(r'openat\(\d+, "cur"', calls), calls
+    assert len(copies(mbox)) == 3          # two copies, the planted one
+    assert os.path.getsize(os.path.join(user, "maildirsize")) < 200
+    assert quota_total(user) == ("100000S", 2 * size)
+
+
+@needs_strace
 def test_finished_recipients_copy_is_looked_for_once(mx, dns, tmp_path,
                                                      primary_factory):
     """A recipient delivered while another of the message is deferred: its
